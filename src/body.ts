@@ -1,0 +1,305 @@
+/** @module body — pure request-body framing decoder: Content-Length and chunked (RFC 9112 §6, §7.1). */
+
+import { TCHAR, VALUE_CHAR } from "./parser.ts";
+
+/** Error codes returned (negated) by {@link BodyDecoder.execute}; see {@link BODY_ERRORS}. */
+export const BodyError = {
+  BAD_CHUNK_SIZE: 1,
+  CHUNK_SIZE_OVERFLOW: 2,
+  BAD_CHUNK_EXT: 3,
+  CHUNK_EXT_TOO_LONG: 4,
+  BAD_CHUNK_END: 5,
+  BAD_TRAILER: 6,
+  TRAILERS_TOO_LARGE: 7,
+  TOO_LARGE: 8,
+} as const;
+
+/** [status, message] for each {@link BodyError} code. */
+export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = {
+  1: [400, "invalid chunk size"],
+  2: [400, "chunk size overflow"],
+  3: [400, "invalid chunk extension"],
+  4: [400, "chunk extension too long"],
+  5: [400, "chunk data not followed by CRLF"],
+  6: [400, "invalid trailer field"],
+  7: [431, "trailer section too large"],
+  8: [413, "request body too large"],
+};
+
+export interface BodyLimits {
+  /** Largest decoded body in bytes (413 beyond it). */
+  maxBody: number;
+  /** Longest chunk-ext run on one chunk line. */
+  maxChunkExt: number;
+  /** Largest trailer section in bytes. */
+  maxTrailerBytes: number;
+  /** Most trailer fields. */
+  maxTrailers: number;
+}
+
+export const DEFAULT_BODY_LIMITS: Readonly<BodyLimits> = {
+  maxBody: 100 * 1024 * 1024,
+  maxChunkExt: 4096,
+  maxTrailerBytes: 16384,
+  maxTrailers: 32,
+};
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+
+/** More than 13 hex digits would exceed 2^52: far beyond any body limit, and beyond exact doubles. */
+const MAX_SIZE_DIGITS = 13;
+
+// Chunked decoder states.
+const S_SIZE = 0; // reading chunk-size hex digits
+const S_EXT = 1; // after size: BWS / chunk-ext until CR
+const S_SIZE_LF = 2; // CR seen after size line
+const S_DATA = 3;
+const S_DATA_CR = 4;
+const S_DATA_LF = 5;
+const S_TRAILER = 6; // inside a trailer line (or at its start)
+const S_TRAILER_LF = 7;
+const S_DONE = 8;
+
+// chunk-ext sub-states (RFC 9112 §7.1.1: *( BWS ";" BWS name [ BWS "=" BWS value ] )).
+const X_BEFORE_SEMI = 0;
+const X_NAME_START = 1;
+const X_NAME = 2;
+const X_VALUE_START = 3;
+const X_TOKEN = 4;
+const X_QUOTED = 5;
+const X_QUOTED_ESC = 6;
+const X_AFTER_QUOTE = 7;
+/** "name BWS" may be followed by "=", ";" or the end; X_BEFORE_SEMI may not take "=". */
+const X_BEFORE_SEMI_OR_EQ = 8;
+
+const hexValue = (b: number): number => {
+  if (b >= 48 && b <= 57) return b - 48;
+  const l = b | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+};
+
+/**
+ * Decodes one request body. Call {@link execute} repeatedly over incoming bytes: each call
+ * consumes framing and at most one run of body data, reported as [dataStart, dataEnd) in the
+ * caller's buffer (no copy). {@link done} turns true after the last byte of the body.
+ */
+export class BodyDecoder {
+  readonly limits: BodyLimits;
+  chunked = false;
+  done = true;
+  dataStart = 0;
+  dataEnd = 0;
+  /** Decoded body bytes so far. */
+  received = 0;
+  /** Trailer fields of a chunked body, as [name, value] pairs, once {@link done}. */
+  trailers: Array<[string, string]> = [];
+
+  private remaining = 0;
+  private state = S_SIZE;
+  private digits = 0;
+  private ext = 0;
+  private xstate = X_BEFORE_SEMI;
+  private trailerBytes: number[] = [];
+
+  constructor(limits: BodyLimits = DEFAULT_BODY_LIMITS) {
+    this.limits = limits;
+  }
+
+  /** Start a body of `length` bytes. */
+  startLength(length: number): void {
+    this.chunked = false;
+    this.remaining = length;
+    this.received = 0;
+    this.done = length === 0;
+    this.trailers = [];
+  }
+
+  /** Start a chunked body. */
+  startChunked(): void {
+    this.chunked = true;
+    this.remaining = 0;
+    this.received = 0;
+    this.done = false;
+    this.state = S_SIZE;
+    this.digits = 0;
+    this.trailers = [];
+    this.trailerBytes = [];
+  }
+
+  /**
+   * Consume buf[start, end).
+   * @returns bytes consumed (≥ 0), or a negated {@link BodyError} code. The data run, if any,
+   *   is buf[dataStart, dataEnd); it is empty when dataStart === dataEnd.
+   */
+  execute(buf: Uint8Array, start: number, end: number): number {
+    this.dataStart = this.dataEnd = start;
+    if (this.done) return 0;
+    if (!this.chunked) {
+      const n = Math.min(this.remaining, end - start);
+      this.remaining -= n;
+      this.received += n;
+      this.dataEnd = start + n;
+      if (this.remaining === 0) this.done = true;
+      return n;
+    }
+    let i = start;
+    while (i < end) {
+      const b = buf[i] as number;
+      switch (this.state) {
+        case S_SIZE: {
+          const h = hexValue(b);
+          if (h >= 0) {
+            if (++this.digits > MAX_SIZE_DIGITS) return -BodyError.CHUNK_SIZE_OVERFLOW;
+            this.remaining = this.remaining * 16 + h;
+            i++;
+            break;
+          }
+          if (this.digits === 0) return -BodyError.BAD_CHUNK_SIZE;
+          if (b === CR) {
+            this.state = S_SIZE_LF;
+            i++;
+            break;
+          }
+          if (b !== SP && b !== HTAB && b !== 0x3b) return -BodyError.BAD_CHUNK_SIZE;
+          this.state = S_EXT;
+          this.ext = 0;
+          this.xstate = X_BEFORE_SEMI;
+          break;
+        }
+        case S_EXT: {
+          if (b === CR) {
+            if (!extCanEnd(this.xstate)) return -BodyError.BAD_CHUNK_EXT;
+            this.state = S_SIZE_LF;
+            i++;
+            break;
+          }
+          if (++this.ext > this.limits.maxChunkExt) return -BodyError.CHUNK_EXT_TOO_LONG;
+          const next = extStep(this.xstate, b);
+          if (next < 0) return -BodyError.BAD_CHUNK_EXT;
+          this.xstate = next;
+          i++;
+          break;
+        }
+        case S_SIZE_LF: {
+          if (b !== LF) return -BodyError.BAD_CHUNK_SIZE;
+          i++;
+          this.digits = 0;
+          if (this.remaining === 0) {
+            this.state = S_TRAILER;
+            this.trailerBytes = [];
+          } else {
+            if (this.received + this.remaining > this.limits.maxBody) return -BodyError.TOO_LARGE;
+            this.state = S_DATA;
+          }
+          break;
+        }
+        case S_DATA: {
+          const n = Math.min(this.remaining, end - i);
+          this.remaining -= n;
+          this.received += n;
+          this.dataStart = i;
+          this.dataEnd = i + n;
+          if (this.remaining === 0) this.state = S_DATA_CR;
+          return i + n - start;
+        }
+        case S_DATA_CR:
+          if (b !== CR) return -BodyError.BAD_CHUNK_END;
+          this.state = S_DATA_LF;
+          i++;
+          break;
+        case S_DATA_LF:
+          if (b !== LF) return -BodyError.BAD_CHUNK_END;
+          this.state = S_SIZE;
+          i++;
+          break;
+        case S_TRAILER: {
+          if (b === CR) {
+            this.state = S_TRAILER_LF;
+            i++;
+            break;
+          }
+          if (b === LF) return -BodyError.BAD_TRAILER;
+          if (this.trailerBytes.length >= this.limits.maxTrailerBytes) return -BodyError.TRAILERS_TOO_LARGE;
+          this.trailerBytes.push(b);
+          i++;
+          break;
+        }
+        case S_TRAILER_LF: {
+          if (b !== LF) return -BodyError.BAD_TRAILER;
+          i++;
+          const line = this.trailerBytes;
+          if (line.length === 0) {
+            this.state = S_DONE;
+            this.done = true;
+            return i - start;
+          }
+          if (this.trailers.length >= this.limits.maxTrailers) return -BodyError.TRAILERS_TOO_LARGE;
+          const field = parseTrailer(line);
+          if (field === null) return -BodyError.BAD_TRAILER;
+          this.trailers.push(field);
+          this.trailerBytes = [];
+          this.state = S_TRAILER;
+          break;
+        }
+        default:
+          return i - start;
+      }
+    }
+    return i - start;
+  }
+}
+
+const isWS = (b: number): boolean => b === SP || b === HTAB;
+
+function extStep(x: number, b: number): number {
+  switch (x) {
+    case X_BEFORE_SEMI:
+      return isWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
+    case X_NAME_START:
+      return isWS(b) ? X_NAME_START : TCHAR[b] === 1 ? X_NAME : -1;
+    case X_NAME:
+      if (TCHAR[b] === 1) return X_NAME;
+      if (b === 0x3d) return X_VALUE_START;
+      return b === 0x3b ? X_NAME_START : isWS(b) ? X_BEFORE_SEMI_OR_EQ : -1;
+    case X_BEFORE_SEMI_OR_EQ:
+      if (isWS(b)) return X_BEFORE_SEMI_OR_EQ;
+      return b === 0x3d ? X_VALUE_START : b === 0x3b ? X_NAME_START : -1;
+    case X_VALUE_START:
+      if (isWS(b)) return X_VALUE_START;
+      if (b === 0x22) return X_QUOTED;
+      return TCHAR[b] === 1 ? X_TOKEN : -1;
+    case X_TOKEN:
+      if (TCHAR[b] === 1) return X_TOKEN;
+      return b === 0x3b ? X_NAME_START : isWS(b) ? X_BEFORE_SEMI : -1;
+    case X_QUOTED:
+      if (b === 0x22) return X_AFTER_QUOTE;
+      if (b === 0x5c) return X_QUOTED_ESC;
+      return VALUE_CHAR[b] === 1 ? X_QUOTED : -1;
+    case X_QUOTED_ESC:
+      return VALUE_CHAR[b] === 1 ? X_QUOTED : -1;
+    case X_AFTER_QUOTE:
+      return isWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
+    default:
+      return -1;
+  }
+}
+
+const extCanEnd = (x: number): boolean =>
+  x === X_BEFORE_SEMI || x === X_NAME || x === X_TOKEN || x === X_AFTER_QUOTE || x === X_BEFORE_SEMI_OR_EQ;
+
+/** A trailer line as a header field (RFC 9112 §7.1.2); obs-fold is not accepted here. */
+function parseTrailer(line: number[]): [string, string] | null {
+  let i = 0;
+  while (i < line.length && TCHAR[line[i] as number] === 1) i++;
+  if (i === 0 || i === line.length || line[i] !== 0x3a) return null;
+  const name = String.fromCharCode(...line.slice(0, i));
+  let v = i + 1;
+  while (v < line.length && isWS(line[v] as number)) v++;
+  let e = line.length;
+  while (e > v && isWS(line[e - 1] as number)) e--;
+  for (let k = v; k < e; k++) if (VALUE_CHAR[line[k] as number] !== 1) return null;
+  return [name, String.fromCharCode(...line.slice(v, e))];
+}

@@ -1,0 +1,807 @@
+/** @module handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
+
+import type { Connection, ServerSocket } from "./connection.ts";
+import { MAX_DISCARD } from "./connection.ts";
+import { ConnectionClosedError, ContractError, cannedResponse, HTTPError, REASONS } from "./errors.ts";
+import { clock, NullLog, timeNow } from "./log.ts";
+import { FIELD_SLOTS, FieldKind, type RequestParser, TCHAR } from "./parser.ts";
+import type { WSGIServer } from "./server.ts";
+import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** Standard reason phrases, for a bare "NNN" status (RFC 9110 §15). */
+const STANDARD_REASONS: Readonly<Record<number, string>> = {
+  ...REASONS,
+  101: "Switching Protocols",
+  102: "Processing",
+  103: "Early Hints",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non-Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  300: "Multiple Choices",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  401: "Unauthorized",
+  402: "Payment Required",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  407: "Proxy Authentication Required",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  421: "Misdirected Request",
+  422: "Unprocessable Content",
+  426: "Upgrade Required",
+  428: "Precondition Required",
+  429: "Too Many Requests",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** environ keys of header names, cached: "x-foo" → "HTTP_X_FOO"; null for names with "_". */
+const envKeys = new Map<string, string | null>();
+const MAX_ENV_KEYS = 2048;
+
+function envKey(name: string): string | null {
+  let key = envKeys.get(name);
+  if (key === undefined) {
+    // Dropped like gevent does: "X_Forwarded" would otherwise collide with "X-Forwarded".
+    key = name.includes("_") ? null : `HTTP_${name.toUpperCase().replaceAll("-", "_")}`;
+    if (envKeys.size < MAX_ENV_KEYS) envKeys.set(name, key);
+  }
+  return key;
+}
+
+const latin1 = (buf: Buffer, s: number, e: number): string => (e > s ? buf.toString("latin1", s, e) : "");
+
+/** An obs-fold value: each run of [SP HTAB]* CRLF [SP HTAB]+ becomes one SP (RFC 9112 §5.2). */
+function unfold(buf: Buffer, s: number, e: number): string {
+  let out = "";
+  let i = s;
+  while (i < e) {
+    const cr = buf.indexOf(13, i);
+    if (cr < 0 || cr >= e) {
+      out += latin1(buf, i, e);
+      break;
+    }
+    let t = cr;
+    while (t > i && (buf[t - 1] === 32 || buf[t - 1] === 9)) t--;
+    out += `${latin1(buf, i, t)} `;
+    i = cr + 2;
+    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
+  }
+  return out;
+}
+
+const hex = (c: number): number => {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+};
+
+/** Percent-decode to latin-1, like gevent's unquote_latin1; invalid escapes stay as they are. */
+export function unquoteLatin1(s: string): string {
+  if (!s.includes("%")) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 37 && i + 2 < s.length) {
+      const h = hex(s.charCodeAt(i + 1));
+      const l = hex(s.charCodeAt(i + 2));
+      if (h >= 0 && l >= 0) {
+        out += String.fromCharCode(h * 16 + l);
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+const isToken = (s: string): boolean => {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f || TCHAR[c] !== 1) return false;
+  }
+  return true;
+};
+
+/** Why a header value is unacceptable, or null: CTLs (but HTAB), DEL, or beyond latin-1. */
+function badValueChar(v: string): string | null {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c > 0xff) return `character U+${c.toString(16).toUpperCase().padStart(4, "0")} above U+00FF`;
+    if ((c < 0x20 && c !== 9) || c === 0x7f)
+      return c === 13 ? "CR" : c === 10 ? "LF" : c === 0 ? "NUL" : `control character 0x${c.toString(16)}`;
+  }
+  return null;
+}
+
+const isDigits = (s: string): boolean => {
+  if (s.length === 0 || s.length > 15) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+};
+
+/** Whether a Connection header value lists the "close" token. */
+function hasCloseToken(v: string): boolean {
+  for (const t of v.split(",")) if (t.trim().toLowerCase() === "close") return true;
+  return false;
+}
+
+const chunkLength = (c: Chunk): number => (typeof c === "string" ? Buffer.byteLength(c, "utf8") : c.length);
+
+function checkChunk(c: unknown): asserts c is Chunk {
+  if (typeof c !== "string" && !(c instanceof Uint8Array)) {
+    throw new ContractError(`body chunks must be string or Uint8Array, got ${c === null ? "null" : typeof c}`);
+  }
+}
+
+interface Closable {
+  close?: () => unknown;
+}
+
+const statusLines = new Map<string, string>();
+
+/**
+ * Handles one connection: reads each request the connection parsed, runs the application, and
+ * frames its response. Subclass it and pass `handlerClass` to change any hook; a hook that
+ * returns a Promise makes the connection wait for it.
+ */
+export class WSGIHandler {
+  protocolVersion = "HTTP/1.1";
+  readonly socket: ServerSocket;
+  /** [host, port] for TCP; the socket path for a unix socket. */
+  readonly clientAddress: [string, number] | string;
+  readonly server: WSGIServer;
+  readonly connection: Connection;
+
+  // Per request (reset by handleOneRequest).
+  requestline: string | null = null;
+  command = "";
+  path = "";
+  requestVersion = "";
+  /** Header fields as received. */
+  headers: Array<[string, string]> = [];
+  environ: Environ | null = null;
+  status: string | null = null;
+  code: number | null = null;
+  responseHeaders: ResponseHeaders | null = null;
+  /** Bytes sent for this response, status line and headers included; 0 when nothing was sent. */
+  responseLength = 0;
+  timeStart = 0;
+  timeFinish = 0;
+  /** Close the connection after this response. */
+  closeConnection = false;
+  headersSent = false;
+  result: Body | null = null;
+
+  private headBuf: Buffer | null = null;
+  private headStart = 0;
+  private upgradeRequested = false;
+  private startCalled = false;
+  /** Content-Length the application declared, or -1. */
+  private declaredLength = -1;
+  /** Total length of an Array result, or -1. */
+  private sizedLength = -1;
+  private bodySent = 0;
+  private chunked = false;
+  private noBody = false;
+  private isHead = false;
+  private appDate = false;
+  private appClose = false;
+  /** Stop iterating the body: the declared length was reached and exceeded. */
+  private overflowed = false;
+
+  private readonly startResponseBound: (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
+  private readonly writeBound: Write;
+
+  constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
+    this.socket = socket;
+    this.clientAddress = address;
+    this.server = server;
+    this.connection = socket.data;
+    this.startResponseBound = (status, headers, excInfo) => this.startResponse(status, headers, excInfo);
+    this.writeBound = (data) => this.write(data);
+  }
+
+  /** Called once when the connection opens; requests then arrive through handleOneRequest(). */
+  handle(): void {}
+
+  /** The request line of the current request, decoded as latin-1. */
+  readRequestline(): string {
+    const p = this.connection.parser;
+    return latin1(this.headBuf as Buffer, this.headStart + p.lineStart, this.headStart + p.lineEnd);
+  }
+
+  /**
+   * Take in the parsed request: method, target, version and header fields. The parser has
+   * already enforced RFC 9112; override to refuse more (throw an HTTPError).
+   */
+  readRequest(_line: string): void {
+    const p = this.connection.parser;
+    const buf = this.headBuf as Buffer;
+    const base = this.headStart;
+    this.command = p.method;
+    this.path = latin1(buf, base + p.targetStart, base + p.targetEnd);
+    this.requestVersion = `HTTP/${p.versionMajor}.${p.versionMinor}`;
+    const headers: Array<[string, string]> = [];
+    const f = p.fields;
+    for (let n = 0; n < p.fieldCount; n++) {
+      const k = n * FIELD_SLOTS;
+      const vs = base + (f[k + 2] as number);
+      const ve = base + (f[k + 3] as number);
+      headers.push([
+        latin1(buf, base + (f[k] as number), base + (f[k + 1] as number)),
+        f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
+      ]);
+    }
+    this.headers = headers;
+    this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
+  }
+
+  /** Where the connection's parser found the current request head; valid until handleOneRequest() returns. */
+  setHead(buf: Buffer, start: number): void {
+    this.headBuf = buf;
+    this.headStart = start;
+  }
+
+  /** Handle the request whose head the connection just parsed. */
+  handleOneRequest(): void | Promise<void> {
+    this.resetRequest();
+    this.timeStart = timeNow();
+    const line = this.readRequestline();
+    this.requestline = line;
+    try {
+      this.readRequest(line);
+    } catch (e) {
+      if (!(e instanceof HTTPError)) throw e;
+      this.sendError(e.status);
+      this.finishRequest();
+      return;
+    }
+    this.environ = this.getEnviron();
+    this.headBuf = null;
+    return this.handleOneResponse();
+  }
+
+  private resetRequest(): void {
+    this.requestline = null;
+    this.environ = null;
+    this.status = null;
+    this.code = null;
+    this.responseHeaders = null;
+    this.responseLength = 0;
+    this.timeFinish = 0;
+    this.closeConnection = false;
+    this.headersSent = false;
+    this.result = null;
+    this.startCalled = false;
+    this.declaredLength = -1;
+    this.sizedLength = -1;
+    this.bodySent = 0;
+    this.chunked = false;
+    this.noBody = false;
+    this.isHead = false;
+    this.appDate = false;
+    this.appClose = false;
+    this.overflowed = false;
+  }
+
+  /** Build the PEP 3333 environ of the current request. */
+  getEnviron(): Environ {
+    const p: RequestParser = this.connection.parser;
+    const server = this.server;
+    const env = server.getEnviron() as Environ;
+    env.REQUEST_METHOD = this.command;
+    env.SCRIPT_NAME = "";
+    let target = this.path;
+    env.REQUEST_URI = target;
+    // absolute-form: the path is what the app routes on; the authority replaces Host (RFC 9112 §3.2.2).
+    let authority: string | null = null;
+    if (target.charCodeAt(0) !== 47 && target !== "*" && this.command !== "CONNECT") {
+      const at = target.indexOf("://") + 3;
+      let slash = target.indexOf("/", at);
+      const q = target.indexOf("?", at);
+      if (q >= 0 && (slash < 0 || q < slash)) slash = q;
+      authority = slash < 0 ? target.slice(at) : target.slice(at, slash);
+      target = slash < 0 ? "/" : target.charCodeAt(slash) === 63 ? `/${target.slice(slash)}` : target.slice(slash);
+    }
+    const qm = target.indexOf("?");
+    if (qm >= 0) {
+      env.PATH_INFO = unquoteLatin1(target.slice(0, qm));
+      env.QUERY_STRING = target.slice(qm + 1);
+    } else {
+      env.PATH_INFO = unquoteLatin1(target);
+      env.QUERY_STRING = "";
+    }
+    env.SERVER_PROTOCOL = this.requestVersion;
+    const addr = this.clientAddress;
+    if (typeof addr === "string") {
+      env.REMOTE_ADDR = addr;
+      env.REMOTE_PORT = "";
+    } else {
+      env.REMOTE_ADDR = addr[0];
+      env.REMOTE_PORT = String(addr[1]);
+    }
+    const f = p.fields;
+    const headers = this.headers;
+    for (let n = 0; n < headers.length; n++) {
+      const [name, value] = headers[n] as [string, string];
+      const kind = f[n * FIELD_SLOTS + 4];
+      if (kind === FieldKind.CONTENT_TYPE) {
+        env.CONTENT_TYPE = env.CONTENT_TYPE === undefined ? value : `${env.CONTENT_TYPE}, ${value}`;
+        continue;
+      }
+      if (kind === FieldKind.CONTENT_LENGTH) {
+        env.CONTENT_LENGTH = String(p.contentLength);
+        continue;
+      }
+      const key = envKey(name);
+      if (key === null) continue;
+      const prev = env[key];
+      env[key] = prev === undefined ? value : `${prev}${kind === FieldKind.COOKIE ? "; " : ", "}${value}`;
+    }
+    if (authority !== null) env.HTTP_HOST = authority;
+    const conn = this.connection;
+    env["wsgi.input"] = conn.input;
+    env["wsgi.input_terminated"] = !this.upgradeRequested;
+    env["bunwsgi.headers"] = headers;
+    return env;
+  }
+
+  /** Chunked trailers arrived: exposed in environ as bunwsgi.trailers. */
+  receivedTrailers(trailers: Array<[string, string]>): void {
+    if (this.environ !== null) this.environ["bunwsgi.trailers"] = trailers;
+  }
+
+  /** Run the application and send its response; errors become a 500 or a closed connection. */
+  handleOneResponse(): void | Promise<void> {
+    let r: void | Promise<void>;
+    try {
+      r = this.runApplication();
+    } catch (e) {
+      this.handleError(e);
+      this.finishRequest();
+      return;
+    }
+    if (r === undefined) {
+      this.finishRequest();
+      return;
+    }
+    return r.then(
+      () => this.finishRequest(),
+      (e: unknown) => {
+        this.handleError(e);
+        this.finishRequest();
+      },
+    );
+  }
+
+  private finishRequest(): void {
+    this.timeFinish = timeNow();
+    this.logRequest();
+  }
+
+  /** Call the application and hand its result to processResult(). */
+  runApplication(): void | Promise<void> {
+    const app = this.server.application;
+    const result = app(this.environ as Environ, this.startResponseBound);
+    if (result instanceof Promise) {
+      return result.then((body: Body) => {
+        this.result = body;
+        return this.processResult();
+      });
+    }
+    this.result = result;
+    return this.processResult();
+  }
+
+  /** Send the result's chunks: an Array is sized; other iterables stream. */
+  processResult(): void | Promise<void> {
+    const result = this.result as unknown;
+    if (typeof result === "string" || ArrayBuffer.isView(result) || result === null || typeof result !== "object") {
+      throw new ContractError(
+        "the application must return an iterable of chunks (wrap a single string or Uint8Array in an array)",
+      );
+    }
+    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
+    if (typeof (result as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
+      return this.pump((result as AsyncIterable<Chunk>)[Symbol.asyncIterator](), result as Closable);
+    }
+    if (typeof (result as Iterable<Chunk>)[Symbol.iterator] === "function") {
+      return this.sendIterator((result as Iterable<Chunk>)[Symbol.iterator](), result as Closable);
+    }
+    throw new ContractError("the application must return an Array, an Iterable or an AsyncIterable of chunks");
+  }
+
+  private sendSized(chunks: unknown[]): void {
+    try {
+      if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
+      let total = 0;
+      for (const c of chunks) {
+        checkChunk(c);
+        total += chunkLength(c);
+      }
+      this.sizedLength = total;
+      for (const c of chunks) {
+        this.write(c as Chunk);
+        if (this.overflowed || this.connection.closed) break;
+      }
+      this.finishBody();
+    } finally {
+      this.closeResult(chunks as Closable);
+    }
+  }
+
+  /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */
+  private sendIterator(it: Iterator<Chunk>, result: Closable): void | Promise<void> {
+    let done = false;
+    let handedOff = false;
+    try {
+      for (;;) {
+        const step = it.next();
+        if (step.done === true) {
+          done = true;
+          break;
+        }
+        checkChunk(step.value);
+        this.write(step.value);
+        if (this.overflowed || this.connection.closed) break;
+        if (this.connection.backpressured) {
+          handedOff = true;
+          return this.connection.waitDrain().then(() => this.pump(it, result));
+        }
+      }
+      if (done) {
+        if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
+        this.finishBody();
+      }
+    } finally {
+      if (!handedOff) {
+        if (!done) it.return?.();
+        this.closeResult(result);
+      }
+    }
+  }
+
+  /** The asynchronous path: awaits every chunk and every write (backpressure). */
+  private async pump(it: Iterator<Chunk> | AsyncIterator<Chunk>, result: Closable): Promise<void> {
+    let done = false;
+    try {
+      for (;;) {
+        const step = await it.next();
+        if (step.done === true) {
+          done = true;
+          break;
+        }
+        checkChunk(step.value);
+        await this.write(step.value);
+        if (this.overflowed) break;
+      }
+      if (done) {
+        if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
+        this.finishBody();
+      }
+    } finally {
+      if (!done) await it.return?.();
+      this.closeResult(result);
+    }
+  }
+
+  private closeResult(result: Closable): void {
+    if (typeof result.close === "function") result.close();
+  }
+
+  /**
+   * PEP 3333 start_response. Every argument is checked before anything is kept, so a rejected
+   * status or header never reaches the wire.
+   */
+  startResponse(status: string, headers: ResponseHeaders, excInfo?: unknown): Write {
+    if (excInfo !== undefined && excInfo !== null) {
+      if (this.headersSent) throw excInfo;
+    } else if (this.startCalled) {
+      throw new ContractError("startResponse() called a second time without excInfo");
+    }
+    if (typeof status !== "string") throw new ContractError("status must be a string like '200 OK'");
+    const code = parseStatus(status);
+    if (!Array.isArray(headers)) throw new ContractError("headers must be an array of [name, value] pairs");
+    let declared = -1;
+    let date = false;
+    let close = false;
+    for (const h of headers) {
+      if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== "string" || typeof h[1] !== "string") {
+        throw new ContractError("each header must be a [name, value] pair of strings");
+      }
+      const [name, value] = h;
+      if (!isToken(name)) throw new ContractError(`invalid header name ${JSON.stringify(name)}: not an RFC 9110 token`);
+      const bad = badValueChar(value);
+      if (bad !== null) throw new ContractError(`invalid value for header ${name}: contains ${bad}`);
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === "date") date = true;
+          break;
+        case 10:
+          if (name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
+          break;
+        case 14:
+          if (name.toLowerCase() === "content-length") {
+            if (!isDigits(value)) throw new ContractError(`invalid Content-Length ${JSON.stringify(value)}`);
+            const n = Number(value);
+            if (declared !== -1 && declared !== n) throw new ContractError("conflicting Content-Length headers");
+            declared = n;
+          }
+          break;
+        case 17:
+          if (name.toLowerCase() === "transfer-encoding") {
+            throw new ContractError("Transfer-Encoding is hop-by-hop and set by the server (PEP 3333)");
+          }
+          break;
+      }
+    }
+    if ((code === 204 || code === 304) && declared > 0) {
+      throw new ContractError(`a ${code} response must not have a non-zero Content-Length`);
+    }
+    if (code === 101 && !this.upgradeRequested) {
+      throw new ContractError("101 Switching Protocols answers only an Upgrade request (RFC 9110 §15.2.2)");
+    }
+    this.status = status.length === 3 ? `${status} ${STANDARD_REASONS[code] ?? ""}`.trimEnd() : status;
+    this.code = code;
+    this.responseHeaders = headers;
+    this.declaredLength = declared;
+    this.appDate = date;
+    this.appClose = close;
+    this.startCalled = true;
+    return this.writeBound;
+  }
+
+  /** Send body data (the callable startResponse returns). Settles when the socket has taken it. */
+  write(data: Chunk): Promise<void> {
+    if (!this.startCalled) throw new ContractError("write() called before startResponse()");
+    checkChunk(data);
+    const conn = this.connection;
+    if (conn.closed) return Promise.reject(new ConnectionClosedError());
+    const len = chunkLength(data);
+    if (len === 0) return RESOLVED;
+    const code = this.code as number;
+    if (code < 200 || code === 204 || code === 304) {
+      if (code !== 101) throw new ContractError(`a ${code} response cannot have a body`);
+    }
+    if (!this.headersSent) this.sendHeaders();
+    if (!this.isHead) this.sendBody(data, len);
+    conn.commit();
+    return conn.backpressured ? conn.waitDrain() : RESOLVED;
+  }
+
+  private sendBody(data: Chunk, len: number): void {
+    const conn = this.connection;
+    if (this.declaredLength >= 0) {
+      const room = this.declaredLength - this.bodySent;
+      if (len > room) {
+        this.overflowed = true;
+        this.closeConnection = true;
+        this.logError(
+          `${this.requestline}: application sent more than its Content-Length of ${this.declaredLength}; response cut, connection closed`,
+        );
+        if (room <= 0) return;
+        const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+        data = bytes.subarray(0, room);
+        len = room;
+      }
+    }
+    if (this.chunked) {
+      const size = `${len.toString(16)}\r\n`;
+      conn.writeLatin1(size);
+      this.responseLength += size.length + 2;
+    }
+    if (typeof data === "string") conn.writeUtf8(data);
+    else conn.writeBytes(data);
+    if (this.chunked) conn.writeLatin1("\r\n");
+    this.bodySent += len;
+    this.responseLength += len;
+  }
+
+  private sendHeaders(): void {
+    this.finalizeHeaders();
+    this.headersSent = true;
+  }
+
+  /**
+   * Decide framing and persistence and write the status line and headers (RFC 9112 §6.3, §9.3):
+   * Content-Length when known, chunked for unsized HTTP/1.1 bodies, close-delimited otherwise.
+   */
+  finalizeHeaders(): void {
+    const conn = this.connection;
+    const p = conn.parser;
+    const code = this.code as number;
+    const http10 = p.versionMinor === 0;
+    this.isHead = this.command === "HEAD";
+    this.noBody = code < 200 || code === 204 || code === 304;
+    let close =
+      this.closeConnection ||
+      this.appClose ||
+      p.connectionClose ||
+      (http10 && !p.connectionKeepAlive) ||
+      this.server.stopping ||
+      conn.peerEnded ||
+      conn.bodyFailed;
+    if (this.upgradeRequested && code !== 101) close = true;
+    // A body we would have to read and drop, or one the client was never told to send.
+    if (conn.bodyUnread && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
+      close = true;
+    }
+    let extra = "";
+    if (code === 101 || this.noBody) {
+      if (code >= 100 && code < 200 && code !== 101) close = true;
+    } else if (this.declaredLength >= 0) {
+      // The application's own Content-Length stands.
+    } else if (this.sizedLength >= 0) {
+      extra += `Content-Length: ${this.sizedLength}\r\n`;
+    } else if (this.isHead) {
+      // No body follows a HEAD response; its length is unknown without running a GET.
+    } else if (!http10) {
+      this.chunked = true;
+      extra += "Transfer-Encoding: chunked\r\n";
+    } else {
+      close = true;
+    }
+    if (close && code !== 101) {
+      if (!this.appClose) extra += "Connection: close\r\n";
+    } else if (http10 && code !== 101) {
+      extra += "Connection: keep-alive\r\n";
+    }
+    this.closeConnection = close;
+    let head = statusLines.get(this.status as string);
+    if (head === undefined) {
+      head = `${this.protocolVersion} ${this.status}\r\n`;
+      if (statusLines.size < 256) statusLines.set(this.status as string, head);
+    }
+    for (const [name, value] of this.responseHeaders as ResponseHeaders) head += `${name}: ${value}\r\n`;
+    head += extra;
+    if (this.appDate) {
+      head += "\r\n";
+      conn.writeLatin1(head);
+      this.responseLength += head.length;
+    } else {
+      conn.writeLatin1(head);
+      const date = clock.dateHeader();
+      conn.writeBytes(date);
+      conn.writeLatin1("\r\n");
+      this.responseLength += head.length + date.length + 2;
+    }
+  }
+
+  /** The body is complete: send headers if nothing was sent, end chunked framing, check the length. */
+  private finishBody(): void {
+    const conn = this.connection;
+    if (conn.closed) return;
+    if (!this.headersSent) {
+      if (this.sizedLength < 0) this.sizedLength = 0;
+      this.sendHeaders();
+    }
+    if (this.chunked) {
+      conn.writeLatin1("0\r\n\r\n");
+      this.responseLength += 5;
+    } else if (this.declaredLength > this.bodySent && !this.isHead && !this.noBody) {
+      // Fewer bytes than declared: the client must not wait for the rest of a body that will not come.
+      this.closeConnection = true;
+      this.logError(
+        `${this.requestline}: application sent ${this.bodySent} of its Content-Length of ${this.declaredLength}; connection closed`,
+      );
+    }
+    if (this.code === 101) this.closeConnection = true;
+    conn.commit();
+  }
+
+  /**
+   * An error escaped the application. Before the headers went out: a plain 500 (or the
+   * client error it carries). After: close the connection so the client sees a truncated
+   * response, never a spliced one.
+   */
+  handleError(err: unknown): void {
+    this.closeConnection = true;
+    if (err instanceof ConnectionClosedError || this.connection.closed) return;
+    if (err instanceof HTTPError) {
+      if (!this.headersSent) this.sendError(err.status);
+      return;
+    }
+    const where = `${this.requestline ?? "request"} from ${this.clientLabel()}`;
+    this.logError(`Error handling ${where}\n${err instanceof Error ? (err.stack ?? String(err)) : String(err)}`);
+    if (!this.headersSent) this.sendError(500);
+  }
+
+  /** Write a server-generated error response and mark the connection for closing. */
+  private sendError(status: number): void {
+    const c = cannedResponse(status);
+    const conn = this.connection;
+    const date = clock.dateHeader();
+    conn.writeBytes(c.head);
+    conn.writeBytes(date);
+    conn.writeBytes(c.tail);
+    conn.commit();
+    this.status = `${status} ${REASONS[status] ?? "Error"}`;
+    this.code = status;
+    this.responseLength = c.length + date.length;
+    this.headersSent = true;
+    this.closeConnection = true;
+  }
+
+  /** A request the connection refused before it reached the application (400, 408, 413, …). */
+  rejectRequest(status: number, _message: string, requestline: string): void {
+    this.resetRequest();
+    this.timeStart = timeNow();
+    this.requestline = requestline;
+    this.sendError(status);
+    this.finishRequest();
+  }
+
+  /** Write the access-log line, unless access logging is off. */
+  logRequest(): void {
+    const log = this.server.log;
+    if (log instanceof NullLog) return;
+    log.write(`${this.formatRequest()}\n`);
+  }
+
+  /** gevent's line: `ADDR - - [YYYY-MM-DD HH:MM:SS] "REQUEST LINE" STATUS LENGTH SECONDS`. */
+  formatRequest(): string {
+    const length = this.responseLength > 0 ? String(this.responseLength) : "-";
+    const delta = this.timeFinish > 0 ? (this.timeFinish - this.timeStart).toFixed(6) : "-";
+    const addr = typeof this.clientAddress === "string" ? this.clientAddress : this.clientAddress[0];
+    const code = this.code === null ? "000" : String(this.code);
+    return `${addr || "-"} - - [${clock.localTimestamp()}] "${this.requestline ?? ""}" ${code} ${length} ${delta}`;
+  }
+
+  /** Write a message to the error log. */
+  logError(msg: string): void {
+    const log = this.server.errorLog;
+    if (log instanceof NullLog) return;
+    log.write(`${msg}\n`);
+  }
+
+  /** "host:port" of the peer, for messages. */
+  clientLabel(): string {
+    const a = this.clientAddress;
+    return typeof a === "string" ? a || "unix socket" : `${a[0]}:${a[1]}`;
+  }
+}
+
+/** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */
+function parseStatus(status: string): number {
+  const bad = (): never => {
+    throw new ContractError(`invalid status ${JSON.stringify(status)}: expected "NNN Reason" with NNN in 100–599`);
+  };
+  if (status.length < 3) bad();
+  let code = 0;
+  for (let i = 0; i < 3; i++) {
+    const c = status.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) bad();
+    code = code * 10 + c;
+  }
+  if (code < 100 || code > 599) bad();
+  if (status.length > 3) {
+    if (status.charCodeAt(3) !== 32) bad();
+    if (badValueChar(status) !== null) bad();
+  }
+  return code;
+}

@@ -1,0 +1,21 @@
+/** @module index — the public API of bunwsgi. */
+
+export { BodyDecoder, BodyError } from "./body.ts";
+export type { Timeouts } from "./connection.ts";
+export { BunWSGIError, ConfigError, ConnectionClosedError, ContractError, HTTPError } from "./errors.ts";
+export { unquoteLatin1, WSGIHandler } from "./handler.ts";
+export { Input } from "./input.ts";
+export { type Logger, LoggingLogAdapter, type LogOption, type LogSink, NullLog, StreamLog } from "./log.ts";
+export { DEFAULT_HEAD_LIMITS, ParseError, RequestParser } from "./parser.ts";
+export {
+  DEFAULT_LIMITS,
+  DEFAULT_TIMEOUTS,
+  type HandlerClass,
+  type Limits,
+  type ListenerSpec,
+  parseListener,
+  VERSION,
+  WSGIServer,
+  type WSGIServerOptions,
+} from "./server.ts";
+export type { Application, Body, Chunk, Environ, ResponseHeaders, StartResponse, Write } from "./types.ts";

@@ -1,0 +1,179 @@
+/** @module input — environ["wsgi.input"]: the request body as an async byte stream with read/readline/readlines. */
+
+/** What the connection learns from its Input: the first read (100-continue) and consumption (flow control). */
+export interface InputOwner {
+  inputWanted(): void;
+  inputConsumed(buffered: number): void;
+}
+
+const EMPTY = new Uint8Array(0);
+const LF = 10;
+
+/**
+ * The request body. The connection pushes decoded body bytes (views, no copy) as they arrive;
+ * the application pulls them. Reads settle when enough bytes are buffered, at end of body, or
+ * with the body's error (a malformed chunk, a body over the limit, the peer going away).
+ */
+export class Input implements AsyncIterable<Uint8Array> {
+  private chunks: Uint8Array[] = [];
+  private offset = 0;
+  private buffered = 0;
+  private ended = false;
+  private error: Error | null = null;
+  private waiters: Array<() => void> = [];
+  private owner: InputOwner | null;
+  private wanted = false;
+
+  constructor(owner: InputOwner | null) {
+    this.owner = owner;
+  }
+
+  /** An input that is already at its end: what a request without a body gets. */
+  static empty(): Input {
+    const input = new Input(null);
+    input.ended = true;
+    return input;
+  }
+
+  /** Bytes received and not yet read. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  /** True once the application first asked for body bytes. */
+  get started(): boolean {
+    return this.wanted;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0 || this.ended) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    this.wake();
+  }
+
+  finish(): void {
+    this.ended = true;
+    this.wake();
+  }
+
+  fail(error: Error): void {
+    if (this.ended && this.error === null && this.buffered === 0) return;
+    this.error = error;
+    this.ended = true;
+    this.wake();
+  }
+
+  /** Read `size` bytes, fewer only at the end of the body; all of the rest when size is omitted or negative. */
+  async read(size = -1): Promise<Uint8Array> {
+    this.want();
+    if (size === 0) return EMPTY;
+    if (size < 0) {
+      while (!this.ended) await this.wait();
+      if (this.error !== null) throw this.error;
+      return this.take(this.buffered);
+    }
+    while (this.buffered < size && !this.ended) await this.wait();
+    if (this.buffered === 0 && this.error !== null) throw this.error;
+    return this.take(Math.min(size, this.buffered));
+  }
+
+  /** Read one line, LF included; at most `size` bytes when size is given and non-negative. */
+  async readline(size = -1): Promise<Uint8Array> {
+    this.want();
+    if (size === 0) return EMPTY;
+    for (;;) {
+      const lf = this.indexOfLF();
+      if (lf >= 0) return this.take(size >= 0 ? Math.min(size, lf + 1) : lf + 1);
+      if (size >= 0 && this.buffered >= size) return this.take(size);
+      if (this.ended) {
+        if (this.buffered === 0 && this.error !== null) throw this.error;
+        return this.take(this.buffered);
+      }
+      await this.wait();
+    }
+  }
+
+  /** Read lines until the end, or until `hint` bytes have been read when hint is positive. */
+  async readlines(hint = -1): Promise<Uint8Array[]> {
+    const lines: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const line = await this.readline();
+      if (line.length === 0) return lines;
+      lines.push(line);
+      total += line.length;
+      if (hint > 0 && total >= hint) return lines;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const line = await this.readline();
+      if (line.length === 0) return;
+      yield line;
+    }
+  }
+
+  private want(): void {
+    if (!this.wanted) {
+      this.wanted = true;
+      this.owner?.inputWanted();
+    }
+  }
+
+  private wait(): Promise<void> {
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private indexOfLF(): number {
+    let seen = 0;
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i] as Uint8Array;
+      const from = i === 0 ? this.offset : 0;
+      const at = c.indexOf(LF, from);
+      if (at >= 0) return seen + at - from;
+      seen += c.length - from;
+    }
+    return -1;
+  }
+
+  /** Remove n buffered bytes: a view when they lie in one chunk, one copy otherwise. */
+  private take(n: number): Uint8Array {
+    if (n === 0) return EMPTY;
+    const first = this.chunks[0] as Uint8Array;
+    let out: Uint8Array;
+    if (first.length - this.offset >= n) {
+      out = first.subarray(this.offset, this.offset + n);
+      this.offset += n;
+      if (this.offset === first.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    } else {
+      out = new Uint8Array(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0] as Uint8Array;
+        const k = Math.min(c.length - this.offset, n - filled);
+        out.set(c.subarray(this.offset, this.offset + k), filled);
+        filled += k;
+        this.offset += k;
+        if (this.offset === c.length) {
+          this.chunks.shift();
+          this.offset = 0;
+        }
+      }
+    }
+    this.buffered -= n;
+    this.owner?.inputConsumed(this.buffered);
+    return out;
+  }
+}

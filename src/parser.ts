@@ -1,0 +1,536 @@
+/** @module parser — pure, incremental HTTP/1.1 request-head parser over Uint8Array views (RFC 9112 §2–§7). */
+
+/** Limits on a request head; exceeding one is an error code, never an exception. */
+export interface HeadLimits {
+  /** Longest request line in bytes, CRLF excluded (414 beyond it). */
+  maxRequestLine: number;
+  /** Longest header section in bytes after the request line, CRLFs included (431 beyond it). */
+  maxHeaderBytes: number;
+  /** Most header fields (431 beyond it). */
+  maxHeaders: number;
+}
+
+export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = {
+  maxRequestLine: 8192,
+  maxHeaderBytes: 32768,
+  maxHeaders: 100,
+};
+
+/**
+ * Error codes returned (negated) by {@link RequestParser.execute}. Each maps to a status and a
+ * message through {@link PARSE_ERRORS}; only the connection turns one into bytes.
+ */
+export const ParseError = {
+  BAD_REQUEST_LINE: 1,
+  BAD_METHOD: 2,
+  BAD_TARGET: 3,
+  BAD_VERSION: 4,
+  VERSION_NOT_SUPPORTED: 5,
+  URI_TOO_LONG: 6,
+  HEADERS_TOO_LARGE: 7,
+  TOO_MANY_HEADERS: 8,
+  BARE_LF: 9,
+  BARE_CR: 10,
+  NUL: 11,
+  BAD_HEADER_NAME: 12,
+  SPACE_BEFORE_COLON: 13,
+  BAD_HEADER_VALUE: 14,
+  BAD_FOLD: 15,
+  FOLD_IN_FRAMING: 16,
+  MISSING_HOST: 17,
+  DUPLICATE_HOST: 18,
+  BAD_HOST: 19,
+  BAD_CONTENT_LENGTH: 20,
+  CL_AND_TE: 21,
+  TE_NOT_CHUNKED: 22,
+  UNKNOWN_CODING: 23,
+  TE_IN_HTTP10: 24,
+  EXPECTATION_FAILED: 25,
+} as const;
+
+/** [status, message] for each {@link ParseError} code. */
+export const PARSE_ERRORS: Readonly<Record<number, readonly [number, string]>> = {
+  1: [400, "malformed request line"],
+  2: [400, "invalid character in method"],
+  3: [400, "invalid request-target"],
+  4: [400, "malformed HTTP version"],
+  5: [505, "HTTP version not supported"],
+  6: [414, "request line too long"],
+  7: [431, "header section too large"],
+  8: [431, "too many header fields"],
+  9: [400, "bare LF line terminator"],
+  10: [400, "bare CR in request head"],
+  11: [400, "NUL byte in request head"],
+  12: [400, "invalid character in header field name"],
+  13: [400, "whitespace between header field name and colon"],
+  14: [400, "invalid character in header field value"],
+  15: [400, "obs-fold line without a preceding field"],
+  16: [400, "obs-fold in Content-Length, Transfer-Encoding or Host"],
+  17: [400, "missing Host header field"],
+  18: [400, "more than one Host header field"],
+  19: [400, "invalid Host header field value"],
+  20: [400, "invalid Content-Length"],
+  21: [400, "both Content-Length and Transfer-Encoding"],
+  22: [400, "final transfer coding is not chunked"],
+  23: [501, "unsupported transfer coding"],
+  24: [400, "Transfer-Encoding in an HTTP/1.0 request"],
+  25: [417, "unsupported expectation"],
+};
+
+/** Header kinds the parser recognises for framing; every other field is kind OTHER. */
+export const FieldKind = {
+  OTHER: 0,
+  HOST: 1,
+  CONTENT_LENGTH: 2,
+  TRANSFER_ENCODING: 3,
+  CONNECTION: 4,
+  EXPECT: 5,
+  UPGRADE: 6,
+  CONTENT_TYPE: 7,
+  COOKIE: 8,
+} as const;
+
+/** Slots per field in {@link RequestParser.fields}: nameStart, nameEnd, valueStart, valueEnd, kind, folded. */
+export const FIELD_SLOTS = 6;
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const COLON = 58;
+
+/** tchar (RFC 9110 §5.6.2). */
+export const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+/** field-vchar / SP / HTAB / obs-text (RFC 9110 §5.5): everything but CTLs and DEL. */
+export const VALUE_CHAR = new Uint8Array(256);
+for (let i = 0; i < 256; i++) VALUE_CHAR[i] = i === HTAB || (i >= 0x20 && i !== 0x7f) ? 1 : 0;
+/**
+ * Request-target bytes: visible US-ASCII (RFC 9112 §3.2, RFC 3986). '#' is refused: a fragment
+ * is never sent in a request-target, and raw octets above 0x7E are refused rather than guessed at.
+ */
+const TARGET_CHAR = new Uint8Array(256);
+for (let i = 0x21; i < 0x7f; i++) TARGET_CHAR[i] = i === 0x23 ? 0 : 1;
+/** Host: reg-name / IP-literal / port characters (RFC 3986 §3.2.2). */
+const HOST_CHAR = new Uint8Array(256);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]") {
+  HOST_CHAR[c.charCodeAt(0)] = 1;
+}
+
+const lower = (b: number): number => (b >= 65 && b <= 90 ? b | 0x20 : b);
+
+/** Case-insensitive compare of buf[at, at+word.length) with a lowercase ASCII word. */
+function equalsLower(buf: Uint8Array, at: number, word: Uint8Array): boolean {
+  for (let i = 0; i < word.length; i++) if (lower(buf[at + i] as number) !== word[i]) return false;
+  return true;
+}
+
+const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const W_HOST = ascii("host");
+const W_EXPECT = ascii("expect");
+const W_UPGRADE = ascii("upgrade");
+const W_CONNECTION = ascii("connection");
+const W_CONTENT_TYPE = ascii("content-type");
+const W_CONTENT_LENGTH = ascii("content-length");
+const W_TRANSFER_ENCODING = ascii("transfer-encoding");
+const W_COOKIE = ascii("cookie");
+const W_CHUNKED = ascii("chunked");
+const W_CLOSE = ascii("close");
+const W_KEEP_ALIVE = ascii("keep-alive");
+const W_100_CONTINUE = ascii("100-continue");
+
+function fieldKind(buf: Uint8Array, s: number, e: number): number {
+  switch (e - s) {
+    case 4:
+      return equalsLower(buf, s, W_HOST) ? FieldKind.HOST : FieldKind.OTHER;
+    case 6:
+      if (equalsLower(buf, s, W_EXPECT)) return FieldKind.EXPECT;
+      return equalsLower(buf, s, W_COOKIE) ? FieldKind.COOKIE : FieldKind.OTHER;
+    case 7:
+      return equalsLower(buf, s, W_UPGRADE) ? FieldKind.UPGRADE : FieldKind.OTHER;
+    case 10:
+      return equalsLower(buf, s, W_CONNECTION) ? FieldKind.CONNECTION : FieldKind.OTHER;
+    case 12:
+      return equalsLower(buf, s, W_CONTENT_TYPE) ? FieldKind.CONTENT_TYPE : FieldKind.OTHER;
+    case 14:
+      return equalsLower(buf, s, W_CONTENT_LENGTH) ? FieldKind.CONTENT_LENGTH : FieldKind.OTHER;
+    case 17:
+      return equalsLower(buf, s, W_TRANSFER_ENCODING) ? FieldKind.TRANSFER_ENCODING : FieldKind.OTHER;
+    default:
+      return FieldKind.OTHER;
+  }
+}
+
+/** Common methods, so the hot path hands out interned strings instead of decoding bytes. */
+const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"].map(
+  (m) => [m, ascii(m)] as const,
+);
+
+/** Bytes of CRLFs tolerated before a request line. */
+const MAX_LEADING_BLANK = 8;
+
+/** Largest Content-Length accepted: 15 digits keeps every value an exact JS integer. */
+const MAX_LENGTH_DIGITS = 15;
+
+/**
+ * One parser per connection, reused for every request on it. Feed it the bytes of one request
+ * head, always from the head's first byte (`start`) and growing `end`: it resumes where it
+ * stopped, so each byte is scanned once however the head is split across reads.
+ *
+ * After a successful {@link execute}, offsets in {@link fields} and the target/version fields are
+ * relative to `start`, and the request's framing is decoded into plain numbers and flags.
+ */
+export class RequestParser {
+  readonly limits: HeadLimits;
+  /** Field slots ({@link FIELD_SLOTS} numbers per field), offsets relative to the head start. */
+  readonly fields: Int32Array;
+  fieldCount = 0;
+
+  method = "";
+  targetStart = 0;
+  targetEnd = 0;
+  versionMajor = 1;
+  versionMinor = 1;
+  /** -1 when the request has no Content-Length. */
+  contentLength = -1;
+  chunked = false;
+  /** Connection tokens and expectations (RFC 9110 §7.6.1, §10.1.1). */
+  connectionClose = false;
+  connectionKeepAlive = false;
+  connectionUpgrade = false;
+  hasUpgrade = false;
+  expectContinue = false;
+  /** Length of the request line without its CRLF, and where it begins (after skipped blank lines). */
+  lineStart = 0;
+  lineEnd = 0;
+
+  // Resumable scan state, relative to the head start.
+  private scanned = 0;
+  private curLine = 0;
+  private haveRequestLine = false;
+
+  constructor(limits: HeadLimits = DEFAULT_HEAD_LIMITS) {
+    this.limits = limits;
+    this.fields = new Int32Array(limits.maxHeaders * FIELD_SLOTS);
+  }
+
+  /** Forget any partial head: the next execute() starts a new request. Parsed fields stay readable. */
+  reset(): void {
+    this.scanned = 0;
+    this.curLine = 0;
+    this.haveRequestLine = false;
+  }
+
+  /**
+   * Scan buf[start, end) for a complete request head.
+   * @returns the head's length in bytes when complete, 0 when more bytes are needed, or a
+   *   negated {@link ParseError} code. On completion the parser is reset for the next head.
+   */
+  execute(buf: Uint8Array, start: number, end: number): number {
+    if (this.scanned === 0) this.fieldCount = 0;
+    let pos = start + this.scanned;
+    while (pos < end) {
+      const lf = buf.indexOf(LF, pos);
+      if (lf === -1 || lf >= end) {
+        // A CR not at the very end can never be followed by LF: fail now, not at the limit.
+        const cr = buf.indexOf(CR, pos);
+        if (cr !== -1 && cr < end - 1) return -ParseError.BARE_CR;
+        this.scanned = end - start;
+        return this.checkPartial(end - start);
+      }
+      const lineStart = start + this.curLine;
+      if (lf === lineStart || buf[lf - 1] !== CR) return -ParseError.BARE_LF;
+      const lineEnd = lf - 1;
+      // Any other CR in the line is bare: the same verdict however the line was split.
+      if (buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
+      pos = lf + 1;
+      this.curLine = pos - start;
+      this.scanned = this.curLine;
+      let err: number;
+      if (!this.haveRequestLine) {
+        // RFC 9112 §2.2: ignore empty lines before the request-line (a few, not a stream of them).
+        if (lineEnd === lineStart) {
+          if (this.curLine > MAX_LEADING_BLANK) return -ParseError.BAD_REQUEST_LINE;
+          continue;
+        }
+        err = this.requestLine(buf, start, lineStart, lineEnd);
+        this.haveRequestLine = true;
+      } else if (lineEnd === lineStart) {
+        const used = pos - start;
+        err = this.finish(buf, start);
+        this.reset();
+        return err < 0 ? err : used;
+      } else {
+        if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) return -ParseError.HEADERS_TOO_LARGE;
+        err = this.fieldLine(buf, start, lineStart, lineEnd);
+      }
+      if (err < 0) return err;
+    }
+    this.scanned = end - start;
+    return this.checkPartial(end - start);
+  }
+
+  private checkPartial(have: number): number {
+    if (!this.haveRequestLine) return have - this.curLine > this.limits.maxRequestLine + 1 ? -ParseError.URI_TOO_LONG : 0;
+    return have - this.lineEnd - 2 > this.limits.maxHeaderBytes + 2 ? -ParseError.HEADERS_TOO_LARGE : 0;
+  }
+
+  private requestLine(buf: Uint8Array, base: number, s: number, e: number): number {
+    if (e - s > this.limits.maxRequestLine) return -ParseError.URI_TOO_LONG;
+    this.lineStart = s - base;
+    this.lineEnd = e - base;
+    // method SP request-target SP HTTP-version, single spaces (RFC 9112 §3).
+    let i = s;
+    while (i < e && TCHAR[buf[i] as number] === 1) i++;
+    if (i === s) return -ParseError.BAD_METHOD;
+    if (i === e) return -ParseError.BAD_REQUEST_LINE;
+    if (buf[i] !== SP) return buf[i] === 0 ? -ParseError.NUL : -ParseError.BAD_METHOD;
+    this.method = methodName(buf, s, i);
+    const t0 = ++i;
+    while (i < e && TARGET_CHAR[buf[i] as number] === 1) i++;
+    if (i === t0 || i === e) return -ParseError.BAD_REQUEST_LINE;
+    if (buf[i] !== SP) return buf[i] === 0 ? -ParseError.NUL : -ParseError.BAD_TARGET;
+    this.targetStart = t0 - base;
+    this.targetEnd = i - base;
+    // Version first: an HTTP/2 preface ("PRI * HTTP/2.0") is a 505, not a bad target.
+    const err = this.version(buf, i + 1, e);
+    return err < 0 ? err : this.checkTarget(buf, t0, i);
+  }
+
+  /** The four request-target forms (RFC 9112 §3.2) and which methods may use them. */
+  private checkTarget(buf: Uint8Array, s: number, e: number): number {
+    const first = buf[s];
+    if (first === 0x2f) return 0; // origin-form
+    if (this.method === "CONNECT") return 0; // authority-form
+    if (first === 0x2a) return e - s === 1 && this.method === "OPTIONS" ? 0 : -ParseError.BAD_TARGET;
+    // absolute-form: scheme "://" ...
+    let i = s;
+    while (i < e && ((buf[i] as number) | 0x20) >= 0x61 && ((buf[i] as number) | 0x20) <= 0x7a) i++;
+    if (i === s || e - i < 3 || buf[i] !== COLON || buf[i + 1] !== 0x2f || buf[i + 2] !== 0x2f) {
+      return -ParseError.BAD_TARGET;
+    }
+    return 0;
+  }
+
+  private version(buf: Uint8Array, s: number, e: number): number {
+    // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3); a later major version gets 505 (RFC 9110 §15.6.6).
+    if (e - s < 6 || buf[s] !== 72 || buf[s + 1] !== 84 || buf[s + 2] !== 84 || buf[s + 3] !== 80 || buf[s + 4] !== 0x2f) {
+      return -ParseError.BAD_VERSION;
+    }
+    const major = (buf[s + 5] as number) - 48;
+    if (major < 0 || major > 9) return -ParseError.BAD_VERSION;
+    if (major !== 1) {
+      if (e - s === 6 || (e - s === 8 && buf[s + 6] === 0x2e && isDigit(buf[s + 7] as number))) {
+        return -ParseError.VERSION_NOT_SUPPORTED;
+      }
+      return -ParseError.BAD_VERSION;
+    }
+    if (e - s !== 8 || buf[s + 6] !== 0x2e || !isDigit(buf[s + 7] as number)) return -ParseError.BAD_VERSION;
+    this.versionMajor = 1;
+    this.versionMinor = (buf[s + 7] as number) - 48;
+    return 0;
+  }
+
+  private fieldLine(buf: Uint8Array, base: number, s: number, e: number): number {
+    const first = buf[s];
+    if (first === SP || first === HTAB) return this.fold(buf, base, s, e);
+    let i = s;
+    while (i < e && TCHAR[buf[i] as number] === 1) i++;
+    if (i === e) return -ParseError.BAD_HEADER_NAME;
+    const c = buf[i] as number;
+    if (c !== COLON) {
+      if (c === SP || c === HTAB) return -ParseError.SPACE_BEFORE_COLON;
+      return c === 0 ? -ParseError.NUL : c === CR ? -ParseError.BARE_CR : -ParseError.BAD_HEADER_NAME;
+    }
+    if (i === s) return -ParseError.BAD_HEADER_NAME;
+    if (this.fieldCount >= this.limits.maxHeaders) return -ParseError.TOO_MANY_HEADERS;
+    const nameEnd = i;
+    let v = i + 1;
+    while (v < e && (buf[v] === SP || buf[v] === HTAB)) v++;
+    const err = checkValue(buf, v, e);
+    if (err < 0) return err;
+    let ve = e;
+    while (ve > v && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+    const k = this.fieldCount++ * FIELD_SLOTS;
+    const f = this.fields;
+    f[k] = s - base;
+    f[k + 1] = nameEnd - base;
+    f[k + 2] = v - base;
+    f[k + 3] = ve - base;
+    f[k + 4] = fieldKind(buf, s, nameEnd);
+    f[k + 5] = 0;
+    return 0;
+  }
+
+  /** obs-fold (RFC 9112 §5.2): joins the previous field; refused where framing depends on it. */
+  private fold(buf: Uint8Array, base: number, s: number, e: number): number {
+    if (this.fieldCount === 0) return -ParseError.BAD_FOLD;
+    const err = checkValue(buf, s, e);
+    if (err < 0) return err;
+    const k = (this.fieldCount - 1) * FIELD_SLOTS;
+    const kind = this.fields[k + 4];
+    if (kind === FieldKind.CONTENT_LENGTH || kind === FieldKind.TRANSFER_ENCODING || kind === FieldKind.HOST) {
+      return -ParseError.FOLD_IN_FRAMING;
+    }
+    let ve = e;
+    while (ve > s && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+    if (ve > s) {
+      // An empty previous value starts at the fold's text; otherwise the fold becomes one SP.
+      if (this.fields[k + 2] === this.fields[k + 3]) {
+        let v = s;
+        while (buf[v] === SP || buf[v] === HTAB) v++;
+        this.fields[k + 2] = v - base;
+      } else {
+        this.fields[k + 5] = 1;
+      }
+      this.fields[k + 3] = ve - base;
+    }
+    return 0;
+  }
+
+  /** Framing decisions once the whole head is in (RFC 9112 §6, RFC 9110 §7.2, §7.6.1, §10.1.1). */
+  private finish(buf: Uint8Array, base: number): number {
+    this.contentLength = -1;
+    this.chunked = false;
+    this.connectionClose = false;
+    this.connectionKeepAlive = false;
+    this.connectionUpgrade = false;
+    this.hasUpgrade = false;
+    this.expectContinue = false;
+    let hosts = 0;
+    let sawTE = false;
+    const f = this.fields;
+    for (let n = 0; n < this.fieldCount; n++) {
+      const k = n * FIELD_SLOTS;
+      const vs = base + (f[k + 2] as number);
+      const ve = base + (f[k + 3] as number);
+      let err = 0;
+      switch (f[k + 4]) {
+        case FieldKind.HOST:
+          hosts++;
+          for (let i = vs; i < ve; i++) if (HOST_CHAR[buf[i] as number] !== 1) return -ParseError.BAD_HOST;
+          break;
+        case FieldKind.CONTENT_LENGTH:
+          err = this.contentLengthValue(buf, vs, ve);
+          break;
+        case FieldKind.TRANSFER_ENCODING:
+          sawTE = true;
+          err = this.transferEncodingValue(buf, vs, ve);
+          break;
+        case FieldKind.CONNECTION:
+          this.connectionValue(buf, vs, ve);
+          break;
+        case FieldKind.UPGRADE:
+          this.hasUpgrade = true;
+          break;
+        case FieldKind.EXPECT:
+          // HTTP/1.0 clients cannot expect (RFC 9110 §10.1.1): the field is ignored there.
+          if (this.versionMinor === 0) break;
+          if (ve - vs === W_100_CONTINUE.length && equalsLower(buf, vs, W_100_CONTINUE)) this.expectContinue = true;
+          else return -ParseError.EXPECTATION_FAILED;
+          break;
+      }
+      if (err < 0) return err;
+    }
+    if (hosts > 1) return -ParseError.DUPLICATE_HOST;
+    if (hosts === 0 && this.versionMinor >= 1) return -ParseError.MISSING_HOST;
+    if (sawTE) {
+      if (this.versionMinor === 0) return -ParseError.TE_IN_HTTP10;
+      if (this.contentLength !== -1) return -ParseError.CL_AND_TE;
+      if (!this.chunked) return -ParseError.TE_NOT_CHUNKED;
+    }
+    return 0;
+  }
+
+  /** 1*DIGIT, or a list of identical values (RFC 9110 §8.6); anything else is an error. */
+  private contentLengthValue(buf: Uint8Array, s: number, e: number): number {
+    let i = s;
+    while (i <= e) {
+      let n = 0;
+      let digits = 0;
+      while (i < e && isDigit(buf[i] as number)) {
+        n = n * 10 + ((buf[i] as number) - 48);
+        digits++;
+        i++;
+      }
+      if (digits === 0 || digits > MAX_LENGTH_DIGITS) return -ParseError.BAD_CONTENT_LENGTH;
+      if (this.contentLength !== -1 && this.contentLength !== n) return -ParseError.BAD_CONTENT_LENGTH;
+      this.contentLength = n;
+      while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
+      if (i === e) return 0;
+      if (buf[i] !== 0x2c) return -ParseError.BAD_CONTENT_LENGTH;
+      i++;
+      while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
+    }
+    return -ParseError.BAD_CONTENT_LENGTH;
+  }
+
+  /**
+   * Transfer codings in order across all TE fields. chunked must be last and only once
+   * (RFC 9112 §6.3 → 400); any other coding is one we do not implement (§6.1 → 501).
+   */
+  private transferEncodingValue(buf: Uint8Array, s: number, e: number): number {
+    let i = s;
+    for (;;) {
+      while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
+      if (i >= e) return 0;
+      const t = i;
+      while (i < e && TCHAR[buf[i] as number] === 1) i++;
+      if (i === t) return -ParseError.TE_NOT_CHUNKED;
+      const isChunked = i - t === W_CHUNKED.length && equalsLower(buf, t, W_CHUNKED);
+      // A coding after chunked means chunked is not final.
+      if (this.chunked) return -ParseError.TE_NOT_CHUNKED;
+      if (!isChunked) {
+        // Skip parameters, then see whether anything follows: unknown-but-final is still 400.
+        while (i < e && buf[i] !== 0x2c) i++;
+        let j = i;
+        while (j < e && (buf[j] === SP || buf[j] === HTAB || buf[j] === 0x2c)) j++;
+        return j < e ? -ParseError.UNKNOWN_CODING : -ParseError.TE_NOT_CHUNKED;
+      }
+      this.chunked = true;
+      while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
+      if (i < e && buf[i] !== 0x2c) return -ParseError.TE_NOT_CHUNKED;
+    }
+  }
+
+  private connectionValue(buf: Uint8Array, s: number, e: number): void {
+    let i = s;
+    while (i < e) {
+      while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
+      const t = i;
+      while (i < e && buf[i] !== 0x2c && buf[i] !== SP && buf[i] !== HTAB) i++;
+      const len = i - t;
+      if (len === 5 && equalsLower(buf, t, W_CLOSE)) this.connectionClose = true;
+      else if (len === 10 && equalsLower(buf, t, W_KEEP_ALIVE)) this.connectionKeepAlive = true;
+      else if (len === 7 && equalsLower(buf, t, W_UPGRADE)) this.connectionUpgrade = true;
+    }
+  }
+}
+
+const isDigit = (b: number): boolean => b >= 48 && b <= 57;
+
+function checkValue(buf: Uint8Array, s: number, e: number): number {
+  for (let i = s; i < e; i++) {
+    const c = buf[i] as number;
+    if (VALUE_CHAR[c] !== 1) return c === 0 ? -ParseError.NUL : c === CR ? -ParseError.BARE_CR : -ParseError.BAD_HEADER_VALUE;
+  }
+  return 0;
+}
+
+function methodName(buf: Uint8Array, s: number, e: number): string {
+  for (const [name, bytes] of METHODS) {
+    if (bytes.length === e - s) {
+      let same = true;
+      for (let i = 0; i < bytes.length; i++) {
+        if (buf[s + i] !== bytes[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return name;
+    }
+  }
+  return String.fromCharCode(...buf.subarray(s, e));
+}

@@ -1,0 +1,388 @@
+/** @module server — WSGIServer: listening sockets, connection admission, the one timer, graceful stop. */
+
+import { hostname as osHostname } from "node:os";
+import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
+import pkg from "../package.json" with { type: "json" };
+import { type BodyLimits, DEFAULT_BODY_LIMITS } from "./body.ts";
+import { Connection, type ConnectionHost, type ServerSocket, type Timeouts } from "./connection.ts";
+import { ConfigError } from "./errors.ts";
+import { WSGIHandler } from "./handler.ts";
+import { type LogOption, type LogSink, resolveLog } from "./log.ts";
+import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "./parser.ts";
+import type { Application } from "./types.ts";
+
+export const VERSION: string = pkg.version;
+
+/** Where to listen: "host:port", "[v6]:port", "unix:/path", [host, port], { hostname, port } or { unix }. */
+export type ListenerSpec = string | [string, number] | { hostname: string; port: number } | { unix: string };
+
+/** Size limits; a request over one gets 413/414/431 and a closed connection. */
+export interface Limits extends HeadLimits {
+  /** Largest request body in bytes (413). */
+  maxBodySize: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = { ...DEFAULT_HEAD_LIMITS, maxBodySize: DEFAULT_BODY_LIMITS.maxBody };
+export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = { header: 20, keepAlive: 15, body: 60, write: 60, shutdown: 10 };
+
+export type HandlerClass = new (socket: ServerSocket, address: [string, number] | string, server: WSGIServer) => WSGIHandler;
+
+export interface WSGIServerOptions {
+  /** Listen backlog. Bun.listen uses a fixed backlog; any other value is reported at start. */
+  backlog?: number | null;
+  /** Most connections served at once ("default": no limit); more wait, unread, until one closes. */
+  spawn?: number | "default";
+  /** Access log: "default" (stderr), null (off), a sink with write(s), or a logger (info level). */
+  log?: LogOption;
+  /** Error log, also environ["wsgi.errors"]: like `log`, error level for a logger. */
+  errorLog?: LogOption;
+  handlerClass?: HandlerClass;
+  /** Extra keys merged into every environ. */
+  environ?: Record<string, unknown>;
+  /** Bun TLS options (key, cert, ca, passphrase, …): serve HTTPS. */
+  tls?: TLSOptions;
+  limits?: Partial<Limits>;
+  /** Seconds; 0 disables one. */
+  timeouts?: Partial<Timeouts>;
+}
+
+/** Bun.listen's accept backlog, which it does not let callers change. */
+const BUN_BACKLOG = 512;
+
+interface Address {
+  hostname: string;
+  port: number;
+  unix: string | null;
+}
+
+/** Parse a listener spec; a wrong one is a ConfigError naming what was expected. */
+export function parseListener(spec: ListenerSpec): Address {
+  const bad = (why: string): never => {
+    throw new ConfigError(`invalid listener ${JSON.stringify(spec)}: ${why}`);
+  };
+  const port = (p: unknown): number => {
+    const n = typeof p === "string" && /^\d{1,5}$/.test(p) ? Number(p) : p;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) bad("port must be an integer from 0 to 65535");
+    return n as number;
+  };
+  if (Array.isArray(spec)) return { hostname: spec[0] || "0.0.0.0", port: port(spec[1]), unix: null };
+  if (typeof spec === "object" && spec !== null) {
+    if ("unix" in spec) {
+      if (typeof spec.unix !== "string" || spec.unix === "") bad("unix path must be a non-empty string");
+      return { hostname: "", port: 0, unix: spec.unix };
+    }
+    return { hostname: spec.hostname || "0.0.0.0", port: port(spec.port), unix: null };
+  }
+  if (typeof spec !== "string") return bad("expected a string, [host, port], { hostname, port } or { unix }");
+  if (spec.startsWith("unix:")) {
+    const path = spec.slice(5);
+    if (path === "") bad("unix: needs a path");
+    return { hostname: "", port: 0, unix: path };
+  }
+  if (spec.startsWith("[")) {
+    const close = spec.indexOf("]");
+    if (close < 0 || spec[close + 1] !== ":") bad("expected [ipv6]:port");
+    return { hostname: spec.slice(1, close), port: port(spec.slice(close + 2)), unix: null };
+  }
+  const colon = spec.lastIndexOf(":");
+  if (colon < 0) return /^\d+$/.test(spec) ? { hostname: "0.0.0.0", port: port(spec), unix: null } : bad("expected host:port");
+  return { hostname: spec.slice(0, colon) || "0.0.0.0", port: port(spec.slice(colon + 1)), unix: null };
+}
+
+/**
+ * A WSGI server on Bun.listen, following gevent.pywsgi.WSGIServer. `start()` binds and
+ * returns; `serveForever()` resolves once the server has been stopped or closed.
+ */
+export class WSGIServer implements ConnectionHost {
+  static baseEnv: Readonly<Record<string, unknown>> = {
+    GATEWAY_INTERFACE: "CGI/1.1",
+    SERVER_SOFTWARE: `bunwsgi/${VERSION} Bun/${Bun.version}`,
+    SCRIPT_NAME: "",
+    "wsgi.version": [1, 0],
+    "wsgi.multithread": false,
+    "wsgi.multiprocess": false,
+    "wsgi.run_once": false,
+  };
+
+  application: Application;
+  readonly address: Address;
+  readonly backlog: number | null;
+  readonly spawn: number;
+  log: LogSink;
+  errorLog: LogSink;
+  handlerClass: HandlerClass;
+  readonly tls: TLSOptions | undefined;
+  readonly headLimits: HeadLimits;
+  readonly bodyLimits: BodyLimits;
+  readonly timeouts: Timeouts;
+  environ: Record<string, unknown> = {};
+
+  stopping = false;
+  now = performance.now() / 1000;
+
+  private listener: SocketListener<Connection> | null = null;
+  private readonly connections = new Set<Connection>();
+  private readonly waiting: Connection[] = [];
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopped: Promise<void> | null = null;
+  private resolveStopped: (() => void) | null = null;
+  private resolveDrained: (() => void) | null = null;
+  private readonly socketHandlers: SocketHandler<Connection, "buffer">;
+
+  constructor(listener: ListenerSpec, application: Application, options: WSGIServerOptions = {}) {
+    if (typeof application !== "function") throw new ConfigError("application must be a function (environ, startResponse)");
+    this.address = parseListener(listener);
+    this.application = application;
+    this.backlog = options.backlog ?? null;
+    const spawn = options.spawn ?? "default";
+    if (spawn !== "default" && (!Number.isInteger(spawn) || spawn < 1)) {
+      throw new ConfigError(`spawn must be a positive integer or "default", got ${JSON.stringify(spawn)}`);
+    }
+    this.spawn = spawn === "default" ? Number.POSITIVE_INFINITY : spawn;
+    this.log = resolveLog(options.log, 20);
+    this.errorLog = resolveLog(options.errorLog, 40);
+    this.handlerClass = options.handlerClass ?? WSGIHandler;
+    this.tls = options.tls;
+    const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    for (const [k, v] of Object.entries(limits)) {
+      if (!Number.isInteger(v) || v < 1)
+        throw new ConfigError(`limits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    for (const [k, v] of Object.entries(timeouts)) {
+      if (typeof v !== "number" || !(v >= 0))
+        throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
+    }
+    this.headLimits = {
+      maxRequestLine: limits.maxRequestLine,
+      maxHeaderBytes: limits.maxHeaderBytes,
+      maxHeaders: limits.maxHeaders,
+    };
+    this.bodyLimits = { ...DEFAULT_BODY_LIMITS, maxBody: limits.maxBodySize };
+    this.timeouts = timeouts;
+    this.setEnviron(options.environ);
+    const server = this;
+    this.socketHandlers = {
+      binaryType: "buffer",
+      open(socket) {
+        server.accept(socket);
+      },
+      data(socket, data) {
+        socket.data.onData(data);
+      },
+      drain(socket) {
+        socket.data.onDrain();
+      },
+      end(socket) {
+        socket.data.onEnd();
+      },
+      close(socket) {
+        socket.data?.onClose();
+      },
+      error(socket, error) {
+        const code = (error as { code?: string }).code;
+        if (code !== "ECONNRESET" && code !== "EPIPE") {
+          server.errorLog.write(`socket error from ${socket.remoteAddress}: ${error.message}\n`);
+        }
+      },
+    };
+  }
+
+  get baseEnv(): Readonly<Record<string, unknown>> {
+    return (this.constructor as typeof WSGIServer).baseEnv;
+  }
+
+  /** Host the server listens on ("" for a unix socket). */
+  get serverHost(): string {
+    return this.address.unix === null
+      ? ((this.listener as TCPSocketListener<Connection> | null)?.hostname ?? this.address.hostname)
+      : "";
+  }
+
+  /** Port the server listens on (the real one after start() when 0 was asked for). */
+  get serverPort(): number {
+    return this.address.unix === null ? ((this.listener as TCPSocketListener<Connection> | null)?.port ?? this.address.port) : 0;
+  }
+
+  /** Whether the server is listening. */
+  get started(): boolean {
+    return this.listener !== null;
+  }
+
+  /** Replace the extra environ keys; rebuilds server.environ from baseEnv like gevent. */
+  setEnviron(environ?: Record<string, unknown>): void {
+    const update = environ ?? this.environ;
+    const env: Record<string, unknown> = { ...this.baseEnv };
+    env["wsgi.url_scheme"] = this.tls ? "https" : "http";
+    if (this.tls) env.HTTPS = "on";
+    Object.assign(env, update);
+    if (env["wsgi.errors"] == null) env["wsgi.errors"] = this.errorLog;
+    this.environ = env;
+  }
+
+  /** Fill SERVER_NAME and SERVER_PORT from the bound address (called by start()). */
+  updateEnviron(): void {
+    const env = this.environ;
+    if (this.address.unix !== null) {
+      env.SERVER_NAME ??= "";
+      env.SERVER_PORT ??= "";
+      return;
+    }
+    const host = this.serverHost;
+    // No reverse DNS on start-up (gevent calls getfqdn): a wildcard address names this machine.
+    env.SERVER_NAME ??= host === "0.0.0.0" || host === "::" ? osHostname() : host;
+    env.SERVER_PORT ??= String(this.serverPort);
+  }
+
+  /** A fresh copy of server.environ, the start of every request's environ. */
+  getEnviron(): Record<string, unknown> {
+    return { ...this.environ };
+  }
+
+  /** Bind the listening socket. */
+  initSocket(): void {
+    const common = { allowHalfOpen: true, socket: this.socketHandlers };
+    const a = this.address;
+    try {
+      if (a.unix !== null) {
+        this.listener = Bun.listen<Connection>({ ...common, unix: a.unix, ...(this.tls ? { tls: this.tls } : {}) });
+      } else {
+        this.listener = Bun.listen<Connection>({
+          ...common,
+          hostname: a.hostname,
+          port: a.port,
+          ...(this.tls ? { tls: this.tls } : {}),
+        });
+      }
+    } catch (e) {
+      const where = a.unix !== null ? `unix:${a.unix}` : `${a.hostname}:${a.port}`;
+      throw new ConfigError(`cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /** Start listening and serving; returns once bound. */
+  start(): void {
+    if (this.listener !== null) throw new ConfigError("server already started");
+    this.stopping = false;
+    this.initSocket();
+    this.updateEnviron();
+    if (this.backlog !== null && this.backlog !== BUN_BACKLOG) {
+      this.errorLog.write(`backlog=${this.backlog} not applied: Bun.listen uses a fixed listen backlog of ${BUN_BACKLOG}\n`);
+    }
+    this.now = performance.now() / 1000;
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+    this.stopped = new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+    });
+  }
+
+  /** Start (if needed) and resolve when the server is stopped or closed. */
+  serveForever(): Promise<void> {
+    if (this.listener === null) this.start();
+    return this.stopped as Promise<void>;
+  }
+
+  /**
+   * Graceful stop: stop accepting, close idle connections, let in-flight requests finish
+   * (answered with Connection: close) for up to `timeout` seconds, then cut the rest.
+   */
+  async stop(timeout: number = this.timeouts.shutdown): Promise<void> {
+    const listener = this.listener;
+    if (listener === null) return;
+    this.stopping = true;
+    listener.stop(false);
+    for (const c of this.waiting.splice(0)) c.terminate();
+    for (const c of this.connections) c.shutdown();
+    if (this.connections.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, timeout) * 1000);
+        this.resolveDrained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.resolveDrained = null;
+    for (const c of this.connections) c.terminate();
+    this.finish();
+  }
+
+  /** Close the listener and every connection now. */
+  close(): void {
+    const listener = this.listener;
+    if (listener === null) return;
+    this.stopping = true;
+    listener.stop(true);
+    for (const c of this.waiting.splice(0)) c.terminate();
+    for (const c of this.connections) c.terminate();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.listener = null;
+    (this.log as { flush?: () => unknown }).flush?.();
+    (this.errorLog as { flush?: () => unknown }).flush?.();
+    this.resolveStopped?.();
+    this.resolveStopped = null;
+  }
+
+  /** Number of open connections being served. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private accept(socket: ServerSocket): void {
+    const conn = new Connection(socket, this);
+    socket.data = conn;
+    if (this.stopping) {
+      conn.terminate();
+      return;
+    }
+    if (this.connections.size >= this.spawn) {
+      // Like a full gevent pool: the connection waits, unread, until a slot frees.
+      socket.pause();
+      this.waiting.push(conn);
+      return;
+    }
+    this.admit(conn);
+  }
+
+  private admit(conn: Connection): void {
+    this.connections.add(conn);
+    const socket = conn.socket;
+    const address: [string, number] | string = this.address.unix !== null ? "" : [socket.remoteAddress, socket.remotePort];
+    this.handle(socket, address);
+  }
+
+  /** Create the handler for a new connection (gevent: handle(socket, address)). */
+  handle(socket: ServerSocket, address: [string, number] | string): void {
+    const handler = new this.handlerClass(socket, address, this);
+    socket.data.handler = handler;
+    socket.setNoDelay(true);
+    handler.handle();
+  }
+
+  /** ConnectionHost: a socket closed. */
+  connectionClosed(conn: Connection): void {
+    if (!this.connections.delete(conn)) {
+      const i = this.waiting.indexOf(conn);
+      if (i >= 0) this.waiting.splice(i, 1);
+      return;
+    }
+    while (this.connections.size < this.spawn && this.waiting.length > 0) {
+      const next = this.waiting.shift() as Connection;
+      this.admit(next);
+      next.socket.resume();
+    }
+    if (this.stopping && this.connections.size === 0) this.resolveDrained?.();
+  }
+
+  private tick(): void {
+    const now = performance.now() / 1000;
+    this.now = now;
+    for (const c of this.connections) c.tick(now);
+  }
+}

@@ -1,0 +1,47 @@
+/** @module types — the WSGI-style application contract (PEP 3333 translated to TypeScript). */
+
+import type { Input } from "./input.ts";
+import type { LogSink } from "./log.ts";
+
+/** A body chunk; strings go on the wire as UTF-8. */
+export type Chunk = string | Uint8Array;
+/** Response header fields in order: [name, value]. */
+export type ResponseHeaders = Array<[name: string, value: string]>;
+/** Sends a chunk; settles when it has been handed to the socket (backpressure). */
+export type Write = (data: Chunk) => Promise<void>;
+/** PEP 3333 start_response. Misuse throws synchronously. */
+export type StartResponse = (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
+/** An Array is sized (Content-Length); any other iterable is streamed. */
+export type Body = Iterable<Chunk> | AsyncIterable<Chunk>;
+/** The application: called once per request. */
+export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
+
+/** The request environment: CGI keys as strings, `wsgi.*` keys, and bunwsgi extensions. */
+export interface Environ {
+  REQUEST_METHOD: string;
+  SCRIPT_NAME: string;
+  PATH_INFO: string;
+  QUERY_STRING: string;
+  SERVER_NAME: string;
+  SERVER_PORT: string;
+  SERVER_PROTOCOL: string;
+  REMOTE_ADDR: string;
+  REMOTE_PORT: string;
+  GATEWAY_INTERFACE: string;
+  REQUEST_URI: string;
+  CONTENT_TYPE?: string;
+  CONTENT_LENGTH?: string;
+  "wsgi.version": [number, number];
+  "wsgi.url_scheme": string;
+  "wsgi.input": Input;
+  "wsgi.errors": LogSink;
+  "wsgi.multithread": boolean;
+  "wsgi.multiprocess": boolean;
+  "wsgi.run_once": boolean;
+  "wsgi.input_terminated": boolean;
+  /** Header fields as received: order and duplicates kept, values without surrounding whitespace. */
+  "bunwsgi.headers": Array<[string, string]>;
+  /** Trailer fields of a chunked request body, present once the body has been read to its end. */
+  "bunwsgi.trailers"?: Array<[string, string]>;
+  [key: string]: unknown;
+}

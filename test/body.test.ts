@@ -1,0 +1,132 @@
+import { describe, expect, test } from "bun:test";
+import { BodyDecoder, BodyError, type BodyLimits, DEFAULT_BODY_LIMITS } from "../src/body.ts";
+
+const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const dec = (b: Uint8Array): string => String.fromCharCode(...b);
+
+interface Outcome {
+  data: string;
+  consumed: number;
+  done: boolean;
+  error?: number;
+  trailers: Array<[string, string]>;
+}
+
+/** Feed separate pieces (as separate socket reads), collecting data runs until done or error. */
+function decode(pieces: Uint8Array[], start: (d: BodyDecoder) => void, limits?: BodyLimits): Outcome {
+  const d = new BodyDecoder(limits);
+  start(d);
+  let data = "";
+  let consumed = 0;
+  for (const piece of pieces) {
+    let pos = 0;
+    while (pos < piece.length && !d.done) {
+      const n = d.execute(piece, pos, piece.length);
+      if (n < 0) return { data, consumed: -1, done: false, error: -n, trailers: [] };
+      data += dec(piece.subarray(d.dataStart, d.dataEnd));
+      pos += n;
+      consumed += n;
+    }
+    if (d.done) break;
+  }
+  return { data, consumed, done: d.done, trailers: d.trailers };
+}
+
+/** Whole, byte by byte, and every two-piece split must agree. */
+function allWays(raw: string, start: (d: BodyDecoder) => void, limits?: BodyLimits): Outcome {
+  const bytes = enc(raw);
+  const whole = decode([bytes], start, limits);
+  const ones = decode(
+    Array.from(bytes, (_, i) => bytes.subarray(i, i + 1)),
+    start,
+    limits,
+  );
+  expect(ones).toEqual(whole);
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const split = decode([bytes.slice(0, cut), bytes.slice(cut)], start, limits);
+    if (JSON.stringify(split) !== JSON.stringify(whole)) {
+      throw new Error(`split at ${cut} gave ${JSON.stringify(split)}, whole gave ${JSON.stringify(whole)}`);
+    }
+  }
+  return whole;
+}
+
+const chunked = (d: BodyDecoder): void => d.startChunked();
+
+describe("decodes chunked bodies (whole, byte by byte, every split)", () => {
+  test("one chunk and the last chunk", () => {
+    const raw = "5\r\nhello\r\n0\r\n\r\n";
+    expect(allWays(raw, chunked)).toEqual({ data: "hello", consumed: raw.length, done: true, trailers: [] });
+  });
+
+  test("several chunks with upper- and lowercase hex sizes", () => {
+    expect(allWays("A\r\n0123456789\r\na\r\nabcdefghij\r\n0\r\n\r\n", chunked).data).toBe("0123456789abcdefghij");
+  });
+
+  test("chunk extensions, tokens and quoted strings, with BWS", () => {
+    const raw = '5 ; a=b;c="q\\"x" ;flag\r\nhello\r\n0;last\r\n\r\n';
+    expect(allWays(raw, chunked).data).toBe("hello");
+  });
+
+  test("trailer fields", () => {
+    const r = allWays("3\r\nabc\r\n0\r\nX-Checksum: 12\r\nServer-Timing:  db;dur=5 \r\n\r\n", chunked);
+    expect(r.trailers).toEqual([
+      ["X-Checksum", "12"],
+      ["Server-Timing", "db;dur=5"],
+    ]);
+  });
+
+  test("stops at the end of the body, leaving the next request's bytes", () => {
+    const body = "2\r\nok\r\n0\r\n\r\n";
+    const r = allWays(`${body}GET / HTTP/1.1\r\n`, chunked);
+    expect(r.consumed).toBe(body.length);
+    expect(r.data).toBe("ok");
+  });
+
+  test("leading zeros in a chunk size", () => {
+    expect(allWays("0005\r\nhello\r\n000\r\n\r\n", chunked).data).toBe("hello");
+  });
+});
+
+describe("rejects malformed chunked bodies with a precise code (whole, byte by byte, every split)", () => {
+  const tight: BodyLimits = { ...DEFAULT_BODY_LIMITS, maxBody: 8, maxChunkExt: 8, maxTrailerBytes: 16, maxTrailers: 1 };
+  const cases: Array<[string, string, number, BodyLimits?]> = [
+    ["chunk data not followed by CRLF", "5\r\nhelloX\r\n0\r\n\r\n", BodyError.BAD_CHUNK_END],
+    ["chunk data followed by a bare LF", "5\r\nhello\n0\r\n\r\n", BodyError.BAD_CHUNK_END],
+    ["a non-hex chunk size", "zz\r\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["an empty chunk size", "\r\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["a negative chunk size", "-1\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["a 0x-prefixed chunk size", "0x5\r\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["a bare LF after the chunk size", "5\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["a chunk size overflow", "fffffffffffffff\r\n", BodyError.CHUNK_SIZE_OVERFLOW],
+    ["an extension without a name", "5;=x\r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
+    ["an extension with a bad character", "5;a@b\r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
+    ["an unterminated quoted extension", '5;a="x\r\nhello\r\n', BodyError.BAD_CHUNK_EXT],
+    ["an extension over the limit", "5;aaaaaaaaaaaaaa\r\nhello\r\n", BodyError.CHUNK_EXT_TOO_LONG, tight],
+    ["a trailer without a colon", "0\r\nBad Name: x\r\n\r\n", BodyError.BAD_TRAILER],
+    ["a trailer with a bare LF", "0\r\nX: y\n\r\n", BodyError.BAD_TRAILER],
+    ["a trailer with a CTL in its value", "0\r\nX: a\x01b\r\n\r\n", BodyError.BAD_TRAILER],
+    ["too many trailers", "0\r\nA: 1\r\nB: 2\r\n\r\n", BodyError.TRAILERS_TOO_LARGE, tight],
+    ["a trailer section over the limit", `0\r\nA: ${"x".repeat(20)}\r\n\r\n`, BodyError.TRAILERS_TOO_LARGE, tight],
+    ["a body over the size limit (413)", "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", BodyError.TOO_LARGE, tight],
+  ];
+  for (const [name, raw, code, limits] of cases) {
+    test(`rejects ${name}`, () => {
+      expect(allWays(raw, chunked, limits).error).toBe(code);
+    });
+  }
+});
+
+describe("decodes Content-Length bodies", () => {
+  test("takes exactly Content-Length bytes however they arrive", () => {
+    const r = allWays("helloGET /", (d) => d.startLength(5));
+    expect(r).toEqual({ data: "hello", consumed: 5, done: true, trailers: [] });
+  });
+
+  test("a zero length is done at once", () => {
+    const d = new BodyDecoder();
+    d.startLength(0);
+    expect(d.done).toBe(true);
+    expect(d.execute(enc("x"), 0, 1)).toBe(0);
+  });
+});

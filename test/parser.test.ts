@@ -1,0 +1,312 @@
+import { describe, expect, test } from "bun:test";
+import { FIELD_SLOTS, type HeadLimits, ParseError, RequestParser } from "../src/parser.ts";
+
+const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const dec = (b: Uint8Array): string => String.fromCharCode(...b);
+
+interface Summary {
+  consumed: number;
+  method?: string;
+  target?: string;
+  version?: string;
+  fields?: Array<[string, string, boolean]>;
+  contentLength?: number;
+  chunked?: boolean;
+  close?: boolean;
+  keepAlive?: boolean;
+  upgrade?: boolean;
+  expectContinue?: boolean;
+  error?: number;
+}
+
+function summarize(p: RequestParser, buf: Uint8Array, base: number, n: number): Summary {
+  if (n < 0) return { consumed: 0, error: -n };
+  if (n === 0) return { consumed: 0 };
+  const fields: Array<[string, string, boolean]> = [];
+  for (let i = 0; i < p.fieldCount; i++) {
+    const k = i * FIELD_SLOTS;
+    const f = p.fields;
+    fields.push([
+      dec(buf.subarray(base + (f[k] as number), base + (f[k + 1] as number))),
+      dec(buf.subarray(base + (f[k + 2] as number), base + (f[k + 3] as number))),
+      f[k + 5] === 1,
+    ]);
+  }
+  return {
+    consumed: n,
+    method: p.method,
+    target: dec(buf.subarray(base + p.targetStart, base + p.targetEnd)),
+    version: `${p.versionMajor}.${p.versionMinor}`,
+    fields,
+    contentLength: p.contentLength,
+    chunked: p.chunked,
+    close: p.connectionClose,
+    keepAlive: p.connectionKeepAlive,
+    upgrade: p.connectionUpgrade || p.hasUpgrade,
+    expectContinue: p.expectContinue,
+  };
+}
+
+/** Feed `bytes` growing to each cut, each time as a fresh copy at an odd offset (as the connection re-presents a head). */
+function feed(bytes: Uint8Array, cuts: number[], limits?: HeadLimits): Summary {
+  const p = new RequestParser(limits);
+  const base = 7;
+  for (const end of [...cuts, bytes.length]) {
+    const buf = new Uint8Array(base + end + 3);
+    buf.set(bytes.subarray(0, end), base);
+    const n = p.execute(buf, base, base + end);
+    if (n !== 0) return summarize(p, buf, base, n);
+  }
+  return { consumed: 0 };
+}
+
+/** Whole, byte by byte, and every two-chunk split: all must agree. */
+function parseAllWays(raw: string, limits?: HeadLimits): Summary {
+  const bytes = enc(raw);
+  const whole = feed(bytes, [], limits);
+  const ones = feed(
+    bytes,
+    Array.from({ length: bytes.length - 1 }, (_, i) => i + 1),
+    limits,
+  );
+  expect(ones).toEqual(whole);
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const split = feed(bytes, [cut], limits);
+    if (JSON.stringify(split) !== JSON.stringify(whole)) {
+      throw new Error(`split at ${cut} gave ${JSON.stringify(split)}, whole gave ${JSON.stringify(whole)}`);
+    }
+  }
+  return whole;
+}
+
+const H = "Host: example.com\r\n";
+
+describe("parses valid request heads (whole, byte by byte, every split)", () => {
+  test("simple GET", () => {
+    const raw = `GET /index.html HTTP/1.1\r\n${H}\r\n`;
+    expect(parseAllWays(raw)).toEqual({
+      consumed: raw.length,
+      method: "GET",
+      target: "/index.html",
+      version: "1.1",
+      fields: [["Host", "example.com", false]],
+      contentLength: -1,
+      chunked: false,
+      close: false,
+      keepAlive: false,
+      upgrade: false,
+      expectContinue: false,
+    });
+  });
+
+  test("strips optional whitespace around field values", () => {
+    const r = parseAllWays(`GET /a?b=c HTTP/1.1\r\nHost:  x \r\nX-A:\tv1 \t\r\nX-Empty:\r\n\r\n`);
+    expect(r.fields).toEqual([
+      ["Host", "x", false],
+      ["X-A", "v1", false],
+      ["X-Empty", "", false],
+    ]);
+    expect(r.target).toBe("/a?b=c");
+  });
+
+  test("HTTP/1.0 without Host", () => {
+    const r = parseAllWays("GET / HTTP/1.0\r\n\r\n");
+    expect(r.version).toBe("1.0");
+    expect(r.error).toBeUndefined();
+  });
+
+  test("ignores an empty line before the request line (RFC 9112 §2.2)", () => {
+    const raw = `\r\nGET / HTTP/1.1\r\n${H}\r\n`;
+    expect(parseAllWays(raw).consumed).toBe(raw.length);
+  });
+
+  test("marks obs-fold continuation in an ordinary field", () => {
+    const r = parseAllWays(`GET / HTTP/1.1\r\n${H}Content-Type: text/plain;\r\n charset=utf-8\r\n\r\n`);
+    expect(r.fields?.[1]).toEqual(["Content-Type", "text/plain;\r\n charset=utf-8", true]);
+  });
+
+  test("reads Content-Length and stops at the end of the head", () => {
+    const head = `POST /up HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\n`;
+    const r = parseAllWays(`${head}hello`);
+    expect(r.consumed).toBe(head.length);
+    expect(r.contentLength).toBe(5);
+  });
+
+  test("accepts a Content-Length list of identical values (RFC 9110 §8.6)", () => {
+    expect(parseAllWays(`POST / HTTP/1.1\r\n${H}Content-Length: 5, 5\r\nContent-Length: 5\r\n\r\n`).contentLength).toBe(5);
+  });
+
+  test("recognises chunked case-insensitively", () => {
+    expect(parseAllWays(`POST / HTTP/1.1\r\n${H}Transfer-Encoding: Chunked\r\n\r\n`).chunked).toBe(true);
+  });
+
+  test("reads Connection tokens and Upgrade", () => {
+    const r = parseAllWays(`GET /ws HTTP/1.1\r\n${H}Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(r.keepAlive).toBe(true);
+    expect(r.upgrade).toBe(true);
+    expect(r.close).toBe(false);
+    expect(parseAllWays(`GET / HTTP/1.1\r\n${H}Connection: foo,  CLOSE \r\n\r\n`).close).toBe(true);
+  });
+
+  test("reads Expect: 100-continue", () => {
+    expect(parseAllWays(`PUT / HTTP/1.1\r\n${H}Expect: 100-Continue\r\nContent-Length: 3\r\n\r\n`).expectContinue).toBe(true);
+  });
+
+  test("ignores Expect in HTTP/1.0 (RFC 9110 §10.1.1)", () => {
+    expect(parseAllWays("PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expectContinue).toBe(false);
+  });
+
+  test("accepts absolute-form, asterisk-form and authority-form targets", () => {
+    expect(parseAllWays(`GET http://example.com/x?y HTTP/1.1\r\n${H}\r\n`).target).toBe("http://example.com/x?y");
+    expect(parseAllWays(`OPTIONS * HTTP/1.1\r\n${H}\r\n`).target).toBe("*");
+    expect(parseAllWays(`CONNECT example.com:443 HTTP/1.1\r\n${H}\r\n`).target).toBe("example.com:443");
+  });
+
+  test("keeps obs-text bytes in values", () => {
+    expect(parseAllWays(`GET / HTTP/1.1\r\n${H}X-Name: caf\xe9\r\n\r\n`).fields?.[1]?.[1]).toBe("caf\xe9");
+  });
+
+  test("accepts extension methods and HTTP/1.x minor versions", () => {
+    const r = parseAllWays(`PURGE /cache HTTP/1.2\r\n${H}\r\n`);
+    expect(r.method).toBe("PURGE");
+    expect(r.version).toBe("1.2");
+  });
+});
+
+const small: HeadLimits = { maxRequestLine: 32, maxHeaderBytes: 64, maxHeaders: 3 };
+
+describe("rejects malformed request heads with a precise code (whole, byte by byte, every split)", () => {
+  const cases: Array<[string, string, number, HeadLimits?]> = [
+    ["bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n", ParseError.BARE_LF],
+    ["bare LF after a header", "GET / HTTP/1.1\r\nHost: a\n\r\n", ParseError.BARE_LF],
+    ["bare CR inside a header line", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", ParseError.BARE_CR],
+    ["bare CR in the request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BARE_CR],
+    ["NUL in a header value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", ParseError.NUL],
+    ["NUL in the method", "G\0T / HTTP/1.1\r\n\r\n", ParseError.NUL],
+    ["whitespace before the colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", ParseError.SPACE_BEFORE_COLON],
+    ["tab before the colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", ParseError.SPACE_BEFORE_COLON],
+    ["invalid token character in a field name", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", ParseError.BAD_HEADER_NAME],
+    ["a field line without a colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", ParseError.SPACE_BEFORE_COLON],
+    ["an empty field name", "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n", ParseError.BAD_HEADER_NAME],
+    ["a control character in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", ParseError.BAD_HEADER_VALUE],
+    ["DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", ParseError.BAD_HEADER_VALUE],
+    ["a missing Host on HTTP/1.1", "GET / HTTP/1.1\r\nX: y\r\n\r\n", ParseError.MISSING_HOST],
+    ["a duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError.DUPLICATE_HOST],
+    ["a duplicate Host on HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", ParseError.DUPLICATE_HOST],
+    ["a Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", ParseError.BAD_HOST],
+    ["a Host with a slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", ParseError.BAD_HOST],
+    [
+      "Content-Length with Transfer-Encoding",
+      `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      ParseError.CL_AND_TE,
+    ],
+    ["a signed Content-Length (+5)", `POST / HTTP/1.1\r\n${H}Content-Length: +5\r\n\r\n`, ParseError.BAD_CONTENT_LENGTH],
+    ["Content-Length 1_0", `POST / HTTP/1.1\r\n${H}Content-Length: 1_0\r\n\r\n`, ParseError.BAD_CONTENT_LENGTH],
+    [
+      "a Content-Length list that disagrees",
+      `POST / HTTP/1.1\r\n${H}Content-Length: 5, 6\r\n\r\n`,
+      ParseError.BAD_CONTENT_LENGTH,
+    ],
+    [
+      "two Content-Length fields that disagree",
+      `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nContent-Length: 6\r\n\r\n`,
+      ParseError.BAD_CONTENT_LENGTH,
+    ],
+    ["an empty Content-Length", `POST / HTTP/1.1\r\n${H}Content-Length:\r\n\r\n`, ParseError.BAD_CONTENT_LENGTH],
+    ["a hex Content-Length", `POST / HTTP/1.1\r\n${H}Content-Length: 0x10\r\n\r\n`, ParseError.BAD_CONTENT_LENGTH],
+    [
+      "a 16-digit Content-Length (overflow)",
+      `POST / HTTP/1.1\r\n${H}Content-Length: 1234567890123456\r\n\r\n`,
+      ParseError.BAD_CONTENT_LENGTH,
+    ],
+    ["a final coding other than chunked", `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\n`, ParseError.TE_NOT_CHUNKED],
+    [
+      "chunked followed by another coding",
+      `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked, gzip\r\n\r\n`,
+      ParseError.TE_NOT_CHUNKED,
+    ],
+    [
+      "chunked twice",
+      `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      ParseError.TE_NOT_CHUNKED,
+    ],
+    [
+      "an unknown coding before chunked",
+      `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip, chunked\r\n\r\n`,
+      ParseError.UNKNOWN_CODING,
+    ],
+    ["Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", ParseError.TE_IN_HTTP10],
+    ["obs-fold in Content-Length", `POST / HTTP/1.1\r\n${H}Content-Length:\r\n 5\r\n\r\n`, ParseError.FOLD_IN_FRAMING],
+    [
+      "obs-fold in Transfer-Encoding",
+      `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip,\r\n chunked\r\n\r\n`,
+      ParseError.FOLD_IN_FRAMING,
+    ],
+    ["obs-fold in Host", "GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", ParseError.FOLD_IN_FRAMING],
+    ["whitespace before the first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", ParseError.BAD_FOLD],
+    ["HTTP/2.0 in an HTTP/1 request line", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", ParseError.VERSION_NOT_SUPPORTED],
+    ["the HTTP/2 connection preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", ParseError.VERSION_NOT_SUPPORTED],
+    ["HTTP/3", "GET / HTTP/3\r\nHost: a\r\n\r\n", ParseError.VERSION_NOT_SUPPORTED],
+    ["a lowercase version", "GET / http/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_VERSION],
+    ["a version without a minor digit", "GET / HTTP/1\r\nHost: a\r\n\r\n", ParseError.BAD_VERSION],
+    ["a version with trailing garbage", "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", ParseError.BAD_VERSION],
+    ["two spaces after the method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_REQUEST_LINE],
+    ["a request line without a version", "GET /\r\n\r\n", ParseError.BAD_REQUEST_LINE],
+    ["a fragment in the target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
+    ["a raw non-ASCII byte in the target", "GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
+    ["a relative target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
+    ["asterisk-form with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
+    ["an invalid method character", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_METHOD],
+    ["a request line over the limit", `GET /${"a".repeat(40)} HTTP/1.1\r\nHost: a\r\n\r\n`, ParseError.URI_TOO_LONG, small],
+    [
+      "a header section over the limit",
+      `GET / HTTP/1.1\r\nHost: a\r\nX: ${"b".repeat(80)}\r\n\r\n`,
+      ParseError.HEADERS_TOO_LARGE,
+      small,
+    ],
+    ["too many header fields", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ParseError.TOO_MANY_HEADERS, small],
+    ["an unsupported expectation", `GET / HTTP/1.1\r\n${H}Expect: 200-ok\r\n\r\n`, ParseError.EXPECTATION_FAILED],
+    [
+      "a flood of empty lines before the request line",
+      `${"\r\n".repeat(6)}GET / HTTP/1.1\r\n${H}\r\n`,
+      ParseError.BAD_REQUEST_LINE,
+    ],
+  ];
+  for (const [name, raw, code, limits] of cases) {
+    test(`rejects ${name}`, () => {
+      expect(parseAllWays(raw, limits).error).toBe(code);
+    });
+  }
+
+  test("detects a bare CR before any LF arrives (no wait for the limit)", () => {
+    const p = new RequestParser();
+    const b = enc("GET / HTTP/1.1\rX");
+    expect(p.execute(b, 0, b.length)).toBe(-ParseError.BARE_CR);
+  });
+
+  test("reports 414 before the line ends once the limit is passed", () => {
+    const p = new RequestParser(small);
+    const b = enc(`GET /${"a".repeat(100)}`);
+    expect(p.execute(b, 0, b.length)).toBe(-ParseError.URI_TOO_LONG);
+  });
+
+  test("reports 431 before the head ends once the limit is passed", () => {
+    const p = new RequestParser(small);
+    const b = enc(`GET / HTTP/1.1\r\nX: ${"a".repeat(100)}`);
+    expect(p.execute(b, 0, b.length)).toBe(-ParseError.HEADERS_TOO_LARGE);
+  });
+});
+
+describe("parser reuse", () => {
+  test("parses pipelined heads one after another with one parser", () => {
+    const p = new RequestParser();
+    const b = enc(`GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}X: y\r\n\r\n`);
+    const n1 = p.execute(b, 0, b.length);
+    expect(summarize(p, b, 0, n1).target).toBe("/1");
+    const n2 = p.execute(b, n1, b.length);
+    const s2 = summarize(p, b, n1, n2);
+    expect(s2.target).toBe("/2");
+    expect(s2.fields?.length).toBe(2);
+    expect(n1 + n2).toBe(b.length);
+  });
+});
