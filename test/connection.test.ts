@@ -1,0 +1,387 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Application } from "../src/index.ts";
+import { exchange, hello, RawClient, type Running, serve } from "./helpers.ts";
+
+const DATE = /^Date: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/m;
+const running: Running[] = [];
+const start = (app: Application, opts = {}): Running => {
+  const r = serve(app, opts);
+  running.push(r);
+  return r;
+};
+afterAll(() => {
+  for (const r of running) r.server.close();
+});
+
+const echo: Application = async (env, startResponse) => {
+  const body = await env["wsgi.input"].read();
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return [`${env.REQUEST_METHOD} ${env.PATH_INFO} ${body.length}:`, body];
+};
+
+describe("responses on the wire", () => {
+  test("a sized response: status line, app headers in order, Content-Length, Date", async () => {
+    const { port } = start(hello);
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    const expected = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\nDate: ";
+    expect(r.raw.startsWith(expected)).toBe(true);
+    expect(r.raw).toMatch(DATE);
+    expect(r.raw.endsWith("GMT\r\n\r\nHello, World!")).toBe(true);
+    expect(r.closed).toBe(true);
+  });
+
+  test("keeps an HTTP/1.1 connection alive and answers pipelined requests in order", async () => {
+    const { port } = start((env, sr) => {
+      sr("200 OK", []);
+      return [String(env.PATH_INFO)];
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).body).toBe("/1");
+    expect((await c.response()).body).toBe("/2");
+    expect((await c.response()).body).toBe("/3");
+    expect(c.closed).toBe(false);
+    c.close();
+  });
+
+  test("answers pipelined requests in order when the app is asynchronous", async () => {
+    const { port } = start(async (env, sr) => {
+      await Bun.sleep(env.PATH_INFO === "/slow" ? 50 : 0);
+      sr("200 OK", []);
+      return [String(env.PATH_INFO)];
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /fast HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).body).toBe("/slow");
+    expect((await c.response()).body).toBe("/fast");
+    c.close();
+  });
+
+  test("parses a request sent one byte at a time", async () => {
+    const { port } = start(echo);
+    const c = await RawClient.connect(port);
+    await c.trickle("POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    expect((await c.response()).body).toBe("POST /t 3:abc");
+    c.close();
+  });
+
+  test("HTTP/1.0 closes by default and keeps alive with Connection: keep-alive and a known length", async () => {
+    const { port } = start(hello);
+    const a = await exchange(port, "GET / HTTP/1.0\r\n\r\n");
+    expect(a.closed).toBe(true);
+    expect(a.header("connection")).toBe("close");
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    const r = await c.response();
+    expect(r.header("connection")).toBe("keep-alive");
+    c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    expect((await c.response()).body).toBe("Hello, World!");
+    c.close();
+  });
+
+  test("Connection: close from the client closes after the response", async () => {
+    const { port } = start(hello);
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n");
+    expect(r.header("connection")).toBe("close");
+    expect(r.closed).toBe(true);
+  });
+
+  test("Connection: close from the app closes after the response", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", [["Connection", "close"]]);
+      return ["x"];
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.headers.filter(([n]) => n.toLowerCase() === "connection")).toEqual([["Connection", "close"]]);
+    expect(r.closed).toBe(true);
+  });
+
+  test("a generator is chunked on HTTP/1.1 and close-delimited on HTTP/1.0", async () => {
+    const gen: Application = (_e, sr) => {
+      sr("200 OK", []);
+      return (function* () {
+        yield "ab";
+        yield new Uint8Array([99, 100]);
+        yield "";
+        yield "é";
+      })();
+    };
+    const { port } = start(gen);
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.header("transfer-encoding")).toBe("chunked");
+    expect(r.raw.endsWith("\r\n\r\n2\r\nab\r\n2\r\ncd\r\n2\r\n\xc3\xa9\r\n0\r\n\r\n")).toBe(true);
+    expect(r.closed).toBe(false);
+    const r10 = await exchange(port, "GET / HTTP/1.0\r\n\r\n");
+    expect(r10.header("transfer-encoding")).toBeUndefined();
+    expect(r10.body).toBe("abcd\xc3\xa9");
+    expect(r10.closed).toBe(true);
+  });
+
+  test("an async generator streams with backpressure to a reader", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", [["Content-Type", "application/octet-stream"]]);
+      return (async function* () {
+        for (let i = 0; i < 64; i++) yield new Uint8Array(64 * 1024).fill(i);
+      })();
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    const body = new Uint8Array(await res.arrayBuffer());
+    expect(body.length).toBe(64 * 64 * 1024);
+    expect(body[64 * 1024 * 63]).toBe(63);
+  });
+
+  test("a generator that yields nothing gets Content-Length: 0", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", []);
+      return (function* () {})();
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.header("content-length")).toBe("0");
+    expect(r.body).toBe("");
+  });
+
+  test("HEAD gets the GET headers and no body", async () => {
+    const { port } = start(hello);
+    const c = await RawClient.connect(port);
+    c.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const h = await c.response({ head: true });
+    expect(h.header("content-length")).toBe("13");
+    expect(h.raw.endsWith("\r\n\r\n")).toBe(true);
+    expect((await c.response()).body).toBe("Hello, World!");
+    c.close();
+  });
+
+  test("204 and 304 never carry a body or framing headers", async () => {
+    for (const status of ["204 No Content", "304 Not Modified"]) {
+      const { port } = start((_e, sr) => {
+        sr(status, []);
+        return [];
+      });
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      const r = await c.response();
+      expect(r.status).toBe(Number(status.slice(0, 3)));
+      expect(r.header("content-length")).toBeUndefined();
+      expect(r.header("transfer-encoding")).toBeUndefined();
+      expect((await c.response()).status).toBe(Number(status.slice(0, 3)));
+      c.close();
+    }
+  });
+
+  test("the app's Content-Length is honoured; sending more is cut and the connection closed", async () => {
+    const { port, errors } = start((_e, sr) => {
+      sr("200 OK", [["Content-Length", "5"]]);
+      return ["hello", " and more"];
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.body).toBe("hello");
+    expect(r.raw.endsWith("\r\n\r\nhello")).toBe(true);
+    expect(r.closed).toBe(true);
+    expect(errors.join("")).toContain("more than its Content-Length of 5");
+  });
+
+  test("sending less than the app's Content-Length closes the connection", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", [["Content-Length", "10"]]);
+      return ["short"];
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitClosed();
+    expect(c.take().endsWith("\r\n\r\nshort")).toBe(true);
+  });
+
+  test("a client that half-closes after its request still gets the response", async () => {
+    const { port } = start(async (_e, sr) => {
+      await Bun.sleep(20);
+      sr("200 OK", []);
+      return ["late"];
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    c.endWrite();
+    const r = await c.response();
+    expect(r.body).toBe("late");
+    expect(r.header("connection")).toBe("close");
+    await c.waitClosed();
+  });
+});
+
+describe("request bodies", () => {
+  test("reads a Content-Length body and a chunked body with trailers", async () => {
+    let trailers: unknown;
+    const { port } = start(async (env, sr) => {
+      const body = await env["wsgi.input"].read();
+      trailers = env["bunwsgi.trailers"];
+      sr("200 OK", []);
+      return [body];
+    });
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+    expect((await c.response()).body).toBe("hello");
+    c.send(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Sum: 9\r\n\r\n",
+    );
+    expect((await c.response()).body).toBe("wikipedia");
+    expect(trailers).toEqual([["X-Sum", "9"]]);
+    c.close();
+  });
+
+  test("unread body bytes are discarded, never parsed as a request", async () => {
+    const { port } = start((env, sr) => {
+      sr("200 OK", []);
+      return [String(env.PATH_INFO)];
+    });
+    const smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    const c = await RawClient.connect(port);
+    c.send(`POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`);
+    c.send(
+      `POST /second HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`,
+    );
+    c.send("GET /third HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).body).toBe("/first");
+    expect((await c.response()).body).toBe("/second");
+    expect((await c.response()).body).toBe("/third");
+    c.close();
+  });
+
+  test("Expect: 100-continue sends 100 Continue only when the app first reads", async () => {
+    let sawContinueBeforeRead = false;
+    let client: RawClient | null = null;
+    const { port } = start(async (env, sr) => {
+      await Bun.sleep(30);
+      sawContinueBeforeRead = (client as RawClient).take().includes("100 Continue");
+      const body = await env["wsgi.input"].read();
+      sr("200 OK", []);
+      return [body];
+    });
+    client = await RawClient.connect(port);
+    client.send("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    const cont = await client.response();
+    expect(cont.raw).toBe("HTTP/1.1 100 Continue\r\n\r\n");
+    client.send("data");
+    expect((await client.response()).body).toBe("data");
+    expect(sawContinueBeforeRead).toBe(false);
+    client.close();
+  });
+
+  test("Expect: 100-continue without a read: no 100, and the connection closes after the response", async () => {
+    const { port } = start(hello);
+    const r = await exchange(port, "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    expect(r.status).toBe(200);
+    expect(r.raw).not.toContain("100 Continue");
+    expect(r.header("connection")).toBe("close");
+    expect(r.closed).toBe(true);
+  });
+
+  test("a chunked body over the limit gets 413 when the app reads it", async () => {
+    const { port } = start(echo, { limits: { maxBodySize: 8 } });
+    const r = await exchange(
+      port,
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n",
+    );
+    expect(r.status).toBe(413);
+    expect(r.closed).toBe(true);
+  });
+
+  test("a malformed chunk gets 400 when the app reads it", async () => {
+    const { port } = start(echo);
+    const r = await exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n");
+    expect(r.status).toBe(400);
+    expect(r.closed).toBe(true);
+  });
+
+  test("readline, readlines and async iteration over wsgi.input", async () => {
+    const { port } = start(async (env, sr) => {
+      const input = env["wsgi.input"];
+      const first = await input.readline();
+      const capped = await input.readline(2);
+      const rest: string[] = [];
+      for await (const line of input) rest.push(new TextDecoder().decode(line));
+      sr("200 OK", []);
+      return [JSON.stringify([new TextDecoder().decode(first), new TextDecoder().decode(capped), rest])];
+    });
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18\r\n\r\none\nthree\nfour\nfiv");
+    expect(JSON.parse((await c.response()).body)).toEqual(["one\n", "th", ["ree\n", "four\n", "fiv"]]);
+    c.close();
+  });
+});
+
+describe("rejected requests: precise status, closed connection, server keeps serving", () => {
+  const cases: Array<[string, string, number]> = [
+    ["malformed request line", "GARBAGE\r\n\r\n", 400],
+    ["bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n", 400],
+    ["bare CR", "GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", 400],
+    ["NUL in a header", "GET / HTTP/1.1\r\nHost: a\r\nX: \0\r\n\r\n", 400],
+    ["space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400],
+    ["invalid header name", "GET / HTTP/1.1\r\nHost: a\r\nX[1]: y\r\n\r\n", 400],
+    ["CRLF injection in a header value (bare CR)", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rSet-Cookie: b\r\n\r\n", 400],
+    ["missing Host", "GET / HTTP/1.1\r\n\r\n", 400],
+    ["duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400],
+    [
+      "Content-Length and Transfer-Encoding",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      400,
+    ],
+    ["Content-Length +5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400],
+    ["Content-Length 1_0", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1_0\r\n\r\n", 400],
+    ["Content-Length lists that disagree", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n", 400],
+    [
+      "Transfer-Encoding not ending in chunked",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+      400,
+    ],
+    ["obs-fold in Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n 2\r\n\r\n", 400],
+    ["an unknown transfer coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501],
+    ["HTTP/2.0 in the request line", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505],
+    ["the HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505],
+    ["a request line over 8 KiB", `GET /${"a".repeat(8200)} HTTP/1.1\r\nHost: a\r\n\r\n`, 414],
+    ["a header section over the limit", `GET / HTTP/1.1\r\nHost: a\r\nX: ${"b".repeat(40000)}\r\n\r\n`, 431],
+    ["too many header fields", `GET / HTTP/1.1\r\nHost: a\r\n${"X: y\r\n".repeat(101)}\r\n`, 431],
+    ["a Content-Length over the body limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 104857601\r\n\r\n", 413],
+  ];
+  for (const [name, raw, status] of cases) {
+    test(`rejects ${name} with ${status}`, async () => {
+      const { port, access } = start(hello);
+      const bystander = await RawClient.connect(port);
+      const r = await exchange(port, raw);
+      expect(r.status).toBe(status);
+      expect(r.header("connection")).toBe("close");
+      expect(r.raw).toMatch(DATE);
+      expect(r.closed).toBe(true);
+      expect(access.at(-1)).toMatch(new RegExp(`" ${status} \\d+ \\d+\\.\\d{6}\\n$`));
+      bystander.send("GET /still HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect((await bystander.response()).body).toBe("Hello, World!");
+      bystander.close();
+    });
+  }
+
+  test("exact bytes of a 400", async () => {
+    const { port } = start(hello);
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost : a\r\n\r\n");
+    expect(r.raw.replace(DATE, "Date: X")).toBe(
+      "HTTP/1.1 400 Bad Request\r\nDate: X\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nBad Request\n",
+    );
+  });
+
+  test("a request head that never completes gets 408 after the header timeout (slowloris)", async () => {
+    const { port, access } = start(hello, { timeouts: { header: 1 } });
+    const slow = await RawClient.connect(port);
+    slow.send("GET / HTTP/1.1\r\nHost: a\r\n");
+    const other = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(other.status).toBe(200);
+    const r = await slow.response({ ms: 4000 });
+    expect(r.status).toBe(408);
+    await slow.waitClosed();
+    expect(access.some((l) => l.includes('"GET / HTTP/1.1" 408'))).toBe(true);
+  });
+
+  test("an idle keep-alive connection is closed after the keep-alive timeout", async () => {
+    const { port } = start(hello, { timeouts: { keepAlive: 1 } });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.response();
+    await c.waitClosed(4000);
+  });
+});

@@ -1,0 +1,224 @@
+/** @module test/helpers — real servers on loopback and a raw-socket HTTP client for tests. */
+
+import type { Socket } from "bun";
+import { type Application, WSGIServer, type WSGIServerOptions } from "../src/index.ts";
+
+export interface Running {
+  server: WSGIServer;
+  port: number;
+  access: string[];
+  errors: string[];
+}
+
+/** Start a server on 127.0.0.1 with a free port, capturing both logs. */
+export function serve(app: Application, options: WSGIServerOptions = {}): Running {
+  const access: string[] = [];
+  const errors: string[] = [];
+  const server = new WSGIServer("127.0.0.1:0", app, {
+    log: { write: (s: string) => access.push(s) },
+    errorLog: { write: (s: string) => errors.push(s) },
+    ...options,
+  });
+  server.start();
+  return { server, port: server.serverPort, access, errors };
+}
+
+export interface Response {
+  status: number;
+  statusLine: string;
+  headers: Array<[string, string]>;
+  body: string;
+  raw: string;
+  header(name: string): string | undefined;
+}
+
+const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
+
+/** A raw TCP client: exact bytes out, the byte stream in, responses parsed off it. */
+export class RawClient {
+  private buf = "";
+  private closedFlag = false;
+  private waiters: Array<() => void> = [];
+  private socket!: Socket<undefined>;
+
+  static async connect(port: number): Promise<RawClient> {
+    const c = new RawClient();
+    c.socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      allowHalfOpen: true,
+      socket: {
+        data: (_s, d) => {
+          c.buf += latin1(d);
+          c.wake();
+        },
+        end: () => {
+          c.closedFlag = true;
+          c.wake();
+        },
+        close: () => {
+          c.closedFlag = true;
+          c.wake();
+        },
+        error: () => {
+          c.closedFlag = true;
+          c.wake();
+        },
+      },
+    });
+    c.socket.setNoDelay(true);
+    return c;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private async until(cond: () => boolean, ms: number, what: string): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${ms}ms waiting for ${what}; received ${JSON.stringify(this.buf)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Send bytes; a string is sent as latin-1 so tests control every byte. */
+  send(data: string | Uint8Array): void {
+    const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : data;
+    let off = 0;
+    while (off < bytes.length) {
+      const n = this.socket.write(bytes.subarray(off));
+      if (n <= 0) throw new Error("socket write failed");
+      off += n;
+    }
+  }
+
+  /** Send one byte at a time with a pause between, so the server sees many reads. */
+  async trickle(data: string, pauseMs = 1): Promise<void> {
+    for (const ch of data) {
+      this.send(ch);
+      await Bun.sleep(pauseMs);
+    }
+  }
+
+  /** Half-close: send FIN, keep reading. */
+  endWrite(): void {
+    this.socket.shutdown();
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Everything received so far, consumed. */
+  take(): string {
+    const s = this.buf;
+    this.buf = "";
+    return s;
+  }
+
+  /** Wait until the server closes the connection (throws if it does not within ms). */
+  async waitClosed(ms = 3000): Promise<void> {
+    await this.until(() => this.closedFlag, ms, "the server to close the connection");
+  }
+
+  /** Wait for exactly `n` bytes of raw data (for the unframed stream after an upgrade). */
+  async readRaw(n: number, ms = 3000): Promise<string> {
+    await this.until(() => this.buf.length >= n, ms, `${n} raw bytes`);
+    const s = this.buf.slice(0, n);
+    this.buf = this.buf.slice(n);
+    return s;
+  }
+
+  /** Parse the next response off the stream; `head` for a response to HEAD (no body). */
+  async response(opts: { head?: boolean; ms?: number } = {}): Promise<Response> {
+    const ms = opts.ms ?? 3000;
+    await this.until(() => this.buf.includes("\r\n\r\n") || this.closedFlag, ms, "a response head");
+    const end = this.buf.indexOf("\r\n\r\n");
+    if (end < 0) throw new Error(`connection closed without a response; received ${JSON.stringify(this.buf)}`);
+    const headText = this.buf.slice(0, end);
+    const [statusLine = "", ...lines] = headText.split("\r\n");
+    const headers = lines.map((l) => {
+      const i = l.indexOf(":");
+      return [l.slice(0, i), l.slice(i + 1).trim()] as [string, string];
+    });
+    const get = (name: string): string | undefined => headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
+    const status = Number(statusLine.split(" ")[1]);
+    let pos = end + 4;
+    let body = "";
+    const noBody = opts.head === true || status < 200 || status === 204 || status === 304;
+    if (noBody) {
+      // nothing
+    } else if (get("transfer-encoding")?.toLowerCase() === "chunked") {
+      for (;;) {
+        await this.until(() => this.buf.indexOf("\r\n", pos) >= 0, ms, "a chunk size line");
+        const lineEnd = this.buf.indexOf("\r\n", pos);
+        const size = Number.parseInt(this.buf.slice(pos, lineEnd), 16);
+        if (Number.isNaN(size)) throw new Error(`bad chunk size in ${JSON.stringify(this.buf.slice(pos))}`);
+        if (size === 0) {
+          await this.until(
+            () => this.buf.indexOf("\r\n\r\n", lineEnd) >= 0 || this.buf.slice(lineEnd, lineEnd + 4) === "\r\n\r\n",
+            ms,
+            "the last chunk",
+          );
+          pos = this.buf.indexOf("\r\n\r\n", lineEnd) + 4;
+          break;
+        }
+        const dataStart = lineEnd + 2;
+        await this.until(() => this.buf.length >= dataStart + size + 2, ms, "chunk data");
+        body += this.buf.slice(dataStart, dataStart + size);
+        if (this.buf.slice(dataStart + size, dataStart + size + 2) !== "\r\n") throw new Error("chunk data not followed by CRLF");
+        pos = dataStart + size + 2;
+      }
+    } else if (get("content-length") !== undefined) {
+      const n = Number(get("content-length"));
+      await this.until(() => this.buf.length >= pos + n || this.closedFlag, ms, `a ${n}-byte body`);
+      body = this.buf.slice(pos, pos + n);
+      pos += body.length;
+    } else {
+      await this.until(() => this.closedFlag, ms, "a close-delimited body");
+      body = this.buf.slice(pos);
+      pos = this.buf.length;
+    }
+    const raw = this.buf.slice(0, pos);
+    this.buf = this.buf.slice(pos);
+    return { status, statusLine, headers, body, raw, header: get };
+  }
+}
+
+/** Open a connection, send `data`, read one response, and report whether the server then closed. */
+export async function exchange(
+  port: number,
+  data: string,
+  opts: { head?: boolean } = {},
+): Promise<Response & { closed: boolean }> {
+  const c = await RawClient.connect(port);
+  c.send(data);
+  const r = await c.response(opts);
+  let closed = true;
+  try {
+    await c.waitClosed(1500);
+  } catch {
+    closed = false;
+  }
+  c.close();
+  return { ...r, closed };
+}
+
+export const hello: Application = (_env, startResponse) => {
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return ["Hello, World!"];
+};
