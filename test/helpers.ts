@@ -164,8 +164,9 @@ export class RawClient {
       // nothing
     } else if (get("transfer-encoding")?.toLowerCase() === "chunked") {
       for (;;) {
-        await this.until(() => this.buf.indexOf("\r\n", pos) >= 0, ms, "a chunk size line");
+        await this.until(() => this.buf.indexOf("\r\n", pos) >= 0 || this.closedFlag, ms, "a chunk size line");
         const lineEnd = this.buf.indexOf("\r\n", pos);
+        if (lineEnd < 0) throw new Error(`connection closed mid-body; received ${JSON.stringify(this.buf)}`);
         const size = Number.parseInt(this.buf.slice(pos, lineEnd), 16);
         if (Number.isNaN(size)) throw new Error(`bad chunk size in ${JSON.stringify(this.buf.slice(pos))}`);
         if (size === 0) {
@@ -210,7 +211,7 @@ export async function exchange(
   const r = await c.response(opts);
   let closed = true;
   try {
-    await c.waitClosed(1500);
+    await c.waitClosed(opts.closeWaitMs ?? 500);
   } catch {
     closed = false;
   }

@@ -1,0 +1,468 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { type Application, type Environ, type StartResponse, WSGIHandler } from "../src/index.ts";
+import { exchange, hello, RawClient, type Running, serve } from "./helpers.ts";
+
+const running: Running[] = [];
+const start = (app: Application, opts = {}): Running => {
+  const r = serve(app, opts);
+  running.push(r);
+  return r;
+};
+afterAll(() => {
+  for (const r of running) r.server.close();
+});
+
+describe("environ", () => {
+  test("carries the PEP 3333 / CGI keys and bunwsgi extensions", async () => {
+    let env: Environ | undefined;
+    const { port } = start((e, sr) => {
+      env = e;
+      sr("200 OK", []);
+      return [];
+    });
+    const c = await RawClient.connect(port);
+    c.send(
+      "POST /caf%C3%A9/a%2Fb%zz?x=1&y=%20 HTTP/1.1\r\nHost: example.com:8080\r\nContent-Type: text/plain;\r\n charset=utf-8\r\n" +
+        "Content-Length: 0\r\nX-Multi: a\r\nx-multi: b\r\nCookie: a=1\r\nCookie: b=2\r\nX_Spoof: no\r\nAccept:  */* \r\n\r\n",
+    );
+    await c.response();
+    c.close();
+    const e = env as Environ;
+    expect(e.REQUEST_METHOD).toBe("POST");
+    expect(e.SCRIPT_NAME).toBe("");
+    expect(e.PATH_INFO).toBe("/caf\xc3\xa9/a/b%zz");
+    expect(e.QUERY_STRING).toBe("x=1&y=%20");
+    expect(e.REQUEST_URI).toBe("/caf%C3%A9/a%2Fb%zz?x=1&y=%20");
+    expect(e.CONTENT_TYPE).toBe("text/plain; charset=utf-8");
+    expect(e.CONTENT_LENGTH).toBe("0");
+    expect(e.SERVER_NAME).toBe("127.0.0.1");
+    expect(e.SERVER_PORT).toBe(String(port));
+    expect(e.SERVER_PROTOCOL).toBe("HTTP/1.1");
+    expect(e.REMOTE_ADDR).toBe("127.0.0.1");
+    expect(Number(e.REMOTE_PORT)).toBeGreaterThan(0);
+    expect(e.GATEWAY_INTERFACE).toBe("CGI/1.1");
+    expect(e.HTTP_HOST).toBe("example.com:8080");
+    expect(e.HTTP_X_MULTI).toBe("a, b");
+    expect(e.HTTP_COOKIE).toBe("a=1; b=2");
+    expect(e.HTTP_ACCEPT).toBe("*/*");
+    expect("HTTP_X_SPOOF" in e).toBe(false);
+    expect("HTTP_CONTENT_TYPE" in e).toBe(false);
+    expect(e["wsgi.version"]).toEqual([1, 0]);
+    expect(e["wsgi.url_scheme"]).toBe("http");
+    expect(e["wsgi.multithread"]).toBe(false);
+    expect(e["wsgi.multiprocess"]).toBe(false);
+    expect(e["wsgi.run_once"]).toBe(false);
+    expect(e["wsgi.input_terminated"]).toBe(true);
+    expect(typeof e["wsgi.errors"].write).toBe("function");
+    expect(e["bunwsgi.headers"]).toEqual([
+      ["Host", "example.com:8080"],
+      ["Content-Type", "text/plain; charset=utf-8"],
+      ["Content-Length", "0"],
+      ["X-Multi", "a"],
+      ["x-multi", "b"],
+      ["Cookie", "a=1"],
+      ["Cookie", "b=2"],
+      ["X_Spoof", "no"],
+      ["Accept", "*/*"],
+    ]);
+  });
+
+  test("omits CONTENT_TYPE and CONTENT_LENGTH when not sent", async () => {
+    let env: Environ | undefined;
+    const { port } = start((e, sr) => {
+      env = e;
+      sr("200 OK", []);
+      return [];
+    });
+    await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect("CONTENT_TYPE" in (env as Environ)).toBe(false);
+    expect("CONTENT_LENGTH" in (env as Environ)).toBe(false);
+  });
+
+  test("absolute-form target: PATH_INFO from its path, HTTP_HOST from its authority (RFC 9112 §3.2.2)", async () => {
+    let env: Environ | undefined;
+    const { port } = start((e, sr) => {
+      env = e;
+      sr("200 OK", []);
+      return [];
+    });
+    await exchange(port, "GET http://origin.example/p/q?z=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+    const e = env as Environ;
+    expect([e.PATH_INFO, e.QUERY_STRING, e.HTTP_HOST]).toEqual(["/p/q", "z=1", "origin.example"]);
+  });
+
+  test("merges the server's environ option into every environ", async () => {
+    let env: Environ | undefined;
+    const { port } = start(
+      (e, sr) => {
+        env = e;
+        sr("200 OK", []);
+        return [];
+      },
+      { environ: { "app.name": "demo", SERVER_NAME: "public.example" } },
+    );
+    await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((env as Environ)["app.name"]).toBe("demo");
+    expect((env as Environ).SERVER_NAME).toBe("public.example");
+  });
+});
+
+describe("startResponse misuse throws synchronously and nothing of it reaches the wire", () => {
+  const misuse: Array<[string, (sr: StartResponse) => void]> = [
+    ["a status without a reason separator", (sr) => sr("200OK", [])],
+    ["a status that is not a number", (sr) => sr("abc Nope", [])],
+    ["a status out of range", (sr) => sr("999 Weird", [])],
+    ["a status with CRLF", (sr) => sr("200 OK\r\nX-Evil: 1", [])],
+    ["a header name that is not a token", (sr) => sr("200 OK", [["Bad Name", "v"]])],
+    ["a header name with a colon", (sr) => sr("200 OK", [["X-A:", "v"]])],
+    ["CRLF in a header value (response splitting)", (sr) => sr("200 OK", [["X-A", "v\r\nSet-Cookie: evil=1"]])],
+    ["LF in a header value", (sr) => sr("200 OK", [["X-A", "v\nw"]])],
+    ["NUL in a header value", (sr) => sr("200 OK", [["X-A", "v\0"]])],
+    ["a character above U+00FF in a header value", (sr) => sr("200 OK", [["X-A", "snow ☃"]])],
+    ["a Transfer-Encoding header (hop-by-hop)", (sr) => sr("200 OK", [["Transfer-Encoding", "chunked"]])],
+    ["a Content-Length that is not digits", (sr) => sr("200 OK", [["Content-Length", "-1"]])],
+    ["a non-zero Content-Length on 204", (sr) => sr("204 No Content", [["Content-Length", "5"]])],
+    ["a non-zero Content-Length on 304", (sr) => sr("304 Not Modified", [["Content-Length", "5"]])],
+    ["101 without an Upgrade request", (sr) => sr("101 Switching Protocols", [])],
+    [
+      "a second call without excInfo",
+      (sr) => {
+        sr("200 OK", []);
+        sr("500 Oops", []);
+      },
+    ],
+  ];
+  for (const [name, misuseIt] of misuse) {
+    test(`throws on ${name}`, async () => {
+      let thrown: unknown;
+      const { port, errors } = start((_e, sr) => {
+        try {
+          misuseIt(sr);
+        } catch (e) {
+          thrown = e;
+          throw e;
+        }
+        return ["should not be sent"];
+      });
+      const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect((thrown as Error)?.name).toBe("ContractError");
+      expect(r.status).toBe(500);
+      expect(r.raw).not.toContain("Evil");
+      expect(r.raw).not.toContain("evil=1");
+      expect(r.raw).not.toContain("should not be sent");
+      expect(errors.join("")).toContain("ContractError");
+    });
+  }
+
+  test("write() before startResponse throws", async () => {
+    let thrown: unknown;
+    const { port } = start((_e, sr) => {
+      const w = sr("200 OK", []);
+      return (async function* () {
+        try {
+          await w("early is fine after startResponse");
+        } catch (e) {
+          thrown = e;
+        }
+      })();
+    });
+    await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(thrown).toBeUndefined();
+    const h = new (class extends WSGIHandler {})(
+      { data: {} } as unknown as ConstructorParameters<typeof WSGIHandler>[0],
+      ["127.0.0.1", 1],
+      running[0]?.server as unknown as ConstructorParameters<typeof WSGIHandler>[2],
+    );
+    expect(() => h.write("x")).toThrow("write() called before startResponse()");
+  });
+
+  test("write() of body data on 204 throws", async () => {
+    let thrown: unknown;
+    const { port } = start((_e, sr) => {
+      const w = sr("204 No Content", []);
+      try {
+        w("body");
+      } catch (e) {
+        thrown = e;
+      }
+      return [];
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((thrown as Error).message).toContain("204 response cannot have a body");
+    expect(r.status).toBe(204);
+  });
+
+  test("startResponse with excInfo before headers are sent replaces the status", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", [["X-First", "1"]]);
+      sr("503 Busy", [["Retry-After", "1"]], new Error("overloaded"));
+      return ["later"];
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.statusLine).toBe("HTTP/1.1 503 Busy");
+    expect(r.header("retry-after")).toBe("1");
+    expect(r.header("x-first")).toBeUndefined();
+  });
+
+  test("startResponse with excInfo after headers were sent rethrows excInfo and the connection closes", async () => {
+    const original = new Error("boom after headers");
+    let rethrown: unknown;
+    const { port } = start((_e, sr) => {
+      const write = sr("200 OK", []);
+      return (async function* () {
+        await write("partial");
+        try {
+          sr("500 Oops", [], original);
+        } catch (e) {
+          rethrown = e;
+          throw e;
+        }
+      })();
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitClosed();
+    const raw = c.take();
+    expect(rethrown).toBe(original);
+    expect(raw).toContain("Transfer-Encoding: chunked");
+    expect(raw).toContain("7\r\npartial\r\n");
+    expect(raw).not.toContain("0\r\n\r\n");
+    expect(raw).not.toContain("500");
+  });
+
+  test("a bare status code gets its standard reason phrase", async () => {
+    const { port } = start((_e, sr) => {
+      sr("404", []);
+      return [];
+    });
+    expect((await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).statusLine).toBe("HTTP/1.1 404 Not Found");
+  });
+
+  test("the app's Date header is kept and not duplicated", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", [["Date", "Thu, 01 Jan 2026 00:00:00 GMT"]]);
+      return [];
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.headers.filter(([n]) => n === "Date")).toEqual([["Date", "Thu, 01 Jan 2026 00:00:00 GMT"]]);
+  });
+});
+
+describe("application errors and result lifecycle", () => {
+  test("an error before anything was sent gives a plain 500 and the stack in the error log", async () => {
+    const { port, errors, access } = start(() => {
+      throw new Error("kaboom");
+    });
+    const r = await exchange(port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.status).toBe(500);
+    expect(r.body).toBe("Internal Server Error\n");
+    expect(r.closed).toBe(true);
+    const log = errors.join("");
+    expect(log).toContain('Error handling GET /x HTTP/1.1 from 127.0.0.1:');
+    expect(log).toContain("Error: kaboom");
+    expect(log).toMatch(/at .*handler\.test\.ts/);
+    expect(access.at(-1)).toContain('"GET /x HTTP/1.1" 500');
+  });
+
+  test("an error in an async app before headers gives 500", async () => {
+    const { port } = start(async () => {
+      await Bun.sleep(1);
+      throw new TypeError("async kaboom");
+    });
+    expect((await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).status).toBe(500);
+  });
+
+  test("an error after headers were sent closes the connection: truncated, never spliced", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", []);
+      return (function* () {
+        yield "first";
+        throw new Error("mid-stream");
+      })();
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitClosed();
+    const raw = c.take();
+    expect(raw.match(/HTTP\/1\.1/g)?.length).toBe(1);
+    expect(raw).toContain("5\r\nfirst\r\n");
+    expect(raw).not.toContain("0\r\n\r\n");
+  });
+
+  test("close() is called exactly once on success and on error", async () => {
+    let closes = 0;
+    const withClose = (fail: boolean): Application => (_e, sr) => {
+      sr("200 OK", []);
+      const body = fail
+        ? (function* () {
+            yield "a";
+            throw new Error("fail");
+          })()
+        : ["a", "b"];
+      return Object.assign(body, { close: () => closes++ });
+    };
+    const ok = start(withClose(false));
+    await exchange(ok.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(closes).toBe(1);
+    const bad = start(withClose(true));
+    const c = await RawClient.connect(bad.port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitClosed();
+    expect(closes).toBe(2);
+  });
+
+  test("an async generator abandoned early (client gone) gets return()", async () => {
+    let finalized = false;
+    let produced = 0;
+    const { port } = start((_e, sr) => {
+      sr("200 OK", []);
+      return (async function* () {
+        try {
+          for (;;) {
+            produced++;
+            yield new Uint8Array(256 * 1024);
+            await Bun.sleep(1);
+          }
+        } finally {
+          finalized = true;
+        }
+      })();
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
+    c.close();
+    for (let i = 0; i < 100 && !finalized; i++) await Bun.sleep(20);
+    expect(finalized).toBe(true);
+    expect(produced).toBeGreaterThan(0);
+  });
+
+  test("a generator that exceeds its Content-Length is stopped (return()) and closed", async () => {
+    let finalized = false;
+    const { port } = start((_e, sr) => {
+      sr("200 OK", [["Content-Length", "3"]]);
+      return (function* () {
+        try {
+          for (;;) yield "abc";
+        } finally {
+          finalized = true;
+        }
+      })();
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.body).toBe("abc");
+    expect(r.closed).toBe(true);
+    expect(finalized).toBe(true);
+  });
+
+  test("returning a string is a contract error (500), not a character stream", async () => {
+    const { port, errors } = start(((_e: Environ, sr: StartResponse) => {
+      sr("200 OK", []);
+      return "oops";
+    }) as unknown as Application);
+    expect((await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).status).toBe(500);
+    expect(errors.join("")).toContain("wrap a single string");
+  });
+
+  test("returning without calling startResponse is a contract error (500)", async () => {
+    const { port, errors } = start(() => ["x"]);
+    expect((await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).status).toBe(500);
+    expect(errors.join("")).toContain("without calling startResponse");
+  });
+
+  test("startResponse may be called on the generator's first iteration", async () => {
+    const { port } = start((_e, sr) =>
+      (function* () {
+        sr("201 Created", [["X-Lazy", "yes"]]);
+        yield "made";
+      })(),
+    );
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.statusLine).toBe("HTTP/1.1 201 Created");
+    expect(r.body).toBe("made");
+  });
+});
+
+describe("upgrade requests", () => {
+  test("101 hands the raw connection to the app: unframed both ways, closed when the app is done", async () => {
+    let terminated: unknown;
+    const { port } = start((env, sr) => {
+      terminated = env["wsgi.input_terminated"];
+      const input = env["wsgi.input"];
+      sr("101 Switching Protocols", [
+        ["Upgrade", "echo"],
+        ["Connection", "Upgrade"],
+      ]);
+      return (async function* () {
+        for (let i = 0; i < 2; i++) {
+          const data = await input.read(4);
+          yield data;
+        }
+      })();
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping");
+    const r = await c.response({ head: true });
+    expect(r.status).toBe(101);
+    expect(r.header("transfer-encoding")).toBeUndefined();
+    expect(r.header("content-length")).toBeUndefined();
+    expect(await c.readRaw(4)).toBe("ping");
+    c.send("pong");
+    expect(await c.readRaw(4)).toBe("pong");
+    await c.waitClosed();
+    expect(terminated).toBe(false);
+  });
+
+  test("an upgrade request answered without 101 is a normal response, then the connection closes", async () => {
+    const { port } = start(hello);
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    expect(r.body).toBe("Hello, World!");
+    expect(r.header("connection")).toBe("close");
+    expect(r.closed).toBe(true);
+  });
+});
+
+describe("access log and handlerClass", () => {
+  test("one gevent-format line per request, bytes counting status line and headers", async () => {
+    const { port, access } = start(hello);
+    const r = await exchange(port, "GET /x?y HTTP/1.1\r\nHost: a\r\n\r\n");
+    const line = access.at(-1) as string;
+    expect(line).toMatch(/^127\.0\.0\.1 - - \[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] "GET \/x\?y HTTP\/1\.1" 200 (\d+) \d+\.\d{6}\n$/);
+    expect(Number(line.match(/" 200 (\d+) /)?.[1])).toBe(r.raw.length);
+  });
+
+  test("a handlerClass that overrides formatRequest and getEnviron changes the log line and the environ", async () => {
+    class TaggingHandler extends WSGIHandler {
+      override formatRequest(): string {
+        return `tagged ${this.code} ${this.requestline}`;
+      }
+      override getEnviron(): Environ {
+        const env = super.getEnviron();
+        env["app.tag"] = "from-subclass";
+        return env;
+      }
+    }
+    let tag: unknown;
+    const { port, access } = start(
+      (env, sr) => {
+        tag = env["app.tag"];
+        sr("200 OK", []);
+        return [];
+      },
+      { handlerClass: TaggingHandler },
+    );
+    await exchange(port, "GET /sub HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(access.at(-1)).toBe("tagged 200 GET /sub HTTP/1.1\n");
+    expect(tag).toBe("from-subclass");
+  });
+
+  test("log: null disables access logging", async () => {
+    const { port } = start(hello, { log: null });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.status).toBe(200);
+  });
+});
+
+test("hello helper is a sized app", () => {
+  expect(typeof hello).toBe("function");
+});
