@@ -124,9 +124,10 @@ export function defaultLog(): StreamLog {
 export function resolveLog(option: LogOption | undefined, level: number): LogSink {
   if (option === undefined || option === "default") return defaultLog();
   if (option === null) return new NullLog();
-  if (typeof (option as LogSink).write === "function") return option as LogSink;
+  // Logger first: Bun's console also has write(), but a console is meant as a logger.
   const logger = option as Logger;
   if (typeof logger.info === "function" && typeof logger.error === "function") return new LoggingLogAdapter(logger, level);
+  if (typeof (option as LogSink).write === "function") return option as LogSink;
   throw new TypeError("log option must be 'default', null, an object with write(s), or a logger with info()/error()");
 }
 

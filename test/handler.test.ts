@@ -156,24 +156,21 @@ describe("startResponse misuse throws synchronously and nothing of it reaches th
 
   test("write() before startResponse throws", async () => {
     let thrown: unknown;
-    const { port } = start((_e, sr) => {
-      const w = sr("200 OK", []);
-      return (async function* () {
+    class EarlyWrite extends WSGIHandler {
+      override runApplication(): void | Promise<void> {
         try {
-          await w("early is fine after startResponse");
+          this.write("too early");
         } catch (e) {
           thrown = e;
         }
-      })();
-    });
-    await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    expect(thrown).toBeUndefined();
-    const h = new (class extends WSGIHandler {})(
-      { data: {} } as unknown as ConstructorParameters<typeof WSGIHandler>[0],
-      ["127.0.0.1", 1],
-      running[0]?.server as unknown as ConstructorParameters<typeof WSGIHandler>[2],
-    );
-    expect(() => h.write("x")).toThrow("write() called before startResponse()");
+        return super.runApplication();
+      }
+    }
+    const { port } = start(hello, { handlerClass: EarlyWrite });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((thrown as Error).message).toBe("write() called before startResponse()");
+    expect(r.raw).not.toContain("too early");
+    expect(r.body).toBe("Hello, World!");
   });
 
   test("write() of body data on 204 throws", async () => {
@@ -208,9 +205,9 @@ describe("startResponse misuse throws synchronously and nothing of it reaches th
     const original = new Error("boom after headers");
     let rethrown: unknown;
     const { port } = start((_e, sr) => {
-      const write = sr("200 OK", []);
+      sr("200 OK", []);
       return (async function* () {
-        await write("partial");
+        yield "partial";
         try {
           sr("500 Oops", [], original);
         } catch (e) {
@@ -258,7 +255,7 @@ describe("application errors and result lifecycle", () => {
     expect(r.body).toBe("Internal Server Error\n");
     expect(r.closed).toBe(true);
     const log = errors.join("");
-    expect(log).toContain('Error handling GET /x HTTP/1.1 from 127.0.0.1:');
+    expect(log).toContain("Error handling GET /x HTTP/1.1 from 127.0.0.1:");
     expect(log).toContain("Error: kaboom");
     expect(log).toMatch(/at .*handler\.test\.ts/);
     expect(access.at(-1)).toContain('"GET /x HTTP/1.1" 500');
@@ -291,16 +288,18 @@ describe("application errors and result lifecycle", () => {
 
   test("close() is called exactly once on success and on error", async () => {
     let closes = 0;
-    const withClose = (fail: boolean): Application => (_e, sr) => {
-      sr("200 OK", []);
-      const body = fail
-        ? (function* () {
-            yield "a";
-            throw new Error("fail");
-          })()
-        : ["a", "b"];
-      return Object.assign(body, { close: () => closes++ });
-    };
+    const withClose =
+      (fail: boolean): Application =>
+      (_e, sr) => {
+        sr("200 OK", []);
+        const body = fail
+          ? (function* () {
+              yield "a";
+              throw new Error("fail");
+            })()
+          : ["a", "b"];
+        return Object.assign(body, { close: () => closes++ });
+      };
     const ok = start(withClose(false));
     await exchange(ok.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     expect(closes).toBe(1);
@@ -427,7 +426,9 @@ describe("access log and handlerClass", () => {
     const { port, access } = start(hello);
     const r = await exchange(port, "GET /x?y HTTP/1.1\r\nHost: a\r\n\r\n");
     const line = access.at(-1) as string;
-    expect(line).toMatch(/^127\.0\.0\.1 - - \[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] "GET \/x\?y HTTP\/1\.1" 200 (\d+) \d+\.\d{6}\n$/);
+    expect(line).toMatch(
+      /^127\.0\.0\.1 - - \[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] "GET \/x\?y HTTP\/1\.1" 200 (\d+) \d+\.\d{6}\n$/,
+    );
     expect(Number(line.match(/" 200 (\d+) /)?.[1])).toBe(r.raw.length);
   });
 

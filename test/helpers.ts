@@ -204,7 +204,7 @@ export class RawClient {
 export async function exchange(
   port: number,
   data: string,
-  opts: { head?: boolean } = {},
+  opts: { head?: boolean; closeWaitMs?: number } = {},
 ): Promise<Response & { closed: boolean }> {
   const c = await RawClient.connect(port);
   c.send(data);

@@ -1,0 +1,58 @@
+import { expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LoggingLogAdapter, NullLog, StreamLog } from "../src/index.ts";
+import { clock, resolveLog } from "../src/log.ts";
+
+test("LoggingLogAdapter maps Python levels to logger methods and strips the newline", () => {
+  const calls: string[] = [];
+  const logger = {
+    debug: (m: string) => calls.push(`debug ${m}`),
+    info: (m: string) => calls.push(`info ${m}`),
+    warn: (m: string) => calls.push(`warn ${m}`),
+    error: (m: string) => calls.push(`error ${m}`),
+  };
+  new LoggingLogAdapter(logger, 10).write("a\n");
+  new LoggingLogAdapter(logger).write("b\n");
+  new LoggingLogAdapter(logger, 30).write("c");
+  new LoggingLogAdapter(logger, 40).writelines(["d\n", "e\n"]);
+  new LoggingLogAdapter(logger, 50).write("f\n");
+  new LoggingLogAdapter(logger).write("\n");
+  expect(calls).toEqual(["debug a", "info b", "warn c", "error d", "error e", "error f"]);
+});
+
+test("resolveLog: default is a stderr StreamLog, null a NullLog, write()-ables kept, bad values refused", () => {
+  expect(resolveLog("default", 20)).toBeInstanceOf(StreamLog);
+  expect(resolveLog(null, 20)).toBeInstanceOf(NullLog);
+  const sink = { write: (_s: string) => {} };
+  expect(resolveLog(sink, 20)).toBe(sink);
+  expect(resolveLog(console, 40)).toBeInstanceOf(LoggingLogAdapter);
+  expect(() => resolveLog({} as never, 20)).toThrow("log option must be");
+});
+
+test("StreamLog writes a file and reopen() starts a new file after a rename (logrotate)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bunwsgi-log-"));
+  try {
+    const path = join(dir, "access.log");
+    const log = new StreamLog({ path });
+    log.write("one\n");
+    log.flush();
+    renameSync(path, `${path}.1`);
+    log.reopen();
+    log.write("two\n");
+    log.flush();
+    await Bun.sleep(10);
+    expect(readFileSync(`${path}.1`, "latin1")).toBe("one\n");
+    expect(readFileSync(path, "latin1")).toBe("two\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the Date header is an IMF-fixdate and the log timestamp is local YYYY-MM-DD HH:MM:SS", () => {
+  const date = new TextDecoder().decode(clock.dateHeader());
+  expect(date).toMatch(/^Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n$/);
+  expect(Math.abs(Date.parse(clock.httpDate()) - Date.now())).toBeLessThan(2000);
+  expect(clock.localTimestamp()).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+});

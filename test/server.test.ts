@@ -1,0 +1,204 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, parseListener, WSGIServer } from "../src/index.ts";
+import { exchange, hello, RawClient, type Running, serve } from "./helpers.ts";
+
+const running: Running[] = [];
+afterAll(() => {
+  for (const r of running) r.server.close();
+});
+
+describe("listener specs", () => {
+  test("accepts host:port, [v6]:port, unix:, tuples and objects", () => {
+    expect(parseListener("127.0.0.1:8080")).toEqual({ hostname: "127.0.0.1", port: 8080, unix: null });
+    expect(parseListener("[::1]:0")).toEqual({ hostname: "::1", port: 0, unix: null });
+    expect(parseListener(":80")).toEqual({ hostname: "0.0.0.0", port: 80, unix: null });
+    expect(parseListener("unix:/tmp/s.sock")).toEqual({ hostname: "", port: 0, unix: "/tmp/s.sock" });
+    expect(parseListener(["localhost", 1])).toEqual({ hostname: "localhost", port: 1, unix: null });
+    expect(parseListener({ hostname: "::", port: 2 })).toEqual({ hostname: "::", port: 2, unix: null });
+    expect(parseListener({ unix: "/x" })).toEqual({ hostname: "", port: 0, unix: "/x" });
+  });
+
+  test("rejects a bad port or shape with a message saying what was expected", () => {
+    expect(() => parseListener("host:99999")).toThrow("port must be an integer from 0 to 65535");
+    expect(() => parseListener("nohost")).toThrow("expected host:port");
+    expect(() => parseListener("[::1]8080")).toThrow("expected [ipv6]:port");
+    expect(() => new WSGIServer("127.0.0.1:0", hello, { spawn: 0 })).toThrow(ConfigError);
+    expect(() => new WSGIServer("127.0.0.1:0", "nope" as never)).toThrow("application must be a function");
+    expect(() => new WSGIServer("127.0.0.1:0", hello, { limits: { maxBodySize: -1 } })).toThrow("limits.maxBodySize");
+  });
+
+  test("a port already in use fails start() with a clear error", () => {
+    const a = serve(hello);
+    running.push(a);
+    const b = new WSGIServer(`127.0.0.1:${a.port}`, hello, { log: null, errorLog: null });
+    expect(() => b.start()).toThrow(`cannot listen on 127.0.0.1:${a.port}`);
+  });
+});
+
+describe("real clients", () => {
+  test("fetch: GET, POST echo and a streamed response", async () => {
+    const r = serve(async (env, sr) => {
+      const body = await env["wsgi.input"].read();
+      sr("200 OK", [["Content-Type", "text/plain"]]);
+      if (env.PATH_INFO === "/stream") {
+        return (async function* () {
+          yield "s1 ";
+          yield "s2";
+        })();
+      }
+      return [`${env.REQUEST_METHOD}:${body.length}`];
+    });
+    running.push(r);
+    const base = `http://127.0.0.1:${r.port}`;
+    expect(await (await fetch(`${base}/`)).text()).toBe("GET:0");
+    expect(await (await fetch(`${base}/`, { method: "POST", body: "x".repeat(100000) })).text()).toBe("POST:100000");
+    const s = await fetch(`${base}/stream`);
+    expect(s.headers.get("transfer-encoding")).toBe("chunked");
+    expect(await s.text()).toBe("s1 s2");
+  });
+
+  test("curl: keep-alive reuse across two URLs and a chunked upload", async () => {
+    const r = serve(async (env, sr) => {
+      const body = await env["wsgi.input"].read();
+      sr("200 OK", []);
+      return [`${env.PATH_INFO}=${new TextDecoder().decode(body)};`];
+    });
+    running.push(r);
+    const base = `http://127.0.0.1:${r.port}`;
+    const p = Bun.spawn(["curl", "-sS", "-v", `${base}/a`, `${base}/b`], { stdout: "pipe", stderr: "pipe" });
+    const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect(out).toBe("/a=;/b=;");
+    expect(err).toMatch(/Re-using existing connection|Reusing existing/);
+    const up = Bun.spawn(["curl", "-sS", "-H", "Transfer-Encoding: chunked", "--data-binary", "chunky", `${base}/up`], {
+      stdout: "pipe",
+    });
+    expect(await new Response(up.stdout).text()).toBe("/up=chunky;");
+  });
+});
+
+describe("lifecycle", () => {
+  test("serves over a unix socket", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunwsgi-"));
+    const path = join(dir, "s.sock");
+    const server = new WSGIServer(`unix:${path}`, hello, { log: null });
+    server.start();
+    try {
+      const p = Bun.spawn(["curl", "-sS", "--unix-socket", path, "http://localhost/"], { stdout: "pipe" });
+      expect(await new Response(p.stdout).text()).toBe("Hello, World!");
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("spawn limits concurrent connections; the next one waits and is then served", async () => {
+    const r = serve(hello, { spawn: 1 });
+    running.push(r);
+    const first = await RawClient.connect(r.port);
+    first.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await first.response();
+    const second = await RawClient.connect(r.port);
+    second.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(100);
+    expect(second.take()).toBe("");
+    first.close();
+    expect((await second.response()).body).toBe("Hello, World!");
+    second.close();
+  });
+
+  test("stop() lets an in-flight request finish with Connection: close, closes idle ones, and stops accepting", async () => {
+    const r = serve(async (env, sr) => {
+      if (env.PATH_INFO === "/slow") await Bun.sleep(300);
+      sr("200 OK", []);
+      return ["done"];
+    });
+    const idle = await RawClient.connect(r.port);
+    idle.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await idle.response();
+    const busy = await RawClient.connect(r.port);
+    busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
+    const stopped = r.server.stop(5);
+    await idle.waitClosed();
+    const res = await busy.response();
+    expect(res.body).toBe("done");
+    expect(res.header("connection")).toBe("close");
+    await stopped;
+    await busy.waitClosed();
+    expect(r.server.started).toBe(false);
+    expect(Bun.connect({ hostname: "127.0.0.1", port: r.port, socket: { data() {} } })).rejects.toThrow();
+  });
+
+  test("stop(timeout) cuts requests still running at the deadline", async () => {
+    const r = serve(async (_e, sr) => {
+      await Bun.sleep(5000);
+      sr("200 OK", []);
+      return [];
+    });
+    const c = await RawClient.connect(r.port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(30);
+    const t0 = performance.now();
+    await r.server.stop(0.2);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    await c.waitClosed();
+  });
+
+  test("serveForever resolves after close()", async () => {
+    const server = new WSGIServer("127.0.0.1:0", hello, { log: null });
+    const forever = server.serveForever();
+    expect(server.serverPort).toBeGreaterThan(0);
+    server.close();
+    await forever;
+    expect(server.started).toBe(false);
+  });
+
+  test("environ methods follow gevent: baseEnv, setEnviron, updateEnviron, getEnviron", () => {
+    const server = new WSGIServer("127.0.0.1:0", hello, { log: null, environ: { extra: 1 } });
+    expect(server.baseEnv.GATEWAY_INTERFACE).toBe("CGI/1.1");
+    expect(server.environ.extra).toBe(1);
+    expect(server.environ["wsgi.url_scheme"]).toBe("http");
+    server.start();
+    expect(server.environ.SERVER_PORT).toBe(String(server.serverPort));
+    const copy = server.getEnviron();
+    copy.extra = 2;
+    expect(server.environ.extra).toBe(1);
+    server.setEnviron({ other: true });
+    expect(server.environ.other).toBe(true);
+    expect(server.environ.extra).toBeUndefined();
+    server.close();
+  });
+
+  test("a backlog Bun cannot apply is reported, not silently ignored", () => {
+    const errors: string[] = [];
+    const server = new WSGIServer("127.0.0.1:0", hello, {
+      log: null,
+      errorLog: { write: (s: string) => errors.push(s) },
+      backlog: 1024,
+    });
+    server.start();
+    server.close();
+    expect(errors.join("")).toContain("backlog=1024 not applied");
+  });
+
+  test("a logger object becomes a LoggingLogAdapter at info (access) and error (errors) level", async () => {
+    const seen: string[] = [];
+    const logger = {
+      info: (m: string) => seen.push(`info:${m}`),
+      error: (m: string) => seen.push(`error:${m}`),
+    };
+    const r = serve(
+      () => {
+        throw new Error("logged");
+      },
+      { log: logger, errorLog: logger },
+    );
+    running.push(r);
+    await exchange(r.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(seen.some((s) => s.startsWith("error:Error handling GET / HTTP/1.1"))).toBe(true);
+    expect(seen.some((s) => s.startsWith("info:127.0.0.1 - - ["))).toBe(true);
+  });
+});
