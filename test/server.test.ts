@@ -202,3 +202,73 @@ describe("lifecycle", () => {
     expect(seen.some((s) => s.startsWith("info:127.0.0.1 - - ["))).toBe(true);
   });
 });
+
+describe("TLS", () => {
+  test("serves HTTPS with a certificate made at test time; environ says https", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunwsgi-tls-"));
+    try {
+      const run = (args: string[]): void => {
+        const p = Bun.spawnSync(["openssl", ...args], { cwd: dir, stderr: "pipe" });
+        if (p.exitCode !== 0) throw new Error(`openssl ${args[0]} failed: ${p.stderr.toString()}`);
+      };
+      run([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+      ]);
+      run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "srv.key", "-out", "srv.csr"]);
+      await Bun.write(join(dir, "ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+      run([
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "srv.pem",
+      ]);
+      let scheme: unknown;
+      let https: unknown;
+      const r = serve(
+        (env, sr) => {
+          scheme = env["wsgi.url_scheme"];
+          https = env.HTTPS;
+          sr("200 OK", []);
+          return ["secure"];
+        },
+        { tls: { cert: Bun.file(join(dir, "srv.pem")), key: Bun.file(join(dir, "srv.key")) } },
+      );
+      running.push(r);
+      const res = await fetch(`https://127.0.0.1:${r.port}/`, { tls: { ca: await Bun.file(join(dir, "ca.pem")).text() } });
+      expect(await res.text()).toBe("secure");
+      expect([scheme, https]).toEqual(["https", "on"]);
+      const curl = Bun.spawn(["curl", "-sS", "--cacert", join(dir, "ca.pem"), `https://127.0.0.1:${r.port}/`], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(await new Response(curl.stdout).text()).toBe("secure");
+      const untrusted = Bun.spawn(["curl", "-sS", `https://127.0.0.1:${r.port}/`], { stdout: "pipe", stderr: "pipe" });
+      expect(await untrusted.exited).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
