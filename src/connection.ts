@@ -54,6 +54,8 @@ const LINGER = 5;
 const DIRECT_WRITE = 16 * 1024;
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** A real copy: Buffer#slice is a view (Node semantics), which would alias pooled or scratch memory. */
+const copyOf = (b: Uint8Array): Uint8Array => new Uint8Array(b);
 const EMPTY_INPUT = Input.empty();
 
 // Head assembly pool: fixed-size buffers for request heads that span reads.
@@ -336,7 +338,7 @@ export class Connection implements InputOwner {
   }
 
   private pushInput(view: Uint8Array, copy: boolean): void {
-    this.input.push(copy ? view.slice() : view);
+    this.input.push(copy ? copyOf(view) : view);
     if (this.input.pending > INPUT_HIGH_WATER) this.pause(PAUSE_INPUT);
   }
 
@@ -517,7 +519,7 @@ export class Connection implements InputOwner {
   private send(b: Uint8Array, copy: boolean): void {
     if (this.closed) return;
     if (this.qHead < this.queue.length) {
-      this.enqueue(copy ? b.slice() : b);
+      this.enqueue(copy ? copyOf(b) : b);
       return;
     }
     const n = this.socket.write(b);
@@ -527,7 +529,7 @@ export class Connection implements InputOwner {
     }
     if (n < b.length) {
       const rest = b.subarray(n);
-      this.enqueue(copy ? rest.slice() : rest);
+      this.enqueue(copy ? copyOf(rest) : rest);
     }
   }
 

@@ -1,17 +1,9 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { Application } from "../src/index.ts";
-import { exchange, hello, RawClient, type Running, serve } from "./helpers.ts";
+import { exchange, hello, RawClient, serverPool } from "./helpers.ts";
 
 const DATE = /^Date: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/m;
-const running: Running[] = [];
-const start = (app: Application, opts = {}): Running => {
-  const r = serve(app, opts);
-  running.push(r);
-  return r;
-};
-afterAll(() => {
-  for (const r of running) r.server.close();
-});
+const start = serverPool();
 
 const echo: Application = async (env, startResponse) => {
   const body = await env["wsgi.input"].read();
@@ -128,6 +120,49 @@ describe("responses on the wire", () => {
     const body = new Uint8Array(await res.arrayBuffer());
     expect(body.length).toBe(64 * 64 * 1024);
     expect(body[64 * 1024 * 63]).toBe(63);
+  });
+
+  test("a slow reader gets the exact chunked stream though writes went partial and queued", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", []);
+      return (async function* () {
+        for (let i = 0; i < 64; i++) yield new Uint8Array(64 * 1024).fill(i);
+      })();
+    });
+    const c = await RawClient.connect(port);
+    c.pauseReading();
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(300);
+    c.resumeReading();
+    const r = await c.response({ ms: 10000 });
+    expect(r.body.length).toBe(64 * 64 * 1024);
+    for (let i = 0; i < 64; i++) {
+      const chunk = r.body.slice(i * 65536, (i + 1) * 65536);
+      expect(chunk).toBe(String.fromCharCode(i).repeat(65536));
+    }
+    c.close();
+  });
+
+  test("body bytes that arrived with a head spanning reads survive reuse of the head buffer", async () => {
+    const { port } = start(async (env, sr) => {
+      await Bun.sleep(env.PATH_INFO === "/late-reader" ? 150 : 0);
+      const body = await env["wsgi.input"].read();
+      sr("200 OK", []);
+      return [body];
+    });
+    const a = await RawClient.connect(port);
+    a.send("POST /late-reader HTTP/1.1\r\nHost: a\r\nContent-");
+    await Bun.sleep(30);
+    a.send("Length: 11\r\n\r\nhello world");
+    await Bun.sleep(30);
+    const b = await RawClient.connect(port);
+    b.send("POST /other HTTP/1.1\r\nHost: b\r\nContent-");
+    await Bun.sleep(30);
+    b.send("Length: 11\r\n\r\nXXXXXXXXXXX");
+    expect((await b.response()).body).toBe("XXXXXXXXXXX");
+    expect((await a.response()).body).toBe("hello world");
+    a.close();
+    b.close();
   });
 
   test("a generator that yields nothing gets Content-Length: 0", async () => {

@@ -1,16 +1,8 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { type Application, type Environ, type StartResponse, WSGIHandler } from "../src/index.ts";
-import { exchange, hello, RawClient, type Running, serve } from "./helpers.ts";
+import { exchange, hello, RawClient, serverPool } from "./helpers.ts";
 
-const running: Running[] = [];
-const start = (app: Application, opts = {}): Running => {
-  const r = serve(app, opts);
-  running.push(r);
-  return r;
-};
-afterAll(() => {
-  for (const r of running) r.server.close();
-});
+const start = serverPool();
 
 describe("environ", () => {
   test("carries the PEP 3333 / CGI keys and bunwsgi extensions", async () => {

@@ -1,5 +1,6 @@
 /** @module test/helpers — real servers on loopback and a raw-socket HTTP client for tests. */
 
+import { afterAll } from "bun:test";
 import type { Socket } from "bun";
 import { type Application, WSGIServer, type WSGIServerOptions } from "../src/index.ts";
 
@@ -21,6 +22,19 @@ export function serve(app: Application, options: WSGIServerOptions = {}): Runnin
   });
   server.start();
   return { server, port: server.serverPort, access, errors };
+}
+
+/** A serve() for one test file: every server it starts is closed after the file's tests. */
+export function serverPool(): (app: Application, options?: WSGIServerOptions) => Running {
+  const running: Running[] = [];
+  afterAll(() => {
+    for (const r of running) r.server.close();
+  });
+  return (app, options = {}) => {
+    const r = serve(app, options);
+    running.push(r);
+    return r;
+  };
 }
 
 export interface Response {
@@ -108,6 +122,15 @@ export class RawClient {
       this.send(ch);
       await Bun.sleep(pauseMs);
     }
+  }
+
+  /** Stop reading from the socket so the server's writes back up (partial writes, drain). */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
   }
 
   /** Half-close: send FIN, keep reading. */
