@@ -448,11 +448,6 @@ export class Connection implements InputOwner {
     this.flush();
   }
 
-  /** Whether the request body still has bytes the client has not been asked for or sent. */
-  get bodyUnread(): boolean {
-    return this.bodyActive;
-  }
-
   /** Reject a request head: the precise status, a closed connection, an access-log line. */
   reject(status: number, message: string, buf: Uint8Array, start: number, end: number): void {
     let e = start;

@@ -648,7 +648,7 @@ export class WSGIHandler {
       conn.bodyFailed;
     if (this.upgradeRequested && code !== 101) close = true;
     // A body we would have to read and drop, or one the client was never told to send.
-    if (conn.bodyUnread && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
+    if (conn.bodyActive && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
       close = true;
     }
     let extra = "";
