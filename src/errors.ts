@@ -62,7 +62,10 @@ export interface CannedResponse {
   readonly status: number;
   readonly head: Uint8Array;
   readonly tail: Uint8Array;
+  /** Bytes on the wire, Date line excluded. */
   readonly length: number;
+  /** Bytes of the body alone. */
+  readonly bodyLength: number;
 }
 
 const latin1 = (s: string): Uint8Array => {
@@ -83,7 +86,7 @@ export function cannedResponse(status: number): CannedResponse {
     const tail = latin1(
       `Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
     );
-    r = { status, head, tail, length: head.length + tail.length };
+    r = { status, head, tail, length: head.length + tail.length, bodyLength: body.length };
     canned.set(status, r);
   }
   return r;

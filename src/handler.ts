@@ -198,6 +198,7 @@ export class WSGIHandler {
   result: Body | null = null;
 
   private headBuf: Buffer | null = null;
+  private tlsEnv: Record<string, string> | null = null;
   private headStart = 0;
   private upgradeRequested = false;
   private startCalled = false;
@@ -213,6 +214,11 @@ export class WSGIHandler {
   private appClose = false;
   /** Stop iterating the body: the declared length was reached and exceeded. */
   private overflowed = false;
+
+  /** Body bytes sent for this response (framing excluded): Apache's %b. */
+  get bodyLength(): number {
+    return this.bodySent;
+  }
 
   private readonly startResponseBound: (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
   private readonly writeBound: Write;
@@ -259,6 +265,34 @@ export class WSGIHandler {
     }
     this.headers = headers;
     this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
+  }
+
+  /**
+   * TLS facts of this connection in mod_ssl's names, computed once per connection:
+   * SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_VERIFY ("SUCCESS", "NONE" or "FAILED:reason") and,
+   * only for a client certificate that verified against the configured CA, SSL_CLIENT_S_DN /
+   * SSL_CLIENT_I_DN (RFC 4514 strings), SSL_CLIENT_M_SERIAL and SSL_CLIENT_V_END.
+   */
+  tlsEnviron(): Readonly<Record<string, string>> {
+    if (this.tlsEnv !== null) return this.tlsEnv;
+    const socket = this.socket;
+    const env: Record<string, string> = {
+      SSL_PROTOCOL: socket.getTLSVersion() ?? "",
+      SSL_CIPHER: socket.getCipher()?.name ?? "",
+    };
+    const cert = socket.getPeerCertificate();
+    if (cert === null || cert === undefined || cert.subject === undefined) env.SSL_CLIENT_VERIFY = "NONE";
+    else if (!socket.authorized) {
+      env.SSL_CLIENT_VERIFY = `FAILED:${socket.getAuthorizationError()?.message ?? "unverified"}`;
+    } else {
+      env.SSL_CLIENT_VERIFY = "SUCCESS";
+      env.SSL_CLIENT_S_DN = distinguishedName(cert.subject);
+      env.SSL_CLIENT_I_DN = distinguishedName(cert.issuer);
+      env.SSL_CLIENT_M_SERIAL = cert.serialNumber;
+      env.SSL_CLIENT_V_END = cert.valid_to;
+    }
+    this.tlsEnv = env;
+    return env;
   }
 
   /** Where the connection's parser found the current request head; valid until handleOneRequest() returns. */
@@ -345,6 +379,7 @@ export class WSGIHandler {
       env.REMOTE_ADDR = addr[0];
       env.REMOTE_PORT = String(addr[1]);
     }
+    if (server.tls !== undefined) Object.assign(env, this.tlsEnviron());
     const f = p.fields;
     const headers = this.headers;
     for (let n = 0; n < headers.length; n++) {
@@ -743,6 +778,7 @@ export class WSGIHandler {
     this.status = `${status} ${REASONS[status] ?? "Error"}`;
     this.code = status;
     this.responseLength = c.length + date.length;
+    this.bodySent = c.bodyLength;
     this.headersSent = true;
     this.closeConnection = true;
   }
@@ -763,8 +799,13 @@ export class WSGIHandler {
     log.write(`${this.formatRequest()}\n`);
   }
 
-  /** gevent's line: `ADDR - - [YYYY-MM-DD HH:MM:SS] "REQUEST LINE" STATUS LENGTH SECONDS`. */
+  /**
+   * The access-log line in the server's log format; for "gevent" (the default) that is
+   * `ADDR - - [YYYY-MM-DD HH:MM:SS] "REQUEST LINE" STATUS LENGTH SECONDS`.
+   */
   formatRequest(): string {
+    const format = this.server.accessFormat;
+    if (format !== null) return format(this);
     const length = this.responseLength > 0 ? String(this.responseLength) : "-";
     const delta = this.timeFinish > 0 ? (this.timeFinish - this.timeStart).toFixed(6) : "-";
     const addr = typeof this.clientAddress === "string" ? this.clientAddress : this.clientAddress[0];
@@ -804,4 +845,19 @@ function parseStatus(status: string): number {
     if (badValueChar(status) !== null) bad();
   }
   return code;
+}
+
+/** RFC 4514 string of a certificate name: most specific first, special characters escaped. */
+function distinguishedName(name: object | undefined): string {
+  if (name === undefined) return "";
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(name)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      const escaped = String(v)
+        .replace(/[,+"\\<>;=]/g, "\\$&")
+        .replace(/^[ #]|[ ]$/g, "\\$&");
+      parts.push(`${key}=${escaped}`);
+    }
+  }
+  return parts.reverse().join(",");
 }

@@ -1,5 +1,6 @@
 /** @module server — WSGIServer: listening sockets, connection admission, the one timer, graceful stop. */
 
+import { lstatSync, unlinkSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
 import pkg from "../package.json" with { type: "json" };
@@ -7,14 +8,17 @@ import { type BodyLimits, DEFAULT_BODY_LIMITS } from "./body.ts";
 import { Connection, type ConnectionHost, type ServerSocket, type Timeouts } from "./connection.ts";
 import { ConfigError } from "./errors.ts";
 import { WSGIHandler } from "./handler.ts";
-import { type LogOption, type LogSink, resolveLog } from "./log.ts";
+import { type AccessFormatter, compileLogFormat, type LogOption, type LogSink, resolveLog } from "./log.ts";
 import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "./parser.ts";
 import type { Application } from "./types.ts";
 
 export const VERSION: string = pkg.version;
 
-/** Where to listen: "host:port", "[v6]:port", "unix:/path", [host, port], { hostname, port } or { unix }. */
-export type ListenerSpec = string | [string, number] | { hostname: string; port: number } | { unix: string };
+/**
+ * Where to listen: "host:port", "[v6]:port", "unix:/path", "fd://N" (an inherited listening
+ * socket, as systemd passes), [host, port], { hostname, port }, { unix } or { fd }.
+ */
+export type ListenerSpec = string | [string, number] | { hostname: string; port: number } | { unix: string } | { fd: number };
 
 /** Size limits; a request over one gets 413/414/431 and a closed connection. */
 export interface Limits extends HeadLimits {
@@ -30,12 +34,17 @@ export type HandlerClass = new (socket: ServerSocket, address: [string, number] 
 export interface WSGIServerOptions {
   /** Listen backlog. Bun.listen uses a fixed backlog; any other value is reported at start. */
   backlog?: number | null;
-  /** Most connections served at once ("default": no limit); more wait, unread, until one closes. */
-  spawn?: number | "default";
+  /**
+   * Most connections served at once ("default": no limit); more wait, unread, until one closes.
+   * A Pool shares one limit between servers (gevent accepts a Pool here too).
+   */
+  spawn?: number | "default" | Pool;
   /** Access log: "default" (stderr), null (off), a sink with write(s), or a logger (info level). */
   log?: LogOption;
   /** Error log, also environ["wsgi.errors"]: like `log`, error level for a logger. */
   errorLog?: LogOption;
+  /** Access-log line: "gevent" (default), "combined", "json", or a `{field}` template (see LOG_FIELDS). */
+  logFormat?: string;
   handlerClass?: HandlerClass;
   /** Extra keys merged into every environ. */
   environ?: Record<string, unknown>;
@@ -53,6 +62,81 @@ interface Address {
   hostname: string;
   port: number;
   unix: string | null;
+  /** An inherited listening socket's descriptor, or -1. */
+  fd: number;
+}
+
+/** A connection limit, shared by every server given the same Pool as `spawn`. */
+export class Pool {
+  /** Connections served at once; Infinity for no limit. */
+  size: number;
+  /** Connections being served. */
+  active = 0;
+  private readonly waiting: Connection[] = [];
+  private readonly owners = new Map<Connection, WSGIServer>();
+
+  constructor(size: number = Number.POSITIVE_INFINITY) {
+    this.size = Pool.check(size);
+  }
+
+  private static check(size: number): number {
+    if (size !== Number.POSITIVE_INFINITY && (!Number.isInteger(size) || size < 1)) {
+      throw new ConfigError(`spawn must be a positive integer or "default", got ${JSON.stringify(size)}`);
+    }
+    return size;
+  }
+
+  full(): boolean {
+    return this.active >= this.size;
+  }
+
+  /** Park a connection, unread, until a slot frees. */
+  wait(server: WSGIServer, conn: Connection): void {
+    this.waiting.push(conn);
+    this.owners.set(conn, server);
+  }
+
+  /** Forget a parked connection (it closed while waiting); true if it was parked. */
+  forget(conn: Connection): boolean {
+    if (!this.owners.delete(conn)) return false;
+    this.waiting.splice(this.waiting.indexOf(conn), 1);
+    return true;
+  }
+
+  /** Take every parked connection of one server (it is stopping). */
+  take(server: WSGIServer): Connection[] {
+    const out: Connection[] = [];
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const c = this.waiting[i] as Connection;
+      if (this.owners.get(c) === server) {
+        out.push(c);
+        this.waiting.splice(i, 1);
+        this.owners.delete(c);
+      }
+    }
+    return out;
+  }
+
+  /** Change the limit (a reload); parked connections are admitted if it grew. */
+  resize(size: number): void {
+    this.size = Pool.check(size);
+    this.admitWaiting();
+  }
+
+  /** A served connection closed: admit parked ones while there is room. */
+  release(): void {
+    this.active--;
+    this.admitWaiting();
+  }
+
+  private admitWaiting(): void {
+    while (this.active < this.size && this.waiting.length > 0) {
+      const next = this.waiting.shift() as Connection;
+      const server = this.owners.get(next) as WSGIServer;
+      this.owners.delete(next);
+      server.admitWaiting(next);
+    }
+  }
 }
 
 /** Parse a listener spec; a wrong one is a ConfigError naming what was expected. */
@@ -65,28 +149,36 @@ export function parseListener(spec: ListenerSpec): Address {
     if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) bad("port must be an integer from 0 to 65535");
     return n as number;
   };
-  if (Array.isArray(spec)) return { hostname: spec[0] || "0.0.0.0", port: port(spec[1]), unix: null };
+  const tcp = (hostname: string, p: unknown): Address => ({ hostname, port: port(p), unix: null, fd: -1 });
+  const fd = (n: unknown): Address => {
+    const v = typeof n === "string" && /^\d{1,9}$/.test(n) ? Number(n) : n;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) bad("fd must be a descriptor number such as fd://3");
+    return { hostname: "", port: 0, unix: null, fd: v as number };
+  };
+  if (Array.isArray(spec)) return tcp(spec[0] || "0.0.0.0", spec[1]);
   if (typeof spec === "object" && spec !== null) {
     if ("unix" in spec) {
       if (typeof spec.unix !== "string" || spec.unix === "") bad("unix path must be a non-empty string");
-      return { hostname: "", port: 0, unix: spec.unix };
+      return { hostname: "", port: 0, unix: spec.unix, fd: -1 };
     }
-    return { hostname: spec.hostname || "0.0.0.0", port: port(spec.port), unix: null };
+    if ("fd" in spec) return fd(spec.fd);
+    return tcp(spec.hostname || "0.0.0.0", spec.port);
   }
-  if (typeof spec !== "string") return bad("expected a string, [host, port], { hostname, port } or { unix }");
+  if (typeof spec !== "string") return bad("expected a string, [host, port], { hostname, port }, { unix } or { fd }");
   if (spec.startsWith("unix:")) {
     const path = spec.slice(5);
     if (path === "") bad("unix: needs a path");
-    return { hostname: "", port: 0, unix: path };
+    return { hostname: "", port: 0, unix: path, fd: -1 };
   }
+  if (spec.startsWith("fd://")) return fd(spec.slice(5));
   if (spec.startsWith("[")) {
     const close = spec.indexOf("]");
     if (close < 0 || spec[close + 1] !== ":") bad("expected [ipv6]:port");
-    return { hostname: spec.slice(1, close), port: port(spec.slice(close + 2)), unix: null };
+    return tcp(spec.slice(1, close), spec.slice(close + 2));
   }
   const colon = spec.lastIndexOf(":");
-  if (colon < 0) return /^\d+$/.test(spec) ? { hostname: "0.0.0.0", port: port(spec), unix: null } : bad("expected host:port");
-  return { hostname: spec.slice(0, colon) || "0.0.0.0", port: port(spec.slice(colon + 1)), unix: null };
+  if (colon < 0) return /^\d+$/.test(spec) ? tcp("0.0.0.0", spec) : bad("expected host:port, [ipv6]:port, unix:/path or fd://N");
+  return tcp(spec.slice(0, colon) || "0.0.0.0", spec.slice(colon + 1));
 }
 
 /**
@@ -107,14 +199,16 @@ export class WSGIServer implements ConnectionHost {
   application: Application;
   readonly address: Address;
   readonly backlog: number | null;
-  readonly spawn: number;
+  readonly pool: Pool;
   log: LogSink;
   errorLog: LogSink;
+  /** The compiled access-log format; null is gevent's line (WSGIHandler.formatRequest). */
+  accessFormat: AccessFormatter | null;
   handlerClass: HandlerClass;
   readonly tls: TLSOptions | undefined;
-  readonly headLimits: HeadLimits;
-  readonly bodyLimits: BodyLimits;
-  readonly timeouts: Timeouts;
+  headLimits: HeadLimits;
+  bodyLimits: BodyLimits;
+  timeouts: Timeouts;
   environ: Record<string, unknown> = {};
 
   stopping = false;
@@ -122,7 +216,6 @@ export class WSGIServer implements ConnectionHost {
 
   private listener: SocketListener<Connection> | null = null;
   private readonly connections = new Set<Connection>();
-  private readonly waiting: Connection[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopped: Promise<void> | null = null;
   private resolveStopped: (() => void) | null = null;
@@ -135,31 +228,16 @@ export class WSGIServer implements ConnectionHost {
     this.application = application;
     this.backlog = options.backlog ?? null;
     const spawn = options.spawn ?? "default";
-    if (spawn !== "default" && (!Number.isInteger(spawn) || spawn < 1)) {
-      throw new ConfigError(`spawn must be a positive integer or "default", got ${JSON.stringify(spawn)}`);
-    }
-    this.spawn = spawn === "default" ? Number.POSITIVE_INFINITY : spawn;
+    this.pool = spawn instanceof Pool ? spawn : new Pool(spawn === "default" ? Number.POSITIVE_INFINITY : spawn);
     this.log = resolveLog(options.log, 20);
     this.errorLog = resolveLog(options.errorLog, 40);
+    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
     this.handlerClass = options.handlerClass ?? WSGIHandler;
     this.tls = options.tls;
-    const limits = { ...DEFAULT_LIMITS, ...options.limits };
-    const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-    for (const [k, v] of Object.entries(limits)) {
-      if (!Number.isInteger(v) || v < 1)
-        throw new ConfigError(`limits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
-    }
-    for (const [k, v] of Object.entries(timeouts)) {
-      if (typeof v !== "number" || !(v >= 0))
-        throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
-    }
-    this.headLimits = {
-      maxRequestLine: limits.maxRequestLine,
-      maxHeaderBytes: limits.maxHeaderBytes,
-      maxHeaders: limits.maxHeaders,
-    };
-    this.bodyLimits = { ...DEFAULT_BODY_LIMITS, maxBody: limits.maxBodySize };
-    this.timeouts = timeouts;
+    this.headLimits = DEFAULT_HEAD_LIMITS;
+    this.bodyLimits = DEFAULT_BODY_LIMITS;
+    this.timeouts = DEFAULT_TIMEOUTS;
+    this.setLimits(options.limits, options.timeouts);
     this.setEnviron(options.environ);
     const server = this;
     this.socketHandlers = {
@@ -188,20 +266,55 @@ export class WSGIServer implements ConnectionHost {
     };
   }
 
+  /** Most connections served at once (Infinity: no limit). */
+  get spawn(): number {
+    return this.pool.size;
+  }
+
+  /**
+   * Replace limits and timeouts (unset keys take the defaults). Connections opened from now on
+   * use the new limits; timeouts apply to every connection at the next tick.
+   */
+  setLimits(limits: Partial<Limits> = {}, timeouts: Partial<Timeouts> = {}): void {
+    const l = { ...DEFAULT_LIMITS, ...limits };
+    const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    for (const [k, v] of Object.entries(l)) {
+      if (!Number.isInteger(v) || v < 1)
+        throw new ConfigError(`limits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    for (const [k, v] of Object.entries(t)) {
+      if (typeof v !== "number" || !(v >= 0)) {
+        throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
+      }
+    }
+    this.headLimits = { maxRequestLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes, maxHeaders: l.maxHeaders };
+    this.bodyLimits = { ...DEFAULT_BODY_LIMITS, maxBody: l.maxBodySize };
+    this.timeouts = t;
+  }
+
   get baseEnv(): Readonly<Record<string, unknown>> {
     return (this.constructor as typeof WSGIServer).baseEnv;
   }
 
-  /** Host the server listens on ("" for a unix socket). */
+  /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */
   get serverHost(): string {
-    return this.address.unix === null
-      ? ((this.listener as TCPSocketListener<Connection> | null)?.hostname ?? this.address.hostname)
-      : "";
+    if (this.address.unix !== null) return "";
+    return (this.listener as TCPSocketListener<Connection> | null)?.hostname ?? this.address.hostname;
   }
 
-  /** Port the server listens on (the real one after start() when 0 was asked for). */
+  /** Port the server listens on (the real one after start() when 0 was asked for; 0 if unknown). */
   get serverPort(): number {
-    return this.address.unix === null ? ((this.listener as TCPSocketListener<Connection> | null)?.port ?? this.address.port) : 0;
+    if (this.address.unix !== null) return 0;
+    return (this.listener as TCPSocketListener<Connection> | null)?.port ?? this.address.port;
+  }
+
+  /** The listener as a URL-ish label for messages: http://host:port, unix:/path or fd://N. */
+  get label(): string {
+    const a = this.address;
+    if (a.unix !== null) return `unix:${a.unix}`;
+    if (a.fd >= 0) return `fd://${a.fd}`;
+    const host = this.serverHost;
+    return `${this.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${this.serverPort}`;
   }
 
   /** Whether the server is listening. */
@@ -223,7 +336,7 @@ export class WSGIServer implements ConnectionHost {
   /** Fill SERVER_NAME and SERVER_PORT from the bound address (called by start()). */
   updateEnviron(): void {
     const env = this.environ;
-    if (this.address.unix !== null) {
+    if (this.address.unix !== null || this.address.fd >= 0) {
       env.SERVER_NAME ??= "";
       env.SERVER_PORT ??= "";
       return;
@@ -241,21 +354,25 @@ export class WSGIServer implements ConnectionHost {
 
   /** Bind the listening socket. */
   initSocket(): void {
-    const common = { allowHalfOpen: true, socket: this.socketHandlers };
+    const common = { allowHalfOpen: true, socket: this.socketHandlers, ...(this.tls ? { tls: this.tls } : {}) };
     const a = this.address;
     try {
       if (a.unix !== null) {
-        this.listener = Bun.listen<Connection>({ ...common, unix: a.unix, ...(this.tls ? { tls: this.tls } : {}) });
+        this.listener = Bun.listen<Connection>({ ...common, unix: a.unix });
+      } else if (a.fd >= 0) {
+        // Bun.listen adopts an already-listening descriptor (systemd socket activation,
+        // a supervisor's socket); its typings do not list `fd` yet.
+        const options = { ...common, fd: a.fd } as unknown as Parameters<typeof Bun.listen<Connection>>[0];
+        this.listener = Bun.listen<Connection>(options);
       } else {
         this.listener = Bun.listen<Connection>({
           ...common,
           hostname: a.hostname,
           port: a.port,
-          ...(this.tls ? { tls: this.tls } : {}),
         });
       }
     } catch (e) {
-      const where = a.unix !== null ? `unix:${a.unix}` : `${a.hostname}:${a.port}`;
+      const where = a.unix !== null ? `unix:${a.unix}` : a.fd >= 0 ? `fd://${a.fd}` : `${a.hostname}:${a.port}`;
       throw new ConfigError(`cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
@@ -292,7 +409,8 @@ export class WSGIServer implements ConnectionHost {
     if (listener === null) return;
     this.stopping = true;
     listener.stop(false);
-    for (const c of this.waiting.splice(0)) c.terminate();
+    this.removeSocketFile();
+    for (const c of this.pool.take(this)) c.terminate();
     for (const c of this.connections) c.shutdown();
     if (this.connections.size > 0) {
       await new Promise<void>((resolve) => {
@@ -314,9 +432,21 @@ export class WSGIServer implements ConnectionHost {
     if (listener === null) return;
     this.stopping = true;
     listener.stop(true);
-    for (const c of this.waiting.splice(0)) c.terminate();
+    this.removeSocketFile();
+    for (const c of this.pool.take(this)) c.terminate();
     for (const c of this.connections) c.terminate();
     this.finish();
+  }
+
+  /** A stopped server's unix socket file would refuse the next start; remove it (gunicorn does too). */
+  private removeSocketFile(): void {
+    const path = this.address.unix;
+    if (path === null) return;
+    try {
+      if (lstatSync(path).isSocket()) unlinkSync(path);
+    } catch {
+      // Already gone, or not ours to remove.
+    }
   }
 
   private finish(): void {
@@ -341,19 +471,27 @@ export class WSGIServer implements ConnectionHost {
       conn.terminate();
       return;
     }
-    if (this.connections.size >= this.spawn) {
+    if (this.pool.full()) {
       // Like a full gevent pool: the connection waits, unread, until a slot frees.
       socket.pause();
-      this.waiting.push(conn);
+      this.pool.wait(this, conn);
       return;
     }
     this.admit(conn);
   }
 
+  /** The pool freed a slot for a connection that was waiting. */
+  admitWaiting(conn: Connection): void {
+    this.admit(conn);
+    conn.socket.resume();
+  }
+
   private admit(conn: Connection): void {
+    this.pool.active++;
     this.connections.add(conn);
     const socket = conn.socket;
-    const address: [string, number] | string = this.address.unix !== null ? "" : [socket.remoteAddress, socket.remotePort];
+    const address: [string, number] | string =
+      this.address.unix !== null || socket.remotePort === undefined ? "" : [socket.remoteAddress, socket.remotePort];
     this.handle(socket, address);
   }
 
@@ -368,15 +506,10 @@ export class WSGIServer implements ConnectionHost {
   /** ConnectionHost: a socket closed. */
   connectionClosed(conn: Connection): void {
     if (!this.connections.delete(conn)) {
-      const i = this.waiting.indexOf(conn);
-      if (i >= 0) this.waiting.splice(i, 1);
+      this.pool.forget(conn);
       return;
     }
-    while (this.connections.size < this.spawn && this.waiting.length > 0) {
-      const next = this.waiting.shift() as Connection;
-      this.admit(next);
-      next.socket.resume();
-    }
+    this.pool.release();
     if (this.stopping && this.connections.size === 0) this.resolveDrained?.();
   }
 
@@ -385,4 +518,27 @@ export class WSGIServer implements ConnectionHost {
     this.now = now;
     for (const c of this.connections) c.tick(now);
   }
+}
+
+/**
+ * Before binding a unix socket: remove the file a crashed server left behind, but refuse
+ * to steal the path from a live one (a connect succeeds) or to delete a non-socket file.
+ */
+export async function clearStaleUnixSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new ConfigError(`cannot listen on unix:${path}: the path exists and is not a socket`);
+  const live = await Bun.connect({ unix: path, socket: { data() {}, error() {} } }).then(
+    (s) => {
+      s.end();
+      return true;
+    },
+    () => false,
+  );
+  if (live) throw new ConfigError(`cannot listen on unix:${path}: another server is accepting connections there`);
+  unlinkSync(path);
 }

@@ -12,19 +12,22 @@ afterAll(() => {
 
 describe("listener specs", () => {
   test("accepts host:port, [v6]:port, unix:, tuples and objects", () => {
-    expect(parseListener("127.0.0.1:8080")).toEqual({ hostname: "127.0.0.1", port: 8080, unix: null });
-    expect(parseListener("[::1]:0")).toEqual({ hostname: "::1", port: 0, unix: null });
-    expect(parseListener(":80")).toEqual({ hostname: "0.0.0.0", port: 80, unix: null });
-    expect(parseListener("unix:/tmp/s.sock")).toEqual({ hostname: "", port: 0, unix: "/tmp/s.sock" });
-    expect(parseListener(["localhost", 1])).toEqual({ hostname: "localhost", port: 1, unix: null });
-    expect(parseListener({ hostname: "::", port: 2 })).toEqual({ hostname: "::", port: 2, unix: null });
-    expect(parseListener({ unix: "/x" })).toEqual({ hostname: "", port: 0, unix: "/x" });
+    expect(parseListener("127.0.0.1:8080")).toEqual({ hostname: "127.0.0.1", port: 8080, unix: null, fd: -1 });
+    expect(parseListener("[::1]:0")).toEqual({ hostname: "::1", port: 0, unix: null, fd: -1 });
+    expect(parseListener(":80")).toEqual({ hostname: "0.0.0.0", port: 80, unix: null, fd: -1 });
+    expect(parseListener("unix:/tmp/s.sock")).toEqual({ hostname: "", port: 0, unix: "/tmp/s.sock", fd: -1 });
+    expect(parseListener(["localhost", 1])).toEqual({ hostname: "localhost", port: 1, unix: null, fd: -1 });
+    expect(parseListener({ hostname: "::", port: 2 })).toEqual({ hostname: "::", port: 2, unix: null, fd: -1 });
+    expect(parseListener({ unix: "/x" })).toEqual({ hostname: "", port: 0, unix: "/x", fd: -1 });
+    expect(parseListener("fd://3")).toEqual({ hostname: "", port: 0, unix: null, fd: 3 });
+    expect(parseListener({ fd: 4 })).toEqual({ hostname: "", port: 0, unix: null, fd: 4 });
   });
 
   test("rejects a bad port or shape with a message saying what was expected", () => {
     expect(() => parseListener("host:99999")).toThrow("port must be an integer from 0 to 65535");
     expect(() => parseListener("nohost")).toThrow("expected host:port");
     expect(() => parseListener("[::1]8080")).toThrow("expected [ipv6]:port");
+    expect(() => parseListener("fd://x")).toThrow("fd must be a descriptor number");
     expect(() => new WSGIServer("127.0.0.1:0", hello, { spawn: 0 })).toThrow(ConfigError);
     expect(() => new WSGIServer("127.0.0.1:0", "nope" as never)).toThrow("application must be a function");
     expect(() => new WSGIServer("127.0.0.1:0", hello, { limits: { maxBodySize: -1 } })).toThrow("limits.maxBodySize");
