@@ -1,105 +1,316 @@
-/** @module cli — the bunwsgi command: load an application module and serve it until a signal stops it. */
+/** @module cli — the bunwsgi command: resolve the config, serve the app on every bind, handle signals. */
 
-import { isAbsolute, resolve } from "node:path";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  type CommandLine,
+  type Config,
+  formatConfig,
+  helpText,
+  limitsOf,
+  parseCommandLine,
+  resolveConfig,
+  serverOptions,
+  splitAppSpec,
+} from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { VERSION, WSGIServer } from "./server.ts";
+import { closeLog, compileLogFormat, defaultLog, type LogSink, openLogSinks, reopenLog } from "./log.ts";
+import { clearStaleUnixSocket, Pool, parseListener, VERSION, WSGIServer } from "./server.ts";
 import type { Application } from "./types.ts";
 
-const USAGE = `bunwsgi ${VERSION} — a strict HTTP/1.1 server for WSGI-style TypeScript applications
-
-Usage: bunwsgi [serve] APP[:EXPORT] [--bind HOST:PORT] [--no-access-log]
-       bunwsgi --version | --help
-
-  APP[:EXPORT]      module file (TypeScript or JavaScript); the default export, or EXPORT
-  --bind ADDR       host:port, [v6]:port or unix:/path (default 127.0.0.1:8000)
-  --no-access-log   do not write the access log (errors still go to stderr)
-
-SIGTERM or SIGINT stops gracefully: in-flight requests finish, then the process exits 0.`;
-
-interface Args {
-  app: string;
-  bind: string;
-  accessLog: boolean;
+/** An application compiled into the binary by `build.ts --app`. */
+export interface EmbeddedApp {
+  app: Application;
+  /** What it was built from, for messages ("app.ts:default"). */
+  name: string;
 }
 
-function parseArgs(argv: string[]): Args | "help" | "version" {
-  let app: string | null = null;
-  let bind = "127.0.0.1:8000";
-  let accessLog = true;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === "--help" || a === "-h") return "help";
-    if (a === "--version") return "version";
-    if (a === "--no-access-log") accessLog = false;
-    else if (a === "--bind" || a.startsWith("--bind=")) {
-      const v = a === "--bind" ? argv[++i] : a.slice(7);
-      if (v === undefined || v === "") throw new ConfigError("--bind needs a value such as 127.0.0.1:8000");
-      bind = v;
-    } else if (a.startsWith("-")) throw new ConfigError(`unknown option ${a} (see --help)`);
-    else if (a === "serve" && app === null && i === 0) continue;
-    else if (app === null) app = a;
-    else throw new ConfigError(`unexpected argument ${JSON.stringify(a)}: only one APP is served`);
-  }
-  if (app === null) throw new ConfigError("no application given: bunwsgi APP[:EXPORT] (see --help)");
-  return { app, bind, accessLog };
+/** A loaded application and the module graph that holds its modules (null when embedded). */
+export interface LoadedApp {
+  app: Application;
+  label: string;
+  graph: Bun.ModuleGraph | null;
 }
 
-/** Import `path[:export]` relative to the working directory and return the application function. */
-export async function loadApplication(spec: string, base = process.cwd()): Promise<Application> {
-  const colon = spec.lastIndexOf(":");
-  // A drive letter or a bare path has no export part; "mod.ts:app" has one.
-  const hasExport = colon > 1 && !spec.slice(colon + 1).includes("/");
-  const file = hasExport ? spec.slice(0, colon) : spec;
-  const name = hasExport ? spec.slice(colon + 1) : "default";
-  const path = isAbsolute(file) ? file : resolve(base, file);
+/**
+ * Import `file[:export]` (an absolute path) into a fresh Bun.ModuleGraph, so a reload gets new
+ * instances of the module and of everything it imports. Fails with a ConfigError naming the
+ * module and export.
+ */
+export async function loadApplication(spec: string, errorLog: LogSink = defaultLog()): Promise<LoadedApp> {
+  const { file, name } = splitAppSpec(spec);
+  const graph = new Bun.ModuleGraph({
+    onError(error) {
+      errorLog.write(`uncaught error in application module ${file}: ${error instanceof Error ? error.stack : String(error)}\n`);
+    },
+  });
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(path)) as Record<string, unknown>;
+    mod = (await graph.import(file)) as Record<string, unknown>;
   } catch (e) {
-    throw new ConfigError(`cannot load application module ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    graph.dispose();
+    throw new ConfigError(`cannot load application module ${file}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const app = mod[name];
   if (typeof app !== "function") {
+    graph.dispose();
     const found = Object.keys(mod).join(", ") || "nothing";
-    throw new ConfigError(`application module ${path} has no function export "${name}" (it exports: ${found})`);
+    throw new ConfigError(`application module ${file} has no function export "${name}" (it exports: ${found})`);
   }
-  return app as Application;
+  return { app: app as Application, label: `${file}${name === "default" ? "" : `:${name}`}`, graph };
 }
 
-async function main(argv: string[]): Promise<number> {
-  let args: ReturnType<typeof parseArgs>;
+async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
+  const spec = config.str("app");
+  if (spec !== null) return loadApplication(spec, errorLog);
+  if (embedded !== undefined) return { app: embedded.app, label: `${embedded.name} (embedded)`, graph: null };
+  throw new ConfigError("no application given");
+}
+
+/** Refuse a pidfile naming a live process; otherwise (re)write it. */
+function writePidfile(path: string): void {
+  let old = Number.NaN;
   try {
-    args = parseArgs(argv);
-  } catch (e) {
-    process.stderr.write(`bunwsgi: ${(e as Error).message}\n`);
-    return 2;
+    old = Number.parseInt(readFileSync(path, "utf8"), 10);
+  } catch {
+    // No pidfile yet.
   }
-  if (args === "help") {
-    process.stdout.write(`${USAGE}\n`);
+  if (Number.isInteger(old) && old > 0 && old !== process.pid) {
+    let alive = true;
+    try {
+      process.kill(old, 0);
+    } catch (e) {
+      alive = (e as { code?: string }).code === "EPERM";
+    }
+    if (alive) throw new ConfigError(`pidfile ${path} names process ${old}, which is running: is bunwsgi already started?`);
+  }
+  writeFileSync(path, `${process.pid}\n`);
+}
+
+/** Settings whose change SIGHUP cannot apply without a restart. */
+const RESTART_KEYS = [
+  "bind",
+  "backlog",
+  "pidfile",
+  "tls.cert",
+  "tls.key",
+  "tls.ca",
+  "tls.passphrase",
+  "tls.ciphers",
+  "tls.client_auth",
+];
+
+/** The running service: one WSGIServer per bind sharing one app, pool and logs. */
+class Service {
+  private reloading = false;
+  private stopping = false;
+
+  constructor(
+    private config: Config,
+    private loaded: LoadedApp,
+    private readonly servers: WSGIServer[],
+    private readonly pool: Pool,
+    private readonly commandLine: CommandLine,
+    private readonly embedded: EmbeddedApp | undefined,
+  ) {}
+
+  get errorLog(): LogSink {
+    return (this.servers[0] as WSGIServer).errorLog;
+  }
+
+  listen(): void {
+    process.on("SIGTERM", () => void this.stop("SIGTERM"));
+    process.on("SIGINT", () => void this.stop("SIGINT"));
+    process.on("SIGUSR1", () => this.reopenLogs());
+    process.on("SIGHUP", () => void this.reload());
+  }
+
+  /** Graceful stop; a second signal cuts in-flight requests at once. */
+  async stop(signal: string): Promise<void> {
+    if (this.stopping) {
+      this.errorLog.write(`bunwsgi: ${signal} again: closing all connections now\n`);
+      for (const s of this.servers) s.close();
+      return;
+    }
+    this.stopping = true;
+    const deadline = this.config.num("timeouts.shutdown") as number;
+    this.errorLog.write(`bunwsgi: ${signal}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`);
+    await Promise.all(this.servers.map((s) => s.stop(deadline)));
+    this.errorLog.write("bunwsgi: stopped\n");
+    const pidfile = this.config.str("pidfile");
+    if (pidfile !== null) rmSync(pidfile, { force: true });
+    const first = this.servers[0] as WSGIServer;
+    closeLog(first.log);
+    closeLog(first.errorLog);
+    process.exit(0);
+  }
+
+  reopenLogs(): void {
+    const first = this.servers[0] as WSGIServer;
+    try {
+      reopenLog(first.log);
+      reopenLog(first.errorLog);
+      first.errorLog.write("bunwsgi: SIGUSR1: log files reopened\n");
+    } catch (e) {
+      first.errorLog.write(`bunwsgi: SIGUSR1: cannot reopen log files: ${(e as Error).message}\n`);
+    }
+  }
+
+  /**
+   * SIGHUP: re-read the config and re-import the app into a new module graph. Listening sockets
+   * stay; requests already running finish on the old app. Any failure keeps the old setup.
+   */
+  async reload(): Promise<void> {
+    const log = this.errorLog;
+    if (this.reloading || this.stopping) {
+      log.write("bunwsgi: SIGHUP ignored: a reload or stop is already in progress\n");
+      return;
+    }
+    this.reloading = true;
+    try {
+      const { config, errors } = resolveConfig({
+        commandLine: this.commandLine,
+        cwd: process.cwd(),
+        embedded: this.embedded !== undefined,
+      });
+      if (errors.length > 0) throw new ConfigError(errors.join("\n  "));
+      let options: ReturnType<typeof serverOptions>;
+      try {
+        options = serverOptions(config);
+      } catch (e) {
+        throw new ConfigError((e as Error).message);
+      }
+      const loaded = await appFor(config, this.embedded, log);
+      let accessLog: LogSink;
+      let errorLog: LogSink;
+      try {
+        accessLog = openLogSinks(config.list("log.access"));
+        errorLog = openLogSinks(config.list("log.error"));
+      } catch (e) {
+        loaded.graph?.dispose();
+        throw new ConfigError(`cannot open log files: ${(e as Error).message}`);
+      }
+      const kept = RESTART_KEYS.filter((k) => JSON.stringify(config.get(k)) !== JSON.stringify(this.config.get(k)));
+      const first = this.servers[0] as WSGIServer;
+      const oldAccess = first.log;
+      const oldError = first.errorLog;
+      const { limits, timeouts } = limitsOf(config);
+      const accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+      for (const s of this.servers) {
+        s.application = loaded.app;
+        s.log = accessLog;
+        s.errorLog = errorLog;
+        s.accessFormat = accessFormat;
+        s.setLimits(limits, timeouts);
+        s.setEnviron(options.environ);
+        s.updateEnviron();
+      }
+      this.pool.resize(config.num("spawn") ?? Number.POSITIVE_INFINITY);
+      if (oldAccess !== accessLog) closeLog(oldAccess);
+      if (oldError !== errorLog) closeLog(oldError);
+      const old = this.loaded;
+      this.loaded = loaded;
+      this.config = config;
+      // Requests already running keep the old app's module instances until the graceful deadline.
+      if (old.graph !== null) setTimeout(() => old.graph?.dispose(), (timeouts.shutdown + 1) * 1000).unref();
+      errorLog.write(`bunwsgi: SIGHUP: reloaded ${config.file ?? "flags"}; serving ${loaded.label}\n`);
+      for (const k of kept) errorLog.write(`bunwsgi: SIGHUP: ${k} changed but needs a restart; still using the old value\n`);
+    } catch (e) {
+      log.write(
+        `bunwsgi: SIGHUP: reload failed, still serving the previous configuration: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`,
+      );
+    } finally {
+      this.reloading = false;
+    }
+  }
+}
+
+/** Run the command line; resolves to the exit code (serve resolves only on a start failure). */
+export async function main(argv: readonly string[], embedded?: EmbeddedApp): Promise<number> {
+  const err = (msg: string): number => {
+    process.stderr.write(`bunwsgi: ${msg}\n`);
+    return 2;
+  };
+  let commandLine: CommandLine;
+  try {
+    commandLine = parseCommandLine(argv);
+  } catch (e) {
+    return err((e as Error).message);
+  }
+  if (commandLine.command === "help") {
+    process.stdout.write(`${helpText(VERSION)}\n`);
     return 0;
   }
-  if (args === "version") {
+  if (commandLine.command === "version") {
     process.stdout.write(`bunwsgi ${VERSION} (Bun ${Bun.version})\n`);
     return 0;
   }
-  let server: WSGIServer;
+  const { config, errors } = resolveConfig({ commandLine, cwd: process.cwd(), embedded: embedded !== undefined });
+  if (errors.length > 0) {
+    const head = commandLine.command === "check" ? "configuration is invalid" : "cannot start: configuration is invalid";
+    return err(`${head}:\n  ${errors.join("\n  ")}`);
+  }
+  return commandLine.command === "check" ? check(config, embedded) : serve(config, commandLine, embedded);
+}
+
+/** `bunwsgi check`: also import the app and try the TLS material, as starting would. */
+async function check(config: Config, embedded: EmbeddedApp | undefined): Promise<number> {
+  const problems: string[] = [];
   try {
-    const app = await loadApplication(args.app);
-    server = new WSGIServer(args.bind, app, args.accessLog ? {} : { log: null });
-    server.start();
+    const loaded = await appFor(config, embedded, defaultLog());
+    loaded.graph?.dispose();
   } catch (e) {
-    process.stderr.write(`bunwsgi: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+    problems.push(`app: ${(e as Error).message}`);
+  }
+  try {
+    const tls = serverOptions(config).tls;
+    if (tls !== undefined) Bun.listen({ hostname: "127.0.0.1", port: 0, tls, socket: { data() {} } }).stop(true);
+  } catch (e) {
+    problems.push(`tls: the certificate, key or passphrase is not usable: ${(e as Error).message}`);
+  }
+  process.stdout.write(`# bunwsgi ${VERSION}: resolved configuration${config.file ? ` from ${config.file}` : ""}\n`);
+  process.stdout.write(`${formatConfig(config).trimStart()}\n`);
+  if (problems.length > 0) {
+    process.stderr.write(`bunwsgi: configuration is invalid:\n  ${problems.join("\n  ")}\n`);
     return 2;
   }
-  const where = server.address.unix !== null ? `unix:${server.address.unix}` : `http://${server.serverHost}:${server.serverPort}`;
-  server.errorLog.write(`bunwsgi ${VERSION} serving ${args.app} on ${where} (pid ${process.pid})\n`);
-  const stop = (): void => {
-    server.errorLog.write("bunwsgi: stopping gracefully\n");
-    void server.stop();
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  await server.serveForever();
+  process.stderr.write("bunwsgi: configuration is valid\n");
+  return 0;
+}
+
+async function serve(config: Config, commandLine: CommandLine, embedded: EmbeddedApp | undefined): Promise<number> {
+  let accessLog: LogSink;
+  let errorLog: LogSink;
+  try {
+    accessLog = openLogSinks(config.list("log.access"));
+    errorLog = openLogSinks(config.list("log.error"));
+  } catch (e) {
+    process.stderr.write(`bunwsgi: cannot open log files: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const servers: WSGIServer[] = [];
+  try {
+    const loaded = await appFor(config, embedded, errorLog);
+    const pool = new Pool(config.num("spawn") ?? Number.POSITIVE_INFINITY);
+    const options = { ...serverOptions(config), spawn: pool, log: accessLog, errorLog };
+    for (const bind of config.list("bind")) {
+      const unix = parseListener(bind).unix;
+      if (unix !== null) await clearStaleUnixSocket(unix);
+      const server = new WSGIServer(bind, loaded.app, options);
+      server.start();
+      servers.push(server);
+    }
+    const pidfile = config.str("pidfile");
+    if (pidfile !== null) writePidfile(pidfile);
+    errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label} (pid ${process.pid})\n`);
+    for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`);
+    new Service(config, loaded, servers, pool, commandLine, embedded).listen();
+  } catch (e) {
+    for (const s of servers) s.close();
+    errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+    closeLog(errorLog);
+    return 2;
+  }
+  await Promise.all(servers.map((s) => s.serveForever()));
   return 0;
 }
 

@@ -246,3 +246,43 @@ export const hello: Application = (_env, startResponse) => {
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
   return ["Hello, World!"];
 };
+
+/**
+ * Make a test PKI with openssl in `dir`: ca.pem/ca.key (a CA), srv.pem/srv.key (for localhost
+ * and 127.0.0.1, signed by the CA), client.pem/client.key (CN=alice, O=Example Org) and
+ * stranger.pem/stranger.key (self-signed: no CA vouches for it).
+ */
+export async function makeCertificates(dir: string): Promise<void> {
+  const run = (args: string[]): void => {
+    const p = Bun.spawnSync(["openssl", ...args], { cwd: dir, stderr: "pipe" });
+    if (p.exitCode !== 0) throw new Error(`openssl ${args.join(" ")} failed: ${p.stderr.toString()}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  run(["req", "-x509", ...ec, "-days", "1", "-subj", "/CN=bunwsgi test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+  run(["req", "-x509", ...ec, "-days", "1", "-subj", "/CN=mallory", "-keyout", "stranger.key", "-out", "stranger.pem"]);
+  await Bun.write(`${dir}/srv.cnf`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  await Bun.write(`${dir}/client.cnf`, "extendedKeyUsage=clientAuth\n");
+  for (const [name, subject] of [
+    ["srv", "/CN=localhost"],
+    ["client", "/O=Example Org/CN=alice"],
+  ] as const) {
+    run(["req", ...ec, "-subj", subject, "-keyout", `${name}.key`, "-out", `${name}.csr`]);
+    run([
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      `${name}.cnf`,
+      "-out",
+      `${name}.pem`,
+    ]);
+  }
+}

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, parseListener, WSGIServer } from "../src/index.ts";
-import { exchange, hello, RawClient, type Running, serve } from "./helpers.ts";
+import { exchange, hello, makeCertificates, RawClient, type Running, serve } from "./helpers.ts";
 
 const running: Running[] = [];
 afterAll(() => {
@@ -210,44 +210,7 @@ describe("TLS", () => {
   test("serves HTTPS with a certificate made at test time; environ says https", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bunwsgi-tls-"));
     try {
-      const run = (args: string[]): void => {
-        const p = Bun.spawnSync(["openssl", ...args], { cwd: dir, stderr: "pipe" });
-        if (p.exitCode !== 0) throw new Error(`openssl ${args[0]} failed: ${p.stderr.toString()}`);
-      };
-      run([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-      ]);
-      run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "srv.key", "-out", "srv.csr"]);
-      await Bun.write(join(dir, "ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-      run([
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "srv.pem",
-      ]);
+      await makeCertificates(dir);
       let scheme: unknown;
       let https: unknown;
       const r = serve(

@@ -1,0 +1,230 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  didYouMean,
+  exampleConfig,
+  helpText,
+  lineOf,
+  parseCommandLine,
+  readmeSettings,
+  resolveConfig,
+  SETTINGS,
+  serverOptions,
+  splitAppSpec,
+} from "../src/config.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "bunwsgi-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+writeFileSync(join(dir, "app.ts"), "export default () => [];\n");
+writeFileSync(join(dir, "cert.pem"), "not checked here\n");
+
+let n = 0;
+/** Resolve `toml` (written to a fresh folder holding app.ts) with extra argv. */
+function resolveWith(toml: string | null, argv: string[] = []) {
+  const d = join(dir, `case${n++}`);
+  mkdirSync(d);
+  writeFileSync(join(d, "app.ts"), "export default () => [];\n");
+  if (toml !== null) writeFileSync(join(d, "bunwsgi.toml"), toml);
+  return { d, ...resolveConfig({ commandLine: parseCommandLine(argv), cwd: d }) };
+}
+
+describe("the settings table", () => {
+  test("every setting has a flag derived from its key, a doc, a metavar and an example", () => {
+    for (const s of SETTINGS) {
+      expect(s.flag).toBe(`--${s.key.replace(/[._]/g, "-")}`);
+      expect(s.doc.length).toBeGreaterThan(10);
+      expect(s.metavar).not.toBe("");
+      expect(s.example).not.toBe("");
+    }
+    expect(new Set(SETTINGS.map((s) => s.flag)).size).toBe(SETTINGS.length);
+  });
+
+  test("--help lists every flag", () => {
+    const help = helpText("9.9.9");
+    for (const s of SETTINGS) expect(help).toContain(`${s.flag} ${s.metavar}`);
+  });
+
+  test("the README's settings reference is exactly what the table generates", () => {
+    // The formatter pads Markdown tables; compare cell contents, not padding.
+    const norm = (text: string): string =>
+      text
+        .split("\n")
+        .map((l) =>
+          l.startsWith("|")
+            ? l
+                .replace(/-{3,}/g, "---")
+                .replace(/ *\| */g, "|")
+                .replace(/ {2,}/g, " ")
+            : l,
+        )
+        .join("\n");
+    const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+    expect(norm(readme)).toContain(norm(readmeSettings()));
+  });
+
+  test("the complete example config parses and uses every key", () => {
+    const doc = Bun.TOML.parse(exampleConfig()) as Record<string, Record<string, unknown>>;
+    for (const s of SETTINGS) {
+      const [a, b] = s.key.split(".") as [string, string | undefined];
+      expect(b === undefined ? doc[a] : doc[a]?.[b]).toBeDefined();
+    }
+  });
+});
+
+describe("resolving a config", () => {
+  test("defaults apply with no file and no flags except APP", () => {
+    const { config, errors, d } = resolveWith(null, ["app.ts"]);
+    expect(errors).toEqual([]);
+    expect(config.file).toBeNull();
+    expect(config.list("bind")).toEqual(["127.0.0.1:8000"]);
+    expect(config.str("app")).toBe(join(d, "app.ts"));
+    expect(config.num("timeouts.header")).toBe(20);
+  });
+
+  test("./bunwsgi.toml is read when --config is not given; paths resolve against its folder", () => {
+    const { config, errors, d } = resolveWith(
+      'app = "app.ts:named"\nbind = ["127.0.0.1:0", "unix:sock/s"]\npidfile = "p.pid"\n[log]\naccess = ["a.log", "stdout"]\n',
+    );
+    expect(errors).toEqual([]);
+    expect(config.file).toBe(join(d, "bunwsgi.toml"));
+    expect(config.str("app")).toBe(`${join(d, "app.ts")}:named`);
+    expect(config.list("bind")).toEqual(["127.0.0.1:0", `unix:${join(d, "sock/s")}`]);
+    expect(config.str("pidfile")).toBe(join(d, "p.pid"));
+    expect(config.list("log.access")).toEqual([join(d, "a.log"), "stdout"]);
+  });
+
+  test("flags override the file; repeated list flags accumulate; --environ takes KEY=VALUE", () => {
+    const { config, errors } = resolveWith('app = "app.ts"\nbind = "127.0.0.1:1"\n[environ]\nA = "file"\n', [
+      "--bind",
+      "127.0.0.1:2",
+      "--bind=[::1]:3",
+      "--environ",
+      "B=flag=yes",
+      "--timeouts-keep-alive",
+      "2.5",
+    ]);
+    expect(errors).toEqual([]);
+    expect(config.list("bind")).toEqual(["127.0.0.1:2", "[::1]:3"]);
+    expect(config.environ()).toEqual({ B: "flag=yes" });
+    expect(config.num("timeouts.keep_alive")).toBe(2.5);
+    expect(config.sources.get("bind")).toBe("flag");
+  });
+
+  test("an unknown key names file, line and key, with a did-you-mean from the same table", () => {
+    const { errors, d } = resolveWith('app = "app.ts"\n\n[limits]\nrequest_lines = 100\n');
+    expect(errors).toEqual([`${join(d, "bunwsgi.toml")}:4: limits.request_lines: unknown key; did you mean "request_line"?`]);
+  });
+
+  test("a key in the wrong table is pointed to its table", () => {
+    const { errors } = resolveWith('app = "app.ts"\nclient_auth = "require"\n');
+    expect(errors[0]).toContain(':2: client_auth: unknown key; did you mean "tls.client_auth"?');
+  });
+
+  test("wrong types and out-of-range values say what was expected", () => {
+    const { errors } = resolveWith(
+      'app = "app.ts"\nbind = 8000\nspawn = 0\n[limits]\nbody = 1.5\n[timeouts]\nheader = "20s"\n[tls]\nclient_auth = "always"\n',
+    );
+    expect(errors.join("\n")).toContain(":2: bind: expected a non-empty string or a list of them, got number 8000");
+    expect(errors.join("\n")).toContain(":3: spawn: expected an integer from 1 to 10,000,000, got number 0");
+    expect(errors.join("\n")).toContain(":5: limits.body: expected an integer from 1 to");
+    expect(errors.join("\n")).toContain(
+      ':7: timeouts.header: expected a number of seconds from 0 to 86400, got the string "20s"',
+    );
+    expect(errors.join("\n")).toContain(
+      ':9: tls.client_auth: expected one of "none", "request", "require", got the string "always"',
+    );
+  });
+
+  test("a bad flag value names the flag", () => {
+    const { errors } = resolveWith('app = "app.ts"\n', ["--limits-headers", "lots", "--bind", "nohost"]);
+    expect(errors).toContain('--limits-headers: limits.headers: expected an integer from 1 to 10,000, got the string "lots"');
+    expect(errors.join("\n")).toContain("--bind: bind: invalid listener");
+  });
+
+  test("a missing app, missing cert files and TLS settings that need each other are reported together", () => {
+    const { errors } = resolveWith('app = "gone.ts"\n[tls]\ncert = "c.pem"\nclient_auth = "require"\n');
+    const all = errors.join("\n");
+    expect(all).toContain("app: module");
+    expect(all).toContain("gone.ts not found");
+    expect(all).toContain(":3: tls.cert: file");
+    expect(all).toContain("tls.key: required with tls.cert");
+    expect(all).toContain("tls.client_auth: needs tls.ca");
+  });
+
+  test("no app at all is an error unless the binary embeds one", () => {
+    expect(resolveWith(null).errors[0]).toContain("app: no application given");
+    const d = join(dir, "embedded");
+    mkdirSync(d);
+    expect(resolveConfig({ commandLine: parseCommandLine([]), cwd: d, embedded: true }).errors).toEqual([]);
+  });
+
+  test("log sinks: none cannot be mixed, and a file's folder must exist", () => {
+    const { errors } = resolveWith('app = "app.ts"\n[log]\naccess = ["none", "stderr"]\nerror = "nodir/e.log"\n');
+    expect(errors.join("\n")).toContain('log.access: "none" cannot be combined with other sinks');
+    expect(errors.join("\n")).toContain("log.error: folder");
+  });
+
+  test("an invalid template names the unknown field", () => {
+    const { errors } = resolveWith('app = "app.ts"\n[log]\nformat = "{status} {bogus}"\n');
+    expect(errors[0]).toContain("log.format: unknown field {bogus}");
+  });
+
+  test("invalid TOML and a missing --config file are clear errors", () => {
+    expect(resolveWith("app = \n").errors[0]).toContain("invalid TOML");
+    const r = resolveConfig({ commandLine: parseCommandLine(["--config", "absent.toml"]), cwd: dir });
+    expect(r.errors).toEqual([`${join(dir, "absent.toml")}: cannot read config file: not found`]);
+  });
+
+  test("client_auth maps to Bun's requestCert / rejectUnauthorized", () => {
+    const d = join(dir, "tlsmap");
+    mkdirSync(d);
+    for (const f of ["app.ts", "c.pem", "k.pem", "ca.pem"])
+      writeFileSync(join(d, f), f === "app.ts" ? "export default () => [];\n" : "x");
+    for (const [mode, request, reject] of [
+      ["none", false, false],
+      ["request", true, false],
+      ["require", true, true],
+    ] as const) {
+      writeFileSync(
+        join(d, "bunwsgi.toml"),
+        `app = "app.ts"\n[tls]\ncert = "c.pem"\nkey = "k.pem"\nca = "ca.pem"\nclient_auth = "${mode}"\n`,
+      );
+      const { config, errors } = resolveConfig({ commandLine: parseCommandLine([]), cwd: d });
+      expect(errors).toEqual([]);
+      const tls = serverOptions(config).tls;
+      expect([tls?.requestCert, tls?.rejectUnauthorized]).toEqual([request, reject]);
+    }
+  });
+});
+
+describe("the command line", () => {
+  test("commands, --config and one positional APP", () => {
+    expect(parseCommandLine(["check", "-c", "x.toml"])).toMatchObject({ command: "check", config: "x.toml" });
+    expect(parseCommandLine(["serve", "app.ts"]).flags.map((f) => [f.setting.key, f.raw])).toEqual([["app", "app.ts"]]);
+    expect(parseCommandLine(["--help"]).command).toBe("help");
+    expect(() => parseCommandLine(["a.ts", "b.ts"])).toThrow("only one APP is served");
+    expect(() => parseCommandLine(["--bind"])).toThrow("--bind needs a value");
+    expect(() => parseCommandLine(["--spwan", "3"])).toThrow("unknown option --spwan; did you mean --spawn?");
+  });
+
+  test("did-you-mean only suggests close names", () => {
+    expect(didYouMean("keepalive", ["keep_alive", "header"])).toBe('; did you mean "keep_alive"?');
+    expect(didYouMean("zzzzzz", ["keep_alive", "header"])).toBe("");
+  });
+
+  test("lineOf finds keys under [tables] and as dotted keys", () => {
+    const text = 'app = "a"\n[tls]\n  cert = "x"\n[log]\nformat = "json"\n';
+    expect(lineOf(text, "tls.cert")).toBe(3);
+    expect(lineOf(text, "log.format")).toBe(5);
+    expect(lineOf('tls.cert = "x"\n', "tls.cert")).toBe(1);
+    expect(lineOf(text, "spawn")).toBeNull();
+  });
+
+  test("app specs split at the last colon unless it is part of a path", () => {
+    expect(splitAppSpec("app.ts:api")).toEqual({ file: "app.ts", name: "api" });
+    expect(splitAppSpec("/srv/app.ts")).toEqual({ file: "/srv/app.ts", name: "default" });
+    expect(splitAppSpec("C:\\srv\\app.ts")).toEqual({ file: "C:\\srv\\app.ts", name: "default" });
+  });
+});
