@@ -339,7 +339,9 @@ export class Connection implements InputOwner {
 
   private pushInput(view: Uint8Array, copy: boolean): void {
     this.input.push(copy ? copyOf(view) : view);
-    if (this.input.pending > INPUT_HIGH_WATER) this.pause(PAUSE_INPUT);
+    // Unread input above the mark pauses reading, unless the app is waiting for more than that
+    // (read() to the end of a large body): then its own request is what bounds the buffer.
+    if (this.input.pending > INPUT_HIGH_WATER && !this.input.hungry) this.pause(PAUSE_INPUT);
   }
 
   private failBody(err: HTTPError): void {
@@ -358,6 +360,11 @@ export class Connection implements InputOwner {
     if (this.body.received > 0 || this.handler.headersSent) return;
     this.writeLatin1("HTTP/1.1 100 Continue\r\n\r\n");
     this.commit();
+  }
+
+  /** InputOwner: a read waits for more than is buffered. */
+  inputStarved(): void {
+    if (!this.bodyFailed) this.unpause(PAUSE_INPUT);
   }
 
   /** InputOwner: the app read body bytes. */

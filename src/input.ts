@@ -4,6 +4,8 @@
 export interface InputOwner {
   inputWanted(): void;
   inputConsumed(buffered: number): void;
+  /** A read is waiting for more bytes than are buffered: reading must go on whatever the high-water mark. */
+  inputStarved(): void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -23,6 +25,7 @@ export class Input implements AsyncIterable<Uint8Array> {
   private waiters: Array<() => void> = [];
   private owner: InputOwner | null;
   private wanted = false;
+  private starved = false;
 
   constructor(owner: InputOwner | null) {
     this.owner = owner;
@@ -38,6 +41,11 @@ export class Input implements AsyncIterable<Uint8Array> {
   /** Bytes received and not yet read. */
   get pending(): number {
     return this.buffered;
+  }
+
+  /** True while a read waits for bytes beyond those buffered (read() to the end, a long line, …). */
+  get hungry(): boolean {
+    return this.starved;
   }
 
   /** True once the application first asked for body bytes. */
@@ -123,6 +131,10 @@ export class Input implements AsyncIterable<Uint8Array> {
   }
 
   private wait(): Promise<void> {
+    if (!this.starved) {
+      this.starved = true;
+      this.owner?.inputStarved();
+    }
     return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
@@ -173,6 +185,7 @@ export class Input implements AsyncIterable<Uint8Array> {
       }
     }
     this.buffered -= n;
+    this.starved = false;
     this.owner?.inputConsumed(this.buffered);
     return out;
   }

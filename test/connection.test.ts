@@ -262,6 +262,23 @@ describe("request bodies", () => {
     c.close();
   });
 
+  test("read() of a body far above the input high-water mark completes (no flow-control deadlock)", async () => {
+    const { port } = start(echo, { timeouts: { body: 3 } });
+    const size = 3 * 1024 * 1024;
+    for (const framing of ["length", "chunked"] as const) {
+      const c = await RawClient.connect(port);
+      const body = new Uint8Array(size).fill(97);
+      if (framing === "length") c.send(`POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`);
+      else c.send(`POST /big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${size.toString(16)}\r\n`);
+      c.send(body);
+      if (framing === "chunked") c.send("\r\n0\r\n\r\n");
+      const res = await c.response({ ms: 5000 });
+      expect(res.status).toBe(200);
+      expect(res.body.length).toBe(`POST /big ${size}:`.length + size);
+      c.close();
+    }
+  });
+
   test("unread body bytes are discarded, never parsed as a request", async () => {
     const { port } = start((env, sr) => {
       sr("200 OK", []);

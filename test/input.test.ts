@@ -38,7 +38,11 @@ test("a failed body rejects reads with its error once buffered data is gone", as
 
 test("the owner hears of the first read (100-continue) and of consumption (flow control)", async () => {
   const events: string[] = [];
-  const input = new Input({ inputWanted: () => events.push("wanted"), inputConsumed: (n) => events.push(`left ${n}`) });
+  const input = new Input({
+    inputWanted: () => events.push("wanted"),
+    inputConsumed: (n) => events.push(`left ${n}`),
+    inputStarved: () => events.push("starved"),
+  });
   input.push(enc("abcdef"));
   await input.read(2);
   await input.read(2);

@@ -1,0 +1,232 @@
+/**
+ * @module bench/run — bunwsgi vs Bun.serve vs node:http under wrk: interleaved rounds, server on
+ * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
+ * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--markdown FILE]
+ */
+
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+const here = import.meta.dir;
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
+};
+const ROUNDS = Number(opt("--rounds", "3"));
+const DURATION = Number(opt("--duration", "5"));
+const ONLY = opt("--only", "")
+  .split(",")
+  .filter((s) => s !== "");
+const MARKDOWN = opt("--markdown", "");
+const CONNECTIONS = 50;
+
+for (const tool of ["wrk", "taskset", "node"]) {
+  if (Bun.which(tool) === null) {
+    console.error(
+      `bench: ${tool} is not installed. On Debian/Ubuntu: sudo apt-get install -y ${tool === "taskset" ? "util-linux" : tool === "node" ? "nodejs" : "wrk"}`,
+    );
+    process.exit(2);
+  }
+}
+
+interface ServerKind {
+  name: string;
+  cmd: (port: number) => string[];
+}
+
+const SERVERS: ServerKind[] = [
+  { name: "bunwsgi", cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)] },
+  { name: "Bun.serve", cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)] },
+  { name: "node:http", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)] },
+];
+
+interface Scenario {
+  name: string;
+  /** wrk arguments after the common ones; the URL is appended. */
+  wrk: string[];
+  path: string;
+  /** Bytes moved per request that count as throughput (request or response body). */
+  bytesPerRequest: number;
+}
+
+const MiB = 1024 * 1024;
+const SCENARIOS: Scenario[] = [
+  { name: "keep-alive", wrk: [], path: "/", bytesPerRequest: 0 },
+  { name: "16 pipelined", wrk: ["-s", join(here, "pipeline.lua")], path: "/", bytesPerRequest: 0 },
+  { name: "Connection: close", wrk: ["-H", "Connection: close"], path: "/", bytesPerRequest: 0 },
+  { name: "browser request", wrk: ["-s", join(here, "browser.lua")], path: "/", bytesPerRequest: 0 },
+  { name: "1 MiB POST echo", wrk: ["-s", join(here, "post.lua")], path: "/echo", bytesPerRequest: MiB },
+  { name: "1 MiB streamed response", wrk: [], path: "/stream", bytesPerRequest: MiB },
+].filter((s) => ONLY.length === 0 || ONLY.some((o) => s.name.includes(o)));
+
+interface Sample {
+  rps: number;
+  cpuUsPerReq: number;
+  gbps: number;
+  errors: number;
+}
+
+const TICK = 100; // USER_HZ: /proc/PID/stat counts clock ticks of 1/100 s on Linux.
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICK;
+}
+
+function memoryKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const m = status.match(new RegExp(`${field}:\\s+(\\d+) kB`));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+async function startServer(kind: ServerKind): Promise<{ proc: Subprocess<"ignore", "pipe", "inherit">; port: number }> {
+  const proc = Bun.spawn(["taskset", "-c", "0", ...kind.cmd(0)], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let text = "";
+  const deadline = Date.now() + 10_000;
+  while (!/ready \d+/.test(text)) {
+    if (Date.now() > deadline) throw new Error(`${kind.name} did not start`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${kind.name} exited: ${text}`);
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return { proc, port: Number((text.match(/ready (\d+)/) as RegExpMatchArray)[1]) };
+}
+
+async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ requests: number; errors: number; out: string }> {
+  const cmd = [
+    "taskset",
+    "-c",
+    "1",
+    "wrk",
+    "-t1",
+    `-c${CONNECTIONS}`,
+    `-d${seconds}s`,
+    "--timeout",
+    "10s",
+    ...s.wrk,
+    `http://127.0.0.1:${port}${s.path}`,
+  ];
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), (seconds + 30) * 1000);
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  clearTimeout(timer);
+  await p.exited;
+  const requests = Number(out.match(/(\d+) requests in/)?.[1] ?? Number.NaN);
+  const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  const errors = non2xx + (sock ? Number(sock[1]) + Number(sock[3]) + Number(sock[4]) : 0);
+  if (Number.isNaN(requests)) throw new Error(`wrk failed: ${out}${err}`);
+  return { requests, errors, out };
+}
+
+const results = new Map<string, Sample[]>();
+const rss = new Map<string, { idle: number[]; peak: number[] }>();
+const key = (server: string, scenario: string): string => `${server}\u0000${scenario}`;
+
+console.log(
+  `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 -c${CONNECTIONS}`,
+);
+console.log(`       server pinned to CPU 0, wrk to CPU 1; Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}`);
+
+for (let round = 1; round <= ROUNDS; round++) {
+  // Rotate the order each round so drift on a noisy machine does not favour one server.
+  const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length] as ServerKind);
+  for (const kind of order) {
+    const { proc, port } = await startServer(kind);
+    try {
+      await runWrk(port, SCENARIOS[0] ?? (SCENARIOS[0] as never), 1); // warm-up: JIT and pools
+      const mem = rss.get(kind.name) ?? { idle: [], peak: [] };
+      mem.idle.push(memoryKiB(proc.pid, "VmRSS"));
+      for (const s of SCENARIOS) {
+        const before = cpuSeconds(proc.pid);
+        const { requests, errors } = await runWrk(port, s, DURATION);
+        const cpu = cpuSeconds(proc.pid) - before;
+        const sample: Sample = {
+          rps: requests / DURATION,
+          cpuUsPerReq: (cpu / requests) * 1e6,
+          gbps: (requests * s.bytesPerRequest) / DURATION / 1e9,
+          errors,
+        };
+        const list = results.get(key(kind.name, s.name)) ?? [];
+        list.push(sample);
+        results.set(key(kind.name, s.name), list);
+        if (s.name === "keep-alive") mem.peak.push(memoryKiB(proc.pid, "VmHWM"));
+        console.log(
+          `round ${round} ${kind.name.padEnd(10)} ${s.name.padEnd(24)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
+        );
+      }
+      rss.set(kind.name, mem);
+    } finally {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const range = (xs: number[], digits: number): string => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
+
+const lines: string[] = [];
+lines.push(
+  `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
+    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1 -c${CONNECTIONS}\` on CPU 1; median (min–max); ratio = bunwsgi ÷ Bun.serve.`,
+  "",
+  "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
+  "|---|---|---|---|---|---|---|",
+);
+for (const s of SCENARIOS) {
+  const ref = results.get(key("Bun.serve", s.name)) ?? [];
+  for (const kind of SERVERS) {
+    const xs = results.get(key(kind.name, s.name)) ?? [];
+    if (xs.length === 0) continue;
+    const rps = xs.map((x) => x.rps);
+    const cpu = xs.map((x) => x.cpuUsPerReq);
+    const gb = xs.map((x) => x.gbps);
+    const errors = xs.reduce((a, x) => a + x.errors, 0);
+    const isRef = kind.name === "Bun.serve";
+    const ratio = (mine: number[], theirs: number[]): string =>
+      isRef || theirs.length === 0 ? "1.00" : (median(mine) / median(theirs)).toFixed(2);
+    lines.push(
+      `| ${s.name} | ${kind.name} | ${median(rps).toFixed(0)} (${range(rps, 0)}) | ${median(cpu).toFixed(2)} (${range(cpu, 2)}) | ${
+        s.bytesPerRequest > 0 ? `${median(gb).toFixed(2)} GB/s (${range(gb, 2)})` : "—"
+      } | ${ratio(
+        rps,
+        ref.map((x) => x.rps),
+      )} | ${ratio(
+        cpu,
+        ref.map((x) => x.cpuUsPerReq),
+      )}${errors > 0 ? ` (${errors} errors)` : ""} |`,
+    );
+  }
+}
+lines.push("", "| server | RSS idle MiB | RSS peak under keep-alive MiB |", "|---|---|---|");
+for (const kind of SERVERS) {
+  const m = rss.get(kind.name);
+  if (m === undefined) continue;
+  lines.push(
+    `| ${kind.name} | ${(median(m.idle) / 1024).toFixed(1)} (${range(
+      m.idle.map((x) => x / 1024),
+      1,
+    )}) | ${(median(m.peak) / 1024).toFixed(1)} (${range(
+      m.peak.map((x) => x / 1024),
+      1,
+    )}) |`,
+  );
+}
+const table = lines.join("\n");
+console.log(`\n${table}`);
+if (MARKDOWN !== "") {
+  writeFileSync(MARKDOWN, `${table}\n`);
+  console.log(`\nwritten to ${MARKDOWN}`);
+}
+if (!existsSync("/proc/self/stat")) console.error("bench: /proc is missing, CPU figures are not valid here");

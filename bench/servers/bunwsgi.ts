@@ -1,0 +1,31 @@
+/** @module bench/servers/bunwsgi — the benchmark app on bunwsgi: hello, 1 MiB echo, 1 MiB generator stream. */
+
+import { type Application, WSGIServer } from "../../src/index.ts";
+
+const HELLO = "Hello, World!";
+const CHUNK = new Uint8Array(64 * 1024).fill(120);
+
+function* stream() {
+  for (let i = 0; i < 16; i++) yield CHUNK;
+}
+
+const app: Application = (environ, startResponse) => {
+  const path = environ.PATH_INFO;
+  if (path === "/echo") {
+    return (async () => {
+      const body = await environ["wsgi.input"].read();
+      startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+      return [body];
+    })();
+  }
+  if (path === "/stream") {
+    startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+    return stream();
+  }
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return [HELLO];
+};
+
+const server = new WSGIServer(`127.0.0.1:${process.argv[2] ?? 0}`, app, { log: null });
+server.start();
+console.log(`ready ${server.serverPort}`);
