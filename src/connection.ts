@@ -50,13 +50,38 @@ const PIPELINE_HIGH_WATER = 64 * 1024;
 export const MAX_DISCARD = 256 * 1024;
 /** Seconds a closing connection may linger half-closed before it is cut. */
 const LINGER = 5;
-/** Chunks at least this large are written from the caller's buffer instead of being copied. */
-const DIRECT_WRITE = 16 * 1024;
+/**
+ * Chunks at least this large are written from the caller's buffer; smaller ones are copied
+ * into the scratch buffer, which costs less than the extra write(2) it saves (framing and
+ * body go out in one syscall).
+ */
+const DIRECT_WRITE = 256 * 1024;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 /** A real copy: Buffer#slice is a view (Node semantics), which would alias pooled or scratch memory. */
-const copyOf = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+const copyOf = (b: Uint8Array): Uint8Array => {
+  // Not zero-filled first, as `new Uint8Array(b)` would be: every byte is written at once.
+  const out = Bun.allocUnsafe(b.length);
+  out.set(b);
+  return out;
+};
 const EMPTY_INPUT = Input.empty();
+
+/** Parsers of closed connections, reused: each owns a field table sized by its limits. */
+const parserPool: RequestParser[] = [];
+const MAX_POOLED_PARSERS = 1024;
+
+function takeParser(limits: HeadLimits): RequestParser {
+  for (let i = parserPool.length - 1; i >= 0; i--) {
+    const p = parserPool[i] as RequestParser;
+    if (p.limits === limits) {
+      parserPool[i] = parserPool[parserPool.length - 1] as RequestParser;
+      parserPool.pop();
+      return p;
+    }
+  }
+  return new RequestParser(limits);
+}
 
 // Head assembly pool: fixed-size buffers for request heads that span reads.
 const POOL_SIZE = 16 * 1024;
@@ -134,7 +159,7 @@ export class Connection implements InputOwner {
   constructor(socket: ServerSocket, host: ConnectionHost) {
     this.socket = socket;
     this.host = host;
-    this.parser = new RequestParser(host.headLimits);
+    this.parser = takeParser(host.headLimits);
     this.body = new BodyDecoder(host.bodyLimits);
     this.lastRead = this.lastWrite = host.now;
   }
@@ -205,11 +230,18 @@ export class Connection implements InputOwner {
     if (this.closed) return;
     this.closed = true;
     this.ending = true;
-    const err = new ConnectionClosedError();
-    this.input.fail(err);
+    // An Error captures a stack: make one only for a reader or writer still waiting.
     const reject = this.drainReject;
+    if (this.input !== EMPTY_INPUT || reject !== null) {
+      const err = new ConnectionClosedError();
+      this.input.fail(err);
+      reject?.(err);
+    }
     this.drainPromise = this.drainResolve = this.drainReject = null;
-    reject?.(err);
+    if (!this.responding && parserPool.length < MAX_POOLED_PARSERS) {
+      this.parser.reset();
+      parserPool.push(this.parser);
+    }
     this.queue.length = 0;
     this.qHead = 0;
     this.queued = 0;

@@ -68,7 +68,41 @@ function envKey(name: string): string | null {
   return key;
 }
 
-const latin1 = (buf: Buffer, s: number, e: number): string => (e > s ? buf.toString("latin1", s, e) : "");
+/** Bun's Buffer has Node's untyped latin1Slice, a little cheaper than toString("latin1", s, e). */
+interface Latin1Slice {
+  latin1Slice(start: number, end: number): string;
+}
+const latin1 = (buf: Buffer, s: number, e: number): string => (e > s ? (buf as unknown as Latin1Slice).latin1Slice(s, e) : "");
+
+/**
+ * Header names seen before, by their exact bytes: a repeated name costs a hash and a byte
+ * compare instead of a decode, and is the same string each time (so the environ-key cache
+ * finds it by its stored hash). Bounded; a collision just decodes.
+ */
+/** Largest header section kept per connection to be recognised when repeated. */
+const MAX_CACHED_FIELDS = 4096;
+
+const knownNames = new Map<number, { bytes: Uint8Array; name: string }>();
+const MAX_KNOWN_NAMES = 512;
+
+function headerName(buf: Buffer, s: number, e: number): string {
+  const n = e - s;
+  let h = n;
+  for (let i = s; i < e; i++) h = (Math.imul(h, 31) + (buf[i] as number)) | 0;
+  const known = knownNames.get(h);
+  if (known !== undefined) {
+    const b = known.bytes;
+    if (b.length === n) {
+      let i = 0;
+      while (i < n && b[i] === buf[s + i]) i++;
+      if (i === n) return known.name;
+    }
+    return latin1(buf, s, e);
+  }
+  const name = latin1(buf, s, e);
+  if (knownNames.size < MAX_KNOWN_NAMES) knownNames.set(h, { bytes: new Uint8Array(buf.subarray(s, e)), name });
+  return name;
+}
 
 /** An obs-fold value: each run of [SP HTAB]* CRLF [SP HTAB]+ becomes one SP (RFC 9112 §5.2). */
 function unfold(buf: Buffer, s: number, e: number): string {
@@ -198,6 +232,9 @@ export class WSGIHandler {
   result: Body | null = null;
 
   private headBuf: Buffer | null = null;
+  /** The previous request's header section (bytes) and its decoded fields. */
+  private lastFields: Uint8Array | null = null;
+  private lastHeaders: Array<[string, string]> | null = null;
   private tlsEnv: Record<string, string> | null = null;
   private headStart = 0;
   private upgradeRequested = false;
@@ -245,23 +282,45 @@ export class WSGIHandler {
    * Take in the parsed request: method, target, version and header fields. The parser has
    * already enforced RFC 9112; override to refuse more (throw an HTTPError).
    */
-  readRequest(_line: string): void {
+  readRequest(line: string): void {
     const p = this.connection.parser;
     const buf = this.headBuf as Buffer;
     const base = this.headStart;
     this.command = p.method;
-    this.path = latin1(buf, base + p.targetStart, base + p.targetEnd);
+    // The target is part of the request line already decoded: a substring, not a second decode
+    // (unless an overridden readRequestline() handed over some other line).
+    this.path =
+      line.length === p.lineEnd - p.lineStart
+        ? line.slice(p.targetStart - p.lineStart, p.targetEnd - p.lineStart)
+        : latin1(buf, base + p.targetStart, base + p.targetEnd);
     this.requestVersion = `HTTP/${p.versionMajor}.${p.versionMinor}`;
-    const headers: Array<[string, string]> = [];
     const f = p.fields;
-    for (let n = 0; n < p.fieldCount; n++) {
+    const count = p.fieldCount;
+    // A keep-alive client (a browser, a proxy's health check) usually repeats its header
+    // section byte for byte: then reuse the strings decoded last time instead of decoding.
+    const hs = count > 0 ? base + (f[0] as number) : 0;
+    const he = count > 0 ? base + (f[(count - 1) * FIELD_SLOTS + 3] as number) : 0;
+    const last = this.lastFields;
+    if (last !== null && last.length === he - hs && buf.compare(last, 0, last.length, hs, he) === 0) {
+      this.headers = (this.lastHeaders as Array<[string, string]>).slice();
+      this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
+      return;
+    }
+    const headers: Array<[string, string]> = [];
+    for (let n = 0; n < count; n++) {
       const k = n * FIELD_SLOTS;
       const vs = base + (f[k + 2] as number);
       const ve = base + (f[k + 3] as number);
       headers.push([
-        latin1(buf, base + (f[k] as number), base + (f[k + 1] as number)),
+        headerName(buf, base + (f[k] as number), base + (f[k + 1] as number)),
         f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
       ]);
+      // Shared with later requests through the cache above, so not to be changed in place.
+      Object.freeze(headers[n]);
+    }
+    if (count > 0 && he - hs <= MAX_CACHED_FIELDS) {
+      this.lastFields = new Uint8Array(buf.subarray(hs, he));
+      this.lastHeaders = headers.slice();
     }
     this.headers = headers;
     this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
@@ -383,7 +442,10 @@ export class WSGIHandler {
     const f = p.fields;
     const headers = this.headers;
     for (let n = 0; n < headers.length; n++) {
-      const [name, value] = headers[n] as [string, string];
+      // Indexed, not destructured: destructuring goes through the iterator protocol.
+      const pair = headers[n] as [string, string];
+      const name = pair[0];
+      const value = pair[1];
       const kind = f[n * FIELD_SLOTS + 4];
       if (kind === FieldKind.CONTENT_TYPE) {
         env.CONTENT_TYPE = env.CONTENT_TYPE === undefined ? value : `${env.CONTENT_TYPE}, ${value}`;

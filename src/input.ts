@@ -170,7 +170,8 @@ export class Input implements AsyncIterable<Uint8Array> {
         this.offset = 0;
       }
     } else {
-      out = new Uint8Array(n);
+      // Not zero-filled: every byte is written below.
+      out = Bun.allocUnsafe(n);
       let filled = 0;
       while (filled < n) {
         const c = this.chunks[0] as Uint8Array;

@@ -499,7 +499,7 @@ export class WSGIServer implements ConnectionHost {
   handle(socket: ServerSocket, address: [string, number] | string): void {
     const handler = new this.handlerClass(socket, address, this);
     socket.data.handler = handler;
-    socket.setNoDelay(true);
+    // No setNoDelay(): Bun sets TCP_NODELAY on every accepted socket itself (seen with strace).
     handler.handle();
   }
 

@@ -99,6 +99,39 @@ describe("environ", () => {
   });
 });
 
+describe("repeated header sections on a keep-alive connection", () => {
+  test("a repeated section is reused, a changed one (even of the same length) is decoded afresh", async () => {
+    const seen: Array<[unknown, unknown, unknown, boolean]> = [];
+    const { port } = start((e, sr) => {
+      const headers = e["bunwsgi.headers"] as Array<[string, string]>;
+      // The fields are shared with later requests, so they cannot be changed in place.
+      seen.push([e.HTTP_X_A, e.PATH_INFO, headers.map((h) => h.join(":")).join("|"), Object.isFrozen(headers[0])]);
+      headers.push(["X-App", "added"]);
+      sr("200 OK", []);
+      return [];
+    });
+    const c = await RawClient.connect(port);
+    for (const [path, value, name] of [
+      ["/1", "1", "X-A"],
+      ["/2", "1", "X-A"],
+      ["/3", "2", "X-A"],
+      ["/4", "2", "x-a"],
+      ["/5", "2", "x-a"],
+    ]) {
+      c.send(`GET ${path} HTTP/1.1\r\nHost: h\r\n${name}: ${value}\r\n\r\n`);
+      await c.response();
+    }
+    expect(seen).toEqual([
+      ["1", "/1", "Host:h|X-A:1", true],
+      ["1", "/2", "Host:h|X-A:1", true],
+      ["2", "/3", "Host:h|X-A:2", true],
+      ["2", "/4", "Host:h|x-a:2", true],
+      ["2", "/5", "Host:h|x-a:2", true],
+    ]);
+    c.close();
+  });
+});
+
 describe("startResponse misuse throws synchronously and nothing of it reaches the wire", () => {
   const misuse: Array<[string, (sr: StartResponse) => void]> = [
     ["a status without a reason separator", (sr) => sr("200OK", [])],

@@ -29,3 +29,4 @@ const app: Application = (environ, startResponse) => {
 const server = new WSGIServer(`127.0.0.1:${process.argv[2] ?? 0}`, app, { log: null });
 server.start();
 console.log(`ready ${server.serverPort}`);
+process.on("SIGTERM", () => process.exit(0));
