@@ -302,7 +302,14 @@ export class WSGIHandler {
     const he = count > 0 ? base + (f[(count - 1) * FIELD_SLOTS + 3] as number) : 0;
     const last = this.lastFields;
     if (last !== null && last.length === he - hs && buf.compare(last, 0, last.length, hs, he) === 0) {
-      this.headers = (this.lastHeaders as Array<[string, string]>).slice();
+      // Fresh pairs around the same strings: the app may change what it is given.
+      const cached = this.lastHeaders as Array<[string, string]>;
+      const headers: Array<[string, string]> = new Array(cached.length);
+      for (let i = 0; i < cached.length; i++) {
+        const pair = cached[i] as [string, string];
+        headers[i] = [pair[0], pair[1]];
+      }
+      this.headers = headers;
       this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
       return;
     }
@@ -315,12 +322,10 @@ export class WSGIHandler {
         headerName(buf, base + (f[k] as number), base + (f[k + 1] as number)),
         f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
       ]);
-      // Shared with later requests through the cache above, so not to be changed in place.
-      Object.freeze(headers[n]);
     }
     if (count > 0 && he - hs <= MAX_CACHED_FIELDS) {
       this.lastFields = new Uint8Array(buf.subarray(hs, he));
-      this.lastHeaders = headers.slice();
+      this.lastHeaders = headers.map((pair) => [pair[0], pair[1]]);
     }
     this.headers = headers;
     this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);

@@ -490,8 +490,9 @@ export class WSGIServer implements ConnectionHost {
     this.pool.active++;
     this.connections.add(conn);
     const socket = conn.socket;
-    const address: [string, number] | string =
-      this.address.unix !== null || socket.remotePort === undefined ? "" : [socket.remoteAddress, socket.remotePort];
+    // Each of these getters is a getpeername(2) in Bun: read each once.
+    const port = this.address.unix !== null ? undefined : socket.remotePort;
+    const address: [string, number] | string = port === undefined ? "" : [socket.remoteAddress, port];
     this.handle(socket, address);
   }
 

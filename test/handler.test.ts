@@ -101,11 +101,12 @@ describe("environ", () => {
 
 describe("repeated header sections on a keep-alive connection", () => {
   test("a repeated section is reused, a changed one (even of the same length) is decoded afresh", async () => {
-    const seen: Array<[unknown, unknown, unknown, boolean]> = [];
+    const seen: Array<[unknown, unknown, unknown]> = [];
     const { port } = start((e, sr) => {
       const headers = e["bunwsgi.headers"] as Array<[string, string]>;
-      // The fields are shared with later requests, so they cannot be changed in place.
-      seen.push([e.HTTP_X_A, e.PATH_INFO, headers.map((h) => h.join(":")).join("|"), Object.isFrozen(headers[0])]);
+      seen.push([e.HTTP_X_A, e.PATH_INFO, headers.map((h) => h.join(":")).join("|")]);
+      // What the app does to its copy must not leak into the next request's.
+      (headers[1] as [string, string])[1] = "changed";
       headers.push(["X-App", "added"]);
       sr("200 OK", []);
       return [];
@@ -122,11 +123,11 @@ describe("repeated header sections on a keep-alive connection", () => {
       await c.response();
     }
     expect(seen).toEqual([
-      ["1", "/1", "Host:h|X-A:1", true],
-      ["1", "/2", "Host:h|X-A:1", true],
-      ["2", "/3", "Host:h|X-A:2", true],
-      ["2", "/4", "Host:h|x-a:2", true],
-      ["2", "/5", "Host:h|x-a:2", true],
+      ["1", "/1", "Host:h|X-A:1"],
+      ["1", "/2", "Host:h|X-A:1"],
+      ["2", "/3", "Host:h|X-A:2"],
+      ["2", "/4", "Host:h|x-a:2"],
+      ["2", "/5", "Host:h|x-a:2"],
     ]);
     c.close();
   });
