@@ -213,15 +213,14 @@ lines.push("", "| server | RSS idle MiB | RSS peak under keep-alive MiB |", "|--
 for (const kind of SERVERS) {
   const m = rss.get(kind.name);
   if (m === undefined) continue;
-  lines.push(
-    `| ${kind.name} | ${(median(m.idle) / 1024).toFixed(1)} (${range(
-      m.idle.map((x) => x / 1024),
-      1,
-    )}) | ${(median(m.peak) / 1024).toFixed(1)} (${range(
-      m.peak.map((x) => x / 1024),
-      1,
-    )}) |`,
-  );
+  const mib = (xs: number[]): string =>
+    xs.length === 0
+      ? "— (keep-alive not run)"
+      : `${(median(xs) / 1024).toFixed(1)} (${range(
+          xs.map((x) => x / 1024),
+          1,
+        )})`;
+  lines.push(`| ${kind.name} | ${mib(m.idle)} | ${mib(m.peak)} |`);
 }
 const table = lines.join("\n");
 console.log(`\n${table}`);
