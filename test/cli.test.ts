@@ -153,6 +153,22 @@ describe("serving from a config file", () => {
     expect(existsSync(join(d, "app.sock"))).toBe(false);
   });
 
+  test("the app's own node_modules resolve beside it, in TypeScript or JavaScript", async () => {
+    const d = site("pkgs", 'app = "app.mjs:handler"\nbind = "127.0.0.1:0"\n');
+    mkdirSync(join(d, "node_modules", "shout"), { recursive: true });
+    writeFileSync(join(d, "node_modules", "shout", "package.json"), '{ "name": "shout", "main": "index.js" }\n');
+    writeFileSync(join(d, "node_modules", "shout", "index.js"), "module.exports = (s) => s.toUpperCase() + '!';\n");
+    writeFileSync(
+      join(d, "app.mjs"),
+      'import shout from "shout";\nexport function handler(env, sr) { sr("200 OK", []); return [shout("from a package")]; }\n',
+    );
+    const p = start(d);
+    const port = await p.port();
+    expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("FROM A PACKAGE!");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
   test("a stale unix socket file left by a killed server is replaced; a live one is refused", async () => {
     const d = site("stale", 'app = "app.ts"\nbind = "unix:./s.sock"\n');
     const first = start(d);
