@@ -86,6 +86,18 @@ function writePidfile(path: string): void {
   writeFileSync(path, `${process.pid}\n`);
 }
 
+/** The access and error sinks a config names; a file that cannot be opened is a ConfigError. */
+function openLogs(config: Config): [LogSink, LogSink] {
+  let access: LogSink | null = null;
+  try {
+    access = openLogSinks(config.list("log.access"));
+    return [access, openLogSinks(config.list("log.error"))];
+  } catch (e) {
+    if (access !== null) closeLog(access);
+    throw new ConfigError(`cannot open log files: ${(e as Error).message}`);
+  }
+}
+
 /** Settings whose change SIGHUP cannot apply without a restart. */
 const RESTART_KEYS = [
   "bind",
@@ -183,11 +195,10 @@ class Service {
       let accessLog: LogSink;
       let errorLog: LogSink;
       try {
-        accessLog = openLogSinks(config.list("log.access"));
-        errorLog = openLogSinks(config.list("log.error"));
+        [accessLog, errorLog] = openLogs(config);
       } catch (e) {
         loaded.graph?.dispose();
-        throw new ConfigError(`cannot open log files: ${(e as Error).message}`);
+        throw e;
       }
       const kept = RESTART_KEYS.filter((k) => JSON.stringify(config.get(k)) !== JSON.stringify(this.config.get(k)));
       const first = this.servers[0] as WSGIServer;
@@ -281,10 +292,9 @@ async function serve(config: Config, commandLine: CommandLine, embedded: Embedde
   let accessLog: LogSink;
   let errorLog: LogSink;
   try {
-    accessLog = openLogSinks(config.list("log.access"));
-    errorLog = openLogSinks(config.list("log.error"));
+    [accessLog, errorLog] = openLogs(config);
   } catch (e) {
-    process.stderr.write(`bunwsgi: cannot open log files: ${(e as Error).message}\n`);
+    process.stderr.write(`bunwsgi: ${(e as Error).message}\n`);
     return 2;
   }
   const servers: WSGIServer[] = [];

@@ -5,7 +5,19 @@ export type { Timeouts } from "./connection.ts";
 export { BunWSGIError, ConfigError, ConnectionClosedError, ContractError, HTTPError } from "./errors.ts";
 export { unquoteLatin1, WSGIHandler } from "./handler.ts";
 export { Input } from "./input.ts";
-export { type Logger, LoggingLogAdapter, type LogOption, type LogSink, NullLog, StreamLog } from "./log.ts";
+export {
+  type AccessFormatter,
+  type AccessRecord,
+  compileLogFormat,
+  LOG_FIELDS,
+  type Logger,
+  LoggingLogAdapter,
+  type LogOption,
+  type LogSink,
+  NullLog,
+  StreamLog,
+  TeeLog,
+} from "./log.ts";
 export { DEFAULT_HEAD_LIMITS, ParseError, RequestParser } from "./parser.ts";
 export {
   DEFAULT_LIMITS,
@@ -13,6 +25,7 @@ export {
   type HandlerClass,
   type Limits,
   type ListenerSpec,
+  Pool,
   parseListener,
   VERSION,
   WSGIServer,
