@@ -67,20 +67,27 @@ const copyOf = (b: Uint8Array): Uint8Array => {
 };
 const EMPTY_INPUT = Input.empty();
 
-/** Parsers of closed connections, reused: each owns a field table sized by its limits. */
-const parserPool: RequestParser[] = [];
+/**
+ * Parsers of closed connections, reused: each owns a field table sized by its limits. Keyed by
+ * the limits object, so the parsers of limits replaced by a reload go with them.
+ */
+const parserPools = new WeakMap<HeadLimits, RequestParser[]>();
 const MAX_POOLED_PARSERS = 1024;
 
 function takeParser(limits: HeadLimits): RequestParser {
-  for (let i = parserPool.length - 1; i >= 0; i--) {
-    const p = parserPool[i] as RequestParser;
-    if (p.limits === limits) {
-      parserPool[i] = parserPool[parserPool.length - 1] as RequestParser;
-      parserPool.pop();
-      return p;
-    }
+  return parserPools.get(limits)?.pop() ?? new RequestParser(limits);
+}
+
+function releaseParser(parser: RequestParser): void {
+  let pool = parserPools.get(parser.limits);
+  if (pool === undefined) {
+    pool = [];
+    parserPools.set(parser.limits, pool);
   }
-  return new RequestParser(limits);
+  if (pool.length < MAX_POOLED_PARSERS) {
+    parser.reset();
+    pool.push(parser);
+  }
 }
 
 // Head assembly pool: fixed-size buffers for request heads that span reads.
@@ -238,10 +245,8 @@ export class Connection implements InputOwner {
       reject?.(err);
     }
     this.drainPromise = this.drainResolve = this.drainReject = null;
-    if (!this.responding && parserPool.length < MAX_POOLED_PARSERS) {
-      this.parser.reset();
-      parserPool.push(this.parser);
-    }
+    // A handler still running its app may yet read the parser's fields: only an idle one is reused.
+    if (!this.responding) releaseParser(this.parser);
     this.queue.length = 0;
     this.qHead = 0;
     this.queued = 0;
