@@ -9,8 +9,10 @@ import {
   limitsOf,
   parseCommandLine,
   resolveConfig,
+  SETTINGS,
   serverOptions,
   splitAppSpec,
+  tlsOptions,
 } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { closeLog, compileLogFormat, defaultLog, type LogSink, openLogSinks, reopenLog } from "./log.ts";
@@ -98,18 +100,8 @@ function openLogs(config: Config): [LogSink, LogSink] {
   }
 }
 
-/** Settings whose change SIGHUP cannot apply without a restart. */
-const RESTART_KEYS = [
-  "bind",
-  "backlog",
-  "pidfile",
-  "tls.cert",
-  "tls.key",
-  "tls.ca",
-  "tls.passphrase",
-  "tls.ciphers",
-  "tls.client_auth",
-];
+/** Settings whose change SIGHUP cannot apply without a restart (sockets, TLS, pidfile). */
+const RESTART_KEYS = SETTINGS.filter((s) => !s.reload).map((s) => s.key);
 
 /** The running service: one WSGIServer per bind sharing one app, pool and logs. */
 class Service {
@@ -185,12 +177,6 @@ class Service {
         embedded: this.embedded !== undefined,
       });
       if (errors.length > 0) throw new ConfigError(errors.join("\n  "));
-      let options: ReturnType<typeof serverOptions>;
-      try {
-        options = serverOptions(config);
-      } catch (e) {
-        throw new ConfigError((e as Error).message);
-      }
       const loaded = await appFor(config, this.embedded, log);
       let accessLog: LogSink;
       let errorLog: LogSink;
@@ -205,14 +191,14 @@ class Service {
       const oldAccess = first.log;
       const oldError = first.errorLog;
       const { limits, timeouts } = limitsOf(config);
-      const accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+      const accessFormat = compileLogFormat(config.str("log.format") ?? "gevent");
       for (const s of this.servers) {
         s.application = loaded.app;
         s.log = accessLog;
         s.errorLog = errorLog;
         s.accessFormat = accessFormat;
         s.setLimits(limits, timeouts);
-        s.setEnviron(options.environ);
+        s.setEnviron(config.environ());
         s.updateEnviron();
       }
       this.pool.resize(config.num("spawn") ?? Number.POSITIVE_INFINITY);
@@ -273,7 +259,7 @@ async function check(config: Config, embedded: EmbeddedApp | undefined): Promise
     problems.push(`app: ${(e as Error).message}`);
   }
   try {
-    const tls = serverOptions(config).tls;
+    const tls = tlsOptions(config);
     if (tls !== undefined) Bun.listen({ hostname: "127.0.0.1", port: 0, tls, socket: { data() {} } }).stop(true);
   } catch (e) {
     problems.push(`tls: the certificate, key or passphrase is not usable: ${(e as Error).message}`);

@@ -20,6 +20,9 @@ export interface Setting {
   readonly key: string;
   /** The CLI flag, derived from the key: "--tls-client-auth". */
   readonly flag: string;
+  /** The TOML table ("" at top level) and the key within it, derived from the key. */
+  readonly table: string;
+  readonly name: string;
   readonly kind: Kind;
   readonly default: Value;
   readonly doc: string;
@@ -34,7 +37,7 @@ export interface Setting {
   readonly example: string;
 }
 
-type Row = Omit<Setting, "flag">;
+type Row = Omit<Setting, "flag" | "table" | "name">;
 
 const MiB = 1024 * 1024;
 const SECTIONS: Readonly<Record<string, string>> = {
@@ -254,7 +257,11 @@ const rows: Row[] = [
 ];
 
 /** The settings table: one row per setting, driving the config file, flags, --help, validation and the README. */
-export const SETTINGS: readonly Setting[] = rows.map((r) => ({ ...r, flag: `--${r.key.replace(/[._]/g, "-")}` }));
+export const SETTINGS: readonly Setting[] = rows.map((r) => ({
+  ...r,
+  ...splitKey(r.key),
+  flag: `--${r.key.replace(/[._]/g, "-")}`,
+}));
 
 const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
 const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
@@ -392,11 +399,15 @@ function editDistance(a: string, b: string): number {
   return rows[a.length]?.[b.length] as number;
 }
 
+/** "tls.client_auth" → table "tls", name "client_auth"; a top-level key has table "". */
+function splitKey(key: string): { table: string; name: string } {
+  const dot = key.indexOf(".");
+  return dot < 0 ? { table: "", name: key } : { table: key.slice(0, dot), name: key.slice(dot + 1) };
+}
+
 /** The line of `key` in a TOML text, tracking [table] headers and dotted keys; null if not found. */
 export function lineOf(text: string, key: string): number | null {
-  const dot = key.indexOf(".");
-  const table = dot < 0 ? "" : key.slice(0, dot);
-  const name = dot < 0 ? key : key.slice(dot + 1);
+  const { table, name } = splitKey(key);
   let current = "";
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
@@ -797,13 +808,11 @@ function tomlBySetting(line: (s: Setting, name: string) => string): string {
   const out: string[] = [];
   let table = "";
   for (const s of SETTINGS) {
-    const dot = s.key.indexOf(".");
-    const t = dot < 0 ? "" : s.key.slice(0, dot);
-    if (t !== table) {
-      out.push("", `[${t}]`);
-      table = t;
+    if (s.table !== table) {
+      out.push("", `[${s.table}]`);
+      table = s.table;
     }
-    out.push(line(s, dot < 0 ? s.key : s.key.slice(dot + 1)));
+    out.push(line(s, s.name));
   }
   return out.join("\n");
 }
@@ -832,11 +841,9 @@ export function helpText(version: string): string {
   ];
   let section = "\u0000";
   for (const s of SETTINGS) {
-    const dot = s.key.indexOf(".");
-    const t = dot < 0 ? "" : s.key.slice(0, dot);
-    if (t !== section) {
-      lines.push("", `${SECTIONS[t]}:`);
-      section = t;
+    if (s.table !== section) {
+      lines.push("", `${SECTIONS[s.table]}:`);
+      section = s.table;
     }
     const def = s.default === null ? "" : ` [default: ${tomlValue(s.default)}]`;
     const words = `${plain(s.doc)}${def}`.split(" ");
@@ -867,16 +874,13 @@ export function settingsMarkdown(): string {
   const out: string[] = [];
   let section = "\u0000";
   for (const s of SETTINGS) {
-    const dot = s.key.indexOf(".");
-    const t = dot < 0 ? "" : s.key.slice(0, dot);
-    if (t !== section) {
-      out.push("", `#### ${SECTIONS[t]}`, "", "| key | flag | default | reload | meaning |", "|---|---|---|---|---|");
-      section = t;
+    if (s.table !== section) {
+      out.push("", `#### ${SECTIONS[s.table]}`, "", "| key | flag | default | reload | meaning |", "|---|---|---|---|---|");
+      section = s.table;
     }
-    const name = dot < 0 ? s.key : s.key.slice(dot + 1);
     const def = s.default === null ? "unset" : `\`${tomlValue(s.default)}\``;
     out.push(
-      `| \`${name}\` | \`${s.flag} ${s.metavar}\` | ${def} | ${s.reload ? "yes" : "restart"} | ${s.doc.replace(/\|/g, "\\|")} |`,
+      `| \`${s.name}\` | \`${s.flag} ${s.metavar}\` | ${def} | ${s.reload ? "yes" : "restart"} | ${s.doc.replace(/\|/g, "\\|")} |`,
     );
   }
   return out.join("\n").trim();

@@ -282,6 +282,7 @@ export interface AccessRecord {
 export type AccessFormatter = (r: AccessRecord) => string;
 
 const HEX = "0123456789abcdef";
+const utf8 = new TextEncoder();
 
 /**
  * Escape for a quoted log field the way Apache and nginx do: `"` and `\` backslashed, control
@@ -300,7 +301,7 @@ export function escapeLogField(s: string): string {
     if (c === 0x22 || c === 0x5c) out += `\\${s[i]}`;
     else if (c < 0x20 || c > 0x7e) {
       // Latin-1 text (header bytes) is one byte per char; anything wider is written as UTF-8 bytes.
-      for (const b of c > 0xff ? new TextEncoder().encode(String.fromCharCode(c)) : [c]) {
+      for (const b of c > 0xff ? utf8.encode(String.fromCharCode(c)) : [c]) {
         out += `\\x${HEX[b >> 4]}${HEX[b & 15]}`;
       }
     } else out += s[i];
