@@ -1,7 +1,8 @@
 /**
  * @module bench/run — bunwsgi vs Bun.serve vs node:http under wrk: interleaved rounds, server on
  * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
- * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--markdown FILE]
+ * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--servers a,b] [--markdown FILE]
+ * "bare Bun.listen" is the floor: Bun.listen with just enough HTTP for the scenarios, no server code.
  */
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -17,6 +18,9 @@ const opt = (name: string, fallback: string): string => {
 const ROUNDS = Number(opt("--rounds", "3"));
 const DURATION = Number(opt("--duration", "5"));
 const ONLY = opt("--only", "")
+  .split(",")
+  .filter((s) => s !== "");
+const ONLY_SERVERS = opt("--servers", "")
   .split(",")
   .filter((s) => s !== "");
 const MARKDOWN = opt("--markdown", "");
@@ -36,11 +40,15 @@ interface ServerKind {
   cmd: (port: number) => string[];
 }
 
-const SERVERS: ServerKind[] = [
+const ALL_SERVERS: ServerKind[] = [
   { name: "bunwsgi", cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)] },
   { name: "Bun.serve", cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)] },
   { name: "node:http", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)] },
+  { name: "bare Bun.listen", cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)] },
 ];
+const SERVERS = ALL_SERVERS.filter(
+  (k) => ONLY_SERVERS.length === 0 || ONLY_SERVERS.some((o) => k.name.includes(o)) || k.name === "Bun.serve",
+);
 
 interface Scenario {
   name: string;
@@ -158,7 +166,7 @@ for (let round = 1; round <= ROUNDS; round++) {
         results.set(key(kind.name, s.name), list);
         if (s.name === "keep-alive") mem.peak.push(memoryKiB(proc.pid, "VmHWM"));
         console.log(
-          `round ${round} ${kind.name.padEnd(10)} ${s.name.padEnd(24)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
+          `round ${round} ${kind.name.padEnd(15)} ${s.name.padEnd(24)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
         );
       }
       rss.set(kind.name, mem);
