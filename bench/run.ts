@@ -1,5 +1,5 @@
 /**
- * @module bench/run — bunwsgi vs Bun.serve vs node:http under wrk: interleaved rounds, server on
+ * @module bench/run — bunwsgi vs Bun.serve vs node:http (and a bare Bun.listen floor) under wrk: interleaved rounds, server on
  * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
  * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--servers a,b] [--markdown FILE]
  * "bare Bun.listen" is the floor: Bun.listen with just enough HTTP for the scenarios, no server code.
@@ -17,12 +17,13 @@ const opt = (name: string, fallback: string): string => {
 };
 const ROUNDS = Number(opt("--rounds", "3"));
 const DURATION = Number(opt("--duration", "5"));
-const ONLY = opt("--only", "")
-  .split(",")
-  .filter((s) => s !== "");
-const ONLY_SERVERS = opt("--servers", "")
-  .split(",")
-  .filter((s) => s !== "");
+/** A comma-separated option as a list; empty when absent. */
+const listOpt = (name: string): string[] =>
+  opt(name, "")
+    .split(",")
+    .filter((s) => s !== "");
+const ONLY = listOpt("--only");
+const ONLY_SERVERS = listOpt("--servers");
 const MARKDOWN = opt("--markdown", "");
 const CONNECTIONS = 50;
 
