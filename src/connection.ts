@@ -4,7 +4,7 @@ import type { Socket } from "bun";
 import { BODY_ERRORS, BodyDecoder, type BodyLimits } from "./body.ts";
 import { ConnectionClosedError, HTTPError } from "./errors.ts";
 import type { WSGIHandler } from "./handler.ts";
-import { Input, type InputOwner } from "./input.ts";
+import { copyOf, Input, type InputOwner } from "./input.ts";
 import { type HeadLimits, PARSE_ERRORS, RequestParser } from "./parser.ts";
 
 /** Timeouts in seconds; 0 disables one. */
@@ -58,13 +58,6 @@ const LINGER = 5;
 const DIRECT_WRITE = 256 * 1024;
 
 const RESOLVED: Promise<void> = Promise.resolve();
-/** A real copy: Buffer#slice is a view (Node semantics), which would alias pooled or scratch memory. */
-const copyOf = (b: Uint8Array): Uint8Array => {
-  // Not zero-filled first, as `new Uint8Array(b)` would be: every byte is written at once.
-  const out = Bun.allocUnsafe(b.length);
-  out.set(b);
-  return out;
-};
 const EMPTY_INPUT = Input.empty();
 
 /**
@@ -375,7 +368,7 @@ export class Connection implements InputOwner {
   }
 
   private pushInput(view: Uint8Array, copy: boolean): void {
-    this.input.push(copy ? copyOf(view) : view);
+    this.input.push(view, copy);
     // Unread input above the mark pauses reading, unless the app is waiting for more than that
     // (read() to the end of a large body): then its own request is what bounds the buffer.
     if (this.input.pending > INPUT_HIGH_WATER && !this.input.hungry) this.pause(PAUSE_INPUT);
@@ -433,7 +426,7 @@ export class Connection implements InputOwner {
       }
       this.body.startLength(p.contentLength);
       this.bodyActive = true;
-      this.input = new Input(this);
+      this.input = new Input(this, p.contentLength);
     } else {
       this.input = EMPTY_INPUT;
     }

@@ -218,6 +218,7 @@ export class WSGIHandler {
   requestVersion = "";
   /** Header fields as received. */
   headers: Array<[string, string]> = [];
+  /** The current request's environ; null once its access-log line is written. */
   environ: Environ | null = null;
   status: string | null = null;
   code: number | null = null;
@@ -229,6 +230,7 @@ export class WSGIHandler {
   /** Close the connection after this response. */
   closeConnection = false;
   headersSent = false;
+  /** What the application returned; null once the request is logged (gevent drops it too). */
   result: Body | null = null;
 
   private headBuf: Buffer | null = null;
@@ -504,6 +506,10 @@ export class WSGIHandler {
   private finishRequest(): void {
     this.timeFinish = timeNow();
     this.logRequest();
+    // As gevent drops its result: an idle keep-alive connection must not keep its last
+    // request's body, environ or wsgi.input alive until the next request (or for good).
+    this.result = null;
+    this.environ = null;
   }
 
   /** Call the application and hand its result to processResult(). */

@@ -11,10 +11,21 @@ export interface InputOwner {
 const EMPTY = new Uint8Array(0);
 const LF = 10;
 
+/** A real copy: Buffer#slice is a view (Node semantics), which would alias pooled or scratch memory. */
+export const copyOf = (b: Uint8Array): Uint8Array => {
+  // Not zero-filled first, as `new Uint8Array(b)` would be: every byte is written at once.
+  const out = Bun.allocUnsafe(b.length);
+  out.set(b);
+  return out;
+};
+
 /**
  * The request body. The connection pushes decoded body bytes (views, no copy) as they arrive;
  * the application pulls them. Reads settle when enough bytes are buffered, at end of body, or
  * with the body's error (a malformed chunk, a body over the limit, the peer going away).
+ * When the body's length is known, a read of all of the rest gets one buffer of its final
+ * size, filled as bytes arrive: each arriving chunk is copied once, while still in cache, and
+ * is garbage at once, instead of being held until the end and joined.
  */
 export class Input implements AsyncIterable<Uint8Array> {
   private chunks: Uint8Array[] = [];
@@ -26,9 +37,16 @@ export class Input implements AsyncIterable<Uint8Array> {
   private owner: InputOwner | null;
   private wanted = false;
   private starved = false;
+  /** Body bytes not yet pushed; -1 when the length is unknown (chunked, upgraded). */
+  private remaining: number;
+  /** The buffer a read is filling, and how much of it is filled. */
+  private dest: Uint8Array | null = null;
+  private destFilled = 0;
 
-  constructor(owner: InputOwner | null) {
+  /** `length`: the body's length when known (Content-Length), else -1. */
+  constructor(owner: InputOwner | null, length = -1) {
     this.owner = owner;
+    this.remaining = length;
   }
 
   /** An input that is already at its end: what a request without a body gets. */
@@ -53,9 +71,20 @@ export class Input implements AsyncIterable<Uint8Array> {
     return this.wanted;
   }
 
-  push(chunk: Uint8Array): void {
+  /** Add body bytes. `transient`: the bytes will be overwritten after this call, so keep a copy, not the view. */
+  push(chunk: Uint8Array, transient = false): void {
     if (chunk.length === 0 || this.ended) return;
-    this.chunks.push(chunk);
+    if (this.remaining >= 0) this.remaining -= chunk.length;
+    const dest = this.dest;
+    if (dest !== null) {
+      const k = Math.min(chunk.length, dest.length - this.destFilled);
+      dest.set(k === chunk.length ? chunk : chunk.subarray(0, k), this.destFilled);
+      this.destFilled += k;
+      if (this.destFilled === dest.length) this.wake();
+      if (k === chunk.length) return;
+      chunk = chunk.subarray(k);
+    }
+    this.chunks.push(transient ? copyOf(chunk) : chunk);
     this.buffered += chunk.length;
     this.wake();
   }
@@ -76,6 +105,9 @@ export class Input implements AsyncIterable<Uint8Array> {
   async read(size = -1): Promise<Uint8Array> {
     this.want();
     if (size === 0) return EMPTY;
+    // A read of the rest of a body of known length; a shorter read keeps its zero-copy views.
+    const rest = this.buffered + this.remaining;
+    if (this.remaining > 0 && this.dest === null && (size < 0 || size >= rest)) return this.fill(rest, size < 0);
     if (size < 0) {
       while (!this.ended) await this.wait();
       if (this.error !== null) throw this.error;
@@ -84,6 +116,29 @@ export class Input implements AsyncIterable<Uint8Array> {
     while (this.buffered < size && !this.ended) await this.wait();
     if (this.buffered === 0 && this.error !== null) throw this.error;
     return this.take(Math.min(size, this.buffered));
+  }
+
+  /**
+   * Read `n` bytes of a body of known length into one buffer that arriving bytes are copied
+   * into. `all`: a read to the end, which fails with the body's error even after some bytes.
+   */
+  private async fill(n: number, all: boolean): Promise<Uint8Array> {
+    const dest = Bun.allocUnsafe(n);
+    const have = this.buffered;
+    this.moveInto(dest, have);
+    this.buffered = 0;
+    this.dest = dest;
+    this.destFilled = have;
+    try {
+      while (this.destFilled < n && !this.ended) await this.wait();
+    } finally {
+      this.dest = null;
+    }
+    this.starved = false;
+    this.owner?.inputConsumed(this.buffered);
+    // Short only when the body ended early, which is always with an error.
+    if (this.error !== null && (all || this.destFilled === 0)) throw this.error;
+    return this.destFilled === n ? dest : dest.subarray(0, this.destFilled);
   }
 
   /** Read one line, LF included; at most `size` bytes when size is given and non-negative. */
@@ -170,24 +225,29 @@ export class Input implements AsyncIterable<Uint8Array> {
         this.offset = 0;
       }
     } else {
-      // Not zero-filled: every byte is written below.
+      // Not zero-filled: every byte is written by moveInto.
       out = Bun.allocUnsafe(n);
-      let filled = 0;
-      while (filled < n) {
-        const c = this.chunks[0] as Uint8Array;
-        const k = Math.min(c.length - this.offset, n - filled);
-        out.set(c.subarray(this.offset, this.offset + k), filled);
-        filled += k;
-        this.offset += k;
-        if (this.offset === c.length) {
-          this.chunks.shift();
-          this.offset = 0;
-        }
-      }
+      this.moveInto(out, n);
     }
     this.buffered -= n;
     this.starved = false;
     this.owner?.inputConsumed(this.buffered);
     return out;
+  }
+
+  /** Copy the first n buffered bytes to the start of `out` and drop them from the chunks (not from `buffered`). */
+  private moveInto(out: Uint8Array, n: number): void {
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0] as Uint8Array;
+      const k = Math.min(c.length - this.offset, n - filled);
+      out.set(c.subarray(this.offset, this.offset + k), filled);
+      filled += k;
+      this.offset += k;
+      if (this.offset === c.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
   }
 }

@@ -483,6 +483,30 @@ describe("access log and handlerClass", () => {
     expect(tag).toBe("from-subclass");
   });
 
+  test("an idle keep-alive connection holds none of its last request's environ or result", async () => {
+    const handlers: WSGIHandler[] = [];
+    const seenAtLog: boolean[] = [];
+    class Recording extends WSGIHandler {
+      override handle(): void {
+        handlers.push(this);
+      }
+      override logRequest(): void {
+        seenAtLog.push(this.environ !== null && this.result !== null);
+        super.logRequest();
+      }
+    }
+    const { port } = start(hello, { handlerClass: Recording });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).status).toBe(200);
+    const h = handlers[0] as WSGIHandler;
+    expect(h.requestline).toBe("GET / HTTP/1.1");
+    expect(h.environ).toBeNull();
+    expect(h.result).toBeNull();
+    expect(seenAtLog).toEqual([true]);
+    c.close();
+  });
+
   test("log: null disables access logging", async () => {
     const { port } = start(hello, { log: null });
     const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
