@@ -243,8 +243,6 @@ export class RequestParser {
       const lineStart = start + this.curLine;
       if (lf === lineStart || buf[lf - 1] !== CR) return -ParseError.BARE_LF;
       const lineEnd = lf - 1;
-      // Any other CR in the line is bare: the same verdict however the line was split.
-      if (buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
       pos = lf + 1;
       this.curLine = pos - start;
       this.scanned = this.curLine;
@@ -255,6 +253,9 @@ export class RequestParser {
           if (this.curLine > MAX_LEADING_BLANK) return -ParseError.BAD_REQUEST_LINE;
           continue;
         }
+        // Any other CR in the line is bare. A field line needs no such scan: every byte of it
+        // is checked against the name or value grammar, where a CR is reported as bare too.
+        if (buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
         err = this.requestLine(buf, start, lineStart, lineEnd);
         this.haveRequestLine = true;
       } else if (lineEnd === lineStart) {
@@ -520,7 +521,11 @@ function checkValue(buf: Uint8Array, s: number, e: number): number {
 }
 
 function methodName(buf: Uint8Array, s: number, e: number): string {
-  for (const [name, bytes] of METHODS) {
+  // Indexed, not for-of with destructuring: that goes through the iterator protocol per request.
+  for (let m = 0; m < METHODS.length; m++) {
+    const entry = METHODS[m] as (typeof METHODS)[number];
+    const name = entry[0];
+    const bytes = entry[1];
     if (bytes.length === e - s) {
       let same = true;
       for (let i = 0; i < bytes.length; i++) {
