@@ -198,6 +198,9 @@ interface Closable {
 
 const statusLines = new Map<string, string>();
 
+/** "HTTP/1.0" … "HTTP/1.9" by minor version: SERVER_PROTOCOL without building a string per request. */
+const HTTP_1X: readonly string[] = Array.from({ length: 10 }, (_, minor) => `HTTP/1.${minor}`);
+
 /**
  * Handles one connection: reads each request the connection parsed, runs the application, and
  * frames its response. Subclass it and pass `handlerClass` to change any hook; a hook that
@@ -238,6 +241,12 @@ export class WSGIHandler {
   private lastFields: Uint8Array | null = null;
   private lastHeaders: Array<[string, string]> | null = null;
   private tlsEnv: Record<string, string> | null = null;
+  /** REMOTE_ADDR and REMOTE_PORT of this connection. */
+  private readonly remoteAddr: string;
+  private readonly remotePort: string;
+  /** The environ key of the header name last seen at each position. */
+  private readonly envKeyNames: string[] = [];
+  private readonly envKeyValues: Array<string | null> = [];
   private headStart = 0;
   private upgradeRequested = false;
   private startCalled = false;
@@ -265,6 +274,8 @@ export class WSGIHandler {
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     this.socket = socket;
     this.clientAddress = address;
+    this.remoteAddr = typeof address === "string" ? address : address[0];
+    this.remotePort = typeof address === "string" ? "" : String(address[1]);
     this.server = server;
     this.connection = socket.data;
     this.startResponseBound = (status, headers, excInfo) => this.startResponse(status, headers, excInfo);
@@ -295,7 +306,8 @@ export class WSGIHandler {
       line.length === p.lineEnd - p.lineStart
         ? line.slice(p.targetStart - p.lineStart, p.targetEnd - p.lineStart)
         : latin1(buf, base + p.targetStart, base + p.targetEnd);
-    this.requestVersion = `HTTP/${p.versionMajor}.${p.versionMinor}`;
+    // The parser admits major version 1 only (others get 505).
+    this.requestVersion = HTTP_1X[p.versionMinor] as string;
     const f = p.fields;
     const count = p.fieldCount;
     // A keep-alive client (a browser, a proxy's health check) usually repeats its header
@@ -437,17 +449,13 @@ export class WSGIHandler {
       env.QUERY_STRING = "";
     }
     env.SERVER_PROTOCOL = this.requestVersion;
-    const addr = this.clientAddress;
-    if (typeof addr === "string") {
-      env.REMOTE_ADDR = addr;
-      env.REMOTE_PORT = "";
-    } else {
-      env.REMOTE_ADDR = addr[0];
-      env.REMOTE_PORT = String(addr[1]);
-    }
+    env.REMOTE_ADDR = this.remoteAddr;
+    env.REMOTE_PORT = this.remotePort;
     if (server.tls !== undefined) Object.assign(env, this.tlsEnviron());
     const f = p.fields;
     const headers = this.headers;
+    const keyNames = this.envKeyNames;
+    const keyValues = this.envKeyValues;
     for (let n = 0; n < headers.length; n++) {
       // Indexed, not destructured: destructuring goes through the iterator protocol.
       const pair = headers[n] as [string, string];
@@ -462,7 +470,15 @@ export class WSGIHandler {
         env.CONTENT_LENGTH = String(p.contentLength);
         continue;
       }
-      const key = envKey(name);
+      // The same header names in the same places as last time (a keep-alive client) reuse
+      // their keys: a string compare, usually of the very same string, instead of a lookup.
+      let key: string | null;
+      if (keyNames[n] === name) key = keyValues[n] as string | null;
+      else {
+        key = envKey(name);
+        keyNames[n] = name;
+        keyValues[n] = key;
+      }
       if (key === null) continue;
       const prev = env[key];
       env[key] = prev === undefined ? value : `${prev}${kind === FieldKind.COOKIE ? "; " : ", "}${value}`;
