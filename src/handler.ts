@@ -3,12 +3,14 @@
 import type { Connection, ServerSocket } from "./connection.ts";
 import { MAX_DISCARD } from "./connection.ts";
 import { ConnectionClosedError, ContractError, cannedResponse, HTTPError, REASONS } from "./errors.ts";
+import { Input } from "./input.ts";
 import { clock, NullLog, timeNow } from "./log.ts";
 import { FIELD_SLOTS, FieldKind, type RequestParser, TCHAR } from "./parser.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
+const NO_INPUT = Input.empty();
 
 /** Standard reason phrases, for a bare "NNN" status (RFC 9110 §15). */
 const STANDARD_REASONS: Readonly<Record<number, string>> = {
@@ -244,9 +246,11 @@ export class WSGIHandler {
   /** REMOTE_ADDR and REMOTE_PORT of this connection. */
   private readonly remoteAddr: string;
   private readonly remotePort: string;
-  /** The environ key of the header name last seen at each position. */
-  private readonly envKeyNames: string[] = [];
-  private readonly envKeyValues: Array<string | null> = [];
+  /** This connection's last environ but for the request line's keys, and what it was made from. */
+  private envTemplate: Environ | null = null;
+  private templateBase: Readonly<Record<string, unknown>> | null = null;
+  private readonly templateNames: string[] = [];
+  private readonly templateValues: string[] = [];
   private headStart = 0;
   private upgradeRequested = false;
   private startCalled = false;
@@ -423,12 +427,23 @@ export class WSGIHandler {
 
   /** Build the PEP 3333 environ of the current request. */
   getEnviron(): Environ {
-    const p: RequestParser = this.connection.parser;
     const server = this.server;
-    const env = server.getEnviron() as Environ;
-    env.REQUEST_METHOD = this.command;
-    env.SCRIPT_NAME = "";
+    const headers = this.headers;
+    let env: Environ;
+    if (server.environIsCopy) {
+      // A keep-alive client usually repeats its header fields: then everything but the
+      // request line's keys is what it was, and one copy of the last result does.
+      if (this.envTemplate === null || this.templateBase !== server.environ || !this.sameFields(headers)) {
+        this.envTemplate = this.connectionEnviron(server.getEnviron() as Environ, headers);
+        this.templateBase = server.environ;
+        this.rememberFields(headers);
+      }
+      env = { ...this.envTemplate };
+    } else {
+      env = this.connectionEnviron(server.getEnviron() as Environ, headers);
+    }
     let target = this.path;
+    env.REQUEST_METHOD = this.command;
     env.REQUEST_URI = target;
     // absolute-form: the path is what the app routes on; the authority replaces Host (RFC 9112 §3.2.2).
     let authority: string | null = null;
@@ -449,16 +464,33 @@ export class WSGIHandler {
       env.QUERY_STRING = "";
     }
     env.SERVER_PROTOCOL = this.requestVersion;
+    if (authority !== null) env.HTTP_HOST = authority;
+    env["wsgi.input"] = this.connection.input;
+    env["wsgi.input_terminated"] = !this.upgradeRequested;
+    env["bunwsgi.headers"] = headers;
+    return env;
+  }
+
+  /**
+   * The environ keys that depend on the server, the connection and the header fields, but not
+   * on the request line: added to `env`, a copy of server.environ. The request line's keys
+   * come first, empty, so that every copy of the result already has its final shape.
+   */
+  private connectionEnviron(env: Environ, headers: ReadonlyArray<readonly [string, string]>): Environ {
+    const p: RequestParser = this.connection.parser;
+    env.REQUEST_METHOD = "";
+    env.SCRIPT_NAME = "";
+    env.REQUEST_URI = "";
+    env.PATH_INFO = "";
+    env.QUERY_STRING = "";
+    env.SERVER_PROTOCOL = "";
     env.REMOTE_ADDR = this.remoteAddr;
     env.REMOTE_PORT = this.remotePort;
-    if (server.tls !== undefined) Object.assign(env, this.tlsEnviron());
+    if (this.server.tls !== undefined) Object.assign(env, this.tlsEnviron());
     const f = p.fields;
-    const headers = this.headers;
-    const keyNames = this.envKeyNames;
-    const keyValues = this.envKeyValues;
     for (let n = 0; n < headers.length; n++) {
       // Indexed, not destructured: destructuring goes through the iterator protocol.
-      const pair = headers[n] as [string, string];
+      const pair = headers[n] as readonly [string, string];
       const name = pair[0];
       const value = pair[1];
       const kind = f[n * FIELD_SLOTS + 4];
@@ -470,25 +502,40 @@ export class WSGIHandler {
         env.CONTENT_LENGTH = String(p.contentLength);
         continue;
       }
-      // The same header names in the same places as last time (a keep-alive client) reuse
-      // their keys: a string compare, usually of the very same string, instead of a lookup.
-      let key: string | null;
-      if (keyNames[n] === name) key = keyValues[n] as string | null;
-      else {
-        key = envKey(name);
-        keyNames[n] = name;
-        keyValues[n] = key;
-      }
+      const key = envKey(name);
       if (key === null) continue;
       const prev = env[key];
       env[key] = prev === undefined ? value : `${prev}${kind === FieldKind.COOKIE ? "; " : ", "}${value}`;
     }
-    if (authority !== null) env.HTTP_HOST = authority;
-    const conn = this.connection;
-    env["wsgi.input"] = conn.input;
-    env["wsgi.input_terminated"] = !this.upgradeRequested;
-    env["bunwsgi.headers"] = headers;
+    // Placeholders that getEnviron() replaces: a template must not keep a request's body alive.
+    env["wsgi.input"] = NO_INPUT;
+    env["wsgi.input_terminated"] = true;
+    env["bunwsgi.headers"] = [];
     return env;
+  }
+
+  /** Whether `headers` holds the same strings as when the environ template was made. */
+  private sameFields(headers: ReadonlyArray<readonly [string, string]>): boolean {
+    const names = this.templateNames;
+    const values = this.templateValues;
+    if (headers.length !== names.length) return false;
+    for (let n = 0; n < headers.length; n++) {
+      const pair = headers[n] as readonly [string, string];
+      if (pair[0] !== names[n] || pair[1] !== values[n]) return false;
+    }
+    return true;
+  }
+
+  /** Keep private copies of the template's fields: the app may change the arrays it is given. */
+  private rememberFields(headers: ReadonlyArray<readonly [string, string]>): void {
+    const names = this.templateNames;
+    const values = this.templateValues;
+    names.length = values.length = headers.length;
+    for (let n = 0; n < headers.length; n++) {
+      const pair = headers[n] as readonly [string, string];
+      names[n] = pair[0];
+      values[n] = pair[1];
+    }
   }
 
   /** Chunked trailers arrived: exposed in environ as bunwsgi.trailers. */

@@ -209,10 +209,19 @@ export class WSGIServer implements ConnectionHost {
   headLimits: HeadLimits;
   bodyLimits: BodyLimits;
   timeouts: Timeouts;
-  environ: Record<string, unknown> = {};
+  /**
+   * The keys every request's environ starts from. Frozen: change it with setEnviron(), which
+   * replaces it (handlers notice a new object; a change in place could go unseen).
+   */
+  environ: Readonly<Record<string, unknown>> = {};
 
   stopping = false;
   now = performance.now() / 1000;
+  /**
+   * getEnviron() is this class's own copy of server.environ (not overridden): a handler may
+   * then copy one environ it built per connection instead of rebuilding every key each request.
+   */
+  readonly environIsCopy: boolean;
 
   private listener: SocketListener<Connection> | null = null;
   private readonly connections = new Set<Connection>();
@@ -239,6 +248,7 @@ export class WSGIServer implements ConnectionHost {
     this.timeouts = DEFAULT_TIMEOUTS;
     this.setLimits(options.limits, options.timeouts);
     this.setEnviron(options.environ);
+    this.environIsCopy = this.getEnviron === WSGIServer.prototype.getEnviron;
     const server = this;
     this.socketHandlers = {
       binaryType: "buffer",
@@ -330,21 +340,22 @@ export class WSGIServer implements ConnectionHost {
     if (this.tls) env.HTTPS = "on";
     Object.assign(env, update);
     if (env["wsgi.errors"] == null) env["wsgi.errors"] = this.errorLog;
-    this.environ = env;
+    this.environ = Object.freeze(env);
   }
 
   /** Fill SERVER_NAME and SERVER_PORT from the bound address (called by start()). */
   updateEnviron(): void {
-    const env = this.environ;
+    const env: Record<string, unknown> = { ...this.environ };
     if (this.address.unix !== null || this.address.fd >= 0) {
       env.SERVER_NAME ??= "";
       env.SERVER_PORT ??= "";
-      return;
+    } else {
+      const host = this.serverHost;
+      // No reverse DNS on start-up (gevent calls getfqdn): a wildcard address names this machine.
+      env.SERVER_NAME ??= host === "0.0.0.0" || host === "::" ? osHostname() : host;
+      env.SERVER_PORT ??= String(this.serverPort);
     }
-    const host = this.serverHost;
-    // No reverse DNS on start-up (gevent calls getfqdn): a wildcard address names this machine.
-    env.SERVER_NAME ??= host === "0.0.0.0" || host === "::" ? osHostname() : host;
-    env.SERVER_PORT ??= String(this.serverPort);
+    this.environ = Object.freeze(env);
   }
 
   /** A fresh copy of server.environ, the start of every request's environ. */

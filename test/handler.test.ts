@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type Application, type Environ, type StartResponse, WSGIHandler } from "../src/index.ts";
+import { type Application, type Environ, type StartResponse, WSGIHandler, WSGIServer } from "../src/index.ts";
 import { exchange, hello, RawClient, serverPool } from "./helpers.ts";
 
 const start = serverPool();
@@ -130,6 +130,109 @@ describe("repeated header sections on a keep-alive connection", () => {
       ["2", "/5", "Host:h|x-a:2"],
     ]);
     c.close();
+  });
+});
+
+describe("the environ a keep-alive connection reuses", () => {
+  test("each request gets its own object: what an app changes or deletes does not reach the next", async () => {
+    const envs: Environ[] = [];
+    const { port } = start((e, sr) => {
+      envs.push(e);
+      const snapshot = { ...e };
+      e.HTTP_X_A = "changed by the app";
+      delete e.HTTP_HOST;
+      e["app.key"] = true;
+      envs.push(snapshot as Environ);
+      sr("200 OK", []);
+      return [];
+    });
+    const c = await RawClient.connect(port);
+    for (const path of ["/one?a=1", "/two"]) {
+      c.send(`GET ${path} HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n`);
+      await c.response();
+    }
+    c.close();
+    const [first, firstSeen, second, secondSeen] = envs as [Environ, Environ, Environ, Environ];
+    expect(first).not.toBe(second);
+    expect([firstSeen.PATH_INFO, firstSeen.QUERY_STRING, firstSeen.REQUEST_URI]).toEqual(["/one", "a=1", "/one?a=1"]);
+    expect([secondSeen.PATH_INFO, secondSeen.QUERY_STRING, secondSeen.REQUEST_URI]).toEqual(["/two", "", "/two"]);
+    expect(secondSeen.HTTP_X_A).toBe("1");
+    expect(secondSeen.HTTP_HOST).toBe("h");
+    expect("app.key" in secondSeen).toBe(false);
+  });
+
+  test("setEnviron() between two requests on one connection is seen by the second", async () => {
+    const tags: unknown[] = [];
+    const { port, server } = start(
+      (e, sr) => {
+        tags.push(e.TAG);
+        sr("200 OK", []);
+        return [];
+      },
+      { environ: { TAG: "a" } },
+    );
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    await c.response();
+    server.setEnviron({ TAG: "b" });
+    c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    await c.response();
+    c.close();
+    expect(tags).toEqual(["a", "b"]);
+  });
+
+  test("a handler that changes the header fields it read gets an environ of the changed fields", async () => {
+    let n = 0;
+    class Rewriting extends WSGIHandler {
+      override readRequest(line: string): void {
+        super.readRequest(line);
+        (this.headers[0] as [string, string])[1] = `rewritten-${++n}`;
+      }
+    }
+    const hosts: unknown[] = [];
+    const { port } = start(
+      (e, sr) => {
+        hosts.push(e.HTTP_HOST);
+        sr("200 OK", []);
+        return [];
+      },
+      { handlerClass: Rewriting },
+    );
+    const c = await RawClient.connect(port);
+    for (let i = 0; i < 2; i++) {
+      c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+      await c.response();
+    }
+    c.close();
+    expect(hosts).toEqual(["rewritten-1", "rewritten-2"]);
+  });
+
+  test("a server whose getEnviron() is overridden is asked for every request", async () => {
+    let calls = 0;
+    class Counting extends WSGIServer {
+      override getEnviron(): Record<string, unknown> {
+        return { ...super.getEnviron(), CALL: ++calls };
+      }
+    }
+    const seen: unknown[] = [];
+    const server = new Counting(
+      "127.0.0.1:0",
+      (e, sr) => {
+        seen.push(e.CALL);
+        sr("200 OK", []);
+        return [];
+      },
+      { log: null },
+    );
+    server.start();
+    const c = await RawClient.connect(server.serverPort);
+    for (let i = 0; i < 3; i++) {
+      c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+      await c.response();
+    }
+    c.close();
+    server.close();
+    expect(seen).toEqual([1, 2, 3]);
   });
 });
 

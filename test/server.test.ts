@@ -172,6 +172,10 @@ describe("lifecycle", () => {
     server.setEnviron({ other: true });
     expect(server.environ.other).toBe(true);
     expect(server.environ.extra).toBeUndefined();
+    // Changed in place, a key could go unseen by connections that copy their last environ.
+    expect(() => {
+      (server.environ as Record<string, unknown>).late = 1;
+    }).toThrow(TypeError);
     server.close();
   });
 
