@@ -232,6 +232,16 @@ export class RequestParser {
     if (this.scanned === 0) this.fieldCount = 0;
     let pos = start + this.scanned;
     while (pos < end) {
+      if (this.haveRequestLine && pos === start + this.curLine) {
+        // A fresh field line: one pass validates it and finds its CRLF, no separate search.
+        const cr = this.plainField(buf, start, pos, end);
+        if (cr >= 0) {
+          pos = cr + 2;
+          this.curLine = this.scanned = pos - start;
+          if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) return -ParseError.HEADERS_TOO_LARGE;
+          continue;
+        }
+      }
       const lf = buf.indexOf(LF, pos);
       if (lf === -1 || lf >= end) {
         // A CR not at the very end can never be followed by LF: fail now, not at the limit.
@@ -363,6 +373,35 @@ export class RequestParser {
     f[k + 4] = fieldKind(buf, s, nameEnd);
     f[k + 5] = 0;
     return 0;
+  }
+
+  /**
+   * The common field line in one pass: a token, a colon, then value bytes up to a CRLF that is
+   * within buf[s, end). Returns the CR's index with the field recorded exactly as fieldLine()
+   * would, or -1 for anything else (an error, a fold, the blank line, a line not yet complete,
+   * one field too many), which the line-by-line path then decides: every verdict stays its own.
+   */
+  private plainField(buf: Uint8Array, base: number, s: number, end: number): number {
+    let i = s;
+    while (i < end && TCHAR[buf[i] as number] === 1) i++;
+    if (i === s || i === end || buf[i] !== COLON || this.fieldCount >= this.limits.maxHeaders) return -1;
+    const nameEnd = i;
+    let v = i + 1;
+    while (v < end && (buf[v] === SP || buf[v] === HTAB)) v++;
+    let cr = v;
+    while (cr < end && VALUE_CHAR[buf[cr] as number] === 1) cr++;
+    if (cr + 1 >= end || buf[cr] !== CR || buf[cr + 1] !== LF) return -1;
+    let ve = cr;
+    while (ve > v && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+    const k = this.fieldCount++ * FIELD_SLOTS;
+    const f = this.fields;
+    f[k] = s - base;
+    f[k + 1] = nameEnd - base;
+    f[k + 2] = v - base;
+    f[k + 3] = ve - base;
+    f[k + 4] = fieldKind(buf, s, nameEnd);
+    f[k + 5] = 0;
+    return cr;
   }
 
   /** obs-fold (RFC 9112 §5.2): joins the previous field; refused where framing depends on it. */

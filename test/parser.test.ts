@@ -182,6 +182,8 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
     ["bare CR inside a header line", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", ParseError.BARE_CR],
     ["bare CR in the request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BARE_CR],
     ["NUL in a header value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", ParseError.NUL],
+    ["a control character right before a bare LF", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\n\r\n", ParseError.BARE_LF],
+    ["a CR that ends a value but no line", "GET / HTTP/1.1\r\nHost: a\r\nX:\r\r\n\r\n", ParseError.BARE_CR],
     ["NUL in the method", "G\0T / HTTP/1.1\r\n\r\n", ParseError.NUL],
     ["whitespace before the colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", ParseError.SPACE_BEFORE_COLON],
     ["tab before the colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", ParseError.SPACE_BEFORE_COLON],
