@@ -130,6 +130,8 @@ export class Connection implements InputOwner {
   expectContinue = false;
   continueSent = false;
   requests = 0;
+  /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
+  slot = -1;
 
   private inBuf: Buffer | null = null;
   private inStart = 0;

@@ -150,6 +150,34 @@ describe("lifecycle", () => {
     await c.waitClosed();
   });
 
+  test("connections that close in any order leave the count right, and stop() closes the rest", async () => {
+    const r = serve(hello, { log: null });
+    running.push(r);
+    const until = async (n: number): Promise<void> => {
+      for (let i = 0; i < 200 && r.server.connectionCount !== n; i++) await Bun.sleep(5);
+      expect(r.server.connectionCount).toBe(n);
+    };
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await RawClient.connect(r.port);
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect((await c.response()).status).toBe(200);
+      clients.push(c);
+    }
+    await until(4);
+    (clients[1] as RawClient).close();
+    await until(3);
+    (clients[0] as RawClient).close();
+    await until(2);
+    // The two left are still served after the list was reordered.
+    for (const c of clients.slice(2)) {
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect((await c.response()).status).toBe(200);
+    }
+    await r.server.stop(1);
+    expect(r.server.connectionCount).toBe(0);
+  });
+
   test("serveForever resolves after close()", async () => {
     const server = new WSGIServer("127.0.0.1:0", hello, { log: null });
     const forever = server.serveForever();
