@@ -362,6 +362,12 @@ export class RequestParser {
     while (v < e && (buf[v] === SP || buf[v] === HTAB)) v++;
     const err = checkValue(buf, v, e);
     if (err < 0) return err;
+    this.addField(buf, base, s, nameEnd, v, e);
+    return 0;
+  }
+
+  /** Record a validated field: name [s, nameEnd), value from v to e less trailing OWS. */
+  private addField(buf: Uint8Array, base: number, s: number, nameEnd: number, v: number, e: number): void {
     let ve = e;
     while (ve > v && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
     const k = this.fieldCount++ * FIELD_SLOTS;
@@ -372,7 +378,6 @@ export class RequestParser {
     f[k + 3] = ve - base;
     f[k + 4] = fieldKind(buf, s, nameEnd);
     f[k + 5] = 0;
-    return 0;
   }
 
   /**
@@ -391,16 +396,7 @@ export class RequestParser {
     let cr = v;
     while (cr < end && VALUE_CHAR[buf[cr] as number] === 1) cr++;
     if (cr + 1 >= end || buf[cr] !== CR || buf[cr + 1] !== LF) return -1;
-    let ve = cr;
-    while (ve > v && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
-    const k = this.fieldCount++ * FIELD_SLOTS;
-    const f = this.fields;
-    f[k] = s - base;
-    f[k + 1] = nameEnd - base;
-    f[k + 2] = v - base;
-    f[k + 3] = ve - base;
-    f[k + 4] = fieldKind(buf, s, nameEnd);
-    f[k + 5] = 0;
+    this.addField(buf, base, s, nameEnd, v, cr);
     return cr;
   }
 
