@@ -258,7 +258,7 @@ class Clock {
 
 export const clock = new Clock();
 
-/** The process's time origin, read once: the getter costs more than performance.now() itself. */
+/** The process's time origin, constant: read once instead of through a getter on every call. */
 const TIME_ORIGIN = performance.timeOrigin;
 
 /** Seconds since the epoch with sub-millisecond precision, like Python's time.time(). */
