@@ -57,6 +57,21 @@ const LINGER = 5;
  */
 const DIRECT_WRITE = 256 * 1024;
 
+/**
+ * Reads at least this large that are wholly consumed (parsed heads, body bytes copied into a
+ * read's buffer) are freed at once. Bun allocates a fresh buffer per read, up to 512 KiB, and
+ * the GC frees it only when it sweeps; by then the allocator has often given the pages back to
+ * the kernel, and the next read's buffer faults them in afresh. Smaller reads live in the GC
+ * heap, where freeing early would cost more than it saves.
+ */
+const RELEASE_READ = 64 * 1024;
+
+/** Free a read buffer nothing refers to any more: detaching releases its memory now. */
+function release(chunk: Buffer): void {
+  const ab = chunk.buffer;
+  if (chunk.byteOffset === 0 && ab.byteLength === chunk.length && ab instanceof ArrayBuffer) ab.transfer(0);
+}
+
 const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY_INPUT = Input.empty();
 
@@ -139,6 +154,11 @@ export class Connection implements InputOwner {
   private inPooled = false;
   private batching = false;
   private discarded = 0;
+  /**
+   * Bytes of the read being processed that nothing refers to any more: parsed request heads
+   * (the handler has made its strings) and body bytes copied into a waiting read's buffer.
+   */
+  private consumed = 0;
   private paused = 0;
 
   private queue: Uint8Array[] = [];
@@ -178,7 +198,9 @@ export class Connection implements InputOwner {
       this.append(chunk);
       this.process(this.inBuf as Buffer, this.inStart, this.inEnd);
     } else {
+      this.consumed = 0;
       this.process(chunk, 0, chunk.length);
+      if (this.consumed === chunk.length && chunk.length >= RELEASE_READ) release(chunk);
     }
     this.batching = false;
     this.flush();
@@ -336,6 +358,7 @@ export class Connection implements InputOwner {
       this.headSince = -1;
       const start = pos;
       pos += n;
+      this.consumed += n;
       this.startRequest(buf, start);
     }
     this.releaseInput();
@@ -370,7 +393,7 @@ export class Connection implements InputOwner {
   }
 
   private pushInput(view: Uint8Array, copy: boolean): void {
-    this.input.push(view, copy);
+    if (this.input.push(view, copy)) this.consumed += view.length;
     // Unread input above the mark pauses reading, unless the app is waiting for more than that
     // (read() to the end of a large body): then its own request is what bounds the buffer.
     if (this.input.pending > INPUT_HIGH_WATER && !this.input.hungry) this.pause(PAUSE_INPUT);

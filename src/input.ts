@@ -71,9 +71,13 @@ export class Input implements AsyncIterable<Uint8Array> {
     return this.wanted;
   }
 
-  /** Add body bytes. `transient`: the bytes will be overwritten after this call, so keep a copy, not the view. */
-  push(chunk: Uint8Array, transient = false): void {
-    if (chunk.length === 0 || this.ended) return;
+  /**
+   * Add body bytes. `transient`: the bytes will be overwritten after this call, so keep a copy,
+   * not the view. Returns true when every byte went into a waiting read's buffer: then no view
+   * of `chunk` is kept, and its memory may be released at once.
+   */
+  push(chunk: Uint8Array, transient = false): boolean {
+    if (chunk.length === 0 || this.ended) return false;
     if (this.remaining >= 0) this.remaining -= chunk.length;
     const dest = this.dest;
     if (dest !== null) {
@@ -81,12 +85,13 @@ export class Input implements AsyncIterable<Uint8Array> {
       dest.set(k === chunk.length ? chunk : chunk.subarray(0, k), this.destFilled);
       this.destFilled += k;
       if (this.destFilled === dest.length) this.wake();
-      if (k === chunk.length) return;
+      if (k === chunk.length) return true;
       chunk = chunk.subarray(k);
     }
     this.chunks.push(transient ? copyOf(chunk) : chunk);
     this.buffered += chunk.length;
     this.wake();
+    return false;
   }
 
   finish(): void {

@@ -116,6 +116,21 @@ export class RawClient {
     }
   }
 
+  /** Send more than the kernel's socket buffer holds: wait while it is full (bounded by `ms`). */
+  async sendAll(data: Uint8Array, ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms;
+    let off = 0;
+    while (off < data.length) {
+      const n = this.socket.write(data.subarray(off));
+      if (n < 0) throw new Error("socket write failed");
+      off += n;
+      if (off < data.length) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${ms}ms sending; ${off} of ${data.length} bytes sent`);
+        await Bun.sleep(1);
+      }
+    }
+  }
+
   /** Send one byte at a time with a pause between, so the server sees many reads. */
   async trickle(data: string, pauseMs = 1): Promise<void> {
     for (const ch of data) {

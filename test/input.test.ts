@@ -104,6 +104,21 @@ describe("a body of known length read to the end", () => {
     expect(sized.read(1)).rejects.toBeInstanceOf(ConnectionClosedError);
   });
 
+  test("push says whether every byte went into the read's buffer, so no view of it is kept", async () => {
+    const input = new Input(null, 8);
+    expect(input.push(enc("ab"))).toBe(false);
+    const all = input.read();
+    expect(input.push(enc("cde"))).toBe(true);
+    expect(input.push(enc("fgh"))).toBe(true);
+    input.finish();
+    expect(dec(await all)).toBe("abcdefgh");
+    const unsized = new Input(null);
+    const some = unsized.read();
+    expect(unsized.push(enc("x"))).toBe(false);
+    unsized.finish();
+    expect(dec(await some)).toBe("x");
+  });
+
   test("bytes beyond a pending read stay buffered for the next one, in order", async () => {
     const input = new Input(null, 6);
     const a = input.read(6);
