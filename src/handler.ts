@@ -84,6 +84,9 @@ const latin1 = (buf: Buffer, s: number, e: number): string => (e > s ? (buf as u
 /** Largest header section kept per connection to be recognised when repeated. */
 const MAX_CACHED_FIELDS = 4096;
 
+/** The request itself ends its connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3). */
+const clientCloses = (p: RequestParser): boolean => p.connectionClose || (p.versionMinor === 0 && !p.connectionKeepAlive);
+
 const knownNames = new Map<number, { bytes: Uint8Array; name: string }>();
 const MAX_KNOWN_NAMES = 512;
 
@@ -341,7 +344,8 @@ export class WSGIHandler {
         f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
       ]);
     }
-    if (count > 0 && he - hs <= MAX_CACHED_FIELDS) {
+    // A request that closes its connection has no successor to share these with.
+    if (count > 0 && he - hs <= MAX_CACHED_FIELDS && !clientCloses(p)) {
       this.lastFields = new Uint8Array(buf.subarray(hs, he));
       this.lastHeaders = headers.map((pair) => [pair[0], pair[1]]);
     }
@@ -430,7 +434,7 @@ export class WSGIHandler {
     const server = this.server;
     const headers = this.headers;
     let env: Environ;
-    if (server.environIsCopy) {
+    if (server.environIsCopy && !clientCloses(this.connection.parser)) {
       // A keep-alive client usually repeats its header fields: then everything but the
       // request line's keys is what it was, and one copy of the last result does.
       if (this.envTemplate === null || this.templateBase !== server.environ || !this.sameFields(headers)) {
@@ -810,13 +814,7 @@ export class WSGIHandler {
     this.isHead = this.command === "HEAD";
     this.noBody = code < 200 || code === 204 || code === 304;
     let close =
-      this.closeConnection ||
-      this.appClose ||
-      p.connectionClose ||
-      (http10 && !p.connectionKeepAlive) ||
-      this.server.stopping ||
-      conn.peerEnded ||
-      conn.bodyFailed;
+      this.closeConnection || this.appClose || clientCloses(p) || this.server.stopping || conn.peerEnded || conn.bodyFailed;
     if (this.upgradeRequested && code !== 101) close = true;
     // A body we would have to read and drop, or one the client was never told to send.
     if (conn.bodyActive && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {

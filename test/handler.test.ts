@@ -161,6 +161,30 @@ describe("the environ a keep-alive connection reuses", () => {
     expect("app.key" in secondSeen).toBe(false);
   });
 
+  test("a closing request after a repeated one gets its own protocol and headers, then the connection ends", async () => {
+    const seen: unknown[][] = [];
+    const { port } = start((e, sr) => {
+      seen.push([e.SERVER_PROTOCOL, e.PATH_INFO, e.HTTP_X_A, e.HTTP_CONNECTION]);
+      sr("200 OK", []);
+      return [];
+    });
+    const c = await RawClient.connect(port);
+    for (const path of ["/1", "/2"]) {
+      c.send(`GET ${path} HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n`);
+      await c.response();
+    }
+    // Same header fields as before, but HTTP/1.0 without keep-alive: the last on this connection.
+    c.send("GET /3 HTTP/1.0\r\nHost: h\r\nX-A: 1\r\n\r\n");
+    const last = await c.response();
+    await c.waitClosed();
+    expect(last.header("connection")).toBe("close");
+    expect(seen).toEqual([
+      ["HTTP/1.1", "/1", "1", undefined],
+      ["HTTP/1.1", "/2", "1", undefined],
+      ["HTTP/1.0", "/3", "1", undefined],
+    ]);
+  });
+
   test("setEnviron() between two requests on one connection is seen by the second", async () => {
     const tags: unknown[] = [];
     const { port, server } = start(
