@@ -552,7 +552,7 @@ export class Connection implements InputOwner {
   writeBytes(b: Uint8Array): void {
     if (b.length >= DIRECT_WRITE) {
       this.flush();
-      this.send(b, false);
+      this.send(b, b.length, false);
       return;
     }
     const buf = this.claim(b.length);
@@ -570,22 +570,25 @@ export class Connection implements InputOwner {
     const len = scratchLen;
     scratchLen = 0;
     scratchOwner = null;
-    this.send(scratch.subarray(0, len), true);
+    this.send(scratch, len, true);
   }
 
-  private send(b: Uint8Array, copy: boolean): void {
+  /** Write b[0, len); what the socket does not take is queued (copied when b is reused, as scratch is). */
+  private send(b: Uint8Array, len: number, copy: boolean): void {
     if (this.closed) return;
     if (this.qHead < this.queue.length) {
-      this.enqueue(copy ? copyOf(b) : b);
+      const all = b.subarray(0, len);
+      this.enqueue(copy ? copyOf(all) : all);
       return;
     }
-    const n = this.socket.write(b);
+    // An offset and length, not a subarray: no view object per response.
+    const n = this.socket.write(b, 0, len);
     if (n < 0) {
       this.gone();
       return;
     }
-    if (n < b.length) {
-      const rest = b.subarray(n);
+    if (n < len) {
+      const rest = b.subarray(n, len);
       this.enqueue(copy ? copyOf(rest) : rest);
     }
   }

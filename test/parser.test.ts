@@ -47,12 +47,16 @@ function summarize(p: RequestParser, buf: Uint8Array, base: number, n: number): 
   };
 }
 
-/** Feed `bytes` growing to each cut, each time as a fresh copy at an odd offset (as the connection re-presents a head). */
+/**
+ * Feed `bytes` growing to each cut, each time as a fresh copy at an odd offset (as the connection
+ * re-presents a head), with CR LF bytes around it: a parser that looks outside [start, end) sees
+ * line ends that are not there.
+ */
 function feed(bytes: Uint8Array, cuts: number[], limits?: HeadLimits): Summary {
   const p = new RequestParser(limits);
   const base = 7;
   for (const end of [...cuts, bytes.length]) {
-    const buf = new Uint8Array(base + end + 3);
+    const buf = new Uint8Array(base + end + 3).map((_, i) => (i % 2 === 0 ? 13 : 10));
     buf.set(bytes.subarray(0, end), base);
     const n = p.execute(buf, base, base + end);
     if (n !== 0) return summarize(p, buf, base, n);
