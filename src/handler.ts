@@ -963,22 +963,23 @@ export class WSGIHandler {
 
 /** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */
 function parseStatus(status: string): number {
-  const bad = (): never => {
-    throw new ContractError(`invalid status ${JSON.stringify(status)}: expected "NNN Reason" with NNN in 100–599`);
-  };
-  if (status.length < 3) bad();
+  if (status.length < 3) badStatus(status);
   let code = 0;
   for (let i = 0; i < 3; i++) {
     const c = status.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) bad();
+    if (c < 0 || c > 9) badStatus(status);
     code = code * 10 + c;
   }
-  if (code < 100 || code > 599) bad();
+  if (code < 100 || code > 599) badStatus(status);
   if (status.length > 3) {
-    if (status.charCodeAt(3) !== 32) bad();
-    if (badValueChar(status) !== null) bad();
+    if (status.charCodeAt(3) !== 32) badStatus(status);
+    if (badValueChar(status) !== null) badStatus(status);
   }
   return code;
+}
+
+function badStatus(status: string): never {
+  throw new ContractError(`invalid status ${JSON.stringify(status)}: expected "NNN Reason" with NNN in 100–599`);
 }
 
 /** RFC 4514 string of a certificate name: most specific first, special characters escaped. */

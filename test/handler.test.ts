@@ -262,6 +262,7 @@ describe("the environ a keep-alive connection reuses", () => {
 
 describe("startResponse misuse throws synchronously and nothing of it reaches the wire", () => {
   const misuse: Array<[string, (sr: StartResponse) => void]> = [
+    ["a status shorter than three digits", (sr) => sr("20", [])],
     ["a status without a reason separator", (sr) => sr("200OK", [])],
     ["a status that is not a number", (sr) => sr("abc Nope", [])],
     ["a status out of range", (sr) => sr("999 Weird", [])],
