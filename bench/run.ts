@@ -137,6 +137,14 @@ async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ req
 const results = new Map<string, Sample[]>();
 const rss = new Map<string, { idle: number[]; warm: number[]; peak: number[] }>();
 const key = (server: string, scenario: string): string => `${server}\u0000${scenario}`;
+const memory = (server: string): { idle: number[]; warm: number[]; peak: number[] } => {
+  let m = rss.get(server);
+  if (m === undefined) {
+    m = { idle: [], warm: [], peak: [] };
+    rss.set(server, m);
+  }
+  return m;
+};
 
 console.log(
   `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 -c${CONNECTIONS}`,
@@ -144,16 +152,24 @@ console.log(
 console.log(`       server pinned to CPU 0, wrk to CPU 1; Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}`);
 
 for (let round = 1; round <= ROUNDS; round++) {
-  // Rotate the order each round so drift on a noisy machine does not favour one server.
+  // Every server of a round runs at once (idle ones cost nothing), so each scenario is measured
+  // on all of them back to back: on a machine whose speed drifts from minute to minute, the
+  // samples a ratio compares are seconds apart, not a whole server's run apart. The order
+  // rotates each round so drift does not favour one server.
   const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length] as ServerKind);
-  for (const kind of order) {
-    const { proc, port } = await startServer(kind);
-    try {
-      const mem = rss.get(kind.name) ?? { idle: [], warm: [], peak: [] };
-      mem.idle.push(memoryKiB(proc.pid, "VmRSS"));
+  const running: Array<{ kind: ServerKind; proc: Subprocess<"ignore", "pipe", "inherit">; port: number }> = [];
+  try {
+    for (const kind of order) {
+      const { proc, port } = await startServer(kind);
+      running.push({ kind, proc, port });
+      memory(kind.name).idle.push(memoryKiB(proc.pid, "VmRSS"));
+    }
+    for (const { kind, proc, port } of running) {
       await runWrk(port, SCENARIOS[0] ?? (SCENARIOS[0] as never), 1); // warm-up: JIT and pools
-      mem.warm.push(memoryKiB(proc.pid, "VmRSS"));
-      for (const s of SCENARIOS) {
+      memory(kind.name).warm.push(memoryKiB(proc.pid, "VmRSS"));
+    }
+    for (const s of SCENARIOS) {
+      for (const { kind, proc, port } of running) {
         const before = cpuSeconds(proc.pid);
         const { requests, errors } = await runWrk(port, s, DURATION);
         const cpu = cpuSeconds(proc.pid) - before;
@@ -166,13 +182,15 @@ for (let round = 1; round <= ROUNDS; round++) {
         const list = results.get(key(kind.name, s.name)) ?? [];
         list.push(sample);
         results.set(key(kind.name, s.name), list);
-        if (s.name === "keep-alive") mem.peak.push(memoryKiB(proc.pid, "VmHWM"));
+        // Keep-alive runs first, so the high-water mark here is its peak, not the echo's.
+        if (s.name === "keep-alive") memory(kind.name).peak.push(memoryKiB(proc.pid, "VmHWM"));
         console.log(
           `round ${round} ${kind.name.padEnd(15)} ${s.name.padEnd(24)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
         );
       }
-      rss.set(kind.name, mem);
-    } finally {
+    }
+  } finally {
+    for (const { proc } of running) {
       proc.kill("SIGKILL");
       await proc.exited;
     }
@@ -189,7 +207,7 @@ const range = (xs: number[], digits: number): string => `${Math.min(...xs).toFix
 const lines: string[] = [];
 lines.push(
   `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
-    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1 -c${CONNECTIONS}\` on CPU 1; median (min–max); ratio = bunwsgi ÷ Bun.serve.`,
+    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1 -c${CONNECTIONS}\` on CPU 1; median (min–max); ratio = each round's figure ÷ Bun.serve's in the same round, median (min–max) of the rounds.`,
   "",
   "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
   "|---|---|---|---|---|---|---|",
@@ -204,8 +222,13 @@ for (const s of SCENARIOS) {
     const gb = xs.map((x) => x.gbps);
     const errors = xs.reduce((a, x) => a + x.errors, 0);
     const isRef = kind.name === "Bun.serve";
-    const ratio = (mine: number[], theirs: number[]): string =>
-      isRef || theirs.length === 0 ? "1.00" : (median(mine) / median(theirs)).toFixed(2);
+    // Each round's sample over Bun.serve's of the same round, measured seconds apart; the median of those.
+    const ratio = (mine: number[], theirs: number[]): string => {
+      if (isRef) return "1.00";
+      if (theirs.length !== mine.length) return "—";
+      const r = mine.map((m, i) => m / (theirs[i] as number));
+      return `${median(r).toFixed(2)} (${range(r, 2)})`;
+    };
     lines.push(
       `| ${s.name} | ${kind.name} | ${median(rps).toFixed(0)} (${range(rps, 0)}) | ${median(cpu).toFixed(2)} (${range(cpu, 2)}) | ${
         s.bytesPerRequest > 0 ? `${median(gb).toFixed(2)} GB/s (${range(gb, 2)})` : "—"
