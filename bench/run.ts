@@ -204,6 +204,13 @@ const median = (xs: number[]): number => {
 };
 const range = (xs: number[], digits: number): string => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
 
+/** Each round's figure over the other server's of the same round (seconds apart): their median (min–max). */
+const pairedRatio = (mine: number[], theirs: number[]): string => {
+  if (mine.length === 0 || theirs.length !== mine.length) return "—";
+  const r = mine.map((m, i) => m / (theirs[i] as number));
+  return `${median(r).toFixed(2)} (${range(r, 2)})`;
+};
+
 const lines: string[] = [];
 lines.push(
   `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
@@ -222,13 +229,7 @@ for (const s of SCENARIOS) {
     const gb = xs.map((x) => x.gbps);
     const errors = xs.reduce((a, x) => a + x.errors, 0);
     const isRef = kind.name === "Bun.serve";
-    // Each round's sample over Bun.serve's of the same round, measured seconds apart; the median of those.
-    const ratio = (mine: number[], theirs: number[]): string => {
-      if (isRef) return "1.00";
-      if (theirs.length !== mine.length) return "—";
-      const r = mine.map((m, i) => m / (theirs[i] as number));
-      return `${median(r).toFixed(2)} (${range(r, 2)})`;
-    };
+    const ratio = (mine: number[], theirs: number[]): string => (isRef ? "1.00" : pairedRatio(mine, theirs));
     lines.push(
       `| ${s.name} | ${kind.name} | ${median(rps).toFixed(0)} (${range(rps, 0)}) | ${median(cpu).toFixed(2)} (${range(cpu, 2)}) | ${
         s.bytesPerRequest > 0 ? `${median(gb).toFixed(2)} GB/s (${range(gb, 2)})` : "—"
@@ -239,6 +240,22 @@ for (const s of SCENARIOS) {
         cpu,
         ref.map((x) => x.cpuUsPerReq),
       )}${errors > 0 ? ` (${errors} errors)` : ""} |`,
+    );
+  }
+}
+const ours = (server: string, scenario: string, pick: (x: Sample) => number): number[] =>
+  (results.get(key(server, scenario)) ?? []).map(pick);
+if (SERVERS.some((k) => k.name === "bunwsgi") && SERVERS.length > 2) {
+  lines.push(
+    "",
+    "| scenario | bunwsgi ÷ node:http req/s | bunwsgi ÷ bare Bun.listen req/s | bunwsgi ÷ bare Bun.listen CPU/req |",
+    "|---|---|---|---|",
+  );
+  for (const s of SCENARIOS) {
+    const rps = (server: string): number[] => ours(server, s.name, (x) => x.rps);
+    const cpu = (server: string): number[] => ours(server, s.name, (x) => x.cpuUsPerReq);
+    lines.push(
+      `| ${s.name} | ${pairedRatio(rps("bunwsgi"), rps("node:http"))} | ${pairedRatio(rps("bunwsgi"), rps("bare Bun.listen"))} | ${pairedRatio(cpu("bunwsgi"), cpu("bare Bun.listen"))} |`,
     );
   }
 }
