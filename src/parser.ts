@@ -242,7 +242,8 @@ export class RequestParser {
           continue;
         }
       }
-      // The blank line that ends a head needs no search: a CR then LF at pos is the first LF.
+      // The blank line that ends a head needs no search: a CR then LF at pos is the first LF
+      // (one found at or past end is handled below like any other).
       const lf = buf[pos] === CR && buf[pos + 1] === LF ? pos + 1 : buf.indexOf(LF, pos);
       if (lf === -1 || lf >= end) {
         // A CR not at the very end can never be followed by LF: fail now, not at the limit.
