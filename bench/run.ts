@@ -137,14 +137,16 @@ async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ req
 const results = new Map<string, Sample[]>();
 const rss = new Map<string, { idle: number[]; warm: number[]; peak: number[] }>();
 const key = (server: string, scenario: string): string => `${server}\u0000${scenario}`;
-const memory = (server: string): { idle: number[]; warm: number[]; peak: number[] } => {
-  let m = rss.get(server);
-  if (m === undefined) {
-    m = { idle: [], warm: [], peak: [] };
-    rss.set(server, m);
+/** The map's entry for k, made on first use. */
+function entry<V>(map: Map<string, V>, k: string, make: () => V): V {
+  let v = map.get(k);
+  if (v === undefined) {
+    v = make();
+    map.set(k, v);
   }
-  return m;
-};
+  return v;
+}
+const memory = (server: string) => entry(rss, server, () => ({ idle: [], warm: [], peak: [] }));
 
 console.log(
   `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 -c${CONNECTIONS}`,
@@ -179,9 +181,7 @@ for (let round = 1; round <= ROUNDS; round++) {
           gbps: (requests * s.bytesPerRequest) / DURATION / 1e9,
           errors,
         };
-        const list = results.get(key(kind.name, s.name)) ?? [];
-        list.push(sample);
-        results.set(key(kind.name, s.name), list);
+        entry(results, key(kind.name, s.name), (): Sample[] => []).push(sample);
         // Keep-alive runs first, so the high-water mark here is its peak, not the echo's.
         if (s.name === "keep-alive") memory(kind.name).peak.push(memoryKiB(proc.pid, "VmHWM"));
         console.log(
