@@ -189,7 +189,26 @@ function hasCloseToken(v: string): boolean {
   return false;
 }
 
-const chunkLength = (c: Chunk): number => (typeof c === "string" ? Buffer.byteLength(c, "utf8") : c.length);
+/** Runs up to this long are compared or measured by a loop here: cheaper than a native call. */
+const SHORT_RUN = 64;
+
+/** Whether buf holds a's bytes at `at`. */
+function sameBytes(a: Uint8Array, buf: Buffer, at: number): boolean {
+  if (a.length > SHORT_RUN) return buf.compare(a, 0, a.length, at, at + a.length) === 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[at + i]) return false;
+  return true;
+}
+
+/** Bytes of a chunk on the wire (a string goes out as UTF-8). */
+function chunkLength(c: Chunk): number {
+  if (typeof c !== "string") return c.length;
+  if (c.length <= SHORT_RUN) {
+    let i = 0;
+    while (i < c.length && c.charCodeAt(i) < 0x80) i++;
+    if (i === c.length) return i;
+  }
+  return Buffer.byteLength(c, "utf8");
+}
 
 function checkChunk(c: unknown): asserts c is Chunk {
   if (typeof c !== "string" && !(c instanceof Uint8Array)) {
@@ -201,7 +220,194 @@ interface Closable {
   close?: () => unknown;
 }
 
-const statusLines = new Map<string, string>();
+/** The framing field finalizeHeaders() adds: a Content-Length value (>= 0), none, or chunked. */
+const NO_LENGTH = -1;
+const CHUNKED = -2;
+/** The Connection field finalizeHeaders() adds. */
+const CONNECTION_NONE = 0;
+const CONNECTION_CLOSE = 1;
+const CONNECTION_KEEP_ALIVE = 2;
+
+function framingFields(length: number, connection: number): string {
+  let s = length >= 0 ? `Content-Length: ${length}\r\n` : length === CHUNKED ? "Transfer-Encoding: chunked\r\n" : "";
+  if (connection === CONNECTION_CLOSE) s += "Connection: close\r\n";
+  else if (connection === CONNECTION_KEEP_ALIVE) s += "Connection: keep-alive\r\n";
+  return s;
+}
+
+/**
+ * A status and header list that passed startResponse(), what checking them found, and their
+ * encoded head. Most applications send a few heads over and over, built from the same literals:
+ * a repeat is recognised by comparing strings (often the very same string objects) instead of
+ * validating and encoding it again. Shared by all connections; JavaScript runs one at a time.
+ */
+class ResponseHead {
+  status = "";
+  readonly names: string[] = [];
+  readonly values: string[] = [];
+  code = 0;
+  /** The status line's text: a bare "NNN" gets its standard reason phrase. */
+  fullStatus = "";
+  declared = -1;
+  hasDate = false;
+  hasClose = false;
+  /** The whole encoded head for one protocol, framing, Connection field and Date line. */
+  private bytes: Uint8Array | null = null;
+  private protocol = "";
+  private length = NO_LENGTH;
+  private connection = CONNECTION_NONE;
+  private date: Uint8Array | null = null;
+  /** The last combination that missed: a head is encoded only when one repeats, as a unique one may never come back. */
+  private missProtocol = "";
+  private missLength = NO_LENGTH;
+  private missConnection = -1;
+  private missDate: Uint8Array | null = null;
+
+  /** Become the head of a checked status and header list (in place: no allocation). */
+  set(status: string, headers: ResponseHeaders, code: number, declared: number, date: boolean, close: boolean): this {
+    this.status = status;
+    const n = headers.length;
+    this.names.length = this.values.length = n;
+    for (let i = 0; i < n; i++) {
+      const h = headers[i] as readonly [string, string];
+      this.names[i] = h[0];
+      this.values[i] = h[1];
+    }
+    this.code = code;
+    this.fullStatus = status.length === 3 ? `${status} ${STANDARD_REASONS[code] ?? ""}`.trimEnd() : status;
+    this.declared = declared;
+    this.hasDate = date;
+    this.hasClose = close;
+    this.bytes = this.date = this.missDate = null;
+    this.missConnection = -1;
+    return this;
+  }
+
+  /** Whether `headers` holds, right now, the same pairs this head was made from. */
+  matches(headers: unknown): boolean {
+    const names = this.names;
+    if (!Array.isArray(headers) || headers.length !== names.length) return false;
+    for (let i = 0; i < names.length; i++) {
+      const h: unknown = headers[i];
+      if (!Array.isArray(h) || h.length !== 2 || h[0] !== names[i] || h[1] !== this.values[i]) return false;
+    }
+    return true;
+  }
+
+  /** The status line and fields, Date and the blank line excepted. */
+  text(protocol: string, length: number, connection: number): string {
+    let s = `${protocol} ${this.fullStatus}\r\n`;
+    for (let i = 0; i < this.names.length; i++) s += `${this.names[i]}: ${this.values[i]}\r\n`;
+    return s + framingFields(length, connection);
+  }
+
+  /** The encoded head for this combination, or null the first time it is asked for. */
+  encoded(protocol: string, length: number, connection: number, date: Uint8Array | null): Uint8Array | null {
+    if (
+      this.bytes !== null &&
+      length === this.length &&
+      connection === this.connection &&
+      date === this.date &&
+      protocol === this.protocol
+    ) {
+      return this.bytes;
+    }
+    if (
+      length !== this.missLength ||
+      connection !== this.missConnection ||
+      date !== this.missDate ||
+      protocol !== this.missProtocol
+    ) {
+      this.missProtocol = protocol;
+      this.missLength = length;
+      this.missConnection = connection;
+      this.missDate = date;
+      return null;
+    }
+    const s = this.text(protocol, length, connection);
+    const dateLength = date === null ? 0 : date.length;
+    const bytes = Buffer.alloc(s.length + dateLength + 2);
+    bytes.write(s, 0, "latin1");
+    if (date !== null) bytes.set(date, s.length);
+    bytes[bytes.length - 2] = 13;
+    bytes[bytes.length - 1] = 10;
+    this.bytes = bytes;
+    this.protocol = protocol;
+    this.length = length;
+    this.connection = connection;
+    this.date = date;
+    return bytes;
+  }
+}
+
+/** Heads seen at least twice; a full cache replaces its oldest. */
+const HEAD_CACHE_SIZE = 4;
+const heads: ResponseHead[] = [];
+let nextHead = 0;
+/**
+ * The last head seen only once. A list unique to its response (an ETag, a Content-Length the
+ * app computed) then costs no allocation, and never pushes a repeated head out of the cache.
+ */
+let candidate = new ResponseHead();
+
+function findHead(status: string, headers: ResponseHeaders): ResponseHead | null {
+  for (let i = 0; i < heads.length; i++) {
+    const h = heads[i] as ResponseHead;
+    if (h.status === status && h.matches(headers)) return h;
+  }
+  // code 0: a fresh candidate, which no status may match (not even "").
+  if (candidate.code === 0 || candidate.status !== status || !candidate.matches(headers)) return null;
+  const seenTwice = candidate;
+  candidate = new ResponseHead();
+  if (heads.length < HEAD_CACHE_SIZE) heads.push(seenTwice);
+  else {
+    heads[nextHead] = seenTwice;
+    nextHead = (nextHead + 1) % HEAD_CACHE_SIZE;
+  }
+  return seenTwice;
+}
+
+/** Validate a status and header list (ContractError when wrong); the result is the new candidate. */
+function checkHead(status: string, headers: ResponseHeaders): ResponseHead {
+  const code = parseStatus(status);
+  if (!Array.isArray(headers)) throw new ContractError("headers must be an array of [name, value] pairs");
+  let declared = -1;
+  let date = false;
+  let close = false;
+  for (let i = 0; i < headers.length; i++) {
+    const h: unknown = headers[i];
+    if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== "string" || typeof h[1] !== "string") {
+      throw new ContractError("each header must be a [name, value] pair of strings");
+    }
+    const name = h[0];
+    const value = h[1];
+    if (!isToken(name)) throw new ContractError(`invalid header name ${JSON.stringify(name)}: not an RFC 9110 token`);
+    const bad = badValueChar(value);
+    if (bad !== null) throw new ContractError(`invalid value for header ${name}: contains ${bad}`);
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === "date") date = true;
+        break;
+      case 10:
+        if (name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
+        break;
+      case 14:
+        if (name.toLowerCase() === "content-length") {
+          if (!isDigits(value)) throw new ContractError(`invalid Content-Length ${JSON.stringify(value)}`);
+          const n = Number(value);
+          if (declared !== -1 && declared !== n) throw new ContractError("conflicting Content-Length headers");
+          declared = n;
+        }
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") {
+          throw new ContractError("Transfer-Encoding is hop-by-hop and set by the server (PEP 3333)");
+        }
+        break;
+    }
+  }
+  return candidate.set(status, headers, code, declared, date, close);
+}
 
 /** "HTTP/1.0" … "HTTP/1.9" by minor version: SERVER_PROTOCOL without building a string per request. */
 const HTTP_1X: readonly string[] = Array.from({ length: 10 }, (_, minor) => `HTTP/1.${minor}`);
@@ -269,6 +475,8 @@ export class WSGIHandler {
   private appClose = false;
   /** Stop iterating the body: the declared length was reached and exceeded. */
   private overflowed = false;
+  /** What startResponse() found for this response's status and headers. */
+  private head: ResponseHead | null = null;
 
   /** Body bytes sent for this response (framing excluded): Apache's %b. */
   get bodyLength(): number {
@@ -322,7 +530,7 @@ export class WSGIHandler {
     const hs = count > 0 ? base + (f[0] as number) : 0;
     const he = count > 0 ? base + (f[(count - 1) * FIELD_SLOTS + 3] as number) : 0;
     const last = this.lastFields;
-    if (last !== null && last.length === he - hs && buf.compare(last, 0, last.length, hs, he) === 0) {
+    if (last !== null && last.length === he - hs && sameBytes(last, buf, hs)) {
       // Fresh pairs around the same strings: the app may change what it is given.
       const cached = this.lastHeaders as Array<[string, string]>;
       const headers: Array<[string, string]> = new Array(cached.length);
@@ -412,6 +620,7 @@ export class WSGIHandler {
     this.status = null;
     this.code = null;
     this.responseHeaders = null;
+    this.head = null;
     this.responseLength = 0;
     this.timeFinish = 0;
     this.closeConnection = false;
@@ -700,53 +909,21 @@ export class WSGIHandler {
       throw new ContractError("startResponse() called a second time without excInfo");
     }
     if (typeof status !== "string") throw new ContractError("status must be a string like '200 OK'");
-    const code = parseStatus(status);
-    if (!Array.isArray(headers)) throw new ContractError("headers must be an array of [name, value] pairs");
-    let declared = -1;
-    let date = false;
-    let close = false;
-    for (const h of headers) {
-      if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== "string" || typeof h[1] !== "string") {
-        throw new ContractError("each header must be a [name, value] pair of strings");
-      }
-      const [name, value] = h;
-      if (!isToken(name)) throw new ContractError(`invalid header name ${JSON.stringify(name)}: not an RFC 9110 token`);
-      const bad = badValueChar(value);
-      if (bad !== null) throw new ContractError(`invalid value for header ${name}: contains ${bad}`);
-      switch (name.length) {
-        case 4:
-          if (name.toLowerCase() === "date") date = true;
-          break;
-        case 10:
-          if (name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
-          break;
-        case 14:
-          if (name.toLowerCase() === "content-length") {
-            if (!isDigits(value)) throw new ContractError(`invalid Content-Length ${JSON.stringify(value)}`);
-            const n = Number(value);
-            if (declared !== -1 && declared !== n) throw new ContractError("conflicting Content-Length headers");
-            declared = n;
-          }
-          break;
-        case 17:
-          if (name.toLowerCase() === "transfer-encoding") {
-            throw new ContractError("Transfer-Encoding is hop-by-hop and set by the server (PEP 3333)");
-          }
-          break;
-      }
-    }
-    if ((code === 204 || code === 304) && declared > 0) {
+    const head = findHead(status, headers) ?? checkHead(status, headers);
+    const code = head.code;
+    if ((code === 204 || code === 304) && head.declared > 0) {
       throw new ContractError(`a ${code} response must not have a non-zero Content-Length`);
     }
     if (code === 101 && !this.upgradeRequested) {
       throw new ContractError("101 Switching Protocols answers only an Upgrade request (RFC 9110 §15.2.2)");
     }
-    this.status = status.length === 3 ? `${status} ${STANDARD_REASONS[code] ?? ""}`.trimEnd() : status;
+    this.status = head.fullStatus;
     this.code = code;
     this.responseHeaders = headers;
-    this.declaredLength = declared;
-    this.appDate = date;
-    this.appClose = close;
+    this.head = head;
+    this.declaredLength = head.declared;
+    this.appDate = head.hasDate;
+    this.appClose = head.hasClose;
     this.startCalled = true;
     return this.writeBound;
   }
@@ -807,6 +984,18 @@ export class WSGIHandler {
    * Content-Length when known, chunked for unsized HTTP/1.1 bodies, close-delimited otherwise.
    */
   finalizeHeaders(): void {
+    const status = this.status as string;
+    const headers = this.responseHeaders as ResponseHeaders;
+    let head = this.head;
+    // A hook (or the app, on its own list) may have changed the status or the headers since
+    // startResponse(): what is sent is checked as startResponse() checks (ContractError: a 500).
+    if (head === null || head.fullStatus !== status || !head.matches(headers)) {
+      head = findHead(status, headers) ?? checkHead(status, headers);
+      this.head = head;
+      this.declaredLength = head.declared;
+      this.appDate = head.hasDate;
+      this.appClose = head.hasClose;
+    }
     const conn = this.connection;
     const p = conn.parser;
     const code = this.code as number;
@@ -820,45 +1009,43 @@ export class WSGIHandler {
     if (conn.bodyActive && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
       close = true;
     }
-    let extra = "";
+    let length = NO_LENGTH;
     if (code === 101 || this.noBody) {
       if (code >= 100 && code < 200 && code !== 101) close = true;
     } else if (this.declaredLength >= 0) {
       // The application's own Content-Length stands.
     } else if (this.sizedLength >= 0) {
-      extra += `Content-Length: ${this.sizedLength}\r\n`;
+      length = this.sizedLength;
     } else if (this.isHead) {
       // No body follows a HEAD response; its length is unknown without running a GET.
     } else if (!http10) {
       this.chunked = true;
-      extra += "Transfer-Encoding: chunked\r\n";
+      length = CHUNKED;
     } else {
       close = true;
     }
+    let connection = CONNECTION_NONE;
     if (close && code !== 101) {
-      if (!this.appClose) extra += "Connection: close\r\n";
+      if (!this.appClose) connection = CONNECTION_CLOSE;
     } else if (http10 && code !== 101) {
-      extra += "Connection: keep-alive\r\n";
+      connection = CONNECTION_KEEP_ALIVE;
     }
     this.closeConnection = close;
-    let head = statusLines.get(this.status as string);
-    if (head === undefined) {
-      head = `${this.protocolVersion} ${this.status}\r\n`;
-      if (statusLines.size < 256) statusLines.set(this.status as string, head);
+    const date = this.appDate ? null : clock.dateHeader();
+    const bytes = head.encoded(this.protocolVersion, length, connection, date);
+    if (bytes !== null) {
+      conn.writeBytes(bytes);
+      this.responseLength += bytes.length;
+      return;
     }
-    for (const [name, value] of this.responseHeaders as ResponseHeaders) head += `${name}: ${value}\r\n`;
-    head += extra;
-    if (this.appDate) {
-      head += "\r\n";
-      conn.writeLatin1(head);
-      this.responseLength += head.length;
-    } else {
-      conn.writeLatin1(head);
-      const date = clock.dateHeader();
+    const text = head.text(this.protocolVersion, length, connection);
+    conn.writeLatin1(text);
+    this.responseLength += text.length + 2;
+    if (date !== null) {
       conn.writeBytes(date);
-      conn.writeLatin1("\r\n");
-      this.responseLength += head.length + date.length + 2;
+      this.responseLength += date.length;
     }
+    conn.writeLatin1("\r\n");
   }
 
   /** The body is complete: send headers if nothing was sent, end chunked framing, check the length. */

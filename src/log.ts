@@ -202,16 +202,29 @@ const pad2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/** Clock strings recomputed at most once per second: the Date header and the log timestamp. */
+/**
+ * Clock strings recomputed at most once per second: the Date header and the log timestamp.
+ * They stay valid until a timer at the next second boundary marks them stale (as node:http
+ * does): a response reads no wall clock for its Date.
+ */
 class Clock {
   private second = -1;
+  private stale = true;
   private dateLine = new Uint8Array(0);
   private local = "";
   private utcDate = "";
   private clfTime = "";
+  private readonly expireBound = (): void => {
+    this.stale = true;
+  };
 
   private refresh(): void {
+    if (!this.stale) return;
+    this.stale = false;
     const now = Date.now();
+    // unref(): the clock never keeps a process alive. A timer that fires a little early finds
+    // the same second and waits the rest of it.
+    setTimeout(this.expireBound, 1000 - (now % 1000)).unref();
     const second = Math.floor(now / 1000);
     if (second === this.second) return;
     this.second = second;

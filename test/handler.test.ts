@@ -260,8 +260,153 @@ describe("the environ a keep-alive connection reuses", () => {
   });
 });
 
+describe("a response head repeated across requests (the server reuses its checked, encoded form)", () => {
+  const HEADERS: Array<[string, string]> = [
+    ["Content-Type", "text/plain"],
+    ["X-Same", "1"],
+  ];
+
+  test("each repeat frames its own body length and connection, byte for byte as the first", async () => {
+    const { port } = start((e, sr) => {
+      sr("200 OK", HEADERS);
+      return [e.PATH_INFO === "/long" ? "a longer body" : "short"];
+    });
+    const c = await RawClient.connect(port);
+    const heads: string[] = [];
+    for (const [path, version, extra] of [
+      ["/short", "1.1", ""],
+      ["/short", "1.1", ""],
+      ["/long", "1.1", ""],
+      ["/long", "1.1", ""],
+      ["/short", "1.0", "Connection: keep-alive\r\n"],
+      ["/short", "1.0", "Connection: keep-alive\r\n"],
+      ["/short", "1.1", ""],
+      ["/long", "1.1", "Connection: close\r\n"],
+    ]) {
+      c.send(`GET ${path} HTTP/${version}\r\nHost: a\r\n${extra}\r\n`);
+      const r = await c.response();
+      expect(r.body).toBe(path === "/long" ? "a longer body" : "short");
+      heads.push(r.raw.slice(0, r.raw.length - r.body.length).replace(/^Date: .*\r\n/m, ""));
+    }
+    await c.waitClosed();
+    const head = (length: number, connection: string): string =>
+      `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Same: 1\r\nContent-Length: ${length}\r\n${connection}\r\n`;
+    expect(heads).toEqual([
+      head(5, ""),
+      head(5, ""),
+      head(13, ""),
+      head(13, ""),
+      head(5, "Connection: keep-alive\r\n"),
+      head(5, "Connection: keep-alive\r\n"),
+      head(5, ""),
+      head(13, "Connection: close\r\n"),
+    ]);
+  });
+
+  test("a repeated head carries the current Date after a second boundary", async () => {
+    const { port } = start((_e, sr) => {
+      sr("200 OK", HEADERS);
+      return ["x"];
+    });
+    const c = await RawClient.connect(port);
+    const dates: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      if (i === 2) await Bun.sleep(1000 - (Date.now() % 1000) + 50);
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      const before = Math.floor(Date.now() / 1000);
+      dates.push(Date.parse((await c.response()).header("date") as string) / 1000);
+      expect(dates.at(-1)).toBeGreaterThanOrEqual(before - 1);
+    }
+    c.close();
+    expect(dates[2]).toBeGreaterThan(dates[0] as number);
+    expect(dates[2]).toBe(Math.floor(Date.now() / 1000));
+  });
+
+  test("headers the app changes after startResponse are checked like the rest: a CRLF added later is a 500", async () => {
+    let round = 0;
+    const { port, errors } = start((_e, sr) => {
+      const headers: Array<[string, string]> = [["X-Same", "1"]];
+      sr("200 OK", headers);
+      round++;
+      if (round === 2) headers.push(["X-Late", "ok"]);
+      if (round === 3) (headers[0] as [string, string])[1] = "1\r\nSet-Cookie: evil=1";
+      return ["body"];
+    });
+    const c = await RawClient.connect(port);
+    const got: Array<[number, string | undefined, string | undefined]> = [];
+    for (let i = 0; i < 4; i++) {
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      const r = await c.response();
+      expect(r.raw).not.toContain("evil=1");
+      got.push([r.status, r.header("x-same"), r.header("x-late")]);
+      if (r.status === 500) break;
+    }
+    c.close();
+    expect(got).toEqual([
+      [200, "1", undefined],
+      [200, "1", "ok"],
+      [500, undefined, undefined],
+    ]);
+    expect(errors.join("")).toContain("invalid value for header X-Same: contains CR");
+  });
+
+  test("responses in flight at once, each with its own head, get their own fields", async () => {
+    const { port } = start(async (e, sr) => {
+      const n = e.PATH_INFO.slice(1);
+      sr("200 OK", [[`X-Head-${n}`, n]]);
+      // Another connection's startResponse() runs before this response's head is written.
+      await Bun.sleep(5 * Number(n));
+      return [n];
+    });
+    const clients = await Promise.all([1, 2, 3].map(() => RawClient.connect(port)));
+    for (let round = 0; round < 2; round++) {
+      clients.forEach((c, i) => {
+        c.send(`GET /${i + 1} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      });
+      const rs = await Promise.all(clients.map((c) => c.response()));
+      rs.forEach((r, i) => {
+        const n = String(i + 1);
+        expect(r.body).toBe(n);
+        expect(r.headers.filter(([name]) => name.startsWith("X-Head-"))).toEqual([[`X-Head-${n}`, n]]);
+      });
+    }
+    for (const c of clients) c.close();
+  });
+
+  test("a handler whose finalizeHeaders adds a field sends it; one with another protocolVersion gets its own status line", async () => {
+    class Tagging extends WSGIHandler {
+      override finalizeHeaders(): void {
+        this.responseHeaders = [...(this.responseHeaders ?? []), ["X-Tag", "added"]];
+        super.finalizeHeaders();
+      }
+    }
+    class Http10 extends WSGIHandler {
+      override protocolVersion = "HTTP/1.0";
+    }
+    const app: Application = (_e, sr) => {
+      sr("200 OK", HEADERS);
+      return ["x"];
+    };
+    const plain = start(app).port;
+    const tagged = start(app, { handlerClass: Tagging }).port;
+    const old = start(app, { handlerClass: Http10 }).port;
+    for (const port of [plain, tagged, old, plain, old, tagged]) {
+      const c = await RawClient.connect(port);
+      for (let i = 0; i < 2; i++) {
+        c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        const r = await c.response();
+        expect(r.statusLine).toBe(port === old ? "HTTP/1.0 200 OK" : "HTTP/1.1 200 OK");
+        expect(r.header("x-tag")).toBe(port === tagged ? "added" : undefined);
+        expect(r.header("x-same")).toBe("1");
+      }
+      c.close();
+    }
+  });
+});
+
 describe("startResponse misuse throws synchronously and nothing of it reaches the wire", () => {
   const misuse: Array<[string, (sr: StartResponse) => void]> = [
+    ["an empty status", (sr) => sr("", [])],
     ["a status shorter than three digits", (sr) => sr("20", [])],
     ["a status without a reason separator", (sr) => sr("200OK", [])],
     ["a status that is not a number", (sr) => sr("abc Nope", [])],
@@ -397,6 +542,34 @@ describe("startResponse misuse throws synchronously and nothing of it reaches th
     const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     expect(r.headers.filter(([n]) => n === "Date")).toEqual([["Date", "Thu, 01 Jan 2026 00:00:00 GMT"]]);
   });
+});
+
+describe("string chunks", () => {
+  const bodies = [
+    "ascii only",
+    "caf\u00e9",
+    "snow \u2603",
+    "grin \u{1F600}",
+    "lone \ud800 surrogate",
+    "x".repeat(64),
+    `${"x".repeat(64)}\u00e9`,
+    `${"\u00e9".repeat(40)}`,
+  ];
+  for (const text of bodies) {
+    test(`go out as UTF-8 framed by their byte length: ${JSON.stringify(text.slice(0, 24))} (${text.length} chars)`, async () => {
+      const { port } = start((_e, sr) => {
+        sr("200 OK", []);
+        return [text];
+      });
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      const r = await c.response();
+      c.close();
+      const bytes = Buffer.from(text, "utf8");
+      expect(Number(r.header("content-length"))).toBe(bytes.length);
+      expect(Buffer.from(r.body, "latin1").equals(bytes)).toBe(true);
+    });
+  }
 });
 
 describe("application errors and result lifecycle", () => {

@@ -56,3 +56,13 @@ test("the Date header is an IMF-fixdate and the log timestamp is local YYYY-MM-D
   expect(Math.abs(Date.parse(clock.httpDate()) - Date.now())).toBeLessThan(2000);
   expect(clock.localTimestamp()).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
 });
+
+test("the cached Date header moves on at each second boundary", async () => {
+  const second = (): number => Date.parse(clock.httpDate()) / 1000;
+  const first = second();
+  // Just past the next boundary (timers fire no earlier than asked; 50 ms of slack for a busy machine).
+  await Bun.sleep(1000 - (Date.now() % 1000) + 50);
+  expect(second()).toBe(Math.floor(Date.now() / 1000));
+  expect(second()).toBeGreaterThan(first);
+  expect(new TextDecoder().decode(clock.dateHeader())).toBe(`Date: ${clock.httpDate()}\r\n`);
+});
