@@ -199,6 +199,12 @@ function sameBytes(a: Uint8Array, buf: Buffer, at: number): boolean {
   return true;
 }
 
+/** Whether buf holds the latin-1 bytes of s at `at`. */
+function sameLatin1(s: string, buf: Buffer, at: number): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[at + i]) return false;
+  return true;
+}
+
 /** Bytes of a chunk on the wire (a string goes out as UTF-8). */
 function chunkLength(c: Chunk): number {
   if (typeof c !== "string") return c.length;
@@ -449,6 +455,11 @@ export class WSGIHandler {
 
   private headBuf: Buffer | null = null;
   /** The previous request's header section (bytes) and its decoded fields. */
+  /** The last request line decoded, and the line whose target `linePath` is. */
+  private lastLine = "";
+  private pathLine = "";
+  private pathStart = 0;
+  private linePath = "";
   private lastFields: Uint8Array | null = null;
   private lastHeaders: Array<[string, string]> | null = null;
   private tlsEnv: Record<string, string> | null = null;
@@ -503,7 +514,16 @@ export class WSGIHandler {
   /** The request line of the current request, decoded as latin-1. */
   readRequestline(): string {
     const p = this.connection.parser;
-    return latin1(this.headBuf as Buffer, this.headStart + p.lineStart, this.headStart + p.lineEnd);
+    const buf = this.headBuf as Buffer;
+    const s = this.headStart + p.lineStart;
+    const e = this.headStart + p.lineEnd;
+    // A keep-alive client often repeats its request line (a poll, a health check, a benchmark):
+    // then the bytes are compared with the last line's characters instead of decoded again.
+    const last = this.lastLine;
+    if (last.length === e - s && e - s <= 2 * SHORT_RUN && sameLatin1(last, buf, s)) return last;
+    const line = latin1(buf, s, e);
+    this.lastLine = line;
+    return line;
   }
 
   /**
@@ -516,11 +536,19 @@ export class WSGIHandler {
     const base = this.headStart;
     this.command = p.method;
     // The target is part of the request line already decoded: a substring, not a second decode
-    // (unless an overridden readRequestline() handed over some other line).
-    this.path =
-      line.length === p.lineEnd - p.lineStart
-        ? line.slice(p.targetStart - p.lineStart, p.targetEnd - p.lineStart)
-        : latin1(buf, base + p.targetStart, base + p.targetEnd);
+    // (unless an overridden readRequestline() handed over some other line), and the last one
+    // again when the line repeats.
+    if (line.length !== p.lineEnd - p.lineStart) {
+      this.path = latin1(buf, base + p.targetStart, base + p.targetEnd);
+    } else {
+      const ts = p.targetStart - p.lineStart;
+      if (line !== this.pathLine || ts !== this.pathStart || p.targetEnd - p.targetStart !== this.linePath.length) {
+        this.pathLine = line;
+        this.pathStart = ts;
+        this.linePath = line.slice(ts, p.targetEnd - p.lineStart);
+      }
+      this.path = this.linePath;
+    }
     // The parser admits major version 1 only (others get 505).
     this.requestVersion = HTTP_1X[p.versionMinor] as string;
     const f = p.fields;

@@ -133,6 +133,48 @@ describe("repeated header sections on a keep-alive connection", () => {
   });
 });
 
+describe("request lines on a keep-alive connection", () => {
+  test("a repeated line is the same request again; a changed one (even of the same length) is read afresh", async () => {
+    const seen: string[] = [];
+    const { port, access } = start((e, sr) => {
+      seen.push(`${e.REQUEST_METHOD} ${e.REQUEST_URI} ${e.PATH_INFO} ?${e.QUERY_STRING} ${e.SERVER_PROTOCOL}`);
+      sr("200 OK", []);
+      return [];
+    });
+    const lines = [
+      "GET /a HTTP/1.1",
+      "GET /a HTTP/1.1",
+      "GET /b HTTP/1.1",
+      "PUT /a HTTP/1.1",
+      "GET /a?q HTTP/1.1",
+      "GET /a?q HTTP/1.1",
+      "GET /a?r HTTP/1.1",
+      "GET /%41 HTTP/1.1",
+      "GET /a HTTP/1.0",
+      "GET /a HTTP/1.1",
+    ];
+    const c = await RawClient.connect(port);
+    for (const line of lines) {
+      c.send(`${line}\r\nHost: h\r\nConnection: keep-alive\r\n${line.startsWith("PUT") ? "Content-Length: 0\r\n" : ""}\r\n`);
+      await c.response();
+    }
+    c.close();
+    expect(seen).toEqual([
+      "GET /a /a ? HTTP/1.1",
+      "GET /a /a ? HTTP/1.1",
+      "GET /b /b ? HTTP/1.1",
+      "PUT /a /a ? HTTP/1.1",
+      "GET /a?q /a ?q HTTP/1.1",
+      "GET /a?q /a ?q HTTP/1.1",
+      "GET /a?r /a ?r HTTP/1.1",
+      "GET /%41 /A ? HTTP/1.1",
+      "GET /a /a ? HTTP/1.0",
+      "GET /a /a ? HTTP/1.1",
+    ]);
+    expect(access.map((l) => l.split('"')[1])).toEqual(lines);
+  });
+});
+
 describe("the environ a keep-alive connection reuses", () => {
   test("each request gets its own object: what an app changes or deletes does not reach the next", async () => {
     const envs: Environ[] = [];
