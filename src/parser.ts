@@ -244,7 +244,7 @@ export class RequestParser {
       }
       // The blank line that ends a head needs no search: a CR then LF at pos is the first LF
       // (one found at or past end is handled below like any other).
-      const lf = buf[pos] === CR && buf[pos + 1] === LF ? pos + 1 : buf.indexOf(LF, pos);
+      const lf = buf[pos] === CR && buf[pos + 1] === LF ? pos + 1 : findLF(buf, pos, end);
       if (lf === -1 || lf >= end) {
         // A CR not at the very end can never be followed by LF: fail now, not at the limit.
         const cr = buf.indexOf(CR, pos);
@@ -265,10 +265,12 @@ export class RequestParser {
           if (this.curLine > MAX_LEADING_BLANK) return -ParseError.BAD_REQUEST_LINE;
           continue;
         }
-        // Any other CR in the line is bare. A field line needs no such scan: every byte of it
-        // is checked against the name or value grammar, where a CR is reported as bare too.
-        if (buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
         err = this.requestLine(buf, start, lineStart, lineEnd);
+        // Any other CR in the line is bare, and that is the verdict whatever else is wrong.
+        // Only a failed line can hold one (no part of its grammar admits a CR), so a good line
+        // is not searched. A field line needs no such search: every byte of it is checked
+        // against the name or value grammar, where a CR is reported as bare too.
+        if (err < 0 && buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
         this.haveRequestLine = true;
       } else if (lineEnd === lineStart) {
         const used = pos - start;
@@ -547,6 +549,16 @@ export class RequestParser {
 }
 
 const isDigit = (b: number): boolean => b >= 48 && b <= 57;
+
+/** Lines up to this long are searched for their LF here: cheaper than the native search. */
+const SHORT_LINE = 64;
+
+/** The first LF in buf[pos, end), or -1 (or an index past end) when there is none yet. */
+function findLF(buf: Uint8Array, pos: number, end: number): number {
+  const stop = end - pos > SHORT_LINE ? pos + SHORT_LINE : end;
+  for (let i = pos; i < stop; i++) if (buf[i] === LF) return i;
+  return stop < end ? buf.indexOf(LF, stop) : -1;
+}
 
 /** The first byte in buf[i, end) that is not a field-value byte, or end. */
 function valueEnd(buf: Uint8Array, i: number, end: number): number {
