@@ -520,7 +520,7 @@ export class WSGIHandler {
     // A keep-alive client often repeats its request line (a poll, a health check, a benchmark):
     // then the bytes are compared with the last line's characters instead of decoded again.
     const last = this.lastLine;
-    if (last.length === e - s && e - s <= 2 * SHORT_RUN && sameLatin1(last, buf, s)) return last;
+    if (last.length === e - s && e - s <= SHORT_RUN && sameLatin1(last, buf, s)) return last;
     const line = latin1(buf, s, e);
     this.lastLine = line;
     return line;
