@@ -474,20 +474,21 @@ export class WSGIHandler {
   private headStart = 0;
   private upgradeRequested = false;
   private startCalled = false;
-  /** Content-Length the application declared, or -1. */
-  private declaredLength = -1;
   /** Total length of an Array result, or -1. */
   private sizedLength = -1;
   private bodySent = 0;
   private chunked = false;
   private noBody = false;
   private isHead = false;
-  private appDate = false;
-  private appClose = false;
   /** Stop iterating the body: the declared length was reached and exceeded. */
   private overflowed = false;
   /** What startResponse() found for this response's status and headers. */
   private head: ResponseHead | null = null;
+
+  /** Content-Length the application declared, or -1. */
+  private get declaredLength(): number {
+    return this.head === null ? -1 : this.head.declared;
+  }
 
   /** Body bytes sent for this response (framing excluded): Apache's %b. */
   get bodyLength(): number {
@@ -655,14 +656,11 @@ export class WSGIHandler {
     this.headersSent = false;
     this.result = null;
     this.startCalled = false;
-    this.declaredLength = -1;
     this.sizedLength = -1;
     this.bodySent = 0;
     this.chunked = false;
     this.noBody = false;
     this.isHead = false;
-    this.appDate = false;
-    this.appClose = false;
     this.overflowed = false;
   }
 
@@ -949,9 +947,6 @@ export class WSGIHandler {
     this.code = code;
     this.responseHeaders = headers;
     this.head = head;
-    this.declaredLength = head.declared;
-    this.appDate = head.hasDate;
-    this.appClose = head.hasClose;
     this.startCalled = true;
     return this.writeBound;
   }
@@ -1020,9 +1015,6 @@ export class WSGIHandler {
     if (head === null || head.fullStatus !== status || !head.matches(headers)) {
       head = findHead(status, headers) ?? checkHead(status, headers);
       this.head = head;
-      this.declaredLength = head.declared;
-      this.appDate = head.hasDate;
-      this.appClose = head.hasClose;
     }
     const conn = this.connection;
     const p = conn.parser;
@@ -1031,7 +1023,7 @@ export class WSGIHandler {
     this.isHead = this.command === "HEAD";
     this.noBody = code < 200 || code === 204 || code === 304;
     let close =
-      this.closeConnection || this.appClose || clientCloses(p) || this.server.stopping || conn.peerEnded || conn.bodyFailed;
+      this.closeConnection || head.hasClose || clientCloses(p) || this.server.stopping || conn.peerEnded || conn.bodyFailed;
     if (this.upgradeRequested && code !== 101) close = true;
     // A body we would have to read and drop, or one the client was never told to send.
     if (conn.bodyActive && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
@@ -1040,7 +1032,7 @@ export class WSGIHandler {
     let length = NO_LENGTH;
     if (code === 101 || this.noBody) {
       if (code >= 100 && code < 200 && code !== 101) close = true;
-    } else if (this.declaredLength >= 0) {
+    } else if (head.declared >= 0) {
       // The application's own Content-Length stands.
     } else if (this.sizedLength >= 0) {
       length = this.sizedLength;
@@ -1054,12 +1046,12 @@ export class WSGIHandler {
     }
     let connection = CONNECTION_NONE;
     if (close && code !== 101) {
-      if (!this.appClose) connection = CONNECTION_CLOSE;
+      if (!head.hasClose) connection = CONNECTION_CLOSE;
     } else if (http10 && code !== 101) {
       connection = CONNECTION_KEEP_ALIVE;
     }
     this.closeConnection = close;
-    const date = this.appDate ? null : clock.dateHeader();
+    const date = head.hasDate ? null : clock.dateHeader();
     const bytes = head.encoded(this.protocolVersion, length, connection, date);
     if (bytes !== null) {
       conn.writeBytes(bytes);
