@@ -240,6 +240,11 @@ const rows: Row[] = [
       ["body", DEFAULT_TIMEOUTS.body, "Request body may stall this long between reads, else 408 and close."],
       ["write", DEFAULT_TIMEOUTS.write, "A client that accepts no response bytes this long is cut off."],
       ["shutdown", DEFAULT_TIMEOUTS.shutdown, "Graceful stop (SIGTERM/SIGINT) waits this long for in-flight requests."],
+      [
+        "stop_idle",
+        DEFAULT_TIMEOUTS.stopIdle,
+        "During a graceful stop, idle keep-alive connections stay open this long (at most `shutdown`): a request already on its way gets an answer with `Connection: close`, not a reset.",
+      ],
     ] as const
   ).map(
     ([name, value, doc]): Row => ({
@@ -774,6 +779,7 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
       body: n("timeouts.body"),
       write: n("timeouts.write"),
       shutdown: n("timeouts.shutdown"),
+      stopIdle: n("timeouts.stop_idle"),
     },
   };
 }

@@ -1,11 +1,11 @@
 /** @module connection — per-socket state: input assembly, request sequencing, write queue and backpressure, deadlines. */
 
 import type { Socket } from "bun";
-import { BODY_ERRORS, BodyDecoder, type BodyLimits } from "./body.ts";
-import { ConnectionClosedError, HTTPError } from "./errors.ts";
+import { BODY_ERRORS, BodyDecoder, BodyError, type BodyLimits } from "./body.ts";
+import { ClientDisconnected, ConnectionClosedError, HTTPError } from "./errors.ts";
 import type { WSGIHandler } from "./handler.ts";
 import { copyOf, Input, type InputOwner } from "./input.ts";
-import { type HeadLimits, PARSE_ERRORS, RequestParser } from "./parser.ts";
+import { type HeadLimits, PARSE_ERRORS, ParseError, RequestParser } from "./parser.ts";
 
 /** Timeouts in seconds; 0 disables one. */
 export interface Timeouts {
@@ -19,6 +19,12 @@ export interface Timeouts {
   write: number;
   /** Graceful-stop deadline used by signals and stop() without an argument. */
   shutdown: number;
+  /**
+   * During a graceful stop, idle keep-alive connections stay open this long (capped by the
+   * stop's deadline): a request already on its way is answered with `Connection: close`
+   * instead of meeting a closed socket.
+   */
+  stopIdle: number;
 }
 
 /** What a Connection needs from its server. */
@@ -27,12 +33,32 @@ export interface ConnectionHost {
   readonly bodyLimits: BodyLimits;
   readonly timeouts: Timeouts;
   readonly stopping: boolean;
+  /** Connections wait for a slot: close after the response instead of keeping the connection idle. */
+  readonly crowded: boolean;
   /** Coarse clock in seconds, advanced by the server's one timer. */
   readonly now: number;
   connectionClosed(conn: Connection): void;
+  /** A connection that closed while its response was in progress has finished that response. */
+  orphanSettled(conn: Connection): void;
 }
 
 export type ServerSocket = Socket<Connection>;
+
+/**
+ * An upgrade request (RFC 9110 §7.8): HTTP/1.1 with an Upgrade field that is also named among
+ * the Connection options (§7.6.1), without which Upgrade is not meant for this hop. Any other
+ * request that carries Upgrade is an ordinary request.
+ */
+export const isUpgradeRequest = (p: RequestParser): boolean => p.versionMinor >= 1 && p.hasUpgrade && p.connectionUpgrade;
+
+/** Why a request was refused, as a stable lower-case name ("bare_cr", "head_timeout", …) for logs and metrics. */
+const codeNames = (table: Readonly<Record<string, number>>): string[] => {
+  const names: string[] = [];
+  for (const [name, code] of Object.entries(table)) names[code] = name.toLowerCase();
+  return names;
+};
+const PARSE_REASONS = codeNames(ParseError);
+const BODY_REASONS = codeNames(BodyError);
 
 /** Pause reasons: reading resumes only when none is left. */
 const PAUSE_OUTPUT = 1;
@@ -138,13 +164,19 @@ export class Connection implements InputOwner {
   discarding = false;
   /** The request body was malformed or too large: the connection closes after the response. */
   bodyFailed = false;
-  /** After an upgrade request every byte goes to wsgi.input unframed. */
-  rawInput = false;
+  /**
+   * An upgrade request's stream of bytes after its body (environ "bunwsgi.raw_input"); null
+   * for any other request. It starts once the app has sent 101 and the body has ended.
+   */
+  rawInput: Input | null = null;
+  /** A 101 was sent: every byte after the request's body goes to rawInput unframed. */
+  upgraded = false;
+  /** Why the last request failed or was refused (a stable name for logs and metrics), or "". */
+  failReason = "";
   /** The peer half-closed its side. */
   peerEnded = false;
   expectContinue = false;
   continueSent = false;
-  requests = 0;
   /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
   slot = -1;
 
@@ -160,6 +192,8 @@ export class Connection implements InputOwner {
    */
   private consumed = 0;
   private paused = 0;
+  /** Resolves whenSettled() promises; made only when a stop waits. */
+  private settle: (() => void) | null = null;
 
   private queue: Uint8Array[] = [];
   private qHead = 0;
@@ -192,8 +226,8 @@ export class Connection implements InputOwner {
     if (this.closed || this.ending) return;
     this.lastRead = this.host.now;
     this.batching = true;
-    if (this.rawInput) {
-      this.pushInput(chunk, false);
+    if (this.upgraded && !this.bodyActive) {
+      this.pushInput(this.rawInput as Input, chunk, false);
     } else if (this.inEnd > this.inStart) {
       this.append(chunk);
       this.process(this.inBuf as Buffer, this.inStart, this.inEnd);
@@ -238,16 +272,29 @@ export class Connection implements InputOwner {
   onEnd(): void {
     this.peerEnded = true;
     if (this.closed) return;
-    if (this.rawInput) {
-      this.input.finish();
-      return;
-    }
+    // No raw bytes can follow a FIN; an upgraded app may still write (the peer only half-closed).
+    this.rawInput?.finish();
     if (this.bodyActive) {
-      this.input.fail(new ConnectionClosedError("peer closed before the request body was complete"));
+      this.input.fail(this.disconnected("closed its side"));
       this.bodyActive = false;
       this.bodyFailed = true;
     }
+    if (this.upgraded) return;
     if (!this.responding) this.endAfterFlush();
+  }
+
+  /** The error every unsatisfiable wsgi.input read rejects with once the client has gone (RFC 9112 §8). */
+  private disconnected(how: string): ClientDisconnected {
+    const p = this.parser;
+    const got = this.body.received;
+    const expected = this.body.chunked ? -1 : p.contentLength;
+    this.failReason = "client_disconnected";
+    const of = expected >= 0 ? ` of ${expected}` : " of a chunked body";
+    return new ClientDisconnected(
+      `client ${how} before the request body was complete (received ${got}${of} bytes)`,
+      got,
+      expected,
+    );
   }
 
   onClose(): void {
@@ -256,14 +303,17 @@ export class Connection implements InputOwner {
     this.ending = true;
     // An Error captures a stack: make one only for a reader or writer still waiting.
     const reject = this.drainReject;
-    if (this.input !== EMPTY_INPUT || reject !== null) {
+    if (this.bodyActive) this.input.fail(this.disconnected("reset the connection"));
+    if (this.input !== EMPTY_INPUT || reject !== null || this.rawInput !== null) {
       const err = new ConnectionClosedError();
       this.input.fail(err);
+      this.rawInput?.fail(err);
       reject?.(err);
     }
     this.drainPromise = this.drainResolve = this.drainReject = null;
     // A handler still running its app may yet read the parser's fields: only an idle one is reused.
     if (!this.responding) releaseParser(this.parser);
+    else this.handler.connectionLost();
     this.queue.length = 0;
     this.qHead = 0;
     this.queued = 0;
@@ -326,11 +376,6 @@ export class Connection implements InputOwner {
         this.releaseInput();
         return;
       }
-      if (this.rawInput) {
-        this.pushInput(buf.subarray(pos, end), buf === this.inBuf && this.inPooled);
-        this.releaseInput();
-        return;
-      }
       if (this.bodyActive || this.discarding) {
         pos = this.feedBody(buf, pos, end);
         if (pos < 0) {
@@ -338,6 +383,12 @@ export class Connection implements InputOwner {
           return;
         }
         continue;
+      }
+      // After a 101 and the request's body, the bytes are the new protocol's, unframed.
+      if (this.upgraded) {
+        this.pushInput(this.rawInput as Input, buf.subarray(pos, end), buf === this.inBuf && this.inPooled);
+        this.releaseInput();
+        return;
       }
       if (this.responding) {
         this.hold(buf, pos, end);
@@ -351,6 +402,7 @@ export class Connection implements InputOwner {
       }
       if (n < 0) {
         const [status, message] = PARSE_ERRORS[-n] as readonly [number, string];
+        this.failReason = PARSE_REASONS[-n] as string;
         this.reject(status, message, buf, pos, end);
         this.releaseInput();
         return;
@@ -369,7 +421,7 @@ export class Connection implements InputOwner {
     const n = body.execute(buf, pos, end);
     if (n < 0) {
       const [status, message] = BODY_ERRORS[-n] as readonly [number, string];
-      this.failBody(new HTTPError(status, message));
+      this.failBody(new HTTPError(status, message), BODY_REASONS[-n] as string);
       return -1;
     }
     if (body.dataEnd > body.dataStart) {
@@ -380,7 +432,7 @@ export class Connection implements InputOwner {
           return -1;
         }
       } else {
-        this.pushInput(buf.subarray(body.dataStart, body.dataEnd), buf === this.inBuf && this.inPooled);
+        this.pushInput(this.input, buf.subarray(body.dataStart, body.dataEnd), buf === this.inBuf && this.inPooled);
       }
     }
     if (body.done) {
@@ -392,14 +444,15 @@ export class Connection implements InputOwner {
     return pos + n;
   }
 
-  private pushInput(view: Uint8Array, copy: boolean): void {
-    if (this.input.push(view, copy)) this.consumed += view.length;
+  private pushInput(input: Input, view: Uint8Array, copy: boolean): void {
+    if (input.push(view, copy)) this.consumed += view.length;
     // Unread input above the mark pauses reading, unless the app is waiting for more than that
     // (read() to the end of a large body): then its own request is what bounds the buffer.
-    if (this.input.pending > INPUT_HIGH_WATER && !this.input.hungry) this.pause(PAUSE_INPUT);
+    if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.pause(PAUSE_INPUT);
   }
 
-  private failBody(err: HTTPError): void {
+  private failBody(err: HTTPError, reason: string): void {
+    this.failReason = reason;
     this.input.fail(err);
     this.bodyActive = false;
     this.discarding = false;
@@ -409,8 +462,8 @@ export class Connection implements InputOwner {
   }
 
   /** InputOwner: the app asked for body bytes; now is the time for 100 Continue (RFC 9110 §10.1.1). */
-  inputWanted(): void {
-    if (!this.expectContinue || this.continueSent || this.closed) return;
+  inputWanted(input: Input): void {
+    if (input !== this.input || !this.expectContinue || this.continueSent || this.closed) return;
     this.continueSent = true;
     if (this.body.received > 0 || this.handler.headersSent) return;
     this.writeLatin1("HTTP/1.1 100 Continue\r\n\r\n");
@@ -432,20 +485,19 @@ export class Connection implements InputOwner {
   private startRequest(buf: Buffer, start: number): void {
     const p = this.parser;
     const h = this.handler;
-    this.requests++;
     this.discarded = 0;
     this.bodyFailed = false;
     this.continueSent = false;
-    // Upgrade is HTTP/1.1 only (RFC 9110 §7.8); as in gevent, wsgi.input is then the raw stream.
-    if (p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade)) {
-      this.rawInput = true;
-      this.input = new Input(this);
-    } else if (p.chunked) {
+    this.failReason = "";
+    // An upgrade request's body is framed like any other; its raw stream is a second Input.
+    this.rawInput = isUpgradeRequest(p) ? new Input(this) : null;
+    if (p.chunked) {
       this.body.startChunked();
       this.bodyActive = true;
       this.input = new Input(this);
     } else if (p.contentLength > 0) {
       if (p.contentLength > this.host.bodyLimits.maxBody) {
+        this.failReason = "body_too_large";
         this.reject(413, "request body too large", buf, start, start + p.lineEnd);
         return;
       }
@@ -473,17 +525,43 @@ export class Connection implements InputOwner {
   private responseFailed(e: unknown): void {
     this.handler.logError(`unhandled error in handler: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     this.responding = false;
-    this.endAfterFlush();
+    if (this.closed) this.orphanSettled();
+    else this.endAfterFlush();
+  }
+
+  /** The response of a connection that closed under it has ended: tell the server, and anyone waiting. */
+  private orphanSettled(): void {
+    this.settle?.();
+    this.settle = null;
+    this.host.orphanSettled(this);
+  }
+
+  /** Settles once no response is in progress (for a stop that waits for results to be closed). */
+  whenSettled(): Promise<void> {
+    if (!this.responding) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const prev = this.settle;
+      this.settle = () => {
+        prev?.();
+        resolve();
+      };
+    });
   }
 
   private responseDone(): void {
     this.responding = false;
-    if (this.closed) return;
+    if (this.closed) {
+      this.orphanSettled();
+      return;
+    }
     const h = this.handler;
-    if (this.rawInput || h.closeConnection || this.bodyFailed || this.host.stopping || this.peerEnded) {
+    if (this.upgraded || h.closeConnection || this.bodyFailed || this.host.stopping || this.host.crowded || this.peerEnded) {
       this.endAfterFlush();
       return;
     }
+    // Not switched: no raw bytes will come, and what follows is the next request (RFC 9110 §7.8).
+    this.rawInput?.finish();
+    this.rawInput = null;
     if (this.bodyActive) {
       // The client waits for 100 Continue we never sent: it may never send the body.
       if (this.expectContinue && !this.continueSent) {
@@ -496,6 +574,13 @@ export class Connection implements InputOwner {
     }
     this.input = EMPTY_INPUT;
     this.lastRead = this.host.now;
+    if (!this.batching) this.resume();
+  }
+
+  /** The app sent 101 (RFC 9110 §15.2.2): after the request's body, bytes go to rawInput. */
+  upgradeAccepted(): void {
+    this.upgraded = true;
+    // Bytes held while the app ran are the new protocol's; inside a read callback, process() goes on with them.
     if (!this.batching) this.resume();
   }
 
@@ -651,9 +736,22 @@ export class Connection implements InputOwner {
 
   // ---- lifecycle -------------------------------------------------------------------------
 
-  /** Graceful stop: an idle connection closes now; a busy one after its response. */
-  shutdown(): void {
-    if (!this.responding && !this.bodyActive && this.inEnd === this.inStart) this.endAfterFlush();
+  /**
+   * Between requests: nothing is being answered, read or held, and the connection is not
+   * closing. Only such a connection may be closed without cutting a request.
+   */
+  get idle(): boolean {
+    return !this.responding && !this.bodyActive && !this.discarding && this.inEnd === this.inStart && !this.ending;
+  }
+
+  /** Seconds (coarse clock) since bytes last arrived: how long an idle connection has been idle. */
+  get lastActive(): number {
+    return this.lastRead;
+  }
+
+  /** Close the connection if it is idle (graceful stop, or a slot wanted for a new connection). */
+  closeIfIdle(): void {
+    if (this.idle) this.endAfterFlush();
   }
 
   /** Called once a second by the server's timer with its coarse clock. */
@@ -671,7 +769,7 @@ export class Connection implements InputOwner {
     }
     if (this.responding) {
       if (this.bodyActive && t.body > 0 && now - this.lastRead >= t.body) {
-        this.failBody(new HTTPError(408, "request body timed out"));
+        this.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
       }
       return;
     }
@@ -681,6 +779,7 @@ export class Connection implements InputOwner {
     }
     if (this.headSince >= 0 && this.inEnd > this.inStart) {
       if (t.header > 0 && now - this.headSince >= t.header) {
+        this.failReason = "head_timeout";
         this.reject(408, "request head timed out", this.inBuf as Buffer, this.inStart, this.inEnd);
       }
       return;

@@ -1,8 +1,8 @@
 /** @module handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
 
 import type { Connection, ServerSocket } from "./connection.ts";
-import { MAX_DISCARD } from "./connection.ts";
-import { ConnectionClosedError, ContractError, cannedResponse, HTTPError, REASONS } from "./errors.ts";
+import { isUpgradeRequest, MAX_DISCARD } from "./connection.ts";
+import { ClientDisconnected, ConnectionClosedError, ContractError, cannedResponse, HTTPError, REASONS } from "./errors.ts";
 import { Input } from "./input.ts";
 import { clock, NullLog, timeNow } from "./log.ts";
 import { FIELD_SLOTS, FieldKind, type RequestParser, TCHAR } from "./parser.ts";
@@ -225,6 +225,12 @@ function checkChunk(c: unknown): asserts c is Chunk {
 interface Closable {
   close?: () => unknown;
 }
+
+function closeResult(result: Closable | null): void {
+  if (result !== null && typeof result.close === "function") result.close();
+}
+
+const errorText = (e: unknown): string => (e instanceof Error ? (e.stack ?? String(e)) : String(e));
 
 /** The framing field finalizeHeaders() adds: a Content-Length value (>= 0), none, or chunked. */
 const NO_LENGTH = -1;
@@ -484,10 +490,22 @@ export class WSGIHandler {
   private overflowed = false;
   /** What startResponse() found for this response's status and headers. */
   private head: ResponseHead | null = null;
+  /** The result being sent, until releaseResult() has ended it; `returning` settles when its return() has. */
+  private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null;
+  private closable: Closable | null = null;
+  private released = false;
+  private returning: Promise<void> | undefined = undefined;
+  /** This request's access-log line is written. */
+  private logged = false;
 
   /** Content-Length the application declared, or -1. */
   private get declaredLength(): number {
     return this.head === null ? -1 : this.head.declared;
+  }
+
+  /** Why the server refused or cut this request (a parser, body or disconnect code name), or null. */
+  get reason(): string | null {
+    return this.connection.failReason || null;
   }
 
   /** Body bytes sent for this response (framing excluded): Apache's %b. */
@@ -501,7 +519,8 @@ export class WSGIHandler {
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     this.socket = socket;
     this.clientAddress = address;
-    this.remoteAddr = typeof address === "string" ? address : address[0];
+    // A unix socket's peer has no address (the string is the socket's path, for logs).
+    this.remoteAddr = typeof address === "string" ? "" : address[0];
     this.remotePort = typeof address === "string" ? "" : String(address[1]);
     this.server = server;
     this.connection = socket.data;
@@ -568,7 +587,7 @@ export class WSGIHandler {
         headers[i] = [pair[0], pair[1]];
       }
       this.headers = headers;
-      this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
+      this.upgradeRequested = isUpgradeRequest(p);
       return;
     }
     const headers: Array<[string, string]> = [];
@@ -587,7 +606,7 @@ export class WSGIHandler {
       this.lastHeaders = headers.map((pair) => [pair[0], pair[1]]);
     }
     this.headers = headers;
-    this.upgradeRequested = p.versionMinor >= 1 && (p.connectionUpgrade || p.hasUpgrade);
+    this.upgradeRequested = isUpgradeRequest(p);
   }
 
   /**
@@ -662,6 +681,10 @@ export class WSGIHandler {
     this.noBody = false;
     this.isHead = false;
     this.overflowed = false;
+    this.iterator = this.closable = null;
+    this.released = false;
+    this.returning = undefined;
+    this.logged = false;
   }
 
   /** Build the PEP 3333 environ of the current request. */
@@ -695,18 +718,28 @@ export class WSGIHandler {
       target = slash < 0 ? "/" : target.charCodeAt(slash) === 63 ? `/${target.slice(slash)}` : target.slice(slash);
     }
     const qm = target.indexOf("?");
+    let path: string;
     if (qm >= 0) {
-      env.PATH_INFO = unquoteLatin1(target.slice(0, qm));
+      path = unquoteLatin1(target.slice(0, qm));
       env.QUERY_STRING = target.slice(qm + 1);
     } else {
-      env.PATH_INFO = unquoteLatin1(target);
+      path = unquoteLatin1(target);
       env.QUERY_STRING = "";
     }
+    const root = server.rootPath;
+    // Mounted under a prefix: SCRIPT_NAME + PATH_INFO is still the whole path (PEP 3333), and a
+    // path outside the prefix is passed whole, SCRIPT_NAME "", for the app to answer.
+    if (root !== "" && path.startsWith(root) && (path.length === root.length || path.charCodeAt(root.length) === 47)) {
+      env.SCRIPT_NAME = root;
+      path = path.slice(root.length);
+    }
+    env.PATH_INFO = path;
     env.SERVER_PROTOCOL = this.requestVersion;
     if (authority !== null) env.HTTP_HOST = authority;
+    if (server.nameFromHost) hostToServerName(env);
     env["wsgi.input"] = this.connection.input;
-    env["wsgi.input_terminated"] = !this.upgradeRequested;
     env["bunwsgi.headers"] = headers;
+    if (this.upgradeRequested) env["bunwsgi.raw_input"] = this.connection.rawInput;
     return env;
   }
 
@@ -805,7 +838,22 @@ export class WSGIHandler {
     );
   }
 
+  /**
+   * A stop gave up waiting for this request to end: its connection was cut and the app has not
+   * settled since. Log it now, with what was sent, so no request goes unlogged.
+   */
+  abandonRequest(waited: number): void {
+    if (this.logged) return;
+    this.logError(
+      `${this.requestline ?? "request"} from ${this.clientLabel()}: abandoned at stop; the application had not finished ${waited}s after its connection was cut`,
+    );
+    this.finishRequest();
+  }
+
+  /** Log the request, once, whatever path ends it. */
   private finishRequest(): void {
+    if (this.logged) return;
+    this.logged = true;
     this.timeFinish = timeNow();
     this.logRequest();
     // As gevent drops its result: an idle keep-alive connection must not keep its last
@@ -847,6 +895,7 @@ export class WSGIHandler {
   }
 
   private sendSized(chunks: unknown[]): void {
+    this.track(null, chunks as Closable);
     try {
       if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
       let total = 0;
@@ -861,12 +910,13 @@ export class WSGIHandler {
       }
       this.finishBody();
     } finally {
-      this.closeResult(chunks as Closable);
+      this.releaseResult();
     }
   }
 
   /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */
   private sendIterator(it: Iterator<Chunk>, result: Closable): void | Promise<void> {
+    this.track(it, result);
     let done = false;
     let handedOff = false;
     try {
@@ -878,26 +928,25 @@ export class WSGIHandler {
         }
         checkChunk(step.value);
         this.write(step.value);
-        if (this.overflowed || this.connection.closed) break;
+        if (this.endsEarly()) break;
         if (this.connection.backpressured) {
           handedOff = true;
           return this.connection.waitDrain().then(() => this.pump(it, result));
         }
       }
-      if (done) {
-        if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
-        this.finishBody();
-      }
+      if (done && !this.startCalled) throw new ContractError("the application returned without calling startResponse()");
+      this.finishBody();
     } finally {
       if (!handedOff) {
-        if (!done) it.return?.();
-        this.closeResult(result);
+        if (done) this.iterator = null;
+        this.releaseResult();
       }
     }
   }
 
   /** The asynchronous path: awaits every chunk and every write (backpressure). */
   private async pump(it: Iterator<Chunk> | AsyncIterator<Chunk>, result: Closable): Promise<void> {
+    this.track(it, result);
     let done = false;
     try {
       for (;;) {
@@ -908,20 +957,64 @@ export class WSGIHandler {
         }
         checkChunk(step.value);
         await this.write(step.value);
-        if (this.overflowed) break;
+        if (this.endsEarly()) break;
       }
-      if (done) {
-        if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
-        this.finishBody();
-      }
+      if (done && !this.startCalled) throw new ContractError("the application returned without calling startResponse()");
+      this.finishBody();
     } finally {
-      if (!done) await it.return?.();
-      this.closeResult(result);
+      if (done) this.iterator = null;
+      await this.releaseResult();
     }
   }
 
-  private closeResult(result: Closable): void {
-    if (typeof result.close === "function") result.close();
+  /**
+   * Whether the rest of an unsized result can be abandoned: its Content-Length is reached, the
+   * connection is gone, or the head of a HEAD response is out (RFC 9110 §9.3.2: nothing more
+   * of it would be sent, and an endless stream would otherwise run on for nobody).
+   */
+  private endsEarly(): boolean {
+    return this.overflowed || this.connection.closed || (this.isHead && this.headersSent);
+  }
+
+  /** The result being sent: what releaseResult() ends. */
+  private track(it: Iterator<Chunk> | AsyncIterator<Chunk> | null, result: Closable): void {
+    this.iterator = it;
+    this.closable = result;
+  }
+
+  /**
+   * End the result exactly once, on whichever path comes first (its end, an error, the client
+   * gone, a stop): return() an unfinished iterator, so a generator's `finally` runs, then call
+   * its close() (PEP 3333). For an async generator that is still awaiting, return() takes effect
+   * at its next `yield`; the promise settles then.
+   */
+  private releaseResult(): Promise<void> | undefined {
+    if (this.released) return this.returning;
+    this.released = true;
+    const it = this.iterator;
+    const result = this.closable;
+    this.iterator = this.closable = null;
+    const step: unknown = it !== null && typeof it.return === "function" ? it.return() : undefined;
+    if (step instanceof Promise) {
+      this.returning = step.then(() => closeResult(result));
+      return this.returning;
+    }
+    closeResult(result);
+    return undefined;
+  }
+
+  /**
+   * The connection closed while this request's response was in progress (client gone, write
+   * deadline, stop): end its result now instead of when it next produces a chunk.
+   */
+  connectionLost(): void {
+    if (this.released || (this.iterator === null && this.closable === null)) return;
+    try {
+      // Whoever is sending the result awaits the same promise and reports its error.
+      this.releaseResult()?.catch(() => {});
+    } catch (e) {
+      this.logError(`Error closing the result of ${this.requestline ?? "request"}\n${errorText(e)}`);
+    }
   }
 
   /**
@@ -948,6 +1041,13 @@ export class WSGIHandler {
     this.responseHeaders = headers;
     this.head = head;
     this.startCalled = true;
+    if (code === 101) {
+      // 101 has no body to wait for, and the new protocol's bytes start right after it: the
+      // head goes out now, so the app can read bunwsgi.raw_input before it writes anything.
+      this.sendHeaders();
+      this.connection.commit();
+      this.connection.upgradeAccepted();
+    }
     return this.writeBound;
   }
 
@@ -1023,8 +1123,13 @@ export class WSGIHandler {
     this.isHead = this.command === "HEAD";
     this.noBody = code < 200 || code === 204 || code === 304;
     let close =
-      this.closeConnection || head.hasClose || clientCloses(p) || this.server.stopping || conn.peerEnded || conn.bodyFailed;
-    if (this.upgradeRequested && code !== 101) close = true;
+      this.closeConnection ||
+      head.hasClose ||
+      clientCloses(p) ||
+      this.server.stopping ||
+      this.server.crowded ||
+      conn.peerEnded ||
+      conn.bodyFailed;
     // A body we would have to read and drop, or one the client was never told to send.
     if (conn.bodyActive && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
       close = true;
@@ -1097,13 +1202,21 @@ export class WSGIHandler {
    */
   handleError(err: unknown): void {
     this.closeConnection = true;
+    const where = `${this.requestline ?? "request"} from ${this.clientLabel()}`;
+    if (err instanceof ClientDisconnected) {
+      // The app could not get the whole body. A client that only half-closed can still read
+      // a 400; one that is gone gets nothing, and the log says why its line has no status.
+      const answer = !this.headersSent && !this.connection.closed;
+      this.logError(`${where}: ${err.message}; ${answer ? "answered 400" : "no response sent"}`);
+      if (answer) this.sendError(400);
+      return;
+    }
     if (err instanceof ConnectionClosedError || this.connection.closed) return;
     if (err instanceof HTTPError) {
       if (!this.headersSent) this.sendError(err.status);
       return;
     }
-    const where = `${this.requestline ?? "request"} from ${this.clientLabel()}`;
-    this.logError(`Error handling ${where}\n${err instanceof Error ? (err.stack ?? String(err)) : String(err)}`);
+    this.logError(`Error handling ${where}\n${errorText(err)}`);
     if (!this.headersSent) this.sendError(500);
   }
 
@@ -1166,6 +1279,23 @@ export class WSGIHandler {
     const a = this.clientAddress;
     return typeof a === "string" ? a || "unix socket" : `${a[0]}:${a[1]}`;
   }
+}
+
+/**
+ * SERVER_NAME and SERVER_PORT from Host (validated by the parser: uri-host [":" port]), for a
+ * listener with no host and port of its own; the defaults stay when Host is absent or empty.
+ */
+function hostToServerName(env: Environ): void {
+  const host = env.HTTP_HOST;
+  if (typeof host !== "string" || host === "") return;
+  const close = host.lastIndexOf("]");
+  const colon = host.indexOf(":", close + 1);
+  if (colon < 0) {
+    env.SERVER_NAME = host;
+    return;
+  }
+  env.SERVER_NAME = host.slice(0, colon);
+  if (colon + 1 < host.length) env.SERVER_PORT = host.slice(colon + 1);
 }
 
 /** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */

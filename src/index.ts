@@ -2,7 +2,14 @@
 
 export { BodyDecoder, BodyError } from "./body.ts";
 export type { Timeouts } from "./connection.ts";
-export { BunWSGIError, ConfigError, ConnectionClosedError, ContractError, HTTPError } from "./errors.ts";
+export {
+  BunWSGIError,
+  ClientDisconnected,
+  ConfigError,
+  ConnectionClosedError,
+  ContractError,
+  HTTPError,
+} from "./errors.ts";
 export { unquoteLatin1, WSGIHandler } from "./handler.ts";
 export { Input } from "./input.ts";
 export {

@@ -2,7 +2,8 @@
 
 /** What the connection learns from its Input: the first read (100-continue) and consumption (flow control). */
 export interface InputOwner {
-  inputWanted(): void;
+  /** The first read of `input` (the request body, or an upgrade's raw stream). */
+  inputWanted(input: Input): void;
   inputConsumed(buffered: number): void;
   /** A read is waiting for more bytes than are buffered: reading must go on whatever the high-water mark. */
   inputStarved(): void;
@@ -66,11 +67,6 @@ export class Input implements AsyncIterable<Uint8Array> {
     return this.starved;
   }
 
-  /** True once the application first asked for body bytes. */
-  get started(): boolean {
-    return this.wanted;
-  }
-
   /**
    * Add body bytes. `transient`: the bytes will be overwritten after this call, so keep a copy,
    * not the view. Returns true when every byte went into a waiting read's buffer: then no view
@@ -99,35 +95,44 @@ export class Input implements AsyncIterable<Uint8Array> {
     this.wake();
   }
 
+  /**
+   * The body cannot be completed (malformed, too large, too slow, or the client went away).
+   * A body that already ended whole keeps its bytes readable: the error is for reads that
+   * still wait for bytes.
+   */
   fail(error: Error): void {
-    if (this.ended && this.error === null && this.buffered === 0) return;
+    if (this.ended) return;
     this.error = error;
     this.ended = true;
     this.wake();
   }
 
-  /** Read `size` bytes, fewer only at the end of the body; all of the rest when size is omitted or negative. */
+  /**
+   * Read `size` bytes, fewer only at the end of the body; all of the rest when size is omitted
+   * or negative. A read that the body's error leaves unsatisfied rejects with that error
+   * (ClientDisconnected, HTTPError): it never returns a short read that looks like the end.
+   */
   async read(size = -1): Promise<Uint8Array> {
     this.want();
     if (size === 0) return EMPTY;
     // A read of the rest of a body of known length; a shorter read keeps its zero-copy views.
     const rest = this.buffered + this.remaining;
-    if (this.remaining > 0 && this.dest === null && (size < 0 || size >= rest)) return this.fill(rest, size < 0);
+    if (this.remaining > 0 && this.dest === null && (size < 0 || size >= rest)) return this.fill(rest);
     if (size < 0) {
       while (!this.ended) await this.wait();
       if (this.error !== null) throw this.error;
       return this.take(this.buffered);
     }
     while (this.buffered < size && !this.ended) await this.wait();
-    if (this.buffered === 0 && this.error !== null) throw this.error;
+    if (this.buffered < size && this.error !== null) throw this.error;
     return this.take(Math.min(size, this.buffered));
   }
 
   /**
    * Read `n` bytes of a body of known length into one buffer that arriving bytes are copied
-   * into. `all`: a read to the end, which fails with the body's error even after some bytes.
+   * into: the rest of the body, all of it or fail.
    */
-  private async fill(n: number, all: boolean): Promise<Uint8Array> {
+  private async fill(n: number): Promise<Uint8Array> {
     const dest = Bun.allocUnsafe(n);
     const have = this.buffered;
     this.moveInto(dest, have);
@@ -142,11 +147,11 @@ export class Input implements AsyncIterable<Uint8Array> {
     this.starved = false;
     this.owner?.inputConsumed(this.buffered);
     // Short only when the body ended early, which is always with an error.
-    if (this.error !== null && (all || this.destFilled === 0)) throw this.error;
-    return this.destFilled === n ? dest : dest.subarray(0, this.destFilled);
+    if (this.destFilled < n) throw this.error as Error;
+    return dest;
   }
 
-  /** Read one line, LF included; at most `size` bytes when size is given and non-negative. */
+  /** Read one line, LF included; at most `size` bytes when size is given and non-negative. Rejects like read(). */
   async readline(size = -1): Promise<Uint8Array> {
     this.want();
     if (size === 0) return EMPTY;
@@ -155,7 +160,8 @@ export class Input implements AsyncIterable<Uint8Array> {
       if (lf >= 0) return this.take(size >= 0 ? Math.min(size, lf + 1) : lf + 1);
       if (size >= 0 && this.buffered >= size) return this.take(size);
       if (this.ended) {
-        if (this.buffered === 0 && this.error !== null) throw this.error;
+        // A line cut by the body's error is not a last line without its LF.
+        if (this.error !== null) throw this.error;
         return this.take(this.buffered);
       }
       await this.wait();
@@ -186,7 +192,7 @@ export class Input implements AsyncIterable<Uint8Array> {
   private want(): void {
     if (!this.wanted) {
       this.wanted = true;
-      this.owner?.inputWanted();
+      this.owner?.inputWanted(this);
     }
   }
 

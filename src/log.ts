@@ -292,6 +292,11 @@ export interface AccessRecord {
   readonly timeStart: number;
   readonly timeFinish: number;
   readonly headers: ReadonlyArray<readonly [string, string]>;
+  /**
+   * Why the server refused or cut the request ("bare_cr", "bad_host", "head_timeout",
+   * "client_disconnected", …: the parser's and body decoder's code names), or null.
+   */
+  readonly reason: string | null;
 }
 
 /** Turns a finished request into one access-log line (without the newline). */
@@ -370,6 +375,7 @@ export const LOG_FIELDS: Readonly<Record<string, { doc: string; get: (r: AccessR
   referer: { doc: "Referer header or -", get: (r) => escapeLogField(dash(requestHeader(r, "referer"))) },
   user_agent: { doc: "User-Agent header or -", get: (r) => escapeLogField(dash(requestHeader(r, "user-agent"))) },
   pid: { doc: "server process id", get: () => String(process.pid) },
+  reason: { doc: "why the server refused or cut the request (bare_cr, head_timeout, …) or -", get: (r) => dash(r.reason) },
 };
 
 /** Apache/nginx "combined": `%h - - [%t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i"`. */
@@ -394,6 +400,7 @@ const json: AccessFormatter = (r) =>
     duration: Math.round(duration(r) * 1e6) / 1e6,
     referer: requestHeader(r, "referer"),
     user_agent: requestHeader(r, "user-agent"),
+    reason: r.reason,
   });
 
 /**

@@ -27,7 +27,13 @@ export interface Limits extends HeadLimits {
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = { ...DEFAULT_HEAD_LIMITS, maxBodySize: DEFAULT_BODY_LIMITS.maxBody };
-export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = { header: 20, keepAlive: 15, body: 60, write: 60, shutdown: 10 };
+export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = { header: 20, keepAlive: 15, body: 60, write: 60, shutdown: 10, stopIdle: 2 };
+
+/**
+ * Seconds a stop waits, after cutting the connections left at its deadline, for the results
+ * they were sending to be ended (a generator's `finally`, `close()`) and their requests logged.
+ */
+const CLEANUP_GRACE = 1;
 
 export type HandlerClass = new (socket: ServerSocket, address: [string, number] | string, server: WSGIServer) => WSGIHandler;
 
@@ -48,6 +54,12 @@ export interface WSGIServerOptions {
   handlerClass?: HandlerClass;
   /** Extra keys merged into every environ. */
   environ?: Record<string, unknown>;
+  /**
+   * The path prefix the app is mounted under behind a proxy (gunicorn's SCRIPT_NAME, uvicorn's
+   * --root-path): a request under it gets SCRIPT_NAME = rootPath and PATH_INFO without it.
+   * "" (the default) or a path starting with "/" and not ending with one.
+   */
+  rootPath?: string;
   /** Bun TLS options (key, cert, ca, passphrase, …): serve HTTPS. */
   tls?: TLSOptions;
   limits?: Partial<Limits>;
@@ -74,6 +86,8 @@ export class Pool {
   active = 0;
   private readonly waiting: Connection[] = [];
   private readonly owners = new Map<Connection, WSGIServer>();
+  /** Servers sharing this limit: where an idle connection may be closed to make room. */
+  private readonly servers = new Set<WSGIServer>();
 
   constructor(size: number = Number.POSITIVE_INFINITY) {
     this.size = Pool.check(size);
@@ -88,6 +102,34 @@ export class Pool {
 
   full(): boolean {
     return this.active >= this.size;
+  }
+
+  /** Connections are waiting for a slot: a connection that finishes a response should give its slot up. */
+  get crowded(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  attach(server: WSGIServer): void {
+    this.servers.add(server);
+  }
+
+  detach(server: WSGIServer): void {
+    this.servers.delete(server);
+  }
+
+  /**
+   * At capacity, a connection idle between keep-alive requests holds a slot that a new client
+   * needs (a proxy's upstream keepalive pool holds many): close the one idle longest, over all
+   * servers sharing the limit. False when every connection is busy.
+   */
+  evictIdle(): boolean {
+    let oldest: Connection | null = null;
+    for (const server of this.servers) {
+      const c = server.longestIdle();
+      if (c !== null && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
+    }
+    oldest?.closeIfIdle();
+    return oldest !== null;
   }
 
   /** Park a connection, unread, until a slot frees. */
@@ -137,6 +179,16 @@ export class Pool {
       server.admitWaiting(next);
     }
   }
+}
+
+/** A root path as WSGIServerOptions.rootPath describes it, or a ConfigError. */
+export function checkRootPath(path: string): string {
+  if (typeof path !== "string" || (path !== "" && (!path.startsWith("/") || path.endsWith("/") || path.includes("?")))) {
+    throw new ConfigError(
+      `rootPath must be "" or a path such as "/app" (no trailing "/", no query), got ${JSON.stringify(path)}`,
+    );
+  }
+  return path;
 }
 
 /** Parse a listener spec; a wrong one is a ConfigError naming what was expected. */
@@ -215,6 +267,14 @@ export class WSGIServer implements ConnectionHost {
    */
   environ: Readonly<Record<string, unknown>> = {};
 
+  /** See WSGIServerOptions.rootPath. */
+  rootPath: string;
+  /**
+   * SERVER_NAME and SERVER_PORT come from each request's Host: the listener has no host and
+   * port of its own (a unix socket, or an inherited descriptor whose address is not known).
+   */
+  nameFromHost = false;
+
   stopping = false;
   now = performance.now() / 1000;
   /**
@@ -230,6 +290,8 @@ export class WSGIServer implements ConnectionHost {
    * `Connection: close` load (about a tenth of the server's CPU in GC).
    */
   private readonly connections: Connection[] = [];
+  /** Connections that closed while their response was in progress, until it ends. */
+  private readonly orphans = new Set<Connection>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopped: Promise<void> | null = null;
   private resolveStopped: (() => void) | null = null;
@@ -247,6 +309,7 @@ export class WSGIServer implements ConnectionHost {
     this.errorLog = resolveLog(options.errorLog, 40);
     this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
     this.handlerClass = options.handlerClass ?? WSGIHandler;
+    this.rootPath = checkRootPath(options.rootPath ?? "");
     this.tls = options.tls;
     this.headLimits = DEFAULT_HEAD_LIMITS;
     this.bodyLimits = DEFAULT_BODY_LIMITS;
@@ -351,9 +414,12 @@ export class WSGIServer implements ConnectionHost {
   /** Fill SERVER_NAME and SERVER_PORT from the bound address (called by start()). */
   updateEnviron(): void {
     const env: Record<string, unknown> = { ...this.environ };
-    if (this.address.unix !== null || this.address.fd >= 0) {
-      env.SERVER_NAME ??= "";
-      env.SERVER_PORT ??= "";
+    this.nameFromHost = this.address.unix !== null || this.serverHost === "";
+    if (this.nameFromHost) {
+      // PEP 3333: never empty. Without a Host, the socket's path names the server, as gunicorn
+      // and uWSGI do; the port is the scheme's (RFC 9110 §4.2).
+      env.SERVER_NAME ??= this.address.unix ?? `fd://${this.address.fd}`;
+      env.SERVER_PORT ??= this.tls ? "443" : "80";
     } else {
       const host = this.serverHost;
       // No reverse DNS on start-up (gevent calls getfqdn): a wildcard address names this machine.
@@ -398,6 +464,7 @@ export class WSGIServer implements ConnectionHost {
     if (this.listener !== null) throw new ConfigError("server already started");
     this.stopping = false;
     this.initSocket();
+    this.pool.attach(this);
     this.updateEnviron();
     if (this.backlog !== null && this.backlog !== BUN_BACKLOG) {
       this.errorLog.write(`backlog=${this.backlog} not applied: Bun.listen uses a fixed listen backlog of ${BUN_BACKLOG}\n`);
@@ -417,30 +484,55 @@ export class WSGIServer implements ConnectionHost {
   }
 
   /**
-   * Graceful stop: stop accepting, close idle connections, let in-flight requests finish
-   * (answered with Connection: close) for up to `timeout` seconds, then cut the rest.
+   * Graceful stop: stop accepting; in-flight requests finish (answered with Connection: close)
+   * for up to `timeout` seconds, then the rest are cut. Idle keep-alive connections stay open
+   * for `timeouts.stopIdle` first: closing one at once races a request the client may be
+   * sending on it (RFC 9112 §9.6), which would get a reset instead of an answer.
    */
   async stop(timeout: number = this.timeouts.shutdown): Promise<void> {
     const listener = this.listener;
     if (listener === null) return;
     this.stopping = true;
     listener.stop(false);
+    this.pool.detach(this);
     this.removeSocketFile();
     for (const c of this.pool.take(this)) c.terminate();
-    // Copies: closing a connection removes it from the list.
-    for (const c of [...this.connections]) c.shutdown();
+    const deadline = Math.max(0, timeout);
+    const idleTimer = setTimeout(() => this.closeIdle(), Math.min(this.timeouts.stopIdle, deadline) * 1000);
     if (this.connections.length > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, timeout) * 1000);
+        const timer = setTimeout(resolve, deadline * 1000);
         this.resolveDrained = () => {
           clearTimeout(timer);
           resolve();
         };
       });
     }
+    clearTimeout(idleTimer);
     this.resolveDrained = null;
     for (const c of [...this.connections]) c.terminate();
+    await this.settleOrphans();
     this.finish();
+  }
+
+  private closeIdle(): void {
+    // Copies: closing a connection removes it from the list.
+    for (const c of [...this.connections]) c.closeIfIdle();
+  }
+
+  /**
+   * Give responses whose connections were cut a moment to end their results and log their
+   * requests; a request still not ended then (an app awaiting something that never settles)
+   * is logged as abandoned, so no request goes unlogged.
+   */
+  private async settleOrphans(): Promise<void> {
+    if (this.orphans.size === 0) return;
+    const all = Promise.all([...this.orphans].map((c) => c.whenSettled()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_GRACE * 1000)))]);
+    clearTimeout(timer);
+    for (const c of this.orphans) c.handler.abandonRequest(CLEANUP_GRACE);
+    this.orphans.clear();
   }
 
   /** Close the listener and every connection now. */
@@ -449,6 +541,7 @@ export class WSGIServer implements ConnectionHost {
     if (listener === null) return;
     this.stopping = true;
     listener.stop(true);
+    this.pool.detach(this);
     this.removeSocketFile();
     for (const c of this.pool.take(this)) c.terminate();
     for (const c of [...this.connections]) c.terminate();
@@ -489,9 +582,12 @@ export class WSGIServer implements ConnectionHost {
       return;
     }
     if (this.pool.full()) {
-      // Like a full gevent pool: the connection waits, unread, until a slot frees.
+      // Like a full gevent pool: the connection waits, unread, until a slot frees; an idle
+      // keep-alive connection, if there is one, gives its slot up for it (parked first: the
+      // slot may free at once).
       socket.pause();
       this.pool.wait(this, conn);
+      this.pool.evictIdle();
       return;
     }
     this.admit(conn);
@@ -508,9 +604,10 @@ export class WSGIServer implements ConnectionHost {
     conn.slot = this.connections.length;
     this.connections.push(conn);
     const socket = conn.socket;
-    // Each of these getters is a getpeername(2) in Bun: read each once.
+    // Each of these getters is a getpeername(2) in Bun: read each once. A unix socket's peer
+    // has no address: the socket's path stands for it in logs.
     const port = this.address.unix !== null ? undefined : socket.remotePort;
-    const address: [string, number] | string = port === undefined ? "" : [socket.remoteAddress, port];
+    const address: [string, number] | string = port === undefined ? (this.address.unix ?? "") : [socket.remoteAddress, port];
     this.handle(socket, address);
   }
 
@@ -522,8 +619,16 @@ export class WSGIServer implements ConnectionHost {
     handler.handle();
   }
 
+  /** The served connection idle the longest, or null when none is idle. */
+  longestIdle(): Connection | null {
+    let oldest: Connection | null = null;
+    for (const c of this.connections) if (c.idle && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
+    return oldest;
+  }
+
   /** ConnectionHost: a socket closed. */
   connectionClosed(conn: Connection): void {
+    if (conn.responding) this.orphans.add(conn);
     const slot = conn.slot;
     if (slot < 0) {
       this.pool.forget(conn);
@@ -537,6 +642,16 @@ export class WSGIServer implements ConnectionHost {
     }
     this.pool.release();
     if (this.stopping && this.connections.length === 0) this.resolveDrained?.();
+  }
+
+  /** ConnectionHost: whether a connection should close after its response to admit one waiting. */
+  get crowded(): boolean {
+    return this.pool.crowded;
+  }
+
+  /** ConnectionHost: a cut connection's response has ended. */
+  orphanSettled(conn: Connection): void {
+    this.orphans.delete(conn);
   }
 
   private tick(): void {

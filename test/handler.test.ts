@@ -751,45 +751,6 @@ describe("application errors and result lifecycle", () => {
   });
 });
 
-describe("upgrade requests", () => {
-  test("101 hands the raw connection to the app: unframed both ways, closed when the app is done", async () => {
-    let terminated: unknown;
-    const { port } = start((env, sr) => {
-      terminated = env["wsgi.input_terminated"];
-      const input = env["wsgi.input"];
-      sr("101 Switching Protocols", [
-        ["Upgrade", "echo"],
-        ["Connection", "Upgrade"],
-      ]);
-      return (async function* () {
-        for (let i = 0; i < 2; i++) {
-          const data = await input.read(4);
-          yield data;
-        }
-      })();
-    });
-    const c = await RawClient.connect(port);
-    c.send("GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping");
-    const r = await c.response({ head: true });
-    expect(r.status).toBe(101);
-    expect(r.header("transfer-encoding")).toBeUndefined();
-    expect(r.header("content-length")).toBeUndefined();
-    expect(await c.readRaw(4)).toBe("ping");
-    c.send("pong");
-    expect(await c.readRaw(4)).toBe("pong");
-    await c.waitClosed();
-    expect(terminated).toBe(false);
-  });
-
-  test("an upgrade request answered without 101 is a normal response, then the connection closes", async () => {
-    const { port } = start(hello);
-    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
-    expect(r.body).toBe("Hello, World!");
-    expect(r.header("connection")).toBe("close");
-    expect(r.closed).toBe(true);
-  });
-});
-
 describe("access log and handlerClass", () => {
   test("one gevent-format line per request, bytes counting status line and headers", async () => {
     const { port, access } = start(hello);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConnectionClosedError, HTTPError, Input } from "../src/index.ts";
+import { ClientDisconnected, ConnectionClosedError, HTTPError, Input } from "../src/index.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -27,13 +27,23 @@ test("readline honours size; readlines honours hint", async () => {
   expect((await input.readlines()).map(dec)).toEqual(["gamma\n", "delta"]);
 });
 
-test("a failed body rejects reads with its error once buffered data is gone", async () => {
+test("a failed body satisfies reads from what arrived, and rejects every read it cannot satisfy (never a short read)", async () => {
   const input = new Input(null);
-  input.push(enc("ok"));
+  input.push(enc("ok-then"));
   input.fail(new HTTPError(413, "request body too large"));
-  expect(dec(await input.read(10))).toBe("ok");
-  expect(input.read(1)).rejects.toBeInstanceOf(HTTPError);
+  expect(dec(await input.read(3))).toBe("ok-");
+  expect(input.read(10)).rejects.toBeInstanceOf(HTTPError);
+  expect(input.readline()).rejects.toBeInstanceOf(HTTPError);
   expect(input.read()).rejects.toBeInstanceOf(HTTPError);
+});
+
+test("a body that ended whole stays readable when the connection fails afterwards", async () => {
+  const input = new Input(null);
+  input.push(enc("all of it"));
+  input.finish();
+  input.fail(new ConnectionClosedError());
+  expect(dec(await input.read(100))).toBe("all of it");
+  expect(dec(await input.read())).toBe("");
 });
 
 test("the owner hears of the first read (100-continue) and of consumption (flow control)", async () => {
@@ -89,19 +99,31 @@ describe("a body of known length read to the end", () => {
     expect(dec(await rest)).toBe("cdef");
   });
 
-  test("read() fails with the body's error even after some bytes; read(n) returns them first", async () => {
-    const all = new Input(null, 10);
+  test("a truncated body rejects read(), read(n) and readline() with ClientDisconnected, never a short read", async () => {
+    const cut = (): Input => new Input(null, 10);
+    const all = cut();
     const whole = all.read();
     all.push(enc("abc"));
-    all.fail(new ConnectionClosedError("peer closed before the request body was complete"));
-    expect(whole).rejects.toBeInstanceOf(ConnectionClosedError);
+    all.fail(new ClientDisconnected("gone", 3, 10));
+    expect(whole).rejects.toBeInstanceOf(ClientDisconnected);
 
-    const sized = new Input(null, 10);
+    const sized = cut();
     const part = sized.read(10);
     sized.push(enc("abc"));
-    sized.fail(new ConnectionClosedError());
-    expect(dec(await part)).toBe("abc");
-    expect(sized.read(1)).rejects.toBeInstanceOf(ConnectionClosedError);
+    sized.fail(new ClientDisconnected("gone", 3, 10));
+    expect(part).rejects.toBeInstanceOf(ClientDisconnected);
+
+    const small = cut();
+    const four = small.read(4);
+    small.push(enc("abc"));
+    small.fail(new ClientDisconnected("gone", 3, 10));
+    expect(four).rejects.toBeInstanceOf(ClientDisconnected);
+
+    const lines = cut();
+    lines.push(enc("ab\ncd"));
+    lines.fail(new ClientDisconnected("gone", 5, 10));
+    expect(dec(await lines.readline())).toBe("ab\n");
+    expect(lines.readline()).rejects.toBeInstanceOf(ClientDisconnected);
   });
 
   test("push says whether every byte went into the read's buffer, so no view of it is kept", async () => {

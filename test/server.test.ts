@@ -97,19 +97,104 @@ describe("lifecycle", () => {
     }
   });
 
-  test("spawn limits concurrent connections; the next one waits and is then served", async () => {
-    const r = serve(hello, { spawn: 1 });
+  test("over a unix socket, SERVER_NAME and SERVER_PORT come from Host (else the socket's path and the scheme's port), and the access log names the socket", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunwsgi-"));
+    const path = join(dir, "s.sock");
+    const seen: string[] = [];
+    const access: string[] = [];
+    const server = new WSGIServer(
+      `unix:${path}`,
+      (env, sr) => {
+        seen.push(`${env.SERVER_NAME} ${env.SERVER_PORT} [${env.REMOTE_ADDR}]`);
+        sr("200 OK", []);
+        return ["ok"];
+      },
+      { log: { write: (line: string) => access.push(line) } },
+    );
+    server.start();
+    try {
+      const curl = async (...args: string[]): Promise<void> => {
+        const p = Bun.spawn(["curl", "-sS", "--unix-socket", path, ...args], { stdout: "pipe" });
+        expect(await new Response(p.stdout).text()).toBe("ok");
+      };
+      await curl("http://app.example:8080/");
+      await curl("http://[::1]/");
+      await curl("-0", "-H", "Host:", "http://x/");
+      expect(seen).toEqual(["app.example 8080 []", "[::1] 80 []", `${path} 80 []`]);
+      expect(access[0]?.startsWith(`${path} - - [`)).toBe(true);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("rootPath mounts the app under a prefix: SCRIPT_NAME is the prefix, PATH_INFO the rest; other paths pass whole", async () => {
+    const seen: string[] = [];
+    const r = serve(
+      (env, sr) => {
+        seen.push(`${env.SCRIPT_NAME}|${env.PATH_INFO}|${env.QUERY_STRING}`);
+        sr("200 OK", []);
+        return [];
+      },
+      { rootPath: "/app" },
+    );
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    for (const target of ["/app/x/y?q=1", "/app", "/app/", "/apple", "/other", "/%61pp/z"]) {
+      c.send(`GET ${target} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      await c.response();
+    }
+    c.close();
+    expect(seen).toEqual(["/app|/x/y|q=1", "/app||", "/app|/|", "|/apple|", "|/other|", "/app|/z|"]);
+    for (const bad of ["app", "/app/", "/a?b"]) expect(() => serve(hello, { rootPath: bad })).toThrow(ConfigError);
+  });
+
+  test("spawn limits concurrent connections: while every slot is busy the next one waits, unread", async () => {
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const r = serve(
+      async (env, sr) => {
+        if (env.PATH_INFO === "/busy") await gate;
+        sr("200 OK", []);
+        return ["done"];
+      },
+      { spawn: 1 },
+    );
     running.push(r);
     const first = await RawClient.connect(r.port);
-    first.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    await first.response();
+    first.send("GET /busy HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
     const second = await RawClient.connect(r.port);
     second.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    await Bun.sleep(100);
+    await Bun.sleep(150);
     expect(second.take()).toBe("");
-    first.close();
-    expect((await second.response()).body).toBe("Hello, World!");
+    release();
+    expect((await first.response()).body).toBe("done");
+    // The first connection is idle now: it gives its slot up for the one waiting.
+    expect((await second.response()).body).toBe("done");
+    await first.waitClosed();
     second.close();
+  });
+
+  test("at the spawn limit, the connection idle longest is closed to admit a new one (upstream keepalive pools)", async () => {
+    const r = serve(hello, { spawn: 2 });
+    running.push(r);
+    const older = await RawClient.connect(r.port);
+    older.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await older.response();
+    await Bun.sleep(1100);
+    const newer = await RawClient.connect(r.port);
+    newer.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await newer.response();
+    const third = await RawClient.connect(r.port);
+    third.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await third.response()).body).toBe("Hello, World!");
+    await older.waitClosed();
+    expect(newer.closed).toBe(false);
+    newer.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await newer.response()).body).toBe("Hello, World!");
+    newer.close();
+    third.close();
   });
 
   test("stop() lets an in-flight request finish with Connection: close, closes idle ones, and stops accepting", async () => {
@@ -133,6 +218,30 @@ describe("lifecycle", () => {
     await busy.waitClosed();
     expect(r.server.started).toBe(false);
     expect(Bun.connect({ hostname: "127.0.0.1", port: r.port, socket: { data() {} } })).rejects.toThrow();
+  });
+
+  test("a graceful stop answers a request that arrives on an idle keep-alive connection (Connection: close), and closes silent ones when stop_idle ends", async () => {
+    const r = serve(hello, { timeouts: { stopIdle: 0.6 } });
+    const talker = await RawClient.connect(r.port);
+    const silent = await RawClient.connect(r.port);
+    for (const c of [talker, silent]) {
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      await c.response();
+    }
+    const began = Date.now();
+    const stopped = r.server.stop(5);
+    await Bun.sleep(100);
+    expect(talker.closed || silent.closed).toBe(false);
+    talker.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const res = await talker.response();
+    expect(res.body).toBe("Hello, World!");
+    expect(res.header("connection")).toBe("close");
+    await talker.waitClosed();
+    await silent.waitClosed();
+    const waited = Date.now() - began;
+    expect(waited).toBeGreaterThanOrEqual(550);
+    expect(waited).toBeLessThan(2000);
+    await stopped;
   });
 
   test("stop(timeout) cuts requests still running at the deadline", async () => {

@@ -1,0 +1,147 @@
+/** @module test/results — an app's result is ended exactly once (return(), close()) and its request logged, on every path: HEAD, client gone, error, stop. */
+
+import { describe, expect, test } from "bun:test";
+import type { Application } from "../src/index.ts";
+import { RawClient, serve, serverPool } from "./helpers.ts";
+
+const start = serverPool();
+
+async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
+
+/** An endless stream of events, 20 ms apart, that counts what it produced and how it ended. */
+function endless(events: string[]): Application {
+  return (env, sr) => {
+    sr("200 OK", [["Content-Type", "text/event-stream"]]);
+    let produced = 0;
+    const gen = (async function* () {
+      try {
+        for (;;) {
+          yield `data: ${produced++}\n\n`;
+          await Bun.sleep(20);
+        }
+      } finally {
+        events.push(`finally ${env.REQUEST_METHOD}`);
+      }
+    })();
+    return Object.assign(gen, {
+      close: () => events.push(`close ${env.REQUEST_METHOD} after ${produced}`),
+    });
+  };
+}
+
+describe("HEAD on a streamed response", () => {
+  test("the stream is abandoned once the head is out: finally and close() run once, the request is logged, the next request is answered", async () => {
+    const events: string[] = [];
+    const { port, access } = start((env, sr) => {
+      if (env.PATH_INFO === "/next") {
+        sr("200 OK", []);
+        return ["next"];
+      }
+      return endless(events)(env, sr);
+    });
+    const c = await RawClient.connect(port);
+    c.send("HEAD /events HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    const head = await c.response({ head: true });
+    expect(head.status).toBe(200);
+    expect(head.header("transfer-encoding")).toBeUndefined();
+    const next = await c.response({ ms: 1000 });
+    expect(next.body).toBe("next");
+    expect(events).toEqual(["finally HEAD", "close HEAD after 1"]);
+    await waitFor(() => access.length === 2);
+    expect(access[0]).toContain('"HEAD /events HTTP/1.1" 200');
+    c.close();
+  });
+
+  test("a synchronous generator is abandoned the same way", async () => {
+    const events: string[] = [];
+    const { port } = start((_env, sr) => {
+      sr("200 OK", []);
+      return (function* () {
+        try {
+          for (let i = 0; i < 1_000_000; i++) yield `${i}`;
+        } finally {
+          events.push("finally");
+        }
+      })();
+    });
+    const c = await RawClient.connect(port);
+    c.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response({ head: true })).status).toBe(200);
+    await waitFor(() => events.length > 0);
+    expect(events).toEqual(["finally"]);
+    c.close();
+  });
+});
+
+describe("a stream whose client goes away", () => {
+  test("stops at once: finally and close() run exactly once, and the request is logged with what was sent", async () => {
+    const events: string[] = [];
+    const { port, access } = start(endless(events));
+    const c = await RawClient.connect(port);
+    c.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.response({ head: true });
+    await Bun.sleep(100);
+    c.close();
+    await waitFor(() => access.length === 1);
+    expect(events.filter((e) => e.startsWith("finally"))).toEqual(["finally GET"]);
+    expect(events.filter((e) => e.startsWith("close"))).toHaveLength(1);
+    expect(access[0]).toMatch(/"GET \/events HTTP\/1\.1" 200 \d+/);
+  });
+
+  test("an app error mid-stream closes the result once and logs the request", async () => {
+    const events: string[] = [];
+    const { port, access, errors } = start((_env, sr) => {
+      sr("200 OK", []);
+      const gen = (function* () {
+        try {
+          yield "one";
+          throw new Error("boom");
+        } finally {
+          events.push("finally");
+        }
+      })();
+      return Object.assign(gen, { close: () => events.push("close") });
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitClosed();
+    await waitFor(() => access.length === 1);
+    expect(events).toEqual(["finally", "close"]);
+    expect(errors.join("")).toContain("boom");
+  });
+});
+
+describe("a stream cut by a stop", () => {
+  test("at the shutdown deadline: finally and close() run once and the request is logged before stop() resolves", async () => {
+    const events: string[] = [];
+    const r = serve(endless(events));
+    const c = await RawClient.connect(r.port);
+    c.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.response({ head: true });
+    await r.server.stop(0.3);
+    expect(events.filter((e) => e.startsWith("finally"))).toEqual(["finally GET"]);
+    expect(events.filter((e) => e.startsWith("close"))).toHaveLength(1);
+    expect(r.access).toHaveLength(1);
+    expect(r.access[0]).toMatch(/"GET \/events HTTP\/1\.1" 200 \d+/);
+    await c.waitClosed();
+  });
+
+  test("an app that never settles is still logged, as abandoned, when the stop gives up on it", async () => {
+    const r = serve(() => new Promise<never>(() => {}));
+    const c = await RawClient.connect(r.port);
+    c.send("GET /stuck HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
+    await r.server.stop(0.2);
+    expect(r.access).toHaveLength(1);
+    expect(r.access[0]).toContain('"GET /stuck HTTP/1.1" 000');
+    expect(r.errors.join("")).toContain("GET /stuck HTTP/1.1 from 127.0.0.1:");
+    expect(r.errors.join("")).toContain("abandoned at stop");
+    await c.waitClosed();
+  });
+});
