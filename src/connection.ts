@@ -411,6 +411,13 @@ export class Connection implements InputOwner {
       const start = pos;
       pos += n;
       this.consumed += n;
+      if (this.parser.method === "CONNECT") {
+        // A valid CONNECT asks for a tunnel (RFC 9110 §9.3.6), which an origin server does not make.
+        this.failReason = "connect_not_supported";
+        this.reject(501, "CONNECT is not supported", buf, start, pos);
+        this.releaseInput();
+        return;
+      }
       this.startRequest(buf, start);
     }
     this.releaseInput();

@@ -709,8 +709,11 @@ export class WSGIHandler {
     env.REQUEST_URI = target;
     // absolute-form: the path is what the app routes on; the authority replaces Host (RFC 9112 §3.2.2).
     let authority: string | null = null;
+    let schemePort = "";
     if (target.charCodeAt(0) !== 47 && target !== "*" && this.command !== "CONNECT") {
       const at = target.indexOf("://") + 3;
+      // The parser admits http and https only: "https://" is the longer.
+      schemePort = at === 8 ? "443" : "80";
       let slash = target.indexOf("/", at);
       const q = target.indexOf("?", at);
       if (q >= 0 && (slash < 0 || q < slash)) slash = q;
@@ -735,8 +738,14 @@ export class WSGIHandler {
     }
     env.PATH_INFO = path;
     env.SERVER_PROTOCOL = this.requestVersion;
-    if (authority !== null) env.HTTP_HOST = authority;
-    if (server.nameFromHost) hostToServerName(env);
+    if (authority !== null) {
+      // RFC 9112 §3.2.2: the target's authority, not Host, names the host this request is for.
+      env.HTTP_HOST = authority;
+      hostToServerName(env, authority, schemePort);
+    } else if (server.nameFromHost) {
+      const host = env.HTTP_HOST;
+      if (typeof host === "string" && host !== "") hostToServerName(env, host, server.tls ? "443" : "80");
+    }
     env["wsgi.input"] = this.connection.input;
     env["bunwsgi.headers"] = headers;
     if (this.upgradeRequested) env["bunwsgi.raw_input"] = this.connection.rawInput;
@@ -1282,20 +1291,13 @@ export class WSGIHandler {
 }
 
 /**
- * SERVER_NAME and SERVER_PORT from Host (validated by the parser: uri-host [":" port]), for a
- * listener with no host and port of its own; the defaults stay when Host is absent or empty.
+ * SERVER_NAME and SERVER_PORT from an authority the parser validated (uri-host [":" port]):
+ * an IP-literal keeps its brackets, and a missing or empty port is the scheme's.
  */
-function hostToServerName(env: Environ): void {
-  const host = env.HTTP_HOST;
-  if (typeof host !== "string" || host === "") return;
-  const close = host.lastIndexOf("]");
-  const colon = host.indexOf(":", close + 1);
-  if (colon < 0) {
-    env.SERVER_NAME = host;
-    return;
-  }
-  env.SERVER_NAME = host.slice(0, colon);
-  if (colon + 1 < host.length) env.SERVER_PORT = host.slice(colon + 1);
+function hostToServerName(env: Environ, host: string, defaultPort: string): void {
+  const colon = host.indexOf(":", host.lastIndexOf("]") + 1);
+  env.SERVER_NAME = colon < 0 ? host : host.slice(0, colon);
+  env.SERVER_PORT = colon < 0 || colon + 1 === host.length ? defaultPort : host.slice(colon + 1);
 }
 
 /** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */

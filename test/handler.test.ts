@@ -83,6 +83,51 @@ describe("environ", () => {
     expect([e.PATH_INFO, e.QUERY_STRING, e.HTTP_HOST]).toEqual(["/p/q", "z=1", "origin.example"]);
   });
 
+  test("absolute-form target: SERVER_NAME and SERVER_PORT from its authority, the scheme's port when it has none", async () => {
+    const seen: string[] = [];
+    const { port } = start((e, sr) => {
+      seen.push(`${e.HTTP_HOST} ${e.SERVER_NAME} ${e.SERVER_PORT} ${e.PATH_INFO}`);
+      sr("200 OK", []);
+      return [];
+    });
+    const c = await RawClient.connect(port);
+    for (const target of [
+      "http://a.example/x",
+      "http://a.example:8080/",
+      "https://b.example?q",
+      "http://[::1]:81/v6",
+      "http://c.example:/",
+    ]) {
+      c.send(`GET ${target} HTTP/1.1\r\nHost: other\r\n\r\n`);
+      await c.response();
+    }
+    c.close();
+    expect(seen).toEqual([
+      "a.example a.example 80 /x",
+      "a.example:8080 a.example 8080 /",
+      "b.example b.example 443 /",
+      "[::1]:81 [::1] 81 /v6",
+      "c.example: c.example 80 /",
+    ]);
+  });
+
+  test("a valid CONNECT is answered 501 by the server (no tunnels), logged with its reason, and never reaches the app", async () => {
+    let called = false;
+    const { port, access } = start(
+      (_e, sr) => {
+        called = true;
+        sr("200 OK", []);
+        return [];
+      },
+      { logFormat: "{status} {method} {reason}" },
+    );
+    const r = await exchange(port, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n");
+    expect(r.status).toBe(501);
+    expect(r.closed).toBe(true);
+    expect(called).toBe(false);
+    expect(access[0]).toBe("501 - connect_not_supported\n");
+  });
+
   test("merges the server's environ option into every environ", async () => {
     let env: Environ | undefined;
     const { port } = start(
