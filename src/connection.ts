@@ -4,6 +4,7 @@ import type { Socket } from "bun";
 import { BODY_ERRORS, BodyDecoder, BodyError, type BodyLimits } from "./body.ts";
 import { ClientDisconnected, ConnectionClosedError, HTTPError } from "./errors.ts";
 import type { WSGIHandler } from "./handler.ts";
+import { isUpgradeRequest } from "./http/request.ts";
 import { copyOf, Input, type InputOwner } from "./input.ts";
 import { type HeadLimits, PARSE_ERRORS, ParseError, RequestParser } from "./parser.ts";
 
@@ -43,13 +44,6 @@ export interface ConnectionHost {
 }
 
 export type ServerSocket = Socket<Connection>;
-
-/**
- * An upgrade request (RFC 9110 §7.8): HTTP/1.1 with an Upgrade field that is also named among
- * the Connection options (§7.6.1), without which Upgrade is not meant for this hop. Any other
- * request that carries Upgrade is an ordinary request.
- */
-export const isUpgradeRequest = (p: RequestParser): boolean => p.versionMinor >= 1 && p.hasUpgrade && p.connectionUpgrade;
 
 /** Why a request was refused, as a stable lower-case name ("bare_cr", "head_timeout", …) for logs and metrics. */
 const codeNames = (table: Readonly<Record<string, number>>): string[] => {

@@ -1,60 +1,28 @@
 /** @module handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
 
 import type { Connection, ServerSocket } from "./connection.ts";
-import { isUpgradeRequest, MAX_DISCARD } from "./connection.ts";
+import { MAX_DISCARD } from "./connection.ts";
 import { ClientDisconnected, ConnectionClosedError, ContractError, cannedResponse, HTTPError, REASONS } from "./errors.ts";
+import { latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./http/bytes.ts";
+import { clientCloses, HTTP_1X, headerName, isUpgradeRequest, unfold, unquoteLatin1 } from "./http/request.ts";
+import {
+  CHUNKED,
+  CONNECTION_CLOSE,
+  CONNECTION_KEEP_ALIVE,
+  CONNECTION_NONE,
+  checkHead,
+  findHead,
+  NO_LENGTH,
+  type ResponseHead,
+} from "./http/response.ts";
 import { Input } from "./input.ts";
 import { clock, NullLog, timeNow } from "./log.ts";
-import { FIELD_SLOTS, FieldKind, type RequestParser, TCHAR } from "./parser.ts";
+import { FIELD_SLOTS, FieldKind, type RequestParser } from "./parser.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const NO_INPUT = Input.empty();
-
-/** Standard reason phrases, for a bare "NNN" status (RFC 9110 §15). */
-const STANDARD_REASONS: Readonly<Record<number, string>> = {
-  ...REASONS,
-  101: "Switching Protocols",
-  102: "Processing",
-  103: "Early Hints",
-  200: "OK",
-  201: "Created",
-  202: "Accepted",
-  203: "Non-Authoritative Information",
-  204: "No Content",
-  205: "Reset Content",
-  206: "Partial Content",
-  300: "Multiple Choices",
-  301: "Moved Permanently",
-  302: "Found",
-  303: "See Other",
-  304: "Not Modified",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  401: "Unauthorized",
-  402: "Payment Required",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  406: "Not Acceptable",
-  407: "Proxy Authentication Required",
-  409: "Conflict",
-  410: "Gone",
-  411: "Length Required",
-  412: "Precondition Failed",
-  415: "Unsupported Media Type",
-  416: "Range Not Satisfiable",
-  417: "Expectation Failed",
-  421: "Misdirected Request",
-  422: "Unprocessable Content",
-  426: "Upgrade Required",
-  428: "Precondition Required",
-  429: "Too Many Requests",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
 
 /** environ keys of header names, cached: "x-foo" → "HTTP_X_FOO"; null for names with "_". */
 const envKeys = new Map<string, string | null>();
@@ -70,140 +38,8 @@ function envKey(name: string): string | null {
   return key;
 }
 
-/** Bun's Buffer has Node's untyped latin1Slice, a little cheaper than toString("latin1", s, e). */
-interface Latin1Slice {
-  latin1Slice(start: number, end: number): string;
-}
-const latin1 = (buf: Buffer, s: number, e: number): string => (e > s ? (buf as unknown as Latin1Slice).latin1Slice(s, e) : "");
-
-/**
- * Header names seen before, by their exact bytes: a repeated name costs a hash and a byte
- * compare instead of a decode, and is the same string each time (so the environ-key cache
- * finds it by its stored hash). Bounded; a collision just decodes.
- */
 /** Largest header section kept per connection to be recognised when repeated. */
 const MAX_CACHED_FIELDS = 4096;
-
-/** The request itself ends its connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3). */
-const clientCloses = (p: RequestParser): boolean => p.connectionClose || (p.versionMinor === 0 && !p.connectionKeepAlive);
-
-const knownNames = new Map<number, { bytes: Uint8Array; name: string }>();
-const MAX_KNOWN_NAMES = 512;
-
-function headerName(buf: Buffer, s: number, e: number): string {
-  const n = e - s;
-  let h = n;
-  for (let i = s; i < e; i++) h = (Math.imul(h, 31) + (buf[i] as number)) | 0;
-  const known = knownNames.get(h);
-  if (known !== undefined) {
-    const b = known.bytes;
-    if (b.length === n) {
-      let i = 0;
-      while (i < n && b[i] === buf[s + i]) i++;
-      if (i === n) return known.name;
-    }
-    return latin1(buf, s, e);
-  }
-  const name = latin1(buf, s, e);
-  if (knownNames.size < MAX_KNOWN_NAMES) knownNames.set(h, { bytes: new Uint8Array(buf.subarray(s, e)), name });
-  return name;
-}
-
-/** An obs-fold value: each run of [SP HTAB]* CRLF [SP HTAB]+ becomes one SP (RFC 9112 §5.2). */
-function unfold(buf: Buffer, s: number, e: number): string {
-  let out = "";
-  let i = s;
-  while (i < e) {
-    const cr = buf.indexOf(13, i);
-    if (cr < 0 || cr >= e) {
-      out += latin1(buf, i, e);
-      break;
-    }
-    let t = cr;
-    while (t > i && (buf[t - 1] === 32 || buf[t - 1] === 9)) t--;
-    out += `${latin1(buf, i, t)} `;
-    i = cr + 2;
-    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
-  }
-  return out;
-}
-
-const hex = (c: number): number => {
-  if (c >= 48 && c <= 57) return c - 48;
-  const l = c | 0x20;
-  return l >= 97 && l <= 102 ? l - 87 : -1;
-};
-
-/** Percent-decode to latin-1, like gevent's unquote_latin1; invalid escapes stay as they are. */
-export function unquoteLatin1(s: string): string {
-  if (!s.includes("%")) return s;
-  let out = "";
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 37 && i + 2 < s.length) {
-      const h = hex(s.charCodeAt(i + 1));
-      const l = hex(s.charCodeAt(i + 2));
-      if (h >= 0 && l >= 0) {
-        out += String.fromCharCode(h * 16 + l);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
-const isToken = (s: string): boolean => {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 0x7f || TCHAR[c] !== 1) return false;
-  }
-  return true;
-};
-
-/** Why a header value is unacceptable, or null: CTLs (but HTAB), DEL, or beyond latin-1. */
-function badValueChar(v: string): string | null {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c > 0xff) return `character U+${c.toString(16).toUpperCase().padStart(4, "0")} above U+00FF`;
-    if ((c < 0x20 && c !== 9) || c === 0x7f)
-      return c === 13 ? "CR" : c === 10 ? "LF" : c === 0 ? "NUL" : `control character 0x${c.toString(16)}`;
-  }
-  return null;
-}
-
-const isDigits = (s: string): boolean => {
-  if (s.length === 0 || s.length > 15) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-};
-
-/** Whether a Connection header value lists the "close" token. */
-function hasCloseToken(v: string): boolean {
-  for (const t of v.split(",")) if (t.trim().toLowerCase() === "close") return true;
-  return false;
-}
-
-/** Runs up to this long are compared or measured by a loop here: cheaper than a native call. */
-const SHORT_RUN = 64;
-
-/** Whether buf holds a's bytes at `at`. */
-function sameBytes(a: Uint8Array, buf: Buffer, at: number): boolean {
-  if (a.length > SHORT_RUN) return buf.compare(a, 0, a.length, at, at + a.length) === 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== buf[at + i]) return false;
-  return true;
-}
-
-/** Whether buf holds the latin-1 bytes of s at `at`. */
-function sameLatin1(s: string, buf: Buffer, at: number): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[at + i]) return false;
-  return true;
-}
 
 /** Bytes of a chunk on the wire (a string goes out as UTF-8). */
 function chunkLength(c: Chunk): number {
@@ -231,198 +67,6 @@ function closeResult(result: Closable | null): void {
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? (e.stack ?? String(e)) : String(e));
-
-/** The framing field finalizeHeaders() adds: a Content-Length value (>= 0), none, or chunked. */
-const NO_LENGTH = -1;
-const CHUNKED = -2;
-/** The Connection field finalizeHeaders() adds. */
-const CONNECTION_NONE = 0;
-const CONNECTION_CLOSE = 1;
-const CONNECTION_KEEP_ALIVE = 2;
-
-function framingFields(length: number, connection: number): string {
-  let s = length >= 0 ? `Content-Length: ${length}\r\n` : length === CHUNKED ? "Transfer-Encoding: chunked\r\n" : "";
-  if (connection === CONNECTION_CLOSE) s += "Connection: close\r\n";
-  else if (connection === CONNECTION_KEEP_ALIVE) s += "Connection: keep-alive\r\n";
-  return s;
-}
-
-/**
- * A status and header list that passed startResponse(), what checking them found, and their
- * encoded head. Most applications send a few heads over and over, built from the same literals:
- * a repeat is recognised by comparing strings (often the very same string objects) instead of
- * validating and encoding it again. Shared by all connections; JavaScript runs one at a time.
- */
-class ResponseHead {
-  status = "";
-  readonly names: string[] = [];
-  readonly values: string[] = [];
-  code = 0;
-  /** The status line's text: a bare "NNN" gets its standard reason phrase. */
-  fullStatus = "";
-  declared = -1;
-  hasDate = false;
-  hasClose = false;
-  /** The whole encoded head for one protocol, framing, Connection field and Date line. */
-  private bytes: Uint8Array | null = null;
-  private protocol = "";
-  private length = NO_LENGTH;
-  private connection = CONNECTION_NONE;
-  private date: Uint8Array | null = null;
-  /** The last combination that missed: a head is encoded only when one repeats, as a unique one may never come back. */
-  private missProtocol = "";
-  private missLength = NO_LENGTH;
-  private missConnection = -1;
-  private missDate: Uint8Array | null = null;
-
-  /** Become the head of a checked status and header list (in place: no allocation). */
-  set(status: string, headers: ResponseHeaders, code: number, declared: number, date: boolean, close: boolean): this {
-    this.status = status;
-    const n = headers.length;
-    this.names.length = this.values.length = n;
-    for (let i = 0; i < n; i++) {
-      const h = headers[i] as readonly [string, string];
-      this.names[i] = h[0];
-      this.values[i] = h[1];
-    }
-    this.code = code;
-    this.fullStatus = status.length === 3 ? `${status} ${STANDARD_REASONS[code] ?? ""}`.trimEnd() : status;
-    this.declared = declared;
-    this.hasDate = date;
-    this.hasClose = close;
-    this.bytes = this.date = this.missDate = null;
-    this.missConnection = -1;
-    return this;
-  }
-
-  /** Whether `headers` holds, right now, the same pairs this head was made from. */
-  matches(headers: unknown): boolean {
-    const names = this.names;
-    if (!Array.isArray(headers) || headers.length !== names.length) return false;
-    for (let i = 0; i < names.length; i++) {
-      const h: unknown = headers[i];
-      if (!Array.isArray(h) || h.length !== 2 || h[0] !== names[i] || h[1] !== this.values[i]) return false;
-    }
-    return true;
-  }
-
-  /** The status line and fields, Date and the blank line excepted. */
-  text(protocol: string, length: number, connection: number): string {
-    let s = `${protocol} ${this.fullStatus}\r\n`;
-    for (let i = 0; i < this.names.length; i++) s += `${this.names[i]}: ${this.values[i]}\r\n`;
-    return s + framingFields(length, connection);
-  }
-
-  /** The encoded head for this combination, or null the first time it is asked for. */
-  encoded(protocol: string, length: number, connection: number, date: Uint8Array | null): Uint8Array | null {
-    if (
-      this.bytes !== null &&
-      length === this.length &&
-      connection === this.connection &&
-      date === this.date &&
-      protocol === this.protocol
-    ) {
-      return this.bytes;
-    }
-    if (
-      length !== this.missLength ||
-      connection !== this.missConnection ||
-      date !== this.missDate ||
-      protocol !== this.missProtocol
-    ) {
-      this.missProtocol = protocol;
-      this.missLength = length;
-      this.missConnection = connection;
-      this.missDate = date;
-      return null;
-    }
-    const s = this.text(protocol, length, connection);
-    const dateLength = date === null ? 0 : date.length;
-    const bytes = Buffer.alloc(s.length + dateLength + 2);
-    bytes.write(s, 0, "latin1");
-    if (date !== null) bytes.set(date, s.length);
-    bytes[bytes.length - 2] = 13;
-    bytes[bytes.length - 1] = 10;
-    this.bytes = bytes;
-    this.protocol = protocol;
-    this.length = length;
-    this.connection = connection;
-    this.date = date;
-    return bytes;
-  }
-}
-
-/** Heads seen at least twice; a full cache replaces its oldest. */
-const HEAD_CACHE_SIZE = 4;
-const heads: ResponseHead[] = [];
-let nextHead = 0;
-/**
- * The last head seen only once. A list unique to its response (an ETag, a Content-Length the
- * app computed) then costs no allocation, and never pushes a repeated head out of the cache.
- */
-let candidate = new ResponseHead();
-
-function findHead(status: string, headers: ResponseHeaders): ResponseHead | null {
-  for (let i = 0; i < heads.length; i++) {
-    const h = heads[i] as ResponseHead;
-    if (h.status === status && h.matches(headers)) return h;
-  }
-  // code 0: a fresh candidate, which no status may match (not even "").
-  if (candidate.code === 0 || candidate.status !== status || !candidate.matches(headers)) return null;
-  const seenTwice = candidate;
-  candidate = new ResponseHead();
-  if (heads.length < HEAD_CACHE_SIZE) heads.push(seenTwice);
-  else {
-    heads[nextHead] = seenTwice;
-    nextHead = (nextHead + 1) % HEAD_CACHE_SIZE;
-  }
-  return seenTwice;
-}
-
-/** Validate a status and header list (ContractError when wrong); the result is the new candidate. */
-function checkHead(status: string, headers: ResponseHeaders): ResponseHead {
-  const code = parseStatus(status);
-  if (!Array.isArray(headers)) throw new ContractError("headers must be an array of [name, value] pairs");
-  let declared = -1;
-  let date = false;
-  let close = false;
-  for (let i = 0; i < headers.length; i++) {
-    const h: unknown = headers[i];
-    if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== "string" || typeof h[1] !== "string") {
-      throw new ContractError("each header must be a [name, value] pair of strings");
-    }
-    const name = h[0];
-    const value = h[1];
-    if (!isToken(name)) throw new ContractError(`invalid header name ${JSON.stringify(name)}: not an RFC 9110 token`);
-    const bad = badValueChar(value);
-    if (bad !== null) throw new ContractError(`invalid value for header ${name}: contains ${bad}`);
-    switch (name.length) {
-      case 4:
-        if (name.toLowerCase() === "date") date = true;
-        break;
-      case 10:
-        if (name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
-        break;
-      case 14:
-        if (name.toLowerCase() === "content-length") {
-          if (!isDigits(value)) throw new ContractError(`invalid Content-Length ${JSON.stringify(value)}`);
-          const n = Number(value);
-          if (declared !== -1 && declared !== n) throw new ContractError("conflicting Content-Length headers");
-          declared = n;
-        }
-        break;
-      case 17:
-        if (name.toLowerCase() === "transfer-encoding") {
-          throw new ContractError("Transfer-Encoding is hop-by-hop and set by the server (PEP 3333)");
-        }
-        break;
-    }
-  }
-  return candidate.set(status, headers, code, declared, date, close);
-}
-
-/** "HTTP/1.0" … "HTTP/1.9" by minor version: SERVER_PROTOCOL without building a string per request. */
-const HTTP_1X: readonly string[] = Array.from({ length: 10 }, (_, minor) => `HTTP/1.${minor}`);
 
 /**
  * Handles one connection: reads each request the connection parsed, runs the application, and
@@ -1298,27 +942,6 @@ function hostToServerName(env: Environ, host: string, defaultPort: string): void
   const colon = host.indexOf(":", host.lastIndexOf("]") + 1);
   env.SERVER_NAME = colon < 0 ? host : host.slice(0, colon);
   env.SERVER_PORT = colon < 0 || colon + 1 === host.length ? defaultPort : host.slice(colon + 1);
-}
-
-/** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */
-function parseStatus(status: string): number {
-  if (status.length < 3) badStatus(status);
-  let code = 0;
-  for (let i = 0; i < 3; i++) {
-    const c = status.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) badStatus(status);
-    code = code * 10 + c;
-  }
-  if (code < 100 || code > 599) badStatus(status);
-  if (status.length > 3) {
-    if (status.charCodeAt(3) !== 32) badStatus(status);
-    if (badValueChar(status) !== null) badStatus(status);
-  }
-  return code;
-}
-
-function badStatus(status: string): never {
-  throw new ContractError(`invalid status ${JSON.stringify(status)}: expected "NNN Reason" with NNN in 100–599`);
 }
 
 /** RFC 4514 string of a certificate name: most specific first, special characters escaped. */

@@ -10,7 +10,8 @@ export {
   ContractError,
   HTTPError,
 } from "./errors.ts";
-export { unquoteLatin1, WSGIHandler } from "./handler.ts";
+export { WSGIHandler } from "./handler.ts";
+export { unquoteLatin1 } from "./http/request.ts";
 export { Input } from "./input.ts";
 export {
   type AccessFormatter,

@@ -1,0 +1,37 @@
+/** @module http/bytes — byte constants and byte-level helpers shared by the protocol code (no I/O). */
+
+export const CR = 13;
+export const LF = 10;
+export const SP = 32;
+export const HTAB = 9;
+export const COLON = 58;
+
+/** Bun's Buffer has Node's untyped latin1Slice, a little cheaper than toString("latin1", s, e). */
+interface Latin1Slice {
+  latin1Slice(start: number, end: number): string;
+}
+export const latin1 = (buf: Uint8Array, s: number, e: number): string =>
+  e > s ? (buf as unknown as Latin1Slice).latin1Slice(s, e) : "";
+
+/** Runs up to this long are compared or measured by a loop here: cheaper than a native call. */
+export const SHORT_RUN = 64;
+
+/** Whether buf holds a's bytes at `at`. */
+export function sameBytes(a: Uint8Array, buf: Buffer, at: number): boolean {
+  if (a.length > SHORT_RUN) return buf.compare(a, 0, a.length, at, at + a.length) === 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[at + i]) return false;
+  return true;
+}
+
+/** Whether buf holds the latin-1 bytes of s at `at`. */
+export function sameLatin1(s: string, buf: Uint8Array, at: number): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[at + i]) return false;
+  return true;
+}
+
+/** The value of a hex digit, or -1. */
+export const hexValue = (c: number): number => {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+};

@@ -1,0 +1,83 @@
+/** @module http/request — request-head decoding: interned field names, obs-fold, percent-decoding, and the per-request facts framing needs. */
+
+import type { RequestParser } from "../parser.ts";
+import { CR, hexValue, latin1 } from "./bytes.ts";
+
+/** The request itself ends its connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3). */
+export const clientCloses = (p: RequestParser): boolean => p.connectionClose || (p.versionMinor === 0 && !p.connectionKeepAlive);
+
+/**
+ * An upgrade request (RFC 9110 §7.8): HTTP/1.1 with an Upgrade field that is also named among
+ * the Connection options (§7.6.1), without which Upgrade is not meant for this hop. Any other
+ * request that carries Upgrade is an ordinary request.
+ */
+export const isUpgradeRequest = (p: RequestParser): boolean => p.versionMinor >= 1 && p.hasUpgrade && p.connectionUpgrade;
+
+/** "HTTP/1.0" … "HTTP/1.9" by minor version: SERVER_PROTOCOL without building a string per request. */
+export const HTTP_1X: readonly string[] = Array.from({ length: 10 }, (_, minor) => `HTTP/1.${minor}`);
+
+/**
+ * Header names seen before, by their exact bytes: a repeated name costs a hash and a byte
+ * compare instead of a decode, and is the same string each time (so the environ-key cache
+ * finds it by its stored hash). Bounded; a collision just decodes.
+ */
+const knownNames = new Map<number, { bytes: Uint8Array; name: string }>();
+const MAX_KNOWN_NAMES = 512;
+
+export function headerName(buf: Uint8Array, s: number, e: number): string {
+  const n = e - s;
+  let h = n;
+  for (let i = s; i < e; i++) h = (Math.imul(h, 31) + (buf[i] as number)) | 0;
+  const known = knownNames.get(h);
+  if (known !== undefined) {
+    const b = known.bytes;
+    if (b.length === n) {
+      let i = 0;
+      while (i < n && b[i] === buf[s + i]) i++;
+      if (i === n) return known.name;
+    }
+    return latin1(buf, s, e);
+  }
+  const name = latin1(buf, s, e);
+  if (knownNames.size < MAX_KNOWN_NAMES) knownNames.set(h, { bytes: new Uint8Array(buf.subarray(s, e)), name });
+  return name;
+}
+
+/** An obs-fold value: each run of [SP HTAB]* CRLF [SP HTAB]+ becomes one SP (RFC 9112 §5.2). */
+export function unfold(buf: Uint8Array, s: number, e: number): string {
+  let out = "";
+  let i = s;
+  while (i < e) {
+    const cr = buf.indexOf(CR, i);
+    if (cr < 0 || cr >= e) {
+      out += latin1(buf, i, e);
+      break;
+    }
+    let t = cr;
+    while (t > i && (buf[t - 1] === 32 || buf[t - 1] === 9)) t--;
+    out += `${latin1(buf, i, t)} `;
+    i = cr + 2;
+    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
+  }
+  return out;
+}
+
+/** Percent-decode to latin-1, like gevent's unquote_latin1; invalid escapes stay as they are. */
+export function unquoteLatin1(s: string): string {
+  if (!s.includes("%")) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 37 && i + 2 < s.length) {
+      const h = hexValue(s.charCodeAt(i + 1));
+      const l = hexValue(s.charCodeAt(i + 2));
+      if (h >= 0 && l >= 0) {
+        out += String.fromCharCode(h * 16 + l);
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
