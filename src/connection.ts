@@ -556,7 +556,7 @@ export class Connection implements InputOwner {
       return;
     }
     const h = this.handler;
-    if (this.upgraded || h.closeConnection || this.bodyFailed || this.host.stopping || this.host.crowded || this.peerEnded) {
+    if (this.upgraded || h.closeConnection || this.mustClose()) {
       this.endAfterFlush();
       return;
     }
@@ -564,11 +564,6 @@ export class Connection implements InputOwner {
     this.rawInput?.finish();
     this.rawInput = null;
     if (this.bodyActive) {
-      // The client waits for 100 Continue we never sent: it may never send the body.
-      if (this.expectContinue && !this.continueSent) {
-        this.endAfterFlush();
-        return;
-      }
       this.input.fail(new ConnectionClosedError("response finished before the body was read"));
       this.discarding = true;
       this.bodyActive = false;
@@ -736,6 +731,17 @@ export class Connection implements InputOwner {
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
+
+  /**
+   * The engine cannot keep this connection after the current response (RFC 9112 §9.3, §9.6):
+   * the peer half-closed, the body failed, the server is stopping or wants the slot, or a body
+   * is left that would have to be read and dropped, or that the client was never told to send.
+   */
+  mustClose(): boolean {
+    if (this.peerEnded || this.bodyFailed || this.host.stopping || this.host.crowded) return true;
+    if (!this.bodyActive) return false;
+    return this.expectContinue ? !this.continueSent : this.parser.contentLength - this.body.received > MAX_DISCARD;
+  }
 
   /**
    * Between requests: nothing is being answered, read or held, and the connection is not

@@ -1,70 +1,16 @@
 /** @module handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
 
 import type { Connection, ServerSocket } from "./connection.ts";
-import { MAX_DISCARD } from "./connection.ts";
-import { ClientDisconnected, ConnectionClosedError, ContractError, cannedResponse, HTTPError, REASONS } from "./errors.ts";
-import { latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./http/bytes.ts";
-import { clientCloses, HTTP_1X, headerName, isUpgradeRequest, unfold, unquoteLatin1 } from "./http/request.ts";
-import {
-  CHUNKED,
-  CONNECTION_CLOSE,
-  CONNECTION_KEEP_ALIVE,
-  CONNECTION_NONE,
-  checkHead,
-  findHead,
-  NO_LENGTH,
-  type ResponseHead,
-} from "./http/response.ts";
-import { Input } from "./input.ts";
+import { chunkLength, ResponseWriter } from "./engine/response.ts";
+import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "./errors.ts";
+import { clientCloses, HTTP_1X, isUpgradeRequest, RequestDecoder } from "./http/request.ts";
 import { clock, NullLog, timeNow } from "./log.ts";
-import { FIELD_SLOTS, FieldKind, type RequestParser } from "./parser.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
+import { EnvironBuilder } from "./wsgi/environ.ts";
+import { checkChunk, ResultSender, type ResultSink } from "./wsgi/result.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const NO_INPUT = Input.empty();
-
-/** environ keys of header names, cached: "x-foo" → "HTTP_X_FOO"; null for names with "_". */
-const envKeys = new Map<string, string | null>();
-const MAX_ENV_KEYS = 2048;
-
-function envKey(name: string): string | null {
-  let key = envKeys.get(name);
-  if (key === undefined) {
-    // Dropped like gevent does: "X_Forwarded" would otherwise collide with "X-Forwarded".
-    key = name.includes("_") ? null : `HTTP_${name.toUpperCase().replaceAll("-", "_")}`;
-    if (envKeys.size < MAX_ENV_KEYS) envKeys.set(name, key);
-  }
-  return key;
-}
-
-/** Largest header section kept per connection to be recognised when repeated. */
-const MAX_CACHED_FIELDS = 4096;
-
-/** Bytes of a chunk on the wire (a string goes out as UTF-8). */
-function chunkLength(c: Chunk): number {
-  if (typeof c !== "string") return c.length;
-  if (c.length <= SHORT_RUN) {
-    let i = 0;
-    while (i < c.length && c.charCodeAt(i) < 0x80) i++;
-    if (i === c.length) return i;
-  }
-  return Buffer.byteLength(c, "utf8");
-}
-
-function checkChunk(c: unknown): asserts c is Chunk {
-  if (typeof c !== "string" && !(c instanceof Uint8Array)) {
-    throw new ContractError(`body chunks must be string or Uint8Array, got ${c === null ? "null" : typeof c}`);
-  }
-}
-
-interface Closable {
-  close?: () => unknown;
-}
-
-function closeResult(result: Closable | null): void {
-  if (result !== null && typeof result.close === "function") result.close();
-}
 
 const errorText = (e: unknown): string => (e instanceof Error ? (e.stack ?? String(e)) : String(e));
 
@@ -90,61 +36,58 @@ export class WSGIHandler {
   headers: Array<[string, string]> = [];
   /** The current request's environ; null once its access-log line is written. */
   environ: Environ | null = null;
-  status: string | null = null;
-  code: number | null = null;
-  responseHeaders: ResponseHeaders | null = null;
-  /** Bytes sent for this response, status line and headers included; 0 when nothing was sent. */
-  responseLength = 0;
   timeStart = 0;
   timeFinish = 0;
-  /** Close the connection after this response. */
-  closeConnection = false;
-  headersSent = false;
   /** What the application returned; null once the request is logged (gevent drops it too). */
   result: Body | null = null;
+  /** The response being written: framing, length and persistence. */
+  readonly response: ResponseWriter;
 
   private headBuf: Buffer | null = null;
-  /** The previous request's header section (bytes) and its decoded fields. */
-  /** The last request line decoded, and the line whose target `linePath` is. */
-  private lastLine = "";
-  private pathLine = "";
-  private pathStart = 0;
-  private linePath = "";
-  private lastFields: Uint8Array | null = null;
-  private lastHeaders: Array<[string, string]> | null = null;
-  private tlsEnv: Record<string, string> | null = null;
-  /** REMOTE_ADDR and REMOTE_PORT of this connection. */
-  private readonly remoteAddr: string;
-  private readonly remotePort: string;
-  /** This connection's last environ but for the request line's keys, and what it was made from. */
-  private envTemplate: Environ | null = null;
-  private templateBase: Readonly<Record<string, unknown>> | null = null;
-  private readonly templateNames: string[] = [];
-  private readonly templateValues: string[] = [];
   private headStart = 0;
+  private readonly decoder = new RequestDecoder();
+  private readonly environs: EnvironBuilder;
   private upgradeRequested = false;
   private startCalled = false;
-  /** Total length of an Array result, or -1. */
-  private sizedLength = -1;
-  private bodySent = 0;
-  private chunked = false;
-  private noBody = false;
-  private isHead = false;
-  /** Stop iterating the body: the declared length was reached and exceeded. */
-  private overflowed = false;
-  /** What startResponse() found for this response's status and headers. */
-  private head: ResponseHead | null = null;
-  /** The result being sent, until releaseResult() has ended it; `returning` settles when its return() has. */
-  private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null;
-  private closable: Closable | null = null;
-  private released = false;
-  private returning: Promise<void> | undefined = undefined;
+  private readonly results: ResultSender;
   /** This request's access-log line is written. */
   private logged = false;
 
-  /** Content-Length the application declared, or -1. */
-  private get declaredLength(): number {
-    return this.head === null ? -1 : this.head.declared;
+  // gevent's per-response fields, kept by the response writer.
+  get status(): string | null {
+    return this.response.status;
+  }
+  set status(v: string | null) {
+    this.response.status = v;
+  }
+  get code(): number | null {
+    return this.response.code;
+  }
+  set code(v: number | null) {
+    this.response.code = v;
+  }
+  get responseHeaders(): ResponseHeaders | null {
+    return this.response.headers;
+  }
+  set responseHeaders(v: ResponseHeaders | null) {
+    this.response.headers = v;
+  }
+  /** Bytes sent for this response, status line and headers included; 0 when nothing was sent. */
+  get responseLength(): number {
+    return this.response.length;
+  }
+  set responseLength(v: number) {
+    this.response.length = v;
+  }
+  /** Close the connection after this response. */
+  get closeConnection(): boolean {
+    return this.response.closeConnection;
+  }
+  set closeConnection(v: boolean) {
+    this.response.closeConnection = v;
+  }
+  get headersSent(): boolean {
+    return this.response.headersSent;
   }
 
   /** Why the server refused or cut this request (a parser, body or disconnect code name), or null. */
@@ -154,7 +97,7 @@ export class WSGIHandler {
 
   /** Body bytes sent for this response (framing excluded): Apache's %b. */
   get bodyLength(): number {
-    return this.bodySent;
+    return this.response.bodySent;
   }
 
   private readonly startResponseBound: (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
@@ -163,11 +106,11 @@ export class WSGIHandler {
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     this.socket = socket;
     this.clientAddress = address;
-    // A unix socket's peer has no address (the string is the socket's path, for logs).
-    this.remoteAddr = typeof address === "string" ? "" : address[0];
-    this.remotePort = typeof address === "string" ? "" : String(address[1]);
     this.server = server;
     this.connection = socket.data;
+    this.environs = new EnvironBuilder(socket, address);
+    this.response = new ResponseWriter(socket.data);
+    this.results = new ResultSender(this.sink());
     this.startResponseBound = (status, headers, excInfo) => this.startResponse(status, headers, excInfo);
     this.writeBound = (data) => this.write(data);
   }
@@ -177,17 +120,7 @@ export class WSGIHandler {
 
   /** The request line of the current request, decoded as latin-1. */
   readRequestline(): string {
-    const p = this.connection.parser;
-    const buf = this.headBuf as Buffer;
-    const s = this.headStart + p.lineStart;
-    const e = this.headStart + p.lineEnd;
-    // A keep-alive client often repeats its request line (a poll, a health check, a benchmark):
-    // then the bytes are compared with the last line's characters instead of decoded again.
-    const last = this.lastLine;
-    if (last.length === e - s && e - s <= SHORT_RUN && sameLatin1(last, buf, s)) return last;
-    const line = latin1(buf, s, e);
-    this.lastLine = line;
-    return line;
+    return this.decoder.requestLine(this.connection.parser, this.headBuf as Buffer, this.headStart);
   }
 
   /**
@@ -197,88 +130,24 @@ export class WSGIHandler {
   readRequest(line: string): void {
     const p = this.connection.parser;
     const buf = this.headBuf as Buffer;
-    const base = this.headStart;
     this.command = p.method;
-    // The target is part of the request line already decoded: a substring, not a second decode
-    // (unless an overridden readRequestline() handed over some other line), and the last one
-    // again when the line repeats.
-    if (line.length !== p.lineEnd - p.lineStart) {
-      this.path = latin1(buf, base + p.targetStart, base + p.targetEnd);
-    } else {
-      const ts = p.targetStart - p.lineStart;
-      if (line !== this.pathLine || ts !== this.pathStart || p.targetEnd - p.targetStart !== this.linePath.length) {
-        this.pathLine = line;
-        this.pathStart = ts;
-        this.linePath = line.slice(ts, p.targetEnd - p.lineStart);
-      }
-      this.path = this.linePath;
-    }
+    this.path = this.decoder.target(p, buf, this.headStart, line);
     // The parser admits major version 1 only (others get 505).
     this.requestVersion = HTTP_1X[p.versionMinor] as string;
-    const f = p.fields;
-    const count = p.fieldCount;
-    // A keep-alive client (a browser, a proxy's health check) usually repeats its header
-    // section byte for byte: then reuse the strings decoded last time instead of decoding.
-    const hs = count > 0 ? base + (f[0] as number) : 0;
-    const he = count > 0 ? base + (f[(count - 1) * FIELD_SLOTS + 3] as number) : 0;
-    const last = this.lastFields;
-    if (last !== null && last.length === he - hs && sameBytes(last, buf, hs)) {
-      // Fresh pairs around the same strings: the app may change what it is given.
-      const cached = this.lastHeaders as Array<[string, string]>;
-      const headers: Array<[string, string]> = new Array(cached.length);
-      for (let i = 0; i < cached.length; i++) {
-        const pair = cached[i] as [string, string];
-        headers[i] = [pair[0], pair[1]];
-      }
-      this.headers = headers;
-      this.upgradeRequested = isUpgradeRequest(p);
-      return;
-    }
-    const headers: Array<[string, string]> = [];
-    for (let n = 0; n < count; n++) {
-      const k = n * FIELD_SLOTS;
-      const vs = base + (f[k + 2] as number);
-      const ve = base + (f[k + 3] as number);
-      headers.push([
-        headerName(buf, base + (f[k] as number), base + (f[k + 1] as number)),
-        f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
-      ]);
-    }
-    // A request that closes its connection has no successor to share these with.
-    if (count > 0 && he - hs <= MAX_CACHED_FIELDS && !clientCloses(p)) {
-      this.lastFields = new Uint8Array(buf.subarray(hs, he));
-      this.lastHeaders = headers.map((pair) => [pair[0], pair[1]]);
-    }
-    this.headers = headers;
+    this.headers = this.decoder.fields(p, buf, this.headStart);
     this.upgradeRequested = isUpgradeRequest(p);
   }
 
-  /**
-   * TLS facts of this connection in mod_ssl's names, computed once per connection:
-   * SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_VERIFY ("SUCCESS", "NONE" or "FAILED:reason") and,
-   * only for a client certificate that verified against the configured CA, SSL_CLIENT_S_DN /
-   * SSL_CLIENT_I_DN (RFC 4514 strings), SSL_CLIENT_M_SERIAL and SSL_CLIENT_V_END.
-   */
+  /** TLS facts of this connection in mod_ssl's names (SSL_PROTOCOL, SSL_CLIENT_VERIFY, …), computed once. */
   tlsEnviron(): Readonly<Record<string, string>> {
-    if (this.tlsEnv !== null) return this.tlsEnv;
-    const socket = this.socket;
-    const env: Record<string, string> = {
-      SSL_PROTOCOL: socket.getTLSVersion() ?? "",
-      SSL_CIPHER: socket.getCipher()?.name ?? "",
-    };
-    const cert = socket.getPeerCertificate();
-    if (cert === null || cert === undefined || cert.subject === undefined) env.SSL_CLIENT_VERIFY = "NONE";
-    else if (!socket.authorized) {
-      env.SSL_CLIENT_VERIFY = `FAILED:${socket.getAuthorizationError()?.message ?? "unverified"}`;
-    } else {
-      env.SSL_CLIENT_VERIFY = "SUCCESS";
-      env.SSL_CLIENT_S_DN = distinguishedName(cert.subject);
-      env.SSL_CLIENT_I_DN = distinguishedName(cert.issuer);
-      env.SSL_CLIENT_M_SERIAL = cert.serialNumber;
-      env.SSL_CLIENT_V_END = cert.valid_to;
-    }
-    this.tlsEnv = env;
-    return env;
+    return this.environs.tls();
+  }
+
+  /** Build the PEP 3333 environ of the current request. */
+  getEnviron(): Environ {
+    const server = this.server;
+    const reuse = server.environIsCopy && !clientCloses(this.connection.parser);
+    return this.environs.build(server, this.connection, this, this.upgradeRequested, reuse);
   }
 
   /** Where the connection's parser found the current request head; valid until handleOneRequest() returns. */
@@ -309,158 +178,12 @@ export class WSGIHandler {
   private resetRequest(): void {
     this.requestline = null;
     this.environ = null;
-    this.status = null;
-    this.code = null;
-    this.responseHeaders = null;
-    this.head = null;
-    this.responseLength = 0;
+    this.response.reset();
     this.timeFinish = 0;
-    this.closeConnection = false;
-    this.headersSent = false;
     this.result = null;
     this.startCalled = false;
-    this.sizedLength = -1;
-    this.bodySent = 0;
-    this.chunked = false;
-    this.noBody = false;
-    this.isHead = false;
-    this.overflowed = false;
-    this.iterator = this.closable = null;
-    this.released = false;
-    this.returning = undefined;
+    this.results.reset();
     this.logged = false;
-  }
-
-  /** Build the PEP 3333 environ of the current request. */
-  getEnviron(): Environ {
-    const server = this.server;
-    const headers = this.headers;
-    let env: Environ;
-    if (server.environIsCopy && !clientCloses(this.connection.parser)) {
-      // A keep-alive client usually repeats its header fields: then everything but the
-      // request line's keys is what it was, and one copy of the last result does.
-      if (this.envTemplate === null || this.templateBase !== server.environ || !this.sameFields(headers)) {
-        this.envTemplate = this.connectionEnviron(server.getEnviron() as Environ, headers);
-        this.templateBase = server.environ;
-        this.rememberFields(headers);
-      }
-      env = { ...this.envTemplate };
-    } else {
-      env = this.connectionEnviron(server.getEnviron() as Environ, headers);
-    }
-    let target = this.path;
-    env.REQUEST_METHOD = this.command;
-    env.REQUEST_URI = target;
-    // absolute-form: the path is what the app routes on; the authority replaces Host (RFC 9112 §3.2.2).
-    let authority: string | null = null;
-    let schemePort = "";
-    if (target.charCodeAt(0) !== 47 && target !== "*" && this.command !== "CONNECT") {
-      const at = target.indexOf("://") + 3;
-      // The parser admits http and https only: "https://" is the longer.
-      schemePort = at === 8 ? "443" : "80";
-      let slash = target.indexOf("/", at);
-      const q = target.indexOf("?", at);
-      if (q >= 0 && (slash < 0 || q < slash)) slash = q;
-      authority = slash < 0 ? target.slice(at) : target.slice(at, slash);
-      target = slash < 0 ? "/" : target.charCodeAt(slash) === 63 ? `/${target.slice(slash)}` : target.slice(slash);
-    }
-    const qm = target.indexOf("?");
-    let path: string;
-    if (qm >= 0) {
-      path = unquoteLatin1(target.slice(0, qm));
-      env.QUERY_STRING = target.slice(qm + 1);
-    } else {
-      path = unquoteLatin1(target);
-      env.QUERY_STRING = "";
-    }
-    const root = server.rootPath;
-    // Mounted under a prefix: SCRIPT_NAME + PATH_INFO is still the whole path (PEP 3333), and a
-    // path outside the prefix is passed whole, SCRIPT_NAME "", for the app to answer.
-    if (root !== "" && path.startsWith(root) && (path.length === root.length || path.charCodeAt(root.length) === 47)) {
-      env.SCRIPT_NAME = root;
-      path = path.slice(root.length);
-    }
-    env.PATH_INFO = path;
-    env.SERVER_PROTOCOL = this.requestVersion;
-    if (authority !== null) {
-      // RFC 9112 §3.2.2: the target's authority, not Host, names the host this request is for.
-      env.HTTP_HOST = authority;
-      hostToServerName(env, authority, schemePort);
-    } else if (server.nameFromHost) {
-      const host = env.HTTP_HOST;
-      if (typeof host === "string" && host !== "") hostToServerName(env, host, server.tls ? "443" : "80");
-    }
-    env["wsgi.input"] = this.connection.input;
-    env["bunwsgi.headers"] = headers;
-    if (this.upgradeRequested) env["bunwsgi.raw_input"] = this.connection.rawInput;
-    return env;
-  }
-
-  /**
-   * The environ keys that depend on the server, the connection and the header fields, but not
-   * on the request line: added to `env`, a copy of server.environ. The request line's keys
-   * come first, empty, so that every copy of the result already has its final shape.
-   */
-  private connectionEnviron(env: Environ, headers: ReadonlyArray<readonly [string, string]>): Environ {
-    const p: RequestParser = this.connection.parser;
-    env.REQUEST_METHOD = "";
-    env.SCRIPT_NAME = "";
-    env.REQUEST_URI = "";
-    env.PATH_INFO = "";
-    env.QUERY_STRING = "";
-    env.SERVER_PROTOCOL = "";
-    env.REMOTE_ADDR = this.remoteAddr;
-    env.REMOTE_PORT = this.remotePort;
-    if (this.server.tls !== undefined) Object.assign(env, this.tlsEnviron());
-    const f = p.fields;
-    for (let n = 0; n < headers.length; n++) {
-      // Indexed, not destructured: destructuring goes through the iterator protocol.
-      const pair = headers[n] as readonly [string, string];
-      const name = pair[0];
-      const value = pair[1];
-      const kind = f[n * FIELD_SLOTS + 4];
-      if (kind === FieldKind.CONTENT_TYPE) {
-        env.CONTENT_TYPE = env.CONTENT_TYPE === undefined ? value : `${env.CONTENT_TYPE}, ${value}`;
-        continue;
-      }
-      if (kind === FieldKind.CONTENT_LENGTH) {
-        env.CONTENT_LENGTH = String(p.contentLength);
-        continue;
-      }
-      const key = envKey(name);
-      if (key === null) continue;
-      const prev = env[key];
-      env[key] = prev === undefined ? value : `${prev}${kind === FieldKind.COOKIE ? "; " : ", "}${value}`;
-    }
-    // Placeholders that getEnviron() replaces: a template must not keep a request's body alive.
-    env["wsgi.input"] = NO_INPUT;
-    env["wsgi.input_terminated"] = true;
-    env["bunwsgi.headers"] = [];
-    return env;
-  }
-
-  /** Whether `headers` holds the same strings as when the environ template was made. */
-  private sameFields(headers: ReadonlyArray<readonly [string, string]>): boolean {
-    const names = this.templateNames;
-    const values = this.templateValues;
-    if (headers.length !== names.length) return false;
-    for (let n = 0; n < headers.length; n++) {
-      const pair = headers[n] as readonly [string, string];
-      if (pair[0] !== names[n] || pair[1] !== values[n]) return false;
-    }
-    return true;
-  }
-
-  /** Keep private copies of the template's fields: the app may change the arrays it is given. */
-  private rememberFields(headers: ReadonlyArray<readonly [string, string]>): void {
-    const names = this.templateNames;
-    const values = this.templateValues;
-    names.length = values.length = headers.length;
-    for (let n = 0; n < headers.length; n++) {
-      const pair = headers[n] as readonly [string, string];
-      names[n] = pair[0];
-      values[n] = pair[1];
-    }
   }
 
   /** Chunked trailers arrived: exposed in environ as bunwsgi.trailers. */
@@ -529,131 +252,9 @@ export class WSGIHandler {
     return this.processResult();
   }
 
-  /** Send the result's chunks: an Array is sized; other iterables stream. */
+  /** Send the result's chunks: an Array is sized; other iterables stream (wsgi/result). */
   processResult(): void | Promise<void> {
-    const result = this.result as unknown;
-    if (typeof result === "string" || ArrayBuffer.isView(result) || result === null || typeof result !== "object") {
-      throw new ContractError(
-        "the application must return an iterable of chunks (wrap a single string or Uint8Array in an array)",
-      );
-    }
-    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
-    if (typeof (result as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
-      return this.pump((result as AsyncIterable<Chunk>)[Symbol.asyncIterator](), result as Closable);
-    }
-    if (typeof (result as Iterable<Chunk>)[Symbol.iterator] === "function") {
-      return this.sendIterator((result as Iterable<Chunk>)[Symbol.iterator](), result as Closable);
-    }
-    throw new ContractError("the application must return an Array, an Iterable or an AsyncIterable of chunks");
-  }
-
-  private sendSized(chunks: unknown[]): void {
-    this.track(null, chunks as Closable);
-    try {
-      if (!this.startCalled) throw new ContractError("the application returned without calling startResponse()");
-      let total = 0;
-      for (const c of chunks) {
-        checkChunk(c);
-        total += chunkLength(c);
-      }
-      this.sizedLength = total;
-      for (const c of chunks) {
-        this.write(c as Chunk);
-        if (this.overflowed || this.connection.closed) break;
-      }
-      this.finishBody();
-    } finally {
-      this.releaseResult();
-    }
-  }
-
-  /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */
-  private sendIterator(it: Iterator<Chunk>, result: Closable): void | Promise<void> {
-    this.track(it, result);
-    let done = false;
-    let handedOff = false;
-    try {
-      for (;;) {
-        const step = it.next();
-        if (step.done === true) {
-          done = true;
-          break;
-        }
-        checkChunk(step.value);
-        this.write(step.value);
-        if (this.endsEarly()) break;
-        if (this.connection.backpressured) {
-          handedOff = true;
-          return this.connection.waitDrain().then(() => this.pump(it, result));
-        }
-      }
-      if (done && !this.startCalled) throw new ContractError("the application returned without calling startResponse()");
-      this.finishBody();
-    } finally {
-      if (!handedOff) {
-        if (done) this.iterator = null;
-        this.releaseResult();
-      }
-    }
-  }
-
-  /** The asynchronous path: awaits every chunk and every write (backpressure). */
-  private async pump(it: Iterator<Chunk> | AsyncIterator<Chunk>, result: Closable): Promise<void> {
-    this.track(it, result);
-    let done = false;
-    try {
-      for (;;) {
-        const step = await it.next();
-        if (step.done === true) {
-          done = true;
-          break;
-        }
-        checkChunk(step.value);
-        await this.write(step.value);
-        if (this.endsEarly()) break;
-      }
-      if (done && !this.startCalled) throw new ContractError("the application returned without calling startResponse()");
-      this.finishBody();
-    } finally {
-      if (done) this.iterator = null;
-      await this.releaseResult();
-    }
-  }
-
-  /**
-   * Whether the rest of an unsized result can be abandoned: its Content-Length is reached, the
-   * connection is gone, or the head of a HEAD response is out (RFC 9110 §9.3.2: nothing more
-   * of it would be sent, and an endless stream would otherwise run on for nobody).
-   */
-  private endsEarly(): boolean {
-    return this.overflowed || this.connection.closed || (this.isHead && this.headersSent);
-  }
-
-  /** The result being sent: what releaseResult() ends. */
-  private track(it: Iterator<Chunk> | AsyncIterator<Chunk> | null, result: Closable): void {
-    this.iterator = it;
-    this.closable = result;
-  }
-
-  /**
-   * End the result exactly once, on whichever path comes first (its end, an error, the client
-   * gone, a stop): return() an unfinished iterator, so a generator's `finally` runs, then call
-   * its close() (PEP 3333). For an async generator that is still awaiting, return() takes effect
-   * at its next `yield`; the promise settles then.
-   */
-  private releaseResult(): Promise<void> | undefined {
-    if (this.released) return this.returning;
-    this.released = true;
-    const it = this.iterator;
-    const result = this.closable;
-    this.iterator = this.closable = null;
-    const step: unknown = it !== null && typeof it.return === "function" ? it.return() : undefined;
-    if (step instanceof Promise) {
-      this.returning = step.then(() => closeResult(result));
-      return this.returning;
-    }
-    closeResult(result);
-    return undefined;
+    return this.results.send(this.result as unknown);
   }
 
   /**
@@ -661,13 +262,38 @@ export class WSGIHandler {
    * deadline, stop): end its result now instead of when it next produces a chunk.
    */
   connectionLost(): void {
-    if (this.released || (this.iterator === null && this.closable === null)) return;
     try {
-      // Whoever is sending the result awaits the same promise and reports its error.
-      this.releaseResult()?.catch(() => {});
+      this.results.abandon();
     } catch (e) {
       this.logError(`Error closing the result of ${this.requestline ?? "request"}\n${errorText(e)}`);
     }
+  }
+
+  /** What the result sender sees of this handler. */
+  private sink(): ResultSink {
+    const handler = this;
+    const conn = this.connection;
+    return {
+      write: (data) => handler.write(data),
+      get started() {
+        return handler.startCalled;
+      },
+      setSized: (total) => {
+        handler.response.sized = total;
+      },
+      // The rest of an unsized result is abandoned once its Content-Length is passed, the
+      // connection is gone, or the head of a HEAD response is out (RFC 9110 §9.3.2: nothing
+      // more of it would be sent, and an endless stream would otherwise run on for nobody).
+      endsEarly: () => {
+        const r = handler.response;
+        return r.overflowed || conn.closed || (r.headersSent && handler.command === "HEAD");
+      },
+      get backpressured() {
+        return conn.backpressured;
+      },
+      waitDrain: () => conn.waitDrain(),
+      endBody: () => handler.finishBody(),
+    };
   }
 
   /**
@@ -680,24 +306,12 @@ export class WSGIHandler {
     } else if (this.startCalled) {
       throw new ContractError("startResponse() called a second time without excInfo");
     }
-    if (typeof status !== "string") throw new ContractError("status must be a string like '200 OK'");
-    const head = findHead(status, headers) ?? checkHead(status, headers);
-    const code = head.code;
-    if ((code === 204 || code === 304) && head.declared > 0) {
-      throw new ContractError(`a ${code} response must not have a non-zero Content-Length`);
-    }
-    if (code === 101 && !this.upgradeRequested) {
-      throw new ContractError("101 Switching Protocols answers only an Upgrade request (RFC 9110 §15.2.2)");
-    }
-    this.status = head.fullStatus;
-    this.code = code;
-    this.responseHeaders = headers;
-    this.head = head;
+    const code = this.response.accept(status, headers, this.upgradeRequested);
     this.startCalled = true;
     if (code === 101) {
       // 101 has no body to wait for, and the new protocol's bytes start right after it: the
       // head goes out now, so the app can read bunwsgi.raw_input before it writes anything.
-      this.sendHeaders();
+      this.finalizeHeaders();
       this.connection.commit();
       this.connection.upgradeAccepted();
     }
@@ -712,140 +326,41 @@ export class WSGIHandler {
     if (conn.closed) return Promise.reject(new ConnectionClosedError());
     const len = chunkLength(data);
     if (len === 0) return RESOLVED;
-    const code = this.code as number;
-    if (code < 200 || code === 204 || code === 304) {
-      if (code !== 101) throw new ContractError(`a ${code} response cannot have a body`);
+    const response = this.response;
+    response.checkBody();
+    if (!response.headersSent) this.finalizeHeaders();
+    if (!response.writeBody(data, len)) {
+      this.logError(
+        `${this.requestline}: application sent more than its Content-Length of ${response.declared}; response cut, connection closed`,
+      );
     }
-    if (!this.headersSent) this.sendHeaders();
-    if (!this.isHead) this.sendBody(data, len);
     conn.commit();
     return conn.backpressured ? conn.waitDrain() : RESOLVED;
   }
 
-  private sendBody(data: Chunk, len: number): void {
-    const conn = this.connection;
-    if (this.declaredLength >= 0) {
-      const room = this.declaredLength - this.bodySent;
-      if (len > room) {
-        this.overflowed = true;
-        this.closeConnection = true;
-        this.logError(
-          `${this.requestline}: application sent more than its Content-Length of ${this.declaredLength}; response cut, connection closed`,
-        );
-        if (room <= 0) return;
-        const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-        data = bytes.subarray(0, room);
-        len = room;
-      }
-    }
-    if (this.chunked) {
-      const size = `${len.toString(16)}\r\n`;
-      conn.writeLatin1(size);
-      this.responseLength += size.length + 2;
-    }
-    if (typeof data === "string") conn.writeUtf8(data);
-    else conn.writeBytes(data);
-    if (this.chunked) conn.writeLatin1("\r\n");
-    this.bodySent += len;
-    this.responseLength += len;
-  }
-
-  private sendHeaders(): void {
-    this.finalizeHeaders();
-    this.headersSent = true;
-  }
-
   /**
-   * Decide framing and persistence and write the status line and headers (RFC 9112 §6.3, §9.3):
-   * Content-Length when known, chunked for unsized HTTP/1.1 bodies, close-delimited otherwise.
+   * Write the status line and headers; framing and persistence are decided by http/framing
+   * (RFC 9112 §6.3, §9.3): Content-Length when known, chunked for unsized HTTP/1.1 bodies,
+   * close-delimited otherwise.
    */
   finalizeHeaders(): void {
-    const status = this.status as string;
-    const headers = this.responseHeaders as ResponseHeaders;
-    let head = this.head;
-    // A hook (or the app, on its own list) may have changed the status or the headers since
-    // startResponse(): what is sent is checked as startResponse() checks (ContractError: a 500).
-    if (head === null || head.fullStatus !== status || !head.matches(headers)) {
-      head = findHead(status, headers) ?? checkHead(status, headers);
-      this.head = head;
-    }
-    const conn = this.connection;
-    const p = conn.parser;
-    const code = this.code as number;
-    const http10 = p.versionMinor === 0;
-    this.isHead = this.command === "HEAD";
-    this.noBody = code < 200 || code === 204 || code === 304;
-    let close =
-      this.closeConnection ||
-      head.hasClose ||
-      clientCloses(p) ||
-      this.server.stopping ||
-      this.server.crowded ||
-      conn.peerEnded ||
-      conn.bodyFailed;
-    // A body we would have to read and drop, or one the client was never told to send.
-    if (conn.bodyActive && (conn.expectContinue ? !conn.continueSent : p.contentLength - conn.body.received > MAX_DISCARD)) {
-      close = true;
-    }
-    let length = NO_LENGTH;
-    if (code === 101 || this.noBody) {
-      if (code >= 100 && code < 200 && code !== 101) close = true;
-    } else if (head.declared >= 0) {
-      // The application's own Content-Length stands.
-    } else if (this.sizedLength >= 0) {
-      length = this.sizedLength;
-    } else if (this.isHead) {
-      // No body follows a HEAD response; its length is unknown without running a GET.
-    } else if (!http10) {
-      this.chunked = true;
-      length = CHUNKED;
-    } else {
-      close = true;
-    }
-    let connection = CONNECTION_NONE;
-    if (close && code !== 101) {
-      if (!head.hasClose) connection = CONNECTION_CLOSE;
-    } else if (http10 && code !== 101) {
-      connection = CONNECTION_KEEP_ALIVE;
-    }
-    this.closeConnection = close;
-    const date = head.hasDate ? null : clock.dateHeader();
-    const bytes = head.encoded(this.protocolVersion, length, connection, date);
-    if (bytes !== null) {
-      conn.writeBytes(bytes);
-      this.responseLength += bytes.length;
-      return;
-    }
-    const text = head.text(this.protocolVersion, length, connection);
-    conn.writeLatin1(text);
-    this.responseLength += text.length + 2;
-    if (date !== null) {
-      conn.writeBytes(date);
-      this.responseLength += date.length;
-    }
-    conn.writeLatin1("\r\n");
+    this.response.writeHead(this.protocolVersion, this.command);
   }
 
   /** The body is complete: send headers if nothing was sent, end chunked framing, check the length. */
   private finishBody(): void {
-    const conn = this.connection;
-    if (conn.closed) return;
-    if (!this.headersSent) {
-      if (this.sizedLength < 0) this.sizedLength = 0;
-      this.sendHeaders();
+    const response = this.response;
+    if (this.connection.closed) return;
+    if (!response.headersSent) {
+      if (response.sized < 0) response.sized = 0;
+      this.finalizeHeaders();
     }
-    if (this.chunked) {
-      conn.writeLatin1("0\r\n\r\n");
-      this.responseLength += 5;
-    } else if (this.declaredLength > this.bodySent && !this.isHead && !this.noBody) {
-      // Fewer bytes than declared: the client must not wait for the rest of a body that will not come.
-      this.closeConnection = true;
+    // Fewer bytes than declared: the client must not wait for the rest of a body that will not come.
+    if (response.end() > 0) {
       this.logError(
-        `${this.requestline}: application sent ${this.bodySent} of its Content-Length of ${this.declaredLength}; connection closed`,
+        `${this.requestline}: application sent ${response.bodySent} of its Content-Length of ${response.declared}; connection closed`,
       );
     }
-    if (this.code === 101) this.closeConnection = true;
-    conn.commit();
   }
 
   /**
@@ -875,19 +390,7 @@ export class WSGIHandler {
 
   /** Write a server-generated error response and mark the connection for closing. */
   private sendError(status: number): void {
-    const c = cannedResponse(status);
-    const conn = this.connection;
-    const date = clock.dateHeader();
-    conn.writeBytes(c.head);
-    conn.writeBytes(date);
-    conn.writeBytes(c.tail);
-    conn.commit();
-    this.status = `${status} ${REASONS[status] ?? "Error"}`;
-    this.code = status;
-    this.responseLength = c.length + date.length;
-    this.bodySent = c.bodyLength;
-    this.headersSent = true;
-    this.closeConnection = true;
+    this.response.error(status);
   }
 
   /** A request the connection refused before it reached the application (400, 408, 413, …). */
@@ -932,29 +435,4 @@ export class WSGIHandler {
     const a = this.clientAddress;
     return typeof a === "string" ? a || "unix socket" : `${a[0]}:${a[1]}`;
   }
-}
-
-/**
- * SERVER_NAME and SERVER_PORT from an authority the parser validated (uri-host [":" port]):
- * an IP-literal keeps its brackets, and a missing or empty port is the scheme's.
- */
-function hostToServerName(env: Environ, host: string, defaultPort: string): void {
-  const colon = host.indexOf(":", host.lastIndexOf("]") + 1);
-  env.SERVER_NAME = colon < 0 ? host : host.slice(0, colon);
-  env.SERVER_PORT = colon < 0 || colon + 1 === host.length ? defaultPort : host.slice(colon + 1);
-}
-
-/** RFC 4514 string of a certificate name: most specific first, special characters escaped. */
-function distinguishedName(name: object | undefined): string {
-  if (name === undefined) return "";
-  const parts: string[] = [];
-  for (const [key, value] of Object.entries(name)) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      const escaped = String(v)
-        .replace(/[,+"\\<>;=]/g, "\\$&")
-        .replace(/^[ #]|[ ]$/g, "\\$&");
-      parts.push(`${key}=${escaped}`);
-    }
-  }
-  return parts.reverse().join(",");
 }

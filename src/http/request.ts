@@ -1,7 +1,7 @@
 /** @module http/request — request-head decoding: interned field names, obs-fold, percent-decoding, and the per-request facts framing needs. */
 
-import type { RequestParser } from "../parser.ts";
-import { CR, hexValue, latin1 } from "./bytes.ts";
+import { FIELD_SLOTS, type RequestParser } from "../parser.ts";
+import { CR, hexValue, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
 
 /** The request itself ends its connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3). */
 export const clientCloses = (p: RequestParser): boolean => p.connectionClose || (p.versionMinor === 0 && !p.connectionKeepAlive);
@@ -80,4 +80,84 @@ export function unquoteLatin1(s: string): string {
     out += s[i];
   }
   return out;
+}
+
+/** Largest header section kept per connection to be recognised when repeated. */
+const MAX_CACHED_FIELDS = 4096;
+
+/**
+ * Decodes the parsed request heads of one connection into strings. A keep-alive client often
+ * repeats its request line (a poll, a health check, a benchmark) and its header section byte
+ * for byte (a browser, a proxy): then the last strings are reused instead of decoded again.
+ */
+export class RequestDecoder {
+  /** The last request line decoded, and the line whose target `linePath` is. */
+  private lastLine = "";
+  private pathLine = "";
+  private pathStart = 0;
+  private linePath = "";
+  /** The previous request's header section (bytes) and its decoded fields. */
+  private lastFields: Uint8Array | null = null;
+  private lastHeaders: Array<[string, string]> | null = null;
+
+  /** The request line of the head at `base` in buf, as latin-1. */
+  requestLine(p: RequestParser, buf: Uint8Array, base: number): string {
+    const s = base + p.lineStart;
+    const e = base + p.lineEnd;
+    const last = this.lastLine;
+    if (last.length === e - s && e - s <= SHORT_RUN && sameLatin1(last, buf, s)) return last;
+    const line = latin1(buf, s, e);
+    this.lastLine = line;
+    return line;
+  }
+
+  /**
+   * The request-target. It is part of the request line already decoded: a substring, not a
+   * second decode (unless `line` is some other line, as an overridden hook may hand over), and
+   * the last one again when the line repeats.
+   */
+  target(p: RequestParser, buf: Uint8Array, base: number, line: string): string {
+    if (line.length !== p.lineEnd - p.lineStart) return latin1(buf, base + p.targetStart, base + p.targetEnd);
+    const ts = p.targetStart - p.lineStart;
+    if (line !== this.pathLine || ts !== this.pathStart || p.targetEnd - p.targetStart !== this.linePath.length) {
+      this.pathLine = line;
+      this.pathStart = ts;
+      this.linePath = line.slice(ts, p.targetEnd - p.lineStart);
+    }
+    return this.linePath;
+  }
+
+  /** The header fields as received (order and duplicates kept), as fresh pairs the app may change. */
+  fields(p: RequestParser, buf: Uint8Array, base: number): Array<[string, string]> {
+    const f = p.fields;
+    const count = p.fieldCount;
+    const hs = count > 0 ? base + (f[0] as number) : 0;
+    const he = count > 0 ? base + (f[(count - 1) * FIELD_SLOTS + 3] as number) : 0;
+    const last = this.lastFields;
+    if (last !== null && last.length === he - hs && sameBytes(last, buf, hs)) {
+      const cached = this.lastHeaders as Array<[string, string]>;
+      const headers: Array<[string, string]> = new Array(cached.length);
+      for (let i = 0; i < cached.length; i++) {
+        const pair = cached[i] as [string, string];
+        headers[i] = [pair[0], pair[1]];
+      }
+      return headers;
+    }
+    const headers: Array<[string, string]> = [];
+    for (let n = 0; n < count; n++) {
+      const k = n * FIELD_SLOTS;
+      const vs = base + (f[k + 2] as number);
+      const ve = base + (f[k + 3] as number);
+      headers.push([
+        headerName(buf, base + (f[k] as number), base + (f[k + 1] as number)),
+        f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
+      ]);
+    }
+    // A request that closes its connection has no successor to share these with.
+    if (count > 0 && he - hs <= MAX_CACHED_FIELDS && !clientCloses(p)) {
+      this.lastFields = new Uint8Array(buf.subarray(hs, he));
+      this.lastHeaders = headers.map((pair) => [pair[0], pair[1]]);
+    }
+    return headers;
+  }
 }

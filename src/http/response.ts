@@ -3,6 +3,7 @@
 import { ContractError, REASONS } from "../errors.ts";
 import { TCHAR } from "../parser.ts";
 import type { ResponseHeaders } from "../types.ts";
+import { CHUNKED, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NONE, NO_LENGTH } from "./framing.ts";
 
 /** Standard reason phrases, for a bare "NNN" status (RFC 9110 §15). */
 export const STANDARD_REASONS: Readonly<Record<number, string>> = {
@@ -83,14 +84,7 @@ function hasCloseToken(v: string): boolean {
   return false;
 }
 
-/** The framing field finalizeHeaders() adds: a Content-Length value (>= 0), none, or chunked. */
-export const NO_LENGTH = -1;
-export const CHUNKED = -2;
-/** The Connection field finalizeHeaders() adds. */
-export const CONNECTION_NONE = 0;
-export const CONNECTION_CLOSE = 1;
-export const CONNECTION_KEEP_ALIVE = 2;
-
+/** The framing and Connection fields the server adds (see http/framing). */
 function framingFields(length: number, connection: number): string {
   let s = length >= 0 ? `Content-Length: ${length}\r\n` : length === CHUNKED ? "Transfer-Encoding: chunked\r\n" : "";
   if (connection === CONNECTION_CLOSE) s += "Connection: close\r\n";

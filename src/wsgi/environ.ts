@@ -1,0 +1,246 @@
+/** @module wsgi/environ — the PEP 3333 environ of a request: CGI keys, headers as HTTP_*, TLS facts, and a per-connection template reused while a client repeats its fields. */
+
+import type { Connection, ServerSocket } from "../connection.ts";
+import { unquoteLatin1 } from "../http/request.ts";
+import { Input } from "../input.ts";
+import { FIELD_SLOTS, FieldKind } from "../parser.ts";
+import type { WSGIServer } from "../server.ts";
+import type { Environ } from "../types.ts";
+
+const NO_INPUT = Input.empty();
+
+/** environ keys of header names, cached: "x-foo" → "HTTP_X_FOO"; null for names with "_". */
+const envKeys = new Map<string, string | null>();
+const MAX_ENV_KEYS = 2048;
+
+function envKey(name: string): string | null {
+  let key = envKeys.get(name);
+  if (key === undefined) {
+    // Dropped like gevent does: "X_Forwarded" would otherwise collide with "X-Forwarded".
+    key = name.includes("_") ? null : `HTTP_${name.toUpperCase().replaceAll("-", "_")}`;
+    if (envKeys.size < MAX_ENV_KEYS) envKeys.set(name, key);
+  }
+  return key;
+}
+
+/** What the environ is built from: the handler's decoded request line and fields. */
+export interface RequestFacts {
+  readonly command: string;
+  readonly path: string;
+  readonly requestVersion: string;
+  readonly headers: Array<[string, string]>;
+}
+
+/** Builds the environs of one connection's requests. */
+export class EnvironBuilder {
+  private readonly socket: ServerSocket;
+  /** REMOTE_ADDR and REMOTE_PORT of this connection. */
+  private readonly remoteAddr: string;
+  private readonly remotePort: string;
+  private tlsEnv: Record<string, string> | null = null;
+  /** This connection's last environ but for the request line's keys, and what it was made from. */
+  private template: Environ | null = null;
+  private templateBase: Readonly<Record<string, unknown>> | null = null;
+  private readonly templateNames: string[] = [];
+  private readonly templateValues: string[] = [];
+
+  constructor(socket: ServerSocket, address: [string, number] | string) {
+    this.socket = socket;
+    // A unix socket's peer has no address (the string is the socket's path, for logs).
+    this.remoteAddr = typeof address === "string" ? "" : address[0];
+    this.remotePort = typeof address === "string" ? "" : String(address[1]);
+  }
+
+  /**
+   * The environ of the request described by `req`. `reuse`: the server's own getEnviron() is in
+   * use and the connection persists, so a template of its fields may be kept and copied.
+   */
+  build(server: WSGIServer, conn: Connection, req: RequestFacts, upgrade: boolean, reuse: boolean): Environ {
+    const headers = req.headers;
+    let env: Environ;
+    if (reuse) {
+      // A keep-alive client usually repeats its header fields: then everything but the
+      // request line's keys is what it was, and one copy of the last result does.
+      if (this.template === null || this.templateBase !== server.environ || !this.sameFields(headers)) {
+        this.template = this.connectionEnviron(server, conn, server.getEnviron() as Environ, headers);
+        this.templateBase = server.environ;
+        this.rememberFields(headers);
+      }
+      env = { ...this.template };
+    } else {
+      env = this.connectionEnviron(server, conn, server.getEnviron() as Environ, headers);
+    }
+    let target = req.path;
+    const command = req.command;
+    env.REQUEST_METHOD = command;
+    env.REQUEST_URI = target;
+    // absolute-form: the path is what the app routes on; the authority replaces Host (RFC 9112 §3.2.2).
+    let authority: string | null = null;
+    let schemePort = "";
+    if (target.charCodeAt(0) !== 47 && target !== "*" && command !== "CONNECT") {
+      const at = target.indexOf("://") + 3;
+      // The parser admits http and https only: "https://" is the longer.
+      schemePort = at === 8 ? "443" : "80";
+      let slash = target.indexOf("/", at);
+      const q = target.indexOf("?", at);
+      if (q >= 0 && (slash < 0 || q < slash)) slash = q;
+      authority = slash < 0 ? target.slice(at) : target.slice(at, slash);
+      target = slash < 0 ? "/" : target.charCodeAt(slash) === 63 ? `/${target.slice(slash)}` : target.slice(slash);
+    }
+    const qm = target.indexOf("?");
+    let path: string;
+    if (qm >= 0) {
+      path = unquoteLatin1(target.slice(0, qm));
+      env.QUERY_STRING = target.slice(qm + 1);
+    } else {
+      path = unquoteLatin1(target);
+      env.QUERY_STRING = "";
+    }
+    const root = server.rootPath;
+    // Mounted under a prefix: SCRIPT_NAME + PATH_INFO is still the whole path (PEP 3333), and a
+    // path outside the prefix is passed whole, SCRIPT_NAME "", for the app to answer.
+    if (root !== "" && path.startsWith(root) && (path.length === root.length || path.charCodeAt(root.length) === 47)) {
+      env.SCRIPT_NAME = root;
+      path = path.slice(root.length);
+    }
+    env.PATH_INFO = path;
+    env.SERVER_PROTOCOL = req.requestVersion;
+    if (authority !== null) {
+      // RFC 9112 §3.2.2: the target's authority, not Host, names the host this request is for.
+      env.HTTP_HOST = authority;
+      hostToServerName(env, authority, schemePort);
+    } else if (server.nameFromHost) {
+      const host = env.HTTP_HOST;
+      if (typeof host === "string" && host !== "") hostToServerName(env, host, server.tls ? "443" : "80");
+    }
+    env["wsgi.input"] = conn.input;
+    env["bunwsgi.headers"] = headers;
+    if (upgrade) env["bunwsgi.raw_input"] = conn.rawInput;
+    return env;
+  }
+
+  /**
+   * TLS facts of this connection in mod_ssl's names, computed once per connection:
+   * SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_VERIFY ("SUCCESS", "NONE" or "FAILED:reason") and,
+   * only for a client certificate that verified against the configured CA, SSL_CLIENT_S_DN /
+   * SSL_CLIENT_I_DN (RFC 4514 strings), SSL_CLIENT_M_SERIAL and SSL_CLIENT_V_END.
+   */
+  tls(): Readonly<Record<string, string>> {
+    if (this.tlsEnv !== null) return this.tlsEnv;
+    const socket = this.socket;
+    const env: Record<string, string> = {
+      SSL_PROTOCOL: socket.getTLSVersion() ?? "",
+      SSL_CIPHER: socket.getCipher()?.name ?? "",
+    };
+    const cert = socket.getPeerCertificate();
+    if (cert === null || cert === undefined || cert.subject === undefined) env.SSL_CLIENT_VERIFY = "NONE";
+    else if (!socket.authorized) {
+      env.SSL_CLIENT_VERIFY = `FAILED:${socket.getAuthorizationError()?.message ?? "unverified"}`;
+    } else {
+      env.SSL_CLIENT_VERIFY = "SUCCESS";
+      env.SSL_CLIENT_S_DN = distinguishedName(cert.subject);
+      env.SSL_CLIENT_I_DN = distinguishedName(cert.issuer);
+      env.SSL_CLIENT_M_SERIAL = cert.serialNumber;
+      env.SSL_CLIENT_V_END = cert.valid_to;
+    }
+    this.tlsEnv = env;
+    return env;
+  }
+
+  /**
+   * The environ keys that depend on the server, the connection and the header fields, but not
+   * on the request line: added to `env`, a copy of server.environ. The request line's keys
+   * come first, empty, so that every copy of the result already has its final shape.
+   */
+  private connectionEnviron(
+    server: WSGIServer,
+    conn: Connection,
+    env: Environ,
+    headers: ReadonlyArray<readonly [string, string]>,
+  ): Environ {
+    const p = conn.parser;
+    env.REQUEST_METHOD = "";
+    env.SCRIPT_NAME = "";
+    env.REQUEST_URI = "";
+    env.PATH_INFO = "";
+    env.QUERY_STRING = "";
+    env.SERVER_PROTOCOL = "";
+    env.REMOTE_ADDR = this.remoteAddr;
+    env.REMOTE_PORT = this.remotePort;
+    if (server.tls !== undefined) Object.assign(env, this.tls());
+    const f = p.fields;
+    for (let n = 0; n < headers.length; n++) {
+      // Indexed, not destructured: destructuring goes through the iterator protocol.
+      const pair = headers[n] as readonly [string, string];
+      const name = pair[0];
+      const value = pair[1];
+      const kind = f[n * FIELD_SLOTS + 4];
+      if (kind === FieldKind.CONTENT_TYPE) {
+        env.CONTENT_TYPE = env.CONTENT_TYPE === undefined ? value : `${env.CONTENT_TYPE}, ${value}`;
+        continue;
+      }
+      if (kind === FieldKind.CONTENT_LENGTH) {
+        env.CONTENT_LENGTH = String(p.contentLength);
+        continue;
+      }
+      const key = envKey(name);
+      if (key === null) continue;
+      const prev = env[key];
+      env[key] = prev === undefined ? value : `${prev}${kind === FieldKind.COOKIE ? "; " : ", "}${value}`;
+    }
+    // Placeholders that build() replaces: a template must not keep a request's body alive.
+    env["wsgi.input"] = NO_INPUT;
+    env["wsgi.input_terminated"] = true;
+    env["bunwsgi.headers"] = [];
+    return env;
+  }
+
+  /** Whether `headers` holds the same strings as when the environ template was made. */
+  private sameFields(headers: ReadonlyArray<readonly [string, string]>): boolean {
+    const names = this.templateNames;
+    const values = this.templateValues;
+    if (headers.length !== names.length) return false;
+    for (let n = 0; n < headers.length; n++) {
+      const pair = headers[n] as readonly [string, string];
+      if (pair[0] !== names[n] || pair[1] !== values[n]) return false;
+    }
+    return true;
+  }
+
+  /** Keep private copies of the template's fields: the app may change the arrays it is given. */
+  private rememberFields(headers: ReadonlyArray<readonly [string, string]>): void {
+    const names = this.templateNames;
+    const values = this.templateValues;
+    names.length = values.length = headers.length;
+    for (let n = 0; n < headers.length; n++) {
+      const pair = headers[n] as readonly [string, string];
+      names[n] = pair[0];
+      values[n] = pair[1];
+    }
+  }
+}
+
+/**
+ * SERVER_NAME and SERVER_PORT from an authority the parser validated (uri-host [":" port]):
+ * an IP-literal keeps its brackets, and a missing or empty port is the scheme's.
+ */
+function hostToServerName(env: Environ, host: string, defaultPort: string): void {
+  const colon = host.indexOf(":", host.lastIndexOf("]") + 1);
+  env.SERVER_NAME = colon < 0 ? host : host.slice(0, colon);
+  env.SERVER_PORT = colon < 0 || colon + 1 === host.length ? defaultPort : host.slice(colon + 1);
+}
+
+/** RFC 4514 string of a certificate name: most specific first, special characters escaped. */
+function distinguishedName(name: object | undefined): string {
+  if (name === undefined) return "";
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(name)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      const escaped = String(v)
+        .replace(/[,+"\\<>;=]/g, "\\$&")
+        .replace(/^[ #]|[ ]$/g, "\\$&");
+      parts.push(`${key}=${escaped}`);
+    }
+  }
+  return parts.reverse().join(",");
+}

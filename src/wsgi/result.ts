@@ -1,0 +1,186 @@
+/** @module wsgi/result — sends what a WSGI app returned: an Array sized, iterables streamed with backpressure, and the result ended exactly once on every path. */
+
+import { chunkLength } from "../engine/response.ts";
+import { ContractError } from "../errors.ts";
+import type { Chunk } from "../types.ts";
+
+export function checkChunk(c: unknown): asserts c is Chunk {
+  if (typeof c !== "string" && !(c instanceof Uint8Array)) {
+    throw new ContractError(`body chunks must be string or Uint8Array, got ${c === null ? "null" : typeof c}`);
+  }
+}
+
+interface Closable {
+  close?: () => unknown;
+}
+
+function closeResult(result: Closable | null): void {
+  if (result !== null && typeof result.close === "function") result.close();
+}
+
+/** What the sender needs of its handler: its write() hook (so an override sees every chunk) and the response's state. */
+export interface ResultSink {
+  write(data: Chunk): Promise<void>;
+  /** startResponse() was called for this request. */
+  readonly started: boolean;
+  /** Total length of a sized body, for Content-Length. */
+  setSized(total: number): void;
+  /** Stop taking chunks: the body's end is decided (Content-Length passed, HEAD's head out, connection gone). */
+  endsEarly(): boolean;
+  readonly backpressured: boolean;
+  waitDrain(): Promise<void>;
+  /** The body is complete: headers if nothing was sent, then the end of its framing. */
+  endBody(): void;
+}
+
+const notStarted = (): ContractError => new ContractError("the application returned without calling startResponse()");
+
+/** Sends one request's result after another, for one connection. */
+export class ResultSender {
+  private readonly sink: ResultSink;
+  /** The result being sent, until release() has ended it; `returning` settles when its return() has. */
+  private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null;
+  private closable: Closable | null = null;
+  private released = false;
+  private returning: Promise<void> | undefined = undefined;
+
+  constructor(sink: ResultSink) {
+    this.sink = sink;
+  }
+
+  reset(): void {
+    this.iterator = this.closable = null;
+    this.released = false;
+    this.returning = undefined;
+  }
+
+  /** Send a result: an Array is sized; any other iterable streams. */
+  send(result: unknown): void | Promise<void> {
+    if (typeof result === "string" || ArrayBuffer.isView(result) || result === null || typeof result !== "object") {
+      throw new ContractError(
+        "the application must return an iterable of chunks (wrap a single string or Uint8Array in an array)",
+      );
+    }
+    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
+    if (typeof (result as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
+      return this.pump((result as AsyncIterable<Chunk>)[Symbol.asyncIterator](), result as Closable);
+    }
+    if (typeof (result as Iterable<Chunk>)[Symbol.iterator] === "function") {
+      return this.sendIterator((result as Iterable<Chunk>)[Symbol.iterator](), result as Closable);
+    }
+    throw new ContractError("the application must return an Array, an Iterable or an AsyncIterable of chunks");
+  }
+
+  private sendSized(chunks: unknown[]): void {
+    this.track(null, chunks as Closable);
+    const sink = this.sink;
+    try {
+      if (!sink.started) throw notStarted();
+      let total = 0;
+      for (const c of chunks) {
+        checkChunk(c);
+        total += chunkLength(c);
+      }
+      sink.setSized(total);
+      for (const c of chunks) {
+        sink.write(c as Chunk);
+        if (sink.endsEarly()) break;
+      }
+      sink.endBody();
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */
+  private sendIterator(it: Iterator<Chunk>, result: Closable): void | Promise<void> {
+    this.track(it, result);
+    const sink = this.sink;
+    let done = false;
+    let handedOff = false;
+    try {
+      for (;;) {
+        const step = it.next();
+        if (step.done === true) {
+          done = true;
+          break;
+        }
+        checkChunk(step.value);
+        sink.write(step.value);
+        if (sink.endsEarly()) break;
+        if (sink.backpressured) {
+          handedOff = true;
+          return sink.waitDrain().then(() => this.pump(it, result));
+        }
+      }
+      if (done && !sink.started) throw notStarted();
+      sink.endBody();
+    } finally {
+      if (!handedOff) {
+        if (done) this.iterator = null;
+        this.release();
+      }
+    }
+  }
+
+  /** The asynchronous path: awaits every chunk and every write (backpressure). */
+  private async pump(it: Iterator<Chunk> | AsyncIterator<Chunk>, result: Closable): Promise<void> {
+    this.track(it, result);
+    const sink = this.sink;
+    let done = false;
+    try {
+      for (;;) {
+        const step = await it.next();
+        if (step.done === true) {
+          done = true;
+          break;
+        }
+        checkChunk(step.value);
+        await sink.write(step.value);
+        if (sink.endsEarly()) break;
+      }
+      if (done && !sink.started) throw notStarted();
+      sink.endBody();
+    } finally {
+      if (done) this.iterator = null;
+      await this.release();
+    }
+  }
+
+  /** The result being sent: what release() ends. */
+  private track(it: Iterator<Chunk> | AsyncIterator<Chunk> | null, result: Closable): void {
+    this.iterator = it;
+    this.closable = result;
+  }
+
+  /**
+   * End the result exactly once, on whichever path comes first (its end, an error, the client
+   * gone, a stop): return() an unfinished iterator, so a generator's `finally` runs, then call
+   * its close() (PEP 3333). For an async generator that is still awaiting, return() takes effect
+   * at its next `yield`; the promise settles then.
+   */
+  private release(): Promise<void> | undefined {
+    if (this.released) return this.returning;
+    this.released = true;
+    const it = this.iterator;
+    const result = this.closable;
+    this.iterator = this.closable = null;
+    const step: unknown = it !== null && typeof it.return === "function" ? it.return() : undefined;
+    if (step instanceof Promise) {
+      this.returning = step.then(() => closeResult(result));
+      return this.returning;
+    }
+    closeResult(result);
+    return undefined;
+  }
+
+  /**
+   * The connection went away while the result was being sent: end it now instead of when it
+   * next produces a chunk. Throws what return() or close() throws.
+   */
+  abandon(): void {
+    if (this.released || (this.iterator === null && this.closable === null)) return;
+    // Whoever is sending the result awaits the same promise and reports its error.
+    this.release()?.catch(() => {});
+  }
+}
