@@ -5,8 +5,8 @@
  * code with the kernel's share on top; this is its low-noise view. Run: bun run bench:handler
  */
 
-import type { ServerSocket } from "../src/connection.ts";
-import { Connection } from "../src/connection.ts";
+import type { ServerSocket } from "../src/engine/connection.ts";
+import { Connection } from "../src/engine/connection.ts";
 import { type Application, WSGIServer } from "../src/index.ts";
 import { allocatedPer, HEADS, timeRounds } from "./heads.ts";
 

@@ -3,7 +3,7 @@
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { TLSOptions } from "bun";
-import type { Timeouts } from "./connection.ts";
+import type { Timeouts } from "./engine/exchange.ts";
 import { ConfigError } from "./errors.ts";
 import { compileLogFormat } from "./log.ts";
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Limits, parseListener, type WSGIServerOptions } from "./server.ts";

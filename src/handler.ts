@@ -1,6 +1,7 @@
 /** @module handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
 
-import type { Connection, ServerSocket } from "./connection.ts";
+import type { ServerSocket } from "./engine/connection.ts";
+import type { ConnectionPort, Exchange } from "./engine/exchange.ts";
 import { chunkLength, ResponseWriter } from "./engine/response.ts";
 import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "./errors.ts";
 import { clientCloses, HTTP_1X, isUpgradeRequest, RequestDecoder } from "./http/request.ts";
@@ -19,13 +20,14 @@ const errorText = (e: unknown): string => (e instanceof Error ? (e.stack ?? Stri
  * frames its response. Subclass it and pass `handlerClass` to change any hook; a hook that
  * returns a Promise makes the connection wait for it.
  */
-export class WSGIHandler {
+export class WSGIHandler implements Exchange {
   protocolVersion = "HTTP/1.1";
   readonly socket: ServerSocket;
   /** [host, port] for TCP; the socket path for a unix socket. */
   readonly clientAddress: [string, number] | string;
   readonly server: WSGIServer;
-  readonly connection: Connection;
+  /** What this handler sees of its connection. */
+  readonly connection: ConnectionPort;
 
   // Per request (reset by handleOneRequest).
   requestline: string | null = null;
@@ -89,6 +91,10 @@ export class WSGIHandler {
   get headersSent(): boolean {
     return this.response.headersSent;
   }
+  /** Exchange: the connection closes after this response. */
+  get closeAfter(): boolean {
+    return this.response.closeConnection;
+  }
 
   /** Why the server refused or cut this request (a parser, body or disconnect code name), or null. */
   get reason(): string | null {
@@ -150,10 +156,11 @@ export class WSGIHandler {
     return this.environs.build(server, this.connection, this, this.upgradeRequested, reuse);
   }
 
-  /** Where the connection's parser found the current request head; valid until handleOneRequest() returns. */
-  setHead(buf: Buffer, start: number): void {
+  /** Exchange: answer the request whose head the connection parsed at buf[start…]. */
+  begin(buf: Buffer, start: number): void | Promise<void> {
     this.headBuf = buf;
     this.headStart = start;
+    return this.handleOneRequest();
   }
 
   /** Handle the request whose head the connection just parsed. */
@@ -187,7 +194,7 @@ export class WSGIHandler {
   }
 
   /** Chunked trailers arrived: exposed in environ as bunwsgi.trailers. */
-  receivedTrailers(trailers: Array<[string, string]>): void {
+  trailers(trailers: Array<[string, string]>): void {
     if (this.environ !== null) this.environ["bunwsgi.trailers"] = trailers;
   }
 
@@ -218,7 +225,7 @@ export class WSGIHandler {
    * A stop gave up waiting for this request to end: its connection was cut and the app has not
    * settled since. Log it now, with what was sent, so no request goes unlogged.
    */
-  abandonRequest(waited: number): void {
+  abandon(waited: number): void {
     if (this.logged) return;
     this.logError(
       `${this.requestline ?? "request"} from ${this.clientLabel()}: abandoned at stop; the application had not finished ${waited}s after its connection was cut`,
@@ -261,7 +268,7 @@ export class WSGIHandler {
    * The connection closed while this request's response was in progress (client gone, write
    * deadline, stop): end its result now instead of when it next produces a chunk.
    */
-  connectionLost(): void {
+  lost(): void {
     try {
       this.results.abandon();
     } catch (e) {
@@ -289,9 +296,9 @@ export class WSGIHandler {
         return r.overflowed || conn.closed || (r.headersSent && handler.command === "HEAD");
       },
       get backpressured() {
-        return conn.backpressured;
+        return conn.out.backpressured;
       },
-      waitDrain: () => conn.waitDrain(),
+      waitDrain: () => conn.out.waitDrain(),
       endBody: () => handler.finishBody(),
     };
   }
@@ -312,7 +319,7 @@ export class WSGIHandler {
       // 101 has no body to wait for, and the new protocol's bytes start right after it: the
       // head goes out now, so the app can read bunwsgi.raw_input before it writes anything.
       this.finalizeHeaders();
-      this.connection.commit();
+      this.connection.out.commit();
       this.connection.upgradeAccepted();
     }
     return this.writeBound;
@@ -334,8 +341,8 @@ export class WSGIHandler {
         `${this.requestline}: application sent more than its Content-Length of ${response.declared}; response cut, connection closed`,
       );
     }
-    conn.commit();
-    return conn.backpressured ? conn.waitDrain() : RESOLVED;
+    conn.out.commit();
+    return conn.out.backpressured ? conn.out.waitDrain() : RESOLVED;
   }
 
   /**
@@ -394,7 +401,7 @@ export class WSGIHandler {
   }
 
   /** A request the connection refused before it reached the application (400, 408, 413, …). */
-  rejectRequest(status: number, _message: string, requestline: string): void {
+  refuse(status: number, _message: string, requestline: string): void {
     this.resetRequest();
     this.timeStart = timeNow();
     this.requestline = requestline;

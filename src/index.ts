@@ -1,7 +1,8 @@
 /** @module index — the public API of bunwsgi. */
 
 export { BodyDecoder, BodyError } from "./body.ts";
-export type { Timeouts } from "./connection.ts";
+export type { Timeouts } from "./engine/exchange.ts";
+export { Input } from "./engine/input.ts";
 export {
   BunWSGIError,
   ClientDisconnected,
@@ -12,7 +13,6 @@ export {
 } from "./errors.ts";
 export { WSGIHandler } from "./handler.ts";
 export { unquoteLatin1 } from "./http/request.ts";
-export { Input } from "./input.ts";
 export {
   type AccessFormatter,
   type AccessRecord,

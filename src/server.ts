@@ -5,7 +5,8 @@ import { hostname as osHostname } from "node:os";
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
 import pkg from "../package.json" with { type: "json" };
 import { type BodyLimits, DEFAULT_BODY_LIMITS } from "./body.ts";
-import { Connection, type ConnectionHost, type ServerSocket, type Timeouts } from "./connection.ts";
+import { Connection, type ServerSocket } from "./engine/connection.ts";
+import type { ConnectionHost, Timeouts } from "./engine/exchange.ts";
 import { ConfigError } from "./errors.ts";
 import { WSGIHandler } from "./handler.ts";
 import { type AccessFormatter, compileLogFormat, type LogOption, type LogSink, resolveLog } from "./log.ts";
@@ -531,7 +532,7 @@ export class WSGIServer implements ConnectionHost {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_GRACE * 1000)))]);
     clearTimeout(timer);
-    for (const c of this.orphans) c.handler.abandonRequest(CLEANUP_GRACE);
+    for (const c of this.orphans) c.exchange.abandon(CLEANUP_GRACE);
     this.orphans.clear();
   }
 
@@ -614,7 +615,7 @@ export class WSGIServer implements ConnectionHost {
   /** Create the handler for a new connection (gevent: handle(socket, address)). */
   handle(socket: ServerSocket, address: [string, number] | string): void {
     const handler = new this.handlerClass(socket, address, this);
-    socket.data.handler = handler;
+    socket.data.exchange = handler;
     // No setNoDelay(): Bun sets TCP_NODELAY on every accepted socket itself (seen with strace).
     handler.handle();
   }

@@ -1,6 +1,6 @@
 /** @module types — the WSGI-style application contract (PEP 3333 translated to TypeScript). */
 
-import type { Input } from "./input.ts";
+import type { Input } from "./engine/input.ts";
 import type { LogSink } from "./log.ts";
 
 /** A body chunk; strings go on the wire as UTF-8. */

@@ -1,12 +1,13 @@
 /** @module engine/response — one response on a connection: its checked head, the framing http/framing decides, body chunks, the end, and server-made error responses. */
 
-import type { Connection } from "../connection.ts";
 import { ContractError, cannedResponse, REASONS } from "../errors.ts";
 import { bodiless, bodyFraming, CHUNKED, connectionField, persists } from "../http/framing.ts";
 import { clientCloses } from "../http/request.ts";
 import { checkHead, findHead, type ResponseHead } from "../http/response.ts";
 import { clock } from "../log.ts";
 import type { Chunk, ResponseHeaders } from "../types.ts";
+import type { ConnectionPort } from "./exchange.ts";
+import type { Output } from "./output.ts";
 
 /** Runs up to this long are measured by a loop here: cheaper than a native call. */
 const SHORT_STRING = 64;
@@ -28,7 +29,8 @@ export function chunkLength(c: Chunk): number {
  * this decides how it is framed, and keeps what the access log reports.
  */
 export class ResponseWriter {
-  private readonly conn: Connection;
+  private readonly conn: ConnectionPort;
+  private readonly out: Output;
   /** The status line's text ("200 OK"), its code, and the app's header list. */
   status: string | null = null;
   code: number | null = null;
@@ -49,8 +51,9 @@ export class ResponseWriter {
   private chunked = false;
   private isHead = false;
 
-  constructor(conn: Connection) {
+  constructor(conn: ConnectionPort) {
     this.conn = conn;
+    this.out = conn.out;
   }
 
   reset(): void {
@@ -112,6 +115,7 @@ export class ResponseWriter {
       this.head = head;
     }
     const conn = this.conn;
+    const out = this.out;
     const p = conn.parser;
     const code = this.code as number;
     const http10 = p.versionMinor === 0;
@@ -125,18 +129,18 @@ export class ResponseWriter {
     this.headersSent = true;
     const bytes = head.encoded(protocol, length, connection, date);
     if (bytes !== null) {
-      conn.writeBytes(bytes);
+      out.writeBytes(bytes);
       this.length += bytes.length;
       return;
     }
     const text = head.text(protocol, length, connection);
-    conn.writeLatin1(text);
+    out.writeLatin1(text);
     this.length += text.length + 2;
     if (date !== null) {
-      conn.writeBytes(date);
+      out.writeBytes(date);
       this.length += date.length;
     }
-    conn.writeLatin1("\r\n");
+    out.writeLatin1("\r\n");
   }
 
   /**
@@ -145,7 +149,7 @@ export class ResponseWriter {
    */
   writeBody(data: Chunk, len: number): boolean {
     if (this.isHead) return true;
-    const conn = this.conn;
+    const out = this.out;
     const declared = this.declared;
     let fits = true;
     if (declared >= 0) {
@@ -162,12 +166,12 @@ export class ResponseWriter {
     }
     if (this.chunked) {
       const size = `${len.toString(16)}\r\n`;
-      conn.writeLatin1(size);
+      out.writeLatin1(size);
       this.length += size.length + 2;
     }
-    if (typeof data === "string") conn.writeUtf8(data);
-    else conn.writeBytes(data);
-    if (this.chunked) conn.writeLatin1("\r\n");
+    if (typeof data === "string") out.writeUtf8(data);
+    else out.writeBytes(data);
+    if (this.chunked) out.writeLatin1("\r\n");
     this.bodySent += len;
     this.length += len;
     return fits;
@@ -181,7 +185,7 @@ export class ResponseWriter {
     let short = 0;
     const code = this.code as number;
     if (this.chunked) {
-      this.conn.writeLatin1("0\r\n\r\n");
+      this.out.writeLatin1("0\r\n\r\n");
       this.length += 5;
     } else if (this.declared > this.bodySent && !this.isHead && !bodiless(code)) {
       short = this.declared - this.bodySent;
@@ -189,19 +193,19 @@ export class ResponseWriter {
     }
     // After 101 the connection is the app's, and ends with its body.
     if (code === 101) this.closeConnection = true;
-    this.conn.commit();
+    this.out.commit();
     return short;
   }
 
   /** A server-made error response (RFC 9110 §6.6.1: with Date); the connection closes after it. */
   error(status: number): void {
     const c = cannedResponse(status);
-    const conn = this.conn;
+    const out = this.out;
     const date = clock.dateHeader();
-    conn.writeBytes(c.head);
-    conn.writeBytes(date);
-    conn.writeBytes(c.tail);
-    conn.commit();
+    out.writeBytes(c.head);
+    out.writeBytes(date);
+    out.writeBytes(c.tail);
+    out.commit();
     this.status = `${status} ${REASONS[status] ?? "Error"}`;
     this.code = status;
     this.length = c.length + date.length;

@@ -1,8 +1,9 @@
 /** @module wsgi/environ — the PEP 3333 environ of a request: CGI keys, headers as HTTP_*, TLS facts, and a per-connection template reused while a client repeats its fields. */
 
-import type { Connection, ServerSocket } from "../connection.ts";
+import type { ServerSocket } from "../engine/connection.ts";
+import type { ConnectionPort } from "../engine/exchange.ts";
+import { Input } from "../engine/input.ts";
 import { unquoteLatin1 } from "../http/request.ts";
-import { Input } from "../input.ts";
 import { FIELD_SLOTS, FieldKind } from "../parser.ts";
 import type { WSGIServer } from "../server.ts";
 import type { Environ } from "../types.ts";
@@ -55,7 +56,7 @@ export class EnvironBuilder {
    * The environ of the request described by `req`. `reuse`: the server's own getEnviron() is in
    * use and the connection persists, so a template of its fields may be kept and copied.
    */
-  build(server: WSGIServer, conn: Connection, req: RequestFacts, upgrade: boolean, reuse: boolean): Environ {
+  build(server: WSGIServer, conn: ConnectionPort, req: RequestFacts, upgrade: boolean, reuse: boolean): Environ {
     const headers = req.headers;
     let env: Environ;
     if (reuse) {
@@ -154,7 +155,7 @@ export class EnvironBuilder {
    */
   private connectionEnviron(
     server: WSGIServer,
-    conn: Connection,
+    conn: ConnectionPort,
     env: Environ,
     headers: ReadonlyArray<readonly [string, string]>,
   ): Environ {

@@ -1,4 +1,4 @@
-/** @module input — environ["wsgi.input"]: the request body as an async byte stream with read/readline/readlines. */
+/** @module engine/input — environ["wsgi.input"]: the request body as an async byte stream with read/readline/readlines. */
 
 /** What the connection learns from its Input: the first read (100-continue) and consumption (flow control). */
 export interface InputOwner {

@@ -1,0 +1,605 @@
+/** @module engine/connection — one socket as a state machine: what its incoming bytes are (head, body, discard, raw, closing), request sequencing, flow control and deadlines. */
+
+import type { Socket } from "bun";
+import { BODY_ERRORS, BodyDecoder, BodyError } from "../body.ts";
+import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.ts";
+import { isUpgradeRequest } from "../http/request.ts";
+import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
+import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
+import { Input, type InputOwner } from "./input.ts";
+import { Output, type OutputOwner } from "./output.ts";
+import { giveHeadBuffer, RELEASE_READ, releaseParser, releaseRead, takeHeadBuffer, takeParser } from "./pools.ts";
+
+export type ServerSocket = Socket<Connection>;
+
+/**
+ * What the connection's incoming bytes are. Named and never renumbered (llhttp's way): logs
+ * and tests may show them. A request in progress at the app is the separate `responding`.
+ */
+export const State = {
+  /** Request heads (held, unparsed, while a response is in progress: pipelining). */
+  HEAD: 0,
+  /** The current request's body. */
+  BODY: 1,
+  /** An answered request's unread body, read and dropped to keep the connection. */
+  DISCARD: 2,
+  /** An upgraded connection's bytes, after its 101 and its request's body. */
+  RAW: 3,
+  /** Nothing more is read; the socket ends once output drains, and is cut after LINGER. */
+  CLOSING: 4,
+  CLOSED: 5,
+} as const;
+type StateValue = (typeof State)[keyof typeof State];
+
+/** Why a request was refused, as a stable lower-case name ("bare_cr", "head_timeout", …) for logs and metrics. */
+const codeNames = (table: Readonly<Record<string, number>>): string[] => {
+  const names: string[] = [];
+  for (const [name, code] of Object.entries(table)) names[code] = name.toLowerCase();
+  return names;
+};
+const PARSE_REASONS = codeNames(ParseError);
+const BODY_REASONS = codeNames(BodyError);
+
+/** Pause reasons: reading resumes only when none is left. */
+const PAUSE_OUTPUT = 1;
+const PAUSE_INPUT = 2;
+const PAUSE_PIPELINE = 4;
+
+/** Unread request-body bytes above which reading pauses until the app reads. */
+const INPUT_HIGH_WATER = 256 * 1024;
+const INPUT_LOW_WATER = 64 * 1024;
+/** Pipelined bytes held while a response is in progress, above which reading pauses. */
+const PIPELINE_HIGH_WATER = 64 * 1024;
+/** Unread body bytes the server will read and drop after a response to keep the connection. */
+export const MAX_DISCARD = 256 * 1024;
+/** Seconds a closing connection may linger half-closed before it is cut. */
+const LINGER = 5;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const EMPTY_INPUT = Input.empty();
+
+export class Connection implements InputOwner, OutputOwner, ConnectionPort {
+  readonly socket: ServerSocket;
+  readonly host: ConnectionHost;
+  readonly parser: RequestParser;
+  readonly body: BodyDecoder;
+  readonly out: Output;
+  /** The app side: answers each request (set by the server when the connection is served). */
+  exchange!: Exchange;
+  state: StateValue = State.HEAD;
+  /** A request is at the app (its response is not finished). */
+  responding = false;
+  /** The current request's wsgi.input. */
+  input: Input = EMPTY_INPUT;
+  /**
+   * An upgrade request's stream of bytes after its body (environ "bunwsgi.raw_input"); null
+   * for any other request. It starts once the app has sent 101 and the body has ended.
+   */
+  rawInput: Input | null = null;
+  /** The app sent 101: once the body has ended, the state is RAW. */
+  upgraded = false;
+  /** The request body was malformed, too large, too slow or cut: the connection closes after the response. */
+  bodyFailed = false;
+  /** The peer half-closed its side. */
+  peerEnded = false;
+  expectContinue = false;
+  continueSent = false;
+  /** Why the last request failed or was refused (a stable name for logs and metrics), or "". */
+  failReason = "";
+  /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
+  slot = -1;
+  /** A read callback is running: output is flushed once, when it returns. */
+  batching = false;
+
+  private inBuf: Buffer | null = null;
+  private inStart = 0;
+  private inEnd = 0;
+  private inPooled = false;
+  private discarded = 0;
+  /**
+   * Bytes of the read being processed that nothing refers to any more: parsed request heads
+   * (the handler has made its strings) and body bytes copied into a waiting read's buffer.
+   */
+  private consumed = 0;
+  private paused = 0;
+  /** Resolves whenSettled() promises; made only when a stop waits. */
+  private settle: (() => void) | null = null;
+
+  // Deadlines, in host.now seconds.
+  private lastRead: number;
+  private headSince = -1;
+  private endedAt = 0;
+
+  private readonly responseDoneBound = (): void => this.responseDone();
+  private readonly responseFailedBound = (e: unknown): void => this.responseFailed(e);
+
+  constructor(socket: ServerSocket, host: ConnectionHost) {
+    this.socket = socket;
+    this.host = host;
+    this.parser = takeParser(host.headLimits);
+    this.body = new BodyDecoder(host.bodyLimits);
+    this.out = new Output(socket, this);
+    this.lastRead = this.out.lastProgress = host.now;
+  }
+
+  get closed(): boolean {
+    return this.state === State.CLOSED;
+  }
+
+  /** OutputOwner: the coarse clock. */
+  get now(): number {
+    return this.host.now;
+  }
+
+  // ---- socket events -------------------------------------------------------------------
+
+  onData(chunk: Buffer): void {
+    if (this.state >= State.CLOSING) return;
+    this.lastRead = this.host.now;
+    this.batching = true;
+    if (this.state === State.RAW) {
+      this.pushInput(this.rawInput as Input, chunk, false);
+    } else if (this.inEnd > this.inStart) {
+      this.append(chunk);
+      this.process(this.inBuf as Buffer, this.inStart, this.inEnd);
+    } else {
+      this.consumed = 0;
+      this.process(chunk, 0, chunk.length);
+      if (this.consumed === chunk.length && chunk.length >= RELEASE_READ) releaseRead(chunk);
+    }
+    this.batching = false;
+    this.out.flush();
+  }
+
+  onDrain(): void {
+    this.out.onDrain();
+  }
+
+  /** The peer sent FIN. Answer what is in progress, then close. */
+  onEnd(): void {
+    this.peerEnded = true;
+    if (this.state >= State.CLOSING) return;
+    // No raw bytes can follow a FIN; an upgraded app may still write (the peer only half-closed).
+    this.rawInput?.finish();
+    if (this.state === State.BODY) {
+      this.input.fail(this.disconnected("closed its side"));
+      this.bodyFailed = true;
+      this.state = State.HEAD;
+    }
+    if (this.upgraded) return;
+    if (!this.responding) this.endAfterFlush();
+  }
+
+  onClose(): void {
+    if (this.state === State.CLOSED) return;
+    if (this.state === State.BODY) this.input.fail(this.disconnected("reset the connection"));
+    this.state = State.CLOSED;
+    // An Error captures a stack: make one only for a reader still waiting.
+    if (this.input !== EMPTY_INPUT || this.rawInput !== null) {
+      const err = new ConnectionClosedError();
+      this.input.fail(err);
+      this.rawInput?.fail(err);
+    }
+    this.out.close();
+    // An exchange still running its app may yet read the parser's fields: only an idle one is reused.
+    if (!this.responding) releaseParser(this.parser);
+    else this.exchange.lost();
+    this.releaseInput();
+    this.host.connectionClosed(this);
+  }
+
+  /** The error every unsatisfiable wsgi.input read rejects with once the client has gone (RFC 9112 §8). */
+  private disconnected(how: string): ClientDisconnected {
+    const got = this.body.received;
+    const expected = this.body.chunked ? -1 : this.parser.contentLength;
+    this.failReason = "client_disconnected";
+    const of = expected >= 0 ? ` of ${expected}` : " of a chunked body";
+    return new ClientDisconnected(
+      `client ${how} before the request body was complete (received ${got}${of} bytes)`,
+      got,
+      expected,
+    );
+  }
+
+  // ---- OutputOwner -----------------------------------------------------------------------
+
+  outputBacklogged(): void {
+    this.pause(PAUSE_OUTPUT);
+  }
+
+  outputDrained(): void {
+    this.unpause(PAUSE_OUTPUT);
+    if (this.state === State.CLOSING) this.socket.end();
+  }
+
+  outputFailed(): void {
+    if (this.state < State.CLOSING) this.state = State.CLOSING;
+  }
+
+  // ---- input -----------------------------------------------------------------------------
+
+  /** Append a chunk to held bytes: the one place a request head is copied. */
+  private append(chunk: Buffer): void {
+    const have = this.inEnd - this.inStart;
+    const old = this.inBuf as Buffer;
+    if (this.inPooled && old.length - this.inEnd >= chunk.length) {
+      old.set(chunk, this.inEnd);
+      this.inEnd += chunk.length;
+      return;
+    }
+    const next = takeHeadBuffer(have + chunk.length);
+    next.set(old.subarray(this.inStart, this.inEnd), 0);
+    next.set(chunk, have);
+    if (this.inPooled) giveHeadBuffer(old);
+    this.inBuf = next;
+    this.inPooled = true;
+    this.inStart = 0;
+    this.inEnd = have + chunk.length;
+  }
+
+  /** Hold buf[pos, end) for later: a view of Bun's chunk (fresh per read), or the pooled buffer. */
+  private hold(buf: Buffer, pos: number, end: number): void {
+    if (pos >= end) {
+      this.releaseInput();
+      return;
+    }
+    if (buf !== this.inBuf) {
+      if (this.inPooled) giveHeadBuffer(this.inBuf as Buffer);
+      this.inBuf = buf;
+      this.inPooled = false;
+    }
+    this.inStart = pos;
+    this.inEnd = end;
+    if (this.responding && end - pos > PIPELINE_HIGH_WATER) this.pause(PAUSE_PIPELINE);
+  }
+
+  private releaseInput(): void {
+    if (this.inPooled) giveHeadBuffer(this.inBuf as Buffer);
+    this.inBuf = null;
+    this.inPooled = false;
+    this.inStart = this.inEnd = 0;
+  }
+
+  /** Take buf[pos, end) as far as the states allow: heads, bodies, raw bytes, in order. */
+  private process(buf: Buffer, pos: number, end: number): void {
+    while (pos < end) {
+      switch (this.state) {
+        case State.BODY:
+        case State.DISCARD:
+          pos = this.feedBody(buf, pos, end);
+          if (pos < 0) {
+            this.releaseInput();
+            return;
+          }
+          continue;
+        case State.RAW:
+          // After a 101 and the request's body, the bytes are the new protocol's, unframed.
+          this.pushInput(this.rawInput as Input, buf.subarray(pos, end), buf === this.inBuf && this.inPooled);
+          this.releaseInput();
+          return;
+        case State.HEAD:
+          if (this.responding) {
+            this.hold(buf, pos, end);
+            return;
+          }
+          pos = this.parseHead(buf, pos, end);
+          if (pos < 0) return;
+          continue;
+        default:
+          this.releaseInput();
+          return;
+      }
+    }
+    this.releaseInput();
+  }
+
+  /** Parse a request head at buf[pos…] and start its request; -1 when nothing more can be taken now. */
+  private parseHead(buf: Buffer, pos: number, end: number): number {
+    if (this.headSince < 0) this.headSince = this.host.now;
+    const n = this.parser.execute(buf, pos, end);
+    if (n === 0) {
+      this.hold(buf, pos, end);
+      return -1;
+    }
+    if (n < 0) {
+      const [status, message] = PARSE_ERRORS[-n] as readonly [number, string];
+      this.refuse(status, message, PARSE_REASONS[-n] as string, buf, pos, end);
+      this.releaseInput();
+      return -1;
+    }
+    this.headSince = -1;
+    this.consumed += n;
+    if (this.parser.method === "CONNECT") {
+      // A valid CONNECT asks for a tunnel (RFC 9110 §9.3.6), which an origin server does not make.
+      this.refuse(501, "CONNECT is not supported", "connect_not_supported", buf, pos, pos + n);
+      this.releaseInput();
+      return -1;
+    }
+    this.startRequest(buf, pos);
+    return pos + n;
+  }
+
+  private feedBody(buf: Buffer, pos: number, end: number): number {
+    const body = this.body;
+    const n = body.execute(buf, pos, end);
+    if (n < 0) {
+      const [status, message] = BODY_ERRORS[-n] as readonly [number, string];
+      this.failBody(new HTTPError(status, message), BODY_REASONS[-n] as string);
+      return -1;
+    }
+    if (body.dataEnd > body.dataStart) {
+      if (this.state === State.DISCARD) {
+        this.discarded += body.dataEnd - body.dataStart;
+        if (this.discarded > MAX_DISCARD) {
+          this.endAfterFlush();
+          return -1;
+        }
+      } else {
+        this.pushInput(this.input, buf.subarray(body.dataStart, body.dataEnd), buf === this.inBuf && this.inPooled);
+      }
+    }
+    if (body.done) {
+      if (body.chunked && this.state === State.BODY) this.exchange.trailers(body.trailers);
+      this.state = this.upgraded ? State.RAW : State.HEAD;
+      this.input.finish();
+    }
+    return pos + n;
+  }
+
+  private pushInput(input: Input, view: Uint8Array, copy: boolean): void {
+    if (input.push(view, copy)) this.consumed += view.length;
+    // Unread input above the mark pauses reading, unless the app is waiting for more than that
+    // (read() to the end of a large body): then its own request is what bounds the buffer.
+    if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.pause(PAUSE_INPUT);
+  }
+
+  /** The body cannot be completed: its reads fail, and the connection closes after the response. */
+  private failBody(err: HTTPError, reason: string): void {
+    this.failReason = reason;
+    this.input.fail(err);
+    this.bodyFailed = true;
+    this.state = State.HEAD;
+    if (!this.responding) this.endAfterFlush();
+    else this.pause(PAUSE_INPUT);
+  }
+
+  /** InputOwner: the app asked for body bytes; now is the time for 100 Continue (RFC 9110 §10.1.1). */
+  inputWanted(input: Input): void {
+    if (input !== this.input || !this.expectContinue || this.continueSent || this.closed) return;
+    this.continueSent = true;
+    if (this.body.received > 0 || this.exchange.headersSent) return;
+    this.out.writeLatin1("HTTP/1.1 100 Continue\r\n\r\n");
+    this.out.commit();
+  }
+
+  /** InputOwner: a read waits for more than is buffered. */
+  inputStarved(): void {
+    if (!this.bodyFailed) this.unpause(PAUSE_INPUT);
+  }
+
+  /** InputOwner: the app read body bytes. */
+  inputConsumed(buffered: number): void {
+    if (buffered < INPUT_LOW_WATER && !this.bodyFailed) this.unpause(PAUSE_INPUT);
+  }
+
+  // ---- requests ----------------------------------------------------------------------------
+
+  private startRequest(buf: Buffer, start: number): void {
+    const p = this.parser;
+    this.discarded = 0;
+    this.bodyFailed = false;
+    this.continueSent = false;
+    this.failReason = "";
+    // An upgrade request's body is framed like any other; its raw stream is a second Input.
+    this.rawInput = isUpgradeRequest(p) ? new Input(this) : null;
+    if (p.chunked) {
+      this.body.startChunked();
+      this.state = State.BODY;
+      this.input = new Input(this);
+    } else if (p.contentLength > 0) {
+      if (p.contentLength > this.host.bodyLimits.maxBody) {
+        this.refuse(413, "request body too large", "body_too_large", buf, start, start + p.lineEnd);
+        return;
+      }
+      this.body.startLength(p.contentLength);
+      this.state = State.BODY;
+      this.input = new Input(this, p.contentLength);
+    } else {
+      this.input = EMPTY_INPUT;
+    }
+    this.expectContinue = p.expectContinue && this.state === State.BODY;
+    this.responding = true;
+    let r: void | Promise<void>;
+    try {
+      r = this.exchange.begin(buf, start);
+    } catch (e) {
+      this.responseFailed(e);
+      return;
+    }
+    if (r !== undefined) r.then(this.responseDoneBound, this.responseFailedBound);
+    else this.responseDone();
+  }
+
+  /** An exchange hook threw past its own error handling: log it and drop the connection. */
+  private responseFailed(e: unknown): void {
+    this.exchange.logError(`unhandled error in handler: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    this.responding = false;
+    if (this.closed) this.orphanSettled();
+    else this.endAfterFlush();
+  }
+
+  /** The response of a connection that closed under it has ended: tell the server, and anyone waiting. */
+  private orphanSettled(): void {
+    this.settle?.();
+    this.settle = null;
+    this.host.orphanSettled(this);
+  }
+
+  /** Settles once no response is in progress (for a stop that waits for results to be closed). */
+  whenSettled(): Promise<void> {
+    if (!this.responding) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const prev = this.settle;
+      this.settle = () => {
+        prev?.();
+        resolve();
+      };
+    });
+  }
+
+  private responseDone(): void {
+    this.responding = false;
+    if (this.closed) {
+      this.orphanSettled();
+      return;
+    }
+    if (this.upgraded || this.exchange.closeAfter || this.mustClose()) {
+      this.endAfterFlush();
+      return;
+    }
+    // Not switched: no raw bytes will come, and what follows is the next request (RFC 9110 §7.8).
+    this.rawInput?.finish();
+    this.rawInput = null;
+    if (this.state === State.BODY) {
+      this.input.fail(new ConnectionClosedError("response finished before the body was read"));
+      this.state = State.DISCARD;
+    }
+    this.input = EMPTY_INPUT;
+    this.lastRead = this.host.now;
+    if (!this.batching) this.resume();
+  }
+
+  /** The app sent 101 (RFC 9110 §15.2.2): after the request's body, bytes go to rawInput. */
+  upgradeAccepted(): void {
+    this.upgraded = true;
+    if (this.state === State.HEAD) this.state = State.RAW;
+    // Bytes held while the app ran are the new protocol's; inside a read callback, process() goes on with them.
+    if (!this.batching) this.resume();
+  }
+
+  /** After an asynchronous response: go on with pipelined bytes held meanwhile. */
+  private resume(): void {
+    this.unpause(PAUSE_PIPELINE);
+    if (this.inEnd > this.inStart) {
+      this.batching = true;
+      this.process(this.inBuf as Buffer, this.inStart, this.inEnd);
+      this.batching = false;
+    }
+    this.out.flush();
+  }
+
+  /** Refuse a request: the precise status, a closed connection, an access-log line with the reason. */
+  private refuse(status: number, message: string, reason: string, buf: Uint8Array, start: number, end: number): void {
+    this.failReason = reason;
+    let e = start;
+    const limit = Math.min(end, start + 1024);
+    while (e < limit && buf[e] !== 13 && buf[e] !== 10) e++;
+    this.exchange.refuse(status, message, escapeLine(buf, start, e));
+    this.endAfterFlush();
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  /** Stop reading; end the socket once queued output is written. */
+  endAfterFlush(): void {
+    if (this.state >= State.CLOSING) return;
+    this.state = State.CLOSING;
+    this.endedAt = this.host.now;
+    this.releaseInput();
+    this.out.flush();
+    if (this.out.queued === 0 && !this.closed) this.socket.end();
+  }
+
+  /** Close now, dropping unsent output. */
+  terminate(): void {
+    if (!this.closed) this.socket.terminate();
+  }
+
+  private pause(reason: number): void {
+    if (this.paused === 0) this.socket.pause();
+    this.paused |= reason;
+  }
+
+  private unpause(reason: number): void {
+    if ((this.paused & reason) === 0) return;
+    this.paused &= ~reason;
+    if (this.paused === 0 && !this.closed) this.socket.resume();
+  }
+
+  /**
+   * The engine cannot keep this connection after the current response (RFC 9112 §9.3, §9.6):
+   * the peer half-closed, the body failed, the server is stopping or wants the slot, or a body
+   * is left that would have to be read and dropped, or that the client was never told to send.
+   */
+  mustClose(): boolean {
+    if (this.peerEnded || this.bodyFailed || this.host.stopping || this.host.crowded) return true;
+    if (this.state !== State.BODY) return false;
+    return this.expectContinue ? !this.continueSent : this.parser.contentLength - this.body.received > MAX_DISCARD;
+  }
+
+  /**
+   * Between requests: nothing is being answered, read or held, and the connection is not
+   * closing. Only such a connection may be closed without cutting a request.
+   */
+  get idle(): boolean {
+    return this.state === State.HEAD && !this.responding && this.inEnd === this.inStart;
+  }
+
+  /** Seconds (coarse clock) since bytes last arrived: how long an idle connection has been idle. */
+  get lastActive(): number {
+    return this.lastRead;
+  }
+
+  /** Close the connection if it is idle (graceful stop, or a slot wanted for a new connection). */
+  closeIfIdle(): void {
+    if (this.idle) this.endAfterFlush();
+  }
+
+  /** Called once a second by the server's timer with its coarse clock: the deadline of each state. */
+  tick(now: number): void {
+    const t = this.host.timeouts;
+    switch (this.state) {
+      case State.CLOSED:
+        return;
+      case State.CLOSING:
+        if (now - this.endedAt >= LINGER) this.terminate();
+        return;
+    }
+    if (this.out.queued > 0 && t.write > 0 && now - this.out.lastProgress >= t.write) {
+      this.exchange.logError(
+        `closing connection from ${this.exchange.clientLabel()}: no response bytes accepted for ${t.write}s`,
+      );
+      this.terminate();
+      return;
+    }
+    switch (this.state) {
+      case State.BODY:
+        if (t.body > 0 && now - this.lastRead >= t.body)
+          this.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
+        return;
+      case State.DISCARD:
+        if (t.body > 0 && now - this.lastRead >= t.body) this.endAfterFlush();
+        return;
+      case State.HEAD:
+        if (this.responding) return;
+        if (this.headSince >= 0 && this.inEnd > this.inStart) {
+          if (t.header > 0 && now - this.headSince >= t.header) {
+            this.refuse(408, "request head timed out", "head_timeout", this.inBuf as Buffer, this.inStart, this.inEnd);
+          }
+          return;
+        }
+        if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) this.endAfterFlush();
+        return;
+    }
+  }
+}
+
+/** A request line for the log: latin-1, with control bytes and backslashes escaped. */
+function escapeLine(buf: Uint8Array, s: number, e: number): string {
+  let out = "";
+  for (let i = s; i < e; i++) {
+    const c = buf[i] as number;
+    out += c < 0x20 || c === 0x7f || c === 0x5c || c >= 0x80 ? `\\x${c.toString(16).padStart(2, "0")}` : String.fromCharCode(c);
+  }
+  return out;
+}

@@ -1,0 +1,87 @@
+/** @module engine/exchange — the contracts around a connection: the Exchange (one app-side request/response handler per connection), the narrow port that side sees of the connection, and what the connection needs of its server. */
+
+import type { BodyLimits } from "../body.ts";
+import type { HeadLimits, RequestParser } from "../parser.ts";
+import type { Input } from "./input.ts";
+import type { Output } from "./output.ts";
+
+/** Timeouts in seconds; 0 disables one. */
+export interface Timeouts {
+  /** A request head must be complete this long after its first byte (slowloris): 408. */
+  header: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAlive: number;
+  /** A request body that stalls this long fails with 408. */
+  body: number;
+  /** A peer that accepts no response bytes for this long is disconnected. */
+  write: number;
+  /** Graceful-stop deadline used by signals and stop() without an argument. */
+  shutdown: number;
+  /**
+   * During a graceful stop, idle keep-alive connections stay open this long (capped by the
+   * stop's deadline): a request already on its way is answered with `Connection: close`
+   * instead of meeting a closed socket.
+   */
+  stopIdle: number;
+}
+
+/**
+ * The app side of a connection: it turns each parsed request into a response (a WSGI handler;
+ * later a fetch adapter). The connection sequences requests and owns the bytes; it never
+ * reaches into the app side past this.
+ */
+export interface Exchange {
+  /**
+   * Answer the request whose head the parser found at buf[start…]; the bytes are valid until
+   * this returns. A promise makes the connection wait for it before the next request.
+   */
+  begin(buf: Buffer, start: number): void | Promise<void>;
+  /** The connection refused a request before it reached the app (400, 408, 413, 501, …): answer and log it. */
+  refuse(status: number, message: string, requestline: string): void;
+  /** A chunked request body ended with these trailer fields. */
+  trailers(fields: Array<[string, string]>): void;
+  /** The connection closed while a response was in progress: end its result now. */
+  lost(): void;
+  /** A stop gave up waiting for the response of a cut connection: log it as abandoned. */
+  abandon(waited: number): void;
+  /** The response asked for the connection to close after it. */
+  readonly closeAfter: boolean;
+  /** The response head has gone out (a 100 Continue is then pointless). */
+  readonly headersSent: boolean;
+  /** Write a line to the error log. */
+  logError(msg: string): void;
+  /** The peer, for messages: "host:port" or the socket's path. */
+  clientLabel(): string;
+}
+
+/** What the app side sees of its connection. */
+export interface ConnectionPort {
+  readonly parser: RequestParser;
+  /** The current request's body, and an upgrade request's raw stream (null otherwise). */
+  readonly input: Input;
+  readonly rawInput: Input | null;
+  /** The response's bytes. */
+  readonly out: Output;
+  readonly closed: boolean;
+  /** Why the request was refused or cut, as a stable name, or "". */
+  readonly failReason: string;
+  /** The engine cannot keep the connection after this response. */
+  mustClose(): boolean;
+  /** The app sent 101: after the request's body, bytes go to rawInput. */
+  upgradeAccepted(): void;
+}
+
+/** What a Connection needs from its server. */
+export interface ConnectionHost {
+  readonly headLimits: HeadLimits;
+  readonly bodyLimits: BodyLimits;
+  readonly timeouts: Timeouts;
+  readonly stopping: boolean;
+  /** Connections wait for a slot: close after the response instead of keeping the connection idle. */
+  readonly crowded: boolean;
+  /** Coarse clock in seconds, advanced by the server's one timer. */
+  readonly now: number;
+  connectionClosed(conn: ConnectionPort): void;
+  /** A connection that closed while its response was in progress has finished that response. */
+  orphanSettled(conn: ConnectionPort): void;
+}

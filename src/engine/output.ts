@@ -1,0 +1,210 @@
+/** @module engine/output — a connection's response bytes: assembled in one process-wide scratch buffer, written with one socket.write per batch, and the rest queued until drain (partial writes honoured). */
+
+import type { Socket } from "bun";
+import { ConnectionClosedError } from "../errors.ts";
+import { copyOf } from "./input.ts";
+
+/** What an Output tells its connection. */
+export interface OutputOwner {
+  /** A read callback is running: output is flushed when it returns, not per write. */
+  readonly batching: boolean;
+  /** The coarse clock, in seconds. */
+  readonly now: number;
+  /** The socket refused a write: the peer is gone. */
+  outputFailed(): void;
+  /** Queued output went over the high-water mark: stop reading until it drains. */
+  outputBacklogged(): void;
+  /** Every queued byte went to the kernel. */
+  outputDrained(): void;
+}
+
+/** Unsent response bytes above which the app's write() waits and reading pauses. */
+const OUTPUT_HIGH_WATER = 256 * 1024;
+/**
+ * Chunks at least this large are written from the caller's buffer; smaller ones are copied
+ * into the scratch buffer, which costs less than the extra write(2) it saves (framing and
+ * body go out in one syscall).
+ */
+const DIRECT_WRITE = 256 * 1024;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+// One output scratch buffer for the whole process: responses are assembled here and leave in
+// one socket.write. It belongs to one Output at a time and is flushed before another uses it.
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+/** Buffer's native encoders (Node API, present in Bun, absent from the typings): half the cost of write(s, off, enc). */
+interface NativeWrite {
+  latin1Write(s: string, offset: number): number;
+  utf8Write(s: string, offset: number): number;
+}
+let scratchLen = 0;
+let scratchOwner: Output | null = null;
+
+export class Output {
+  private readonly socket: Socket<unknown>;
+  private readonly owner: OutputOwner;
+  private queue: Uint8Array[] = [];
+  private qHead = 0;
+  /** Response bytes accepted but not yet taken by the kernel. */
+  queued = 0;
+  /** Coarse-clock second when the queue last made progress (write deadline). */
+  lastProgress = 0;
+  /** No more bytes are written: the connection closed, or the socket refused a write. */
+  dead = false;
+  private drainPromise: Promise<void> | null = null;
+  private drainResolve: (() => void) | null = null;
+  private drainReject: ((e: Error) => void) | null = null;
+
+  constructor(socket: Socket<unknown>, owner: OutputOwner) {
+    this.socket = socket;
+    this.owner = owner;
+  }
+
+  private claim(need: number): Buffer {
+    if (scratchOwner !== this) {
+      if (scratchOwner !== null && scratchLen > 0) scratchOwner.flush();
+      scratchOwner = this;
+      scratchLen = 0;
+    }
+    if (scratchLen + need > scratch.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, scratchLen + need));
+      bigger.set(scratch.subarray(0, scratchLen), 0);
+      scratch = bigger;
+    }
+    return scratch;
+  }
+
+  writeLatin1(s: string): void {
+    const buf = this.claim(s.length);
+    scratchLen += (buf as unknown as NativeWrite).latin1Write(s, scratchLen);
+  }
+
+  writeUtf8(s: string): void {
+    if (s.length >= DIRECT_WRITE) {
+      this.writeBytes(Buffer.from(s, "utf8"));
+      return;
+    }
+    const buf = this.claim(s.length * 3);
+    scratchLen += (buf as unknown as NativeWrite).utf8Write(s, scratchLen);
+  }
+
+  writeBytes(b: Uint8Array): void {
+    if (b.length >= DIRECT_WRITE) {
+      this.flush();
+      this.send(b, b.length, false);
+      return;
+    }
+    const buf = this.claim(b.length);
+    buf.set(b, scratchLen);
+    scratchLen += b.length;
+  }
+
+  /** Hand buffered output to the socket now, unless a read callback will do it on return. */
+  commit(): void {
+    if (!this.owner.batching) this.flush();
+  }
+
+  flush(): void {
+    if (scratchOwner !== this || scratchLen === 0) return;
+    const len = scratchLen;
+    scratchLen = 0;
+    scratchOwner = null;
+    this.send(scratch, len, true);
+  }
+
+  /** Write b[0, len); what the socket does not take is queued (copied when b is reused, as scratch is). */
+  private send(b: Uint8Array, len: number, copy: boolean): void {
+    if (this.dead) return;
+    if (this.qHead < this.queue.length) {
+      const all = b.subarray(0, len);
+      this.enqueue(copy ? copyOf(all) : all);
+      return;
+    }
+    // An offset and length, not a subarray: no view object per response.
+    const n = this.socket.write(b, 0, len);
+    if (n < 0) {
+      this.fail();
+      return;
+    }
+    if (n < len) {
+      const rest = b.subarray(n, len);
+      this.enqueue(copy ? copyOf(rest) : rest);
+    }
+  }
+
+  private enqueue(b: Uint8Array): void {
+    if (this.queued === 0) this.lastProgress = this.owner.now;
+    this.queue.push(b);
+    this.queued += b.length;
+    if (this.queued > OUTPUT_HIGH_WATER) this.owner.outputBacklogged();
+  }
+
+  /** The socket can take more: write what is queued, as much as it takes. */
+  onDrain(): void {
+    if (this.dead) return;
+    this.lastProgress = this.owner.now;
+    while (this.qHead < this.queue.length) {
+      const c = this.queue[this.qHead] as Uint8Array;
+      const n = this.socket.write(c);
+      if (n < 0) {
+        this.fail();
+        return;
+      }
+      if (n < c.length) {
+        this.queue[this.qHead] = c.subarray(n);
+        this.queued -= n;
+        return;
+      }
+      this.queued -= c.length;
+      this.qHead++;
+    }
+    this.queue.length = 0;
+    this.qHead = 0;
+    this.queued = 0;
+    const resolve = this.drainResolve;
+    this.drainPromise = this.drainResolve = this.drainReject = null;
+    resolve?.();
+    this.owner.outputDrained();
+  }
+
+  get backpressured(): boolean {
+    return this.queued > OUTPUT_HIGH_WATER;
+  }
+
+  /** Settles when queued output has gone to the kernel; rejects if the connection closes first. */
+  waitDrain(): Promise<void> {
+    if (this.dead) return Promise.reject(new ConnectionClosedError());
+    if (this.queued === 0) return RESOLVED;
+    this.drainPromise ??= new Promise<void>((resolve, reject) => {
+      this.drainResolve = resolve;
+      this.drainReject = reject;
+    });
+    return this.drainPromise;
+  }
+
+  /** The socket refused a write: forget unsent output, the peer is gone. */
+  private fail(): void {
+    this.drop();
+    this.owner.outputFailed();
+  }
+
+  private drop(): void {
+    this.queue.length = 0;
+    this.qHead = 0;
+    this.queued = 0;
+  }
+
+  /** The connection closed: drop everything, and fail a writer still waiting for drain. */
+  close(): void {
+    this.dead = true;
+    const reject = this.drainReject;
+    this.drainPromise = this.drainResolve = this.drainReject = null;
+    // An Error captures a stack: make one only for a writer still waiting.
+    reject?.(new ConnectionClosedError());
+    this.drop();
+    if (scratchOwner === this) {
+      scratchOwner = null;
+      scratchLen = 0;
+    }
+  }
+}
