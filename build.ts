@@ -75,7 +75,10 @@ if (import.meta.main && readme) {
         autoloadDotenv: false,
         autoloadBunfig: false,
       },
-      minify: true,
+      // Identifiers keep their names, so error names and stack frames in the error log read as
+      // in the source ("ContractError", not "p"). Bun 1.4.5's keepNames leaves class names
+      // minified (new.target.name is still "p"), so renaming is off altogether.
+      minify: { whitespace: true, syntax: true, identifiers: false },
       sourcemap: "linked",
       target: "bun",
     });

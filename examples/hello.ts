@@ -1,6 +1,6 @@
 /** @module examples/hello — the bundled example application: a greeting, an echo, and a stream. */
 
-import type { Application } from "../src/index.ts";
+import type { Application } from "bunwsgi";
 
 const app: Application = async (environ, startResponse) => {
   const path = environ.PATH_INFO;

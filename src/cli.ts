@@ -15,7 +15,8 @@ import {
   tlsOptions,
 } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { closeLog, compileLogFormat, defaultLog, type LogSink, openLogSinks, reopenLog } from "./log.ts";
+import * as api from "./index.ts";
+import { closeLog, compileLogFormat, defaultLog, type LogSink, openErrorLog, openLogSinks, reopenLog } from "./log.ts";
 import { clearStaleUnixSocket, Pool, parseListener, VERSION, WSGIServer } from "./server.ts";
 import type { Application } from "./types.ts";
 
@@ -33,12 +34,52 @@ export interface LoadedApp {
   graph: Bun.ModuleGraph | null;
 }
 
+let apiRegistered = false;
+
+/**
+ * Make `import … from "bunwsgi"` in an application resolve to this running server's own module
+ * instances (in the compiled binary, and when served from a checkout), so its `HTTPError` is
+ * the one the handler checks with `instanceof`. A plugin is process-wide and shared by every
+ * module graph, so once is enough.
+ */
+function registerApi(): void {
+  if (apiRegistered) return;
+  apiRegistered = true;
+  Bun.plugin({
+    name: "bunwsgi",
+    setup(build) {
+      build.module("bunwsgi", () => ({ exports: { ...api }, loader: "object" }));
+    },
+  });
+}
+
+/** Position-carrying errors Bun throws for a module that does not parse or resolve. */
+interface PositionedMessage {
+  message: string;
+  position: { file: string; line: number; column: number; lineText: string } | null;
+}
+
+/** Why a module failed to load: `file:line:col: message` and the line for a syntax or import error, the stack for a throw. */
+export function describeLoadError(e: unknown): string {
+  const list = e instanceof AggregateError ? e.errors : [e];
+  return list
+    .map((x) => {
+      const p = (x as Partial<PositionedMessage>).position;
+      if (p != null && typeof p.file === "string") {
+        return `${p.file}:${p.line}:${p.column}: ${(x as PositionedMessage).message}${p.lineText ? `\n    ${p.lineText}` : ""}`;
+      }
+      return x instanceof Error ? (x.stack ?? `${x.name}: ${x.message}`) : String(x);
+    })
+    .join("\n");
+}
+
 /**
  * Import `file[:export]` (an absolute path) into a fresh Bun.ModuleGraph, so a reload gets new
  * instances of the module and of everything it imports. Fails with a ConfigError naming the
  * module and export.
  */
 export async function loadApplication(spec: string, errorLog: LogSink = defaultLog()): Promise<LoadedApp> {
+  registerApi();
   const { file, name } = splitAppSpec(spec);
   const graph = new Bun.ModuleGraph({
     onError(error) {
@@ -50,7 +91,7 @@ export async function loadApplication(spec: string, errorLog: LogSink = defaultL
     mod = (await graph.import(file)) as Record<string, unknown>;
   } catch (e) {
     graph.dispose();
-    throw new ConfigError(`cannot load application module ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ConfigError(`cannot load application module ${file}: ${describeLoadError(e)}`);
   }
   const app = mod[name];
   if (typeof app !== "function") {
@@ -93,7 +134,7 @@ function openLogs(config: Config): [LogSink, LogSink] {
   let access: LogSink | null = null;
   try {
     access = openLogSinks(config.list("log.access"));
-    return [access, openLogSinks(config.list("log.error"))];
+    return [access, openErrorLog(config.list("log.error"))];
   } catch (e) {
     if (access !== null) closeLog(access);
     throw new ConfigError(`cannot open log files: ${(e as Error).message}`);
@@ -103,10 +144,36 @@ function openLogs(config: Config): [LogSink, LogSink] {
 /** Settings whose change SIGHUP cannot apply without a restart (sockets, TLS, pidfile). */
 const RESTART_KEYS = SETTINGS.filter((s) => !s.reload).map((s) => s.key);
 
+/** Why a restart-only setting cannot change on SIGHUP, for the warning. */
+const RESTART_REASON: Readonly<Record<string, string>> = {
+  tls: "Bun.listen cannot swap certificates on a listening socket",
+};
+
+/** The TLS files' contents when the servers started, so a renewal in place is noticed on SIGHUP. */
+function tlsFiles(config: Config): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const key of ["tls.cert", "tls.key", "tls.ca"]) {
+    const path = config.str(key);
+    if (path === null) continue;
+    try {
+      out.set(key, readFileSync(path, "utf8"));
+    } catch {
+      out.set(key, "");
+    }
+  }
+  return out;
+}
+
 /** The running service: one WSGIServer per bind sharing one app, pool and logs. */
 class Service {
   private reloading = false;
   private stopping = false;
+  /**
+   * The config the servers started with: its restart-only values (binds, TLS, pidfile) are
+   * the ones running, whatever a later SIGHUP read. `config` is the last config read.
+   */
+  private readonly applied: Config;
+  private readonly appliedTls: Map<string, string>;
 
   constructor(
     private config: Config,
@@ -115,7 +182,32 @@ class Service {
     private readonly pool: Pool,
     private readonly commandLine: CommandLine,
     private readonly embedded: EmbeddedApp | undefined,
-  ) {}
+  ) {
+    this.applied = config;
+    this.appliedTls = tlsFiles(config);
+  }
+
+  /** Restart-only settings that differ from what runs, each with the warning for it. */
+  private restartWarnings(config: Config): string[] {
+    const out: string[] = [];
+    for (const k of RESTART_KEYS) {
+      const now = config.get(k);
+      if (JSON.stringify(now) === JSON.stringify(this.applied.get(k))) continue;
+      const why = RESTART_REASON[k.split(".")[0] as string];
+      out.push(
+        `${k} changed but needs a restart${why ? ` (${why})` : ""}; still using ${formatValue(k, this.applied.get(k))}, not ${formatValue(k, now)}`,
+      );
+    }
+    const files = tlsFiles(config);
+    for (const [k, text] of files) {
+      if (config.str(k) === this.applied.str(k) && this.appliedTls.get(k) !== text) {
+        out.push(
+          `${k}: ${config.str(k)} changed on disk, but ${RESTART_REASON.tls}: restart to serve it (with socket activation, a restart refuses no connection)`,
+        );
+      }
+    }
+    return out;
+  }
 
   get errorLog(): LogSink {
     return (this.servers[0] as WSGIServer).errorLog;
@@ -131,16 +223,16 @@ class Service {
   /** Graceful stop; a second signal cuts in-flight requests at once. */
   async stop(signal: string): Promise<void> {
     if (this.stopping) {
-      this.errorLog.write(`bunwsgi: ${signal} again: closing all connections now\n`);
+      this.errorLog.write(`bunwsgi: ${signal} again: closing all connections now\n`, "WARNING");
       for (const s of this.servers) s.close();
       return;
     }
     this.stopping = true;
     const deadline = this.config.num("timeouts.shutdown") as number;
-    this.errorLog.write(`bunwsgi: ${signal}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`);
+    this.errorLog.write(`bunwsgi: ${signal}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
     await Promise.all(this.servers.map((s) => s.stop(deadline)));
-    this.errorLog.write("bunwsgi: stopped\n");
-    const pidfile = this.config.str("pidfile");
+    this.errorLog.write("bunwsgi: stopped\n", "INFO");
+    const pidfile = this.applied.str("pidfile");
     if (pidfile !== null) rmSync(pidfile, { force: true });
     const first = this.servers[0] as WSGIServer;
     closeLog(first.log);
@@ -153,7 +245,7 @@ class Service {
     try {
       reopenLog(first.log);
       reopenLog(first.errorLog);
-      first.errorLog.write("bunwsgi: SIGUSR1: log files reopened\n");
+      first.errorLog.write("bunwsgi: SIGUSR1: log files reopened\n", "INFO");
     } catch (e) {
       first.errorLog.write(`bunwsgi: SIGUSR1: cannot reopen log files: ${(e as Error).message}\n`);
     }
@@ -166,7 +258,7 @@ class Service {
   async reload(): Promise<void> {
     const log = this.errorLog;
     if (this.reloading || this.stopping) {
-      log.write("bunwsgi: SIGHUP ignored: a reload or stop is already in progress\n");
+      log.write("bunwsgi: SIGHUP ignored: a reload or stop is already in progress\n", "WARNING");
       return;
     }
     this.reloading = true;
@@ -186,7 +278,7 @@ class Service {
         loaded.graph?.dispose();
         throw e;
       }
-      const kept = RESTART_KEYS.filter((k) => JSON.stringify(config.get(k)) !== JSON.stringify(this.config.get(k)));
+      const kept = this.restartWarnings(config);
       const first = this.servers[0] as WSGIServer;
       const oldAccess = first.log;
       const oldError = first.errorLog;
@@ -209,8 +301,8 @@ class Service {
       this.config = config;
       // Requests already running keep the old app's module instances until the graceful deadline.
       if (old.graph !== null) setTimeout(() => old.graph?.dispose(), (timeouts.shutdown + 1) * 1000).unref();
-      errorLog.write(`bunwsgi: SIGHUP: reloaded ${config.file ?? "flags"}; serving ${loaded.label}\n`);
-      for (const k of kept) errorLog.write(`bunwsgi: SIGHUP: ${k} changed but needs a restart; still using the old value\n`);
+      errorLog.write(`bunwsgi: SIGHUP: reloaded ${config.file ?? "flags"}; serving ${loaded.label}\n`, "INFO");
+      for (const w of kept) errorLog.write(`bunwsgi: SIGHUP: ${w}\n`, "WARNING");
     } catch (e) {
       log.write(
         `bunwsgi: SIGHUP: reload failed, still serving the previous configuration: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`,
@@ -297,8 +389,8 @@ async function serve(config: Config, commandLine: CommandLine, embedded: Embedde
     }
     const pidfile = config.str("pidfile");
     if (pidfile !== null) writePidfile(pidfile);
-    errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label} (pid ${process.pid})\n`);
-    for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`);
+    errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label} (pid ${process.pid})\n`, "INFO");
+    for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, "INFO");
     new Service(config, loaded, servers, pool, commandLine, embedded).listen();
   } catch (e) {
     for (const s of servers) s.close();
@@ -309,5 +401,13 @@ async function serve(config: Config, commandLine: CommandLine, embedded: Embedde
   await Promise.all(servers.map((s) => s.serveForever()));
   return 0;
 }
+
+/** A setting's value as it reads in a message: `"127.0.0.1:80"`, `["a", "b"]`, `unset`. */
+const formatValue = (key: string, v: unknown): string => {
+  if (v === null) return "unset";
+  if (key === "tls.passphrase") return '"********"';
+  if (Array.isArray(v) && v.length === 1) return JSON.stringify(v[0]);
+  return JSON.stringify(v);
+};
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));

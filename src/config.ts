@@ -9,7 +9,20 @@ import { compileLogFormat } from "./log.ts";
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Limits, parseListener, type WSGIServerOptions } from "./server.ts";
 
 /** How a setting's value is checked and converted. */
-type Kind = "app" | "string" | "path" | "file" | "int" | "seconds" | "choice" | "binds" | "sinks" | "table" | "format";
+type Kind =
+  | "app"
+  | "string"
+  | "path"
+  | "file"
+  | "int"
+  | "seconds"
+  | "choice"
+  | "binds"
+  | "sinks"
+  | "table"
+  | "format"
+  | "mode"
+  | "group";
 
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | string[] | EnvironTable | null;
@@ -64,8 +77,26 @@ const rows: Row[] = [
     default: ["127.0.0.1:8000"],
     metavar: "ADDR",
     reload: false,
-    example: '["0.0.0.0:8000", "[::]:8000", "unix:/run/bunwsgi.sock"]',
+    example: '["0.0.0.0:8000", "[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
     doc: "Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several.",
+  },
+  {
+    key: "unix_socket_mode",
+    kind: "mode",
+    default: null,
+    metavar: "MODE",
+    reload: false,
+    example: '"0660"',
+    doc: 'Permissions of every `unix:` socket file, in octal, set as it is bound (a client needs write permission to connect): `"0660"` lets the owner and `unix_socket_group` in. Unset: the process umask decides.',
+  },
+  {
+    key: "unix_socket_group",
+    kind: "group",
+    default: null,
+    metavar: "GROUP",
+    reload: false,
+    example: '"www-data"',
+    doc: "Group (name or number) given to every `unix:` socket file, such as the web server's (`www-data` for Debian's nginx). bunwsgi's user must be root or a member of it.",
   },
   {
     key: "backlog",
@@ -95,7 +126,7 @@ const rows: Row[] = [
     default: null,
     metavar: "FILE",
     reload: false,
-    example: '"/run/bunwsgi.pid"',
+    example: '"/run/bunwsgi/bunwsgi.pid"',
     doc: "Write the process id here once listening; removed at exit. Refuses to start if it names a live process.",
   },
   {
@@ -277,6 +308,8 @@ interface Origin {
   label: string;
   /** Folder that relative paths are resolved against. */
   base: string;
+  /** Where one item of a list value is ("site.toml:4"), when the source can tell. */
+  item?: (item: string) => string;
 }
 
 /** A resolved configuration: every setting's value and where it came from. */
@@ -430,6 +463,47 @@ export function lineOf(text: string, key: string): number | null {
   return null;
 }
 
+/**
+ * Where Bun.TOML.parse failed in `text`, as 1-based line and column; null if not found. Its
+ * errors carry no position, so prefixes are parsed again: the line is the first from which
+ * every longer prefix fails with the same message (a multi-line array or string that is
+ * still open at a cut fails differently, or the same way only until it closes), and the
+ * column is the shortest part of that line with which the prefix fails that way: where the
+ * parser gives up.
+ */
+export function tomlErrorPosition(text: string, message: string): { line: number; column: number } | null {
+  const failsTheSame = (prefix: string): boolean => {
+    try {
+      Bun.TOML.parse(prefix);
+      return false;
+    } catch (e) {
+      return (e as Error).message === message;
+    }
+  };
+  const lines = text.split("\n");
+  // A line keeps its newline: some messages depend on it ("newlines must be escaped").
+  const end = (k: number): string => (k < lines.length ? "\n" : "");
+  let line = -1;
+  for (let k = lines.length; k >= 1 && failsTheSame(lines.slice(0, k).join("\n") + end(k)); k--) line = k;
+  if (line < 0) return null;
+  const before = line === 1 ? "" : `${lines.slice(0, line - 1).join("\n")}\n`;
+  const content = lines[line - 1] as string;
+  for (let c = 1; c <= content.length; c++) {
+    if (failsTheSame(before + content.slice(0, c) + end(line))) return { line, column: c };
+  }
+  return { line, column: 1 };
+}
+
+/** The line of a list item written as a TOML string literal, at or after `from`; null if not found. */
+function lineOfItem(text: string, from: number, item: string): number | null {
+  const lines = text.split("\n");
+  const forms = [JSON.stringify(item), `'${item}'`];
+  for (let i = Math.max(0, from - 1); i < lines.length; i++) {
+    if (forms.some((f) => (lines[i] as string).includes(f))) return i + 1;
+  }
+  return null;
+}
+
 /** Sets a value after checking it, collecting errors instead of stopping at the first. */
 class Resolver {
   readonly errors: string[] = [];
@@ -508,24 +582,36 @@ class Resolver {
       }
       case "table":
         return this.table(s, value, o);
+      case "mode":
+        // A string, because a TOML integer such as 660 would be decimal (0o660 is 432).
+        return typeof value === "string" && /^0?[0-7]{3}$/.test(value)
+          ? value
+          : bad('an octal mode as a string of 3 or 4 digits, such as "0660"');
+      case "group":
+        return typeof value === "string" && value !== "" ? value : bad("a group name or number as a string");
     }
   }
 
+  /** Every bad bind is reported, each at its own line when the file spreads the list over several. */
   private binds(s: Setting, list: string[], o: Origin): string[] | undefined {
     const seen = new Set<string>();
+    let ok = true;
     for (const b of list) {
+      const where = o.item?.(b) ?? o.label;
       try {
         parseListener(b);
       } catch (e) {
-        this.fail(o.label, s, (e as Error).message);
-        return undefined;
+        this.fail(where, s, (e as Error).message);
+        ok = false;
+        continue;
       }
       if (seen.has(b)) {
-        this.fail(o.label, s, `${JSON.stringify(b)} is listed twice`);
-        return undefined;
+        this.fail(where, s, `${JSON.stringify(b)} is listed twice`);
+        ok = false;
       }
       seen.add(b);
     }
+    if (!ok) return undefined;
     // A unix socket path is relative to the config file like every other path.
     return list.map((b) => (b.startsWith("unix:") ? `unix:${resolve(o.base, b.slice(5))}` : b));
   }
@@ -552,14 +638,14 @@ class Resolver {
       return undefined;
     }
     const out: EnvironTable = {};
+    let ok = true;
     for (const [k, v] of Object.entries(value)) {
       if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
         this.fail(o.label, `${s.key}.${k}`, `expected a string, number or boolean, got ${describe(v)}`);
-        return undefined;
-      }
-      out[k] = v;
+        ok = false;
+      } else out[k] = v;
     }
-    return out;
+    return ok ? out : undefined;
   }
 
   /** Rules between settings, and files that must exist. */
@@ -600,6 +686,16 @@ class Resolver {
         `${where("tls.client_auth")}: tls.client_auth: needs tls.ca, the CA that client certificates must chain to`,
       );
     }
+    const unixBinds = c.list("bind").filter((b) => b.startsWith("unix:"));
+    for (const key of ["unix_socket_mode", "unix_socket_group"]) {
+      if (c.get(key) !== null && unixBinds.length === 0) {
+        this.errors.push(`${where(key)}: ${key}: has no effect without a unix:/path bind`);
+      }
+    }
+    const group = c.str("unix_socket_group");
+    if (group !== null && groupId(group) === null) {
+      this.errors.push(`${where("unix_socket_group")}: unix_socket_group: no group ${JSON.stringify(group)} on this host`);
+    }
     for (const key of ["log.access", "log.error", "pidfile"]) {
       const paths = key === "pidfile" ? [c.str(key)] : c.list(key);
       for (const p of paths) {
@@ -639,6 +735,34 @@ const isReadable = (p: string): boolean => {
     return false;
   }
 };
+
+/**
+ * A group's id from its name (or number): the system's group database through getent (which
+ * also asks LDAP and the like), else /etc/group; null when there is no such group.
+ */
+export function groupId(group: string): number | null {
+  if (/^\d+$/.test(group)) return Number(group);
+  const fromLine = (line: string): number | null => {
+    const [name, , gid] = line.split(":");
+    return name === group && gid !== undefined && /^\d+$/.test(gid) ? Number(gid) : null;
+  };
+  try {
+    const p = Bun.spawnSync(["getent", "group", group], { stdout: "pipe", stderr: "ignore" });
+    if (p.exitCode === 0) return fromLine(p.stdout.toString().trim());
+    if (p.exitCode === 2) return null;
+  } catch {
+    // No getent on this system: read the file.
+  }
+  try {
+    for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
+      const gid = fromLine(line);
+      if (gid !== null) return gid;
+    }
+  } catch {
+    // No /etc/group either.
+  }
+  return null;
+}
 
 /** Split "path/mod.ts:export" into file and export name ("default" when there is no `:`). */
 export function splitAppSpec(spec: string): { file: string; name: string } {
@@ -691,7 +815,10 @@ export function resolveConfig(opts: ResolveOptions): { config: Config; errors: s
     try {
       doc = Bun.TOML.parse(text);
     } catch (e) {
-      r.errors.push(`${file}: invalid TOML: ${(e as Error).message}`);
+      const message = (e as Error).message;
+      const at = tomlErrorPosition(text, message);
+      const why = message.replace(/^TOML Parse error: /, "");
+      r.errors.push(`${file}${at === null ? "" : `:${at.line}:${at.column}`}: invalid TOML: ${why}`);
       return { config, errors: r.errors };
     }
     readTable(r, doc as Record<string, unknown>, "", file, text);
@@ -717,9 +844,11 @@ function readTable(r: Resolver, doc: Record<string, unknown>, table: string, fil
   for (const [name, value] of Object.entries(doc)) {
     const key = table === "" ? name : `${table}.${name}`;
     const setting = BY_KEY.get(key);
-    const where = `${file}:${lineOf(text, key) ?? "?"}`;
+    const line = lineOf(text, key);
+    const where = `${file}:${line ?? "?"}`;
     if (setting !== undefined) {
-      r.set(setting, value, { source: "file", label: where, base }, false);
+      const item = (v: string): string => `${file}:${lineOfItem(text, line ?? 1, v) ?? line ?? "?"}`;
+      r.set(setting, value, { source: "file", label: where, base, item }, false);
       continue;
     }
     if (table === "" && name in SECTIONS && value !== null && typeof value === "object" && !Array.isArray(value)) {
@@ -788,8 +917,13 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
 export function serverOptions(c: Config): WSGIServerOptions {
   const { limits, timeouts } = limitsOf(c);
   const tls = tlsOptions(c);
+  const mode = c.str("unix_socket_mode");
+  const group = c.str("unix_socket_group");
+  const gid = group === null ? null : groupId(group);
+  if (group !== null && gid === null) throw new ConfigError(`unix_socket_group: no group ${JSON.stringify(group)} on this host`);
   return {
     backlog: c.num("backlog"),
+    unixSocketPerms: { mode: mode === null ? null : Number.parseInt(mode, 8), gid },
     environ: c.environ(),
     logFormat: c.str("log.format") ?? "gevent",
     limits,

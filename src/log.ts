@@ -4,9 +4,19 @@ import { closeSync, openSync } from "node:fs";
 import type { FileSink } from "bun";
 import { ConfigError } from "./errors.ts";
 
-/** Anything with a `write(s)` method, like a Python file object: the shape `log`/`errorLog` take. */
+/** Error-log levels, as they appear in a line: `[2026-12-03 12:00:00] [INFO] …`. */
+export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR";
+
+/** Python logging's numbers for each level (LoggingLogAdapter's `level`). */
+const LEVEL_NUMBERS: Readonly<Record<LogLevel, number>> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40 };
+
+/**
+ * Anything with a `write(s)` method, like a Python file object: the shape `log`/`errorLog` take.
+ * `level` says how much a message matters; a sink that has no use for it ignores it (so a plain
+ * `{ write(s) {} }` is a sink), and a write without one is at the sink's own level.
+ */
 export interface LogSink {
-  write(s: string): unknown;
+  write(s: string, level?: LogLevel): unknown;
   flush?(): unknown;
 }
 
@@ -32,18 +42,15 @@ export class LoggingLogAdapter implements LogSink {
   constructor(logger: Logger, level = 20) {
     this.logger = logger;
     this.level = level;
-    const l = logger;
-    if (level >= 50) this.emit = (m) => (l.fatal ?? l.error).call(l, m);
-    else if (level >= 40) this.emit = (m) => l.error(m);
-    else if (level >= 30) this.emit = (m) => (l.warn ?? l.error).call(l, m);
-    else if (level >= 20) this.emit = (m) => l.info(m);
-    else this.emit = (m) => (l.debug ?? l.info).call(l, m);
+    this.emit = emitterFor(logger, level);
   }
 
-  /** Logs `msg` without its trailing newline; empty messages are dropped. */
-  write(msg: string): void {
+  /** Logs `msg` without its trailing newline; empty messages are dropped. A `level` picks the method for this message. */
+  write(msg: string, level?: LogLevel): void {
     const m = msg.endsWith("\n") ? msg.slice(0, -1) : msg;
-    if (m.length > 0) this.emit(m);
+    if (m.length === 0) return;
+    if (level === undefined) this.emit(m);
+    else emitterFor(this.logger, LEVEL_NUMBERS[level])(m);
   }
 
   writelines(lines: Iterable<string>): void {
@@ -52,6 +59,44 @@ export class LoggingLogAdapter implements LogSink {
 
   /** No-op, as in gevent: the logger does its own buffering. */
   flush(): void {}
+}
+
+/** The logger method for a Python level number: the closest one the logger has. */
+function emitterFor(l: Logger, level: number): (msg: string) => unknown {
+  if (level >= 50) return (m) => (l.fatal ?? l.error).call(l, m);
+  if (level >= 40) return (m) => l.error(m);
+  if (level >= 30) return (m) => (l.warn ?? l.error).call(l, m);
+  if (level >= 20) return (m) => l.info(m);
+  return (m) => (l.debug ?? l.info).call(l, m);
+}
+
+/**
+ * The error log's line format over another sink: each message starts with a local timestamp
+ * (the access log's clock and format) and its level, `[2026-12-03 12:00:00] [ERROR] …`. Only
+ * the first line of a message is prefixed, so a stack trace stays one record whose lines are
+ * whole; a write that continues an unfinished line (an app writing to `wsgi.errors` in
+ * pieces) is not prefixed either.
+ */
+export class LevelLog implements LogSink {
+  readonly target: LogSink;
+  /** The level of a write that names none: what server and handler errors are. */
+  readonly level: LogLevel;
+  private atLineStart = true;
+
+  constructor(target: LogSink, level: LogLevel = "ERROR") {
+    this.target = target;
+    this.level = level;
+  }
+
+  write(s: string, level: LogLevel = this.level): void {
+    if (s.length === 0) return;
+    this.target.write(this.atLineStart ? `[${clock.localTimestamp()}] [${level}] ${s}` : s, level);
+    this.atLineStart = s.endsWith("\n");
+  }
+
+  flush(): void {
+    this.target.flush?.();
+  }
 }
 
 /** A sink that drops everything: what `log: null` becomes, so `server.log` is never null. */
@@ -135,8 +180,8 @@ export class TeeLog implements LogSink {
     this.sinks = sinks;
   }
 
-  write(s: string): void {
-    for (const sink of this.sinks) sink.write(s);
+  write(s: string, level?: LogLevel): void {
+    for (const sink of this.sinks) sink.write(s, level);
   }
 
   flush(): void {
@@ -147,12 +192,14 @@ export class TeeLog implements LogSink {
 /** Re-open every file behind a sink (StreamLog, or TeeLog of them); for SIGUSR1. */
 export function reopenLog(sink: LogSink): void {
   if (sink instanceof TeeLog) for (const s of sink.sinks) reopenLog(s);
+  else if (sink instanceof LevelLog) reopenLog(sink.target);
   else if (sink instanceof StreamLog) sink.reopen();
 }
 
 /** Close every file behind a sink, after flushing it. */
 export function closeLog(sink: LogSink): void {
   if (sink instanceof TeeLog) for (const s of sink.sinks) closeLog(s);
+  else if (sink instanceof LevelLog) closeLog(sink.target);
   else if (sink instanceof StreamLog) sink.close();
   else sink.flush?.();
 }
@@ -175,6 +222,12 @@ export function openLogSinks(targets: readonly string[]): LogSink {
   return sinks.length === 1 ? (sinks[0] as LogSink) : new TeeLog(sinks);
 }
 
+/** The error log for sink names (see openLogSinks): timestamped and levelled, unless it drops everything. */
+export function openErrorLog(targets: readonly string[]): LogSink {
+  const sink = openLogSinks(targets);
+  return sink instanceof NullLog ? sink : new LevelLog(sink);
+}
+
 /** How `log`/`errorLog` options are given: "default", null, a sink, or a logger object. */
 export type LogOption = "default" | null | LogSink | Logger;
 
@@ -187,9 +240,19 @@ export function defaultLog(): StreamLog {
   return stderrLog;
 }
 
-/** Resolve a log option the way gevent does; `level` applies when a logger object is wrapped. */
+let stderrErrorLog: LevelLog | undefined;
+
+/**
+ * Resolve a log option the way gevent does; `level` applies when a logger object is wrapped.
+ * The default error log (level 40 and up) is stderr with timestamps and levels; a sink or logger
+ * the caller gives is used as it is (a logger stamps its own lines).
+ */
 export function resolveLog(option: LogOption | undefined, level: number): LogSink {
-  if (option === undefined || option === "default") return defaultLog();
+  if (option === undefined || option === "default") {
+    if (level < 40) return defaultLog();
+    stderrErrorLog ??= new LevelLog(defaultLog());
+    return stderrErrorLog;
+  }
   if (option === null) return new NullLog();
   // Logger first: Bun's console also has write(), but a console is meant as a logger.
   const logger = option as Logger;

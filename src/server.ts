@@ -1,7 +1,8 @@
 /** @module server — WSGIServer: listening sockets, connection admission, the one timer, graceful stop. */
 
-import { lstatSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
+import { dirname } from "node:path";
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
 import pkg from "../package.json" with { type: "json" };
 import { type BodyLimits, DEFAULT_BODY_LIMITS } from "./body.ts";
@@ -66,6 +67,12 @@ export interface WSGIServerOptions {
   limits?: Partial<Limits>;
   /** Seconds; 0 disables one. */
   timeouts?: Partial<Timeouts>;
+  /**
+   * A unix socket file's permissions, set as it is bound: `mode` (such as 0o660; null: the
+   * umask decides) and group id `gid` (null: the process's). For a web server in another user's
+   * name to connect, it needs write permission, through the group or the mode.
+   */
+  unixSocketPerms?: { mode: number | null; gid: number | null };
 }
 
 /** Bun.listen's accept backlog, which it does not let callers change. */
@@ -259,6 +266,7 @@ export class WSGIServer implements ConnectionHost {
   accessFormat: AccessFormatter | null;
   handlerClass: HandlerClass;
   readonly tls: TLSOptions | undefined;
+  readonly unixSocketPerms: { mode: number | null; gid: number | null };
   headLimits: HeadLimits;
   bodyLimits: BodyLimits;
   timeouts: Timeouts;
@@ -312,6 +320,7 @@ export class WSGIServer implements ConnectionHost {
     this.handlerClass = options.handlerClass ?? WSGIHandler;
     this.rootPath = checkRootPath(options.rootPath ?? "");
     this.tls = options.tls;
+    this.unixSocketPerms = options.unixSocketPerms ?? { mode: null, gid: null };
     this.headLimits = DEFAULT_HEAD_LIMITS;
     this.bodyLimits = DEFAULT_BODY_LIMITS;
     this.timeouts = DEFAULT_TIMEOUTS;
@@ -435,10 +444,16 @@ export class WSGIServer implements ConnectionHost {
     return { ...this.environ };
   }
 
-  /** Bind the listening socket. */
+  /**
+   * Bind the listening socket. A failure is a ConfigError that names the cause (the errno Bun
+   * reports) and what to do about it; a unix socket gets `unixSocketPerms` before it accepts.
+   */
   initSocket(): void {
     const common = { allowHalfOpen: true, socket: this.socketHandlers, ...(this.tls ? { tls: this.tls } : {}) };
     const a = this.address;
+    const { mode, gid } = this.unixSocketPerms;
+    // A umask while binding, so the file never exists with more permissions than asked for.
+    const umask = a.unix !== null && mode !== null ? process.umask(~mode & 0o777) : null;
     try {
       if (a.unix !== null) {
         this.listener = Bun.listen<Connection>({ ...common, unix: a.unix });
@@ -456,7 +471,58 @@ export class WSGIServer implements ConnectionHost {
       }
     } catch (e) {
       const where = a.unix !== null ? `unix:${a.unix}` : a.fd >= 0 ? `fd://${a.fd}` : `${a.hostname}:${a.port}`;
-      throw new ConfigError(`cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)}`);
+      const code = (e as { code?: string }).code;
+      const folder = a.unix !== null ? dirname(a.unix) : "";
+      const causes: Record<string, string> =
+        a.unix !== null
+          ? {
+              ENOENT: `folder ${folder} does not exist: create it (under systemd, RuntimeDirectory= makes one in /run)`,
+              EACCES: `permission denied: this user cannot create files in ${folder}; make the folder writable for it or bind elsewhere`,
+              EADDRINUSE: "a file is in the way at that path: remove it if no server uses it",
+              EINVAL:
+                Buffer.byteLength(a.unix) > 107
+                  ? `the path is ${Buffer.byteLength(a.unix)} bytes and a unix socket path can have at most 107: use a shorter one`
+                  : "the path is not usable for a socket",
+              ENOTDIR: `a part of ${folder} is not a folder`,
+              EROFS: `${folder} is on a read-only file system (under systemd's ProtectSystem=strict, add it to ReadWritePaths= or use RuntimeDirectory=)`,
+            }
+          : a.fd >= 0
+            ? {
+                EINVAL: `descriptor ${a.fd} is not a listening socket: was it passed to this process? (systemd passes the first at 3)`,
+                EBADF: `descriptor ${a.fd} is not open in this process: start bunwsgi from its socket unit, or pass the socket at ${a.fd}`,
+                ENOTSOCK: `descriptor ${a.fd} is not a socket`,
+              }
+            : {
+                EADDRINUSE: `address already in use: another process listens on port ${a.port} (see \`ss -ltnp 'sport = :${a.port}'\`); stop it or choose another port`,
+                EADDRNOTAVAIL: `${a.hostname} is not an address of this host: bind one of its addresses (\`ip -brief address\`), 127.0.0.1 for this host only, or 0.0.0.0 for all`,
+                EACCES: `permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE (AmbientCapabilities= in systemd); or let systemd open the socket (bind = "fd://3"), or listen on a port from 1024 behind a proxy`,
+              };
+      let why = code !== undefined ? causes[code] : undefined;
+      if (why === undefined && code === undefined && a.unix === null && a.fd < 0 && !/^[\d.]+$|:/.test(a.hostname)) {
+        why = `the host name ${a.hostname} does not resolve to an address of this host`;
+      }
+      const detail = e instanceof Error ? e.message : String(e);
+      throw new ConfigError(`cannot listen on ${where}: ${why ?? detail}${code !== undefined ? ` (${code})` : ""}`);
+    } finally {
+      if (umask !== null) process.umask(umask);
+    }
+    if (a.unix !== null && (mode !== null || gid !== null)) {
+      try {
+        if (gid !== null) chownSync(a.unix, -1, gid);
+        if (mode !== null) chmodSync(a.unix, mode);
+      } catch (e) {
+        this.listener.stop(true);
+        this.listener = null;
+        this.removeSocketFile();
+        const code = (e as { code?: string }).code;
+        const why =
+          code === "EPERM"
+            ? `this user is not root and not a member of group ${gid}`
+            : e instanceof Error
+              ? e.message
+              : String(e);
+        throw new ConfigError(`cannot set the permissions of unix:${a.unix}: ${why}`);
+      }
     }
   }
 

@@ -11,8 +11,12 @@ export type ResponseHeaders = Array<[name: string, value: string]>;
 export type Write = (data: Chunk) => Promise<void>;
 /** PEP 3333 start_response. Misuse throws synchronously. */
 export type StartResponse = (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
-/** An Array is sized (Content-Length); any other iterable is streamed. */
-export type Body = Iterable<Chunk> | AsyncIterable<Chunk>;
+/**
+ * An Array is sized (Content-Length); any other iterable is streamed. A bare string is not a
+ * body (it is an iterable of one-character strings, so it would be sent a character per chunk):
+ * `length?: never` keeps it out of the sync iterables while arrays are listed on their own.
+ */
+export type Body = readonly Chunk[] | (Iterable<Chunk> & { readonly length?: never }) | AsyncIterable<Chunk>;
 /** The application: called once per request. */
 export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
 

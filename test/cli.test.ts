@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -442,7 +452,9 @@ describe("bunwsgi check", () => {
     writeFileSync(join(d, "boom.ts"), 'throw new Error("kaboom at import");\n');
     const p = start(d, ["check"]);
     expect(await p.exit()).toBe(2);
-    expect(p.stderr).toContain(`cannot load application module ${join(d, "boom.ts")}: kaboom at import`);
+    // The stack, not only the message: where it was thrown.
+    expect(p.stderr).toContain(`cannot load application module ${join(d, "boom.ts")}: Error: kaboom at import\n    at `);
+    expect(p.stderr).toContain(`${join(d, "boom.ts")}:1:`);
     const q = start(d, ["check", "app.ts:absent"]);
     expect(await q.exit()).toBe(2);
     expect(q.stderr).toContain('has no function export "absent" (it exports: default, named)');
@@ -475,5 +487,295 @@ describe("the binary's command line", () => {
     expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("hello v1 - - -");
     p.kill();
     expect(await p.exit()).toBe(0);
+  });
+});
+
+describe("production deploy (issue #20)", () => {
+  const stamp = String.raw`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]`;
+
+  test("SIGHUP warns about a restart-only change each time it differs from what runs, and not once it matches again", async () => {
+    const d = site("hup-restart", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n');
+    const p = start(d);
+    await p.port();
+    const warning = 'bind changed but needs a restart; still using "127.0.0.1:0", not "127.0.0.1:1"';
+    const count = (): number => p.stderr.split("SIGHUP: reloaded").length - 1;
+    const reload = async (toml: string): Promise<void> => {
+      const before = count();
+      writeFileSync(join(d, "bunwsgi.toml"), toml);
+      p.kill("SIGHUP");
+      const deadline = Date.now() + 5000;
+      while (count() === before && Date.now() < deadline) await Bun.sleep(20);
+      await Bun.sleep(50);
+    };
+    const changed = 'app = "app.ts"\nbind = "127.0.0.1:1"\n[log]\naccess = "none"\n';
+    await reload(changed);
+    expect(p.stderr.split(warning).length - 1).toBe(1);
+    await reload(changed);
+    expect(p.stderr.split(warning).length - 1).toBe(2);
+    await reload('app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n');
+    expect(count()).toBe(3);
+    expect(p.stderr.split("needs a restart").length - 1).toBe(2);
+    expect(p.stderr).toMatch(
+      new RegExp(`${stamp} \\[WARNING\\] bunwsgi: SIGHUP: ${warning.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
+    );
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test("SIGHUP after a certificate is renewed in place says it takes a restart", async () => {
+    const d = site("hup-cert", `app = "app.ts"\nbind = "127.0.0.1:0"\n[tls]\ncert = "cert.pem"\nkey = "../srv.key"\n`);
+    copyFileSync(join(dir, "srv.pem"), join(d, "cert.pem"));
+    const p = start(d);
+    await p.port("https");
+    writeFileSync(join(d, "cert.pem"), `${readFileSync(join(dir, "srv.pem"), "utf8")}\n`);
+    p.kill("SIGHUP");
+    await p.waitFor("SIGHUP: reloaded");
+    await p.waitFor(`tls.cert: ${join(d, "cert.pem")} changed on disk, but Bun.listen cannot swap certificates`);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test("the binary logs error class names and stack frames as in the source", async () => {
+    const d = site("names", 'app = "bad.ts"\nbind = "127.0.0.1:0"\n');
+    writeFileSync(
+      join(d, "bad.ts"),
+      'export default (_e: unknown, sr: (s: string, h: never[]) => void) => { sr("999 nope", []); return []; };\n',
+    );
+    const p = start(d);
+    const port = await p.port();
+    expect((await curl("-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${port}/`)).out).toBe("500");
+    await p.waitFor('ContractError: invalid status "999 nope"');
+    expect(p.stderr).toMatch(/\n {4}at startResponse \(/);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test('an app served by the binary imports "bunwsgi" and gets the server\'s own classes', async () => {
+    const d = site("by-name", 'app = "named.ts"\nbind = "127.0.0.1:0"\n');
+    writeFileSync(
+      join(d, "named.ts"),
+      `import { HTTPError, ContractError, type Application } from "bunwsgi";
+const app: Application = (env, startResponse) => {
+  if (env.PATH_INFO === "/teapot") throw new HTTPError(418, "short and stout");
+  startResponse("200 OK", []);
+  return [ContractError.name];
+};
+export default app;
+`,
+    );
+    const p = start(d);
+    const port = await p.port();
+    expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("ContractError");
+    // The handler answers an HTTPError with its status only when it is the handler's own class.
+    expect((await curl("-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${port}/teapot`)).out).toBe("418");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test("an app with a syntax error fails with file:line:col and the line", async () => {
+    const d = site("syntax", 'app = "broken.ts"\n');
+    writeFileSync(join(d, "broken.ts"), "export default () => {\n  return [1, ]];\n};\n");
+    const p = start(d, ["check"]);
+    expect(await p.exit()).toBe(2);
+    expect(p.stderr).toContain(`${join(d, "broken.ts")}:2:15: Expected ";" but found "]"`);
+    expect(p.stderr).toContain("    return [1, ]];");
+  });
+
+  test("a TOML syntax error and every bad bind are reported with their position", async () => {
+    const d = site("toml-syntax", 'app = "app.ts"\n[log]\nformat = "json\n');
+    const p = start(d, ["check"]);
+    expect(await p.exit()).toBe(2);
+    expect(p.stderr).toContain("bunwsgi.toml:3:10: invalid TOML: Unterminated string");
+    const e = site("binds", 'app = "app.ts"\nbind = [\n  "127.0.0.1:x",\n  "unix:",\n]\n');
+    const q = start(e, ["check"]);
+    expect(await q.exit()).toBe(2);
+    expect(q.stderr).toContain('bunwsgi.toml:3: bind: invalid listener "127.0.0.1:x"');
+    expect(q.stderr).toContain('bunwsgi.toml:4: bind: invalid listener "unix:"');
+  });
+
+  describe("a bind that fails names the cause", () => {
+    const fails = async (name: string, args: string[], expected: string, wrap: string[] = []): Promise<void> => {
+      const d = site(name, 'app = "app.ts"\n');
+      const p = wrap.length === 0 ? start(d, args) : null;
+      if (p !== null) {
+        expect(await p.exit()).toBe(2);
+        expect(p.stderr).toContain(expected);
+        return;
+      }
+      const q = Bun.spawn([...wrap, binary, ...args], { cwd: d, stderr: "pipe", stdout: "ignore" });
+      const [code, err] = await Promise.all([q.exited, new Response(q.stderr).text()]);
+      expect(code).toBe(2);
+      expect(err).toContain(expected);
+    };
+
+    test("address in use", async () => {
+      const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+      try {
+        await fails(
+          "in-use",
+          ["--bind", `127.0.0.1:${taken.port}`],
+          `address already in use: another process listens on port ${taken.port}`,
+        );
+      } finally {
+        taken.stop(true);
+      }
+    });
+
+    test("an address this host does not have", () =>
+      fails("not-here", ["--bind", "192.0.2.1:8000"], "192.0.2.1 is not an address of this host"));
+
+    test("a missing folder for a unix socket", () =>
+      fails("no-folder", ["--bind", "unix:./missing/s.sock"], "/no-folder/missing does not exist: create it"));
+
+    test("a unix socket path that is too long", () =>
+      fails("long-path", ["--bind", `unix:/tmp/${"x".repeat(120)}.sock`], "a unix socket path can have at most 107"));
+
+    test("a descriptor that is not a listening socket", () =>
+      fails("not-a-socket", ["--bind", "fd://57"], "descriptor 57 is not a listening socket"));
+
+    test("a port below 1024 without privileges", async () => {
+      if (process.getuid?.() !== 0) {
+        await fails("privileged", ["--bind", "127.0.0.1:80"], "ports below 1024 need root or CAP_NET_BIND_SERVICE");
+        return;
+      }
+      // As root, drop to nobody for the bind; the binary and its folder must be theirs to read.
+      const pub = mkdtempSync(join(tmpdir(), "bunwsgi-nobody-"));
+      try {
+        Bun.spawnSync(["chmod", "755", pub]);
+        copyFileSync(binary, join(pub, "bunwsgi"));
+        copyFileSync(join(dir, "app.ts"), join(pub, "app.ts"));
+        copyFileSync(join(dir, "greeting.ts"), join(pub, "greeting.ts"));
+        Bun.spawnSync(["chmod", "-R", "a+rX", pub]);
+        const q = Bun.spawn(
+          [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            join(pub, "bunwsgi"),
+            "app.ts",
+            "--bind",
+            "127.0.0.1:80",
+          ],
+          { cwd: pub, stderr: "pipe", stdout: "ignore" },
+        );
+        const [code, err] = await Promise.all([q.exited, new Response(q.stderr).text()]);
+        expect(err).toContain(
+          "cannot listen on 127.0.0.1:80: permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE",
+        );
+        expect(code).toBe(2);
+      } finally {
+        rmSync(pub, { recursive: true, force: true });
+      }
+    });
+  });
+
+  test("every error-log message starts with a timestamp and a level; a stack stays whole under it", async () => {
+    const d = site("stamped", 'app = "thrower.ts"\nbind = "127.0.0.1:0"\n[log]\nerror = "error.log"\naccess = "none"\n');
+    writeFileSync(
+      join(d, "thrower.ts"),
+      'export default (env: Record<string, { write(s: string): void }>) => { env["wsgi.errors"].write("app says hi\\n"); throw new Error("kaput"); };\n',
+    );
+    const p = start(d);
+    const port = Number((await waitForFile(join(d, "error.log"), "listening on")).match(/127\.0\.0\.1:(\d+)/)?.[1]);
+    await curl(`http://127.0.0.1:${port}/`);
+    const body = await waitForFile(join(d, "error.log"), "Error: kaput");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+    const text = readFileSync(join(d, "error.log"), "utf8");
+    expect(body).toMatch(new RegExp(`^${stamp} \\[INFO\\] bunwsgi 0\\.\\d+\\.\\d+: serving `));
+    expect(text).toMatch(new RegExp(`\\n${stamp} \\[INFO\\] bunwsgi: listening on http://127\\.0\\.0\\.1:${port}\\n`));
+    expect(text).toMatch(new RegExp(`\\n${stamp} \\[ERROR\\] app says hi\\n`));
+    expect(text).toMatch(
+      new RegExp(`\\n${stamp} \\[ERROR\\] Error handling GET / HTTP/1\\.1 from 127\\.0\\.0\\.1:\\d+\\nError: kaput\\n {4}at `),
+    );
+    expect(text).toMatch(new RegExp(`\\n${stamp} \\[INFO\\] bunwsgi: stopped\\n$`));
+    for (const line of text.trimEnd().split("\n"))
+      expect(line).toMatch(new RegExp(`^(${stamp} \\[(INFO|ERROR)\\] |Error: kaput$| {4}at )`));
+  });
+
+  test("a unix socket gets unix_socket_mode and unix_socket_group as it is bound", async () => {
+    const d = site(
+      "perms",
+      'app = "app.ts"\nbind = "unix:./p.sock"\nunix_socket_mode = "0660"\nunix_socket_group = "www-data"\n',
+    );
+    const p = start(d);
+    await p.waitFor("listening on unix:");
+    const st = statSync(join(d, "p.sock"));
+    expect((st.mode & 0o777).toString(8)).toBe("660");
+    expect(st.gid).toBe(Number(Bun.spawnSync(["getent", "group", "www-data"]).stdout.toString().split(":")[2]));
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test("socket activation: a new process takes over the inherited socket of a stopped one, and no connection fails", async () => {
+    const d = site("handover", 'app = "pid.ts"\nbind = "fd://3"\n[log]\naccess = "none"\n');
+    writeFileSync(
+      join(d, "pid.ts"),
+      'export default (_e: unknown, sr: (s: string, h: [string, string][]) => void) => { sr("200 OK", []); return [String(process.pid)]; };\n',
+    );
+    // The parent plays systemd: it holds the listening socket for the whole test, starts a server
+    // with it at fd 3, and on "restart" stops it (SIGTERM, waits for its exit) and starts the next.
+    // Once listening it never returns to its event loop (it blocks on stdin), so it never accepts.
+    const launcher = `
+      const net = require("node:net"); const { spawn } = require("node:child_process"); const fs = require("node:fs");
+      const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+      const line = () => { const b = Buffer.alloc(64); return b.toString("utf8", 0, fs.readSync(0, b)).trim(); };
+      const run = (s) => spawn(${JSON.stringify(binary)}, [], { cwd: ${JSON.stringify(d)}, stdio: ["ignore", "ignore", "inherit", s._handle.fd] });
+      const stop = (child) => {
+        process.kill(child.pid, "SIGTERM");
+        for (let i = 0; i < 1000; i++) {
+          let state = "Z";
+          try { state = fs.readFileSync("/proc/" + child.pid + "/stat", "utf8").split(") ")[1][0]; } catch {}
+          if (state === "Z") return;
+          sleep(5);
+        }
+      };
+      const s = net.createServer();
+      s.listen(0, "127.0.0.1", () => {
+        let child = run(s);
+        fs.writeSync(1, s.address().port + "\\n");
+        while (line() === "restart") { stop(child); child = run(s); fs.writeSync(1, "restarted\\n"); }
+        stop(child);
+        process.exit(0);
+      });`;
+    const node = Bun.spawn(["node", "-e", launcher], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+    const send = (msg: string): void => {
+      node.stdin.write(`${msg}\n`);
+      node.stdin.flush();
+    };
+    try {
+      const reader = node.stdout.getReader();
+      const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
+      const served: string[] = [];
+      let failures = 0;
+      let go = true;
+      const client = (async () => {
+        for (let i = 0; go && i < 5000; i++) {
+          try {
+            const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } });
+            served.push(await res.text());
+          } catch {
+            failures++;
+          }
+        }
+      })();
+      const deadline = Date.now() + 4000;
+      while (served.length < 20 && Date.now() < deadline) await Bun.sleep(10);
+      send("restart");
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain("restarted");
+      while (!served.some((pid) => pid !== served[0]) && Date.now() < deadline) await Bun.sleep(10);
+      const more = served.length;
+      while (served.length < more + 20 && Date.now() < deadline) await Bun.sleep(10);
+      go = false;
+      await client;
+      send("stop");
+      expect(failures).toBe(0);
+      expect(new Set(served).size).toBe(2);
+    } finally {
+      if (node.exitCode === null) await Promise.race([node.exited, Bun.sleep(3000)]);
+      node.kill("SIGKILL");
+    }
+    expect(node.exitCode).toBe(0);
   });
 });

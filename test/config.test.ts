@@ -5,6 +5,7 @@ import { join } from "node:path";
 import {
   didYouMean,
   exampleConfig,
+  groupId,
   helpText,
   lineOf,
   parseCommandLine,
@@ -13,6 +14,7 @@ import {
   SETTINGS,
   serverOptions,
   splitAppSpec,
+  tomlErrorPosition,
 } from "../src/config.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-config-"));
@@ -226,5 +228,75 @@ describe("the command line", () => {
     expect(splitAppSpec("app.ts:api")).toEqual({ file: "app.ts", name: "api" });
     expect(splitAppSpec("/srv/app.ts")).toEqual({ file: "/srv/app.ts", name: "default" });
     expect(splitAppSpec("C:\\srv\\app.ts")).toEqual({ file: "C:\\srv\\app.ts", name: "default" });
+  });
+});
+
+describe("TOML syntax errors name the line and column", () => {
+  const cases: Array<[string, string, string]> = [
+    ["an unterminated string", 'app = "app.ts"\nbind = "127.0.0.1:80\nspawn = 5\n', ":2:8: invalid TOML: Unterminated string"],
+    [
+      "a table defined twice",
+      '[log]\nformat = "json"\n\n[limits]\nbody = 5\n[log]\n',
+      ":6:5: invalid TOML: Cannot redefine table 'log'",
+    ],
+    ["a key defined twice", 'app = "app.ts"\nspawn = 5\nspawn = 6\n', ":3:9: invalid TOML: Cannot redefine key 'spawn'"],
+    ["an array never closed", 'app = "app.ts"\nbind = ["127.0.0.1:1",\n', ":2:"],
+    ["a value missing", 'app = "app.ts"\n[timeouts]\nheader =\nbody = 5\n', ":3:"],
+    // A valid multi-line array before the error must not be taken for it.
+    ["an error after a multi-line array", 'bind = [\n  "127.0.0.1:1",\n  "127.0.0.1:2",\n]\nspawn = }\n', ":5:9:"],
+  ];
+  for (const [name, toml, expected] of cases) {
+    test(name, () => {
+      const { d, errors } = resolveWith(toml);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toStartWith(join(d, "bunwsgi.toml"));
+      expect(errors[0]).toContain(expected);
+    });
+  }
+
+  test("tomlErrorPosition is null for text that parses", () => {
+    expect(tomlErrorPosition('a = "b"\n', "anything")).toBeNull();
+  });
+});
+
+describe("every error is reported", () => {
+  test("each bad item of a bind list, at its own line", () => {
+    const { errors } = resolveWith('app = "app.ts"\nbind = [\n  "127.0.0.1:99999",\n  "127.0.0.1:0",\n  "fd://x",\n]\n');
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toContain('bunwsgi.toml:3: bind: invalid listener "127.0.0.1:99999"');
+    expect(errors[1]).toContain('bunwsgi.toml:5: bind: invalid listener "fd://x"');
+  });
+
+  test("each bad key of environ", () => {
+    const { errors } = resolveWith('app = "app.ts"\n[environ]\nA = [1]\nB = { c = 1 }\n');
+    expect(errors.map((e) => e.replace(/^.*: (environ\.\w+):.*$/, "$1"))).toEqual(["environ.A", "environ.B"]);
+  });
+});
+
+describe("unix socket permissions", () => {
+  test("mode and group are read, and become the server's unixSocketPerms", () => {
+    const { config, errors } = resolveWith(
+      'app = "app.ts"\nbind = "unix:s.sock"\nunix_socket_mode = "0660"\nunix_socket_group = "0"\n',
+    );
+    expect(errors).toEqual([]);
+    expect(serverOptions(config).unixSocketPerms).toEqual({ mode: 0o660, gid: 0 });
+  });
+
+  test("a mode that is not octal, a group that does not exist, or either without a unix bind is an error", () => {
+    const bad = resolveWith(
+      'app = "app.ts"\nbind = "unix:s.sock"\nunix_socket_mode = 660\nunix_socket_group = "no-such-group-x"\n',
+    );
+    expect(bad.errors.join("\n")).toContain(
+      'unix_socket_mode: expected an octal mode as a string of 3 or 4 digits, such as "0660"',
+    );
+    expect(bad.errors.join("\n")).toContain('unix_socket_group: no group "no-such-group-x" on this host');
+    const tcp = resolveWith('app = "app.ts"\nunix_socket_mode = "0600"\n');
+    expect(tcp.errors).toEqual([expect.stringContaining("unix_socket_mode: has no effect without a unix:/path bind")]);
+  });
+
+  test("a group name resolves to its id", () => {
+    expect(groupId("root")).toBe(0);
+    expect(groupId("12345")).toBe(12345);
+    expect(groupId("no-such-group-x")).toBeNull();
   });
 });

@@ -1,9 +1,9 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LoggingLogAdapter, NullLog, StreamLog } from "../src/index.ts";
-import { clock, resolveLog } from "../src/log.ts";
+import { clock, closeLog, LevelLog, openErrorLog, resolveLog } from "../src/log.ts";
 
 test("LoggingLogAdapter maps Python levels to logger methods and strips the newline", () => {
   const calls: string[] = [];
@@ -22,7 +22,7 @@ test("LoggingLogAdapter maps Python levels to logger methods and strips the newl
   expect(calls).toEqual(["debug a", "info b", "warn c", "error d", "error e", "error f"]);
 });
 
-test("resolveLog: default is a stderr StreamLog, null a NullLog, write()-ables kept, bad values refused", () => {
+test("resolveLog: the default access log is a stderr StreamLog, null a NullLog, write()-ables kept, bad values refused", () => {
   expect(resolveLog("default", 20)).toBeInstanceOf(StreamLog);
   expect(resolveLog(null, 20)).toBeInstanceOf(NullLog);
   const sink = { write: (_s: string) => {} };
@@ -65,4 +65,55 @@ test("the cached Date header moves on at each second boundary", async () => {
   expect(second()).toBe(Math.floor(Date.now() / 1000));
   expect(second()).toBeGreaterThan(first);
   expect(new TextDecoder().decode(clock.dateHeader())).toBe(`Date: ${clock.httpDate()}\r\n`);
+});
+
+describe("the error log's levels and timestamps", () => {
+  const stamp = String.raw`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]`;
+  function capture(): { sink: LevelLog; lines: () => string[] } {
+    const out: string[] = [];
+    return { sink: new LevelLog({ write: (s: string) => out.push(s) }), lines: () => out.join("").split("\n") };
+  }
+
+  test("a write is stamped with the local time and ERROR, or the level given", () => {
+    const { sink, lines } = capture();
+    sink.write("boom\n");
+    sink.write("listening\n", "INFO");
+    expect(lines()[0]).toMatch(new RegExp(`^${stamp} \\[ERROR\\] boom$`));
+    expect(lines()[1]).toMatch(new RegExp(`^${stamp} \\[INFO\\] listening$`));
+    expect(lines()[0]?.slice(1, 20)).toBe(clock.localTimestamp());
+  });
+
+  test("a stack trace gets one prefix and its lines stay whole; a line written in pieces gets one too", () => {
+    const { sink, lines } = capture();
+    sink.write("Error handling GET /\nError: x\n    at app (/a.ts:1:2)\n");
+    sink.write("part one, ");
+    sink.write("part two\n");
+    const l = lines();
+    expect(l[0]).toMatch(new RegExp(`^${stamp} \\[ERROR\\] Error handling GET /$`));
+    expect(l.slice(1, 3)).toEqual(["Error: x", "    at app (/a.ts:1:2)"]);
+    expect(l[3]).toMatch(new RegExp(`^${stamp} \\[ERROR\\] part one, part two$`));
+  });
+
+  test("the default error log is stamped; a sink or logger given by the caller is used as it is", () => {
+    expect(resolveLog("default", 40)).toBeInstanceOf(LevelLog);
+    const calls: string[] = [];
+    const logger = { info: (m: string) => calls.push(`info ${m}`), error: (m: string) => calls.push(`error ${m}`) };
+    const adapter = resolveLog(logger, 40);
+    adapter.write("started\n", "INFO");
+    adapter.write("failed\n");
+    expect(calls).toEqual(["info started", "error failed"]);
+  });
+
+  test("openErrorLog stamps a file; none stays a NullLog (handlers skip it)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunwsgi-log-"));
+    try {
+      const log = openErrorLog([join(dir, "error.log")]);
+      log.write("stopped\n", "INFO");
+      closeLog(log);
+      expect(readFileSync(join(dir, "error.log"), "utf8")).toMatch(new RegExp(`^${stamp} \\[INFO\\] stopped\\n$`));
+      expect(openErrorLog(["none"])).toBeInstanceOf(NullLog);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
