@@ -6,7 +6,6 @@ import {
   type Config,
   formatConfig,
   helpText,
-  limitsOf,
   parseCommandLine,
   resolveConfig,
   SETTINGS,
@@ -16,7 +15,16 @@ import {
 } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import * as api from "./index.ts";
-import { closeLog, compileLogFormat, defaultLog, type LogSink, openErrorLog, openLogSinks, reopenLog } from "./log.ts";
+import {
+  closeLog,
+  defaultLog,
+  LEVEL_NUMBERS,
+  type LogLevel,
+  type LogSink,
+  openErrorLog,
+  openLogSinks,
+  reopenLog,
+} from "./log.ts";
 import { clearStaleUnixSocket, Pool, parseListener, VERSION, WSGIServer } from "./server.ts";
 import type { Application } from "./types.ts";
 
@@ -134,7 +142,8 @@ function openLogs(config: Config): [LogSink, LogSink] {
   let access: LogSink | null = null;
   try {
     access = openLogSinks(config.list("log.access"));
-    return [access, openErrorLog(config.list("log.error"))];
+    const threshold = LEVEL_NUMBERS[(config.str("log.level") ?? "info").toUpperCase() as LogLevel];
+    return [access, openErrorLog(config.list("log.error"), threshold)];
   } catch (e) {
     if (access !== null) closeLog(access);
     throw new ConfigError(`cannot open log files: ${(e as Error).message}`);
@@ -282,17 +291,8 @@ class Service {
       const first = this.servers[0] as WSGIServer;
       const oldAccess = first.log;
       const oldError = first.errorLog;
-      const { limits, timeouts } = limitsOf(config);
-      const accessFormat = compileLogFormat(config.str("log.format") ?? "gevent");
-      for (const s of this.servers) {
-        s.application = loaded.app;
-        s.log = accessLog;
-        s.errorLog = errorLog;
-        s.accessFormat = accessFormat;
-        s.setLimits(limits, timeouts);
-        s.setEnviron(config.environ());
-        s.updateEnviron();
-      }
+      const options = { ...serverOptions(config), log: accessLog, errorLog };
+      for (const s of this.servers) s.reconfigure(loaded.app, options);
       this.pool.resize(config.num("spawn") ?? Number.POSITIVE_INFINITY);
       if (oldAccess !== accessLog) closeLog(oldAccess);
       if (oldError !== errorLog) closeLog(oldError);
@@ -300,7 +300,8 @@ class Service {
       this.loaded = loaded;
       this.config = config;
       // Requests already running keep the old app's module instances until the graceful deadline.
-      if (old.graph !== null) setTimeout(() => old.graph?.dispose(), (timeouts.shutdown + 1) * 1000).unref();
+      if (old.graph !== null)
+        setTimeout(() => old.graph?.dispose(), ((config.num("timeouts.shutdown") as number) + 1) * 1000).unref();
       errorLog.write(`bunwsgi: SIGHUP: reloaded ${config.file ?? "flags"}; serving ${loaded.label}\n`, "INFO");
       for (const w of kept) errorLog.write(`bunwsgi: SIGHUP: ${w}\n`, "WARNING");
     } catch (e) {

@@ -5,8 +5,8 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import type { TLSOptions } from "bun";
 import type { Timeouts } from "./engine/exchange.ts";
 import { ConfigError } from "./errors.ts";
-import { compileLogFormat } from "./log.ts";
-import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Limits, parseListener, type WSGIServerOptions } from "./server.ts";
+import { compileLogFormat, LEVEL_NUMBERS, type LogLevel } from "./log.ts";
+import { checkRootPath, DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Limits, parseListener, type WSGIServerOptions } from "./server.ts";
 
 /** How a setting's value is checked and converted. */
 type Kind =
@@ -22,7 +22,8 @@ type Kind =
   | "table"
   | "format"
   | "mode"
-  | "group";
+  | "group"
+  | "urlpath";
 
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | string[] | EnvironTable | null;
@@ -130,6 +131,15 @@ const rows: Row[] = [
     doc: "Write the process id here once listening; removed at exit. Refuses to start if it names a live process.",
   },
   {
+    key: "root_path",
+    kind: "urlpath",
+    default: null,
+    metavar: "PATH",
+    reload: true,
+    example: '"/app"',
+    doc: "The path prefix the app is mounted under behind a proxy (gunicorn's `SCRIPT_NAME`, uvicorn's `--root-path`): a request under it gets `SCRIPT_NAME` = the prefix and `PATH_INFO` = the rest; other paths pass whole.",
+  },
+  {
     key: "environ",
     kind: "table",
     default: {},
@@ -210,6 +220,16 @@ const rows: Row[] = [
     reload: true,
     example: '"stderr"',
     doc: "Error log (also environ `wsgi.errors`): the same choices as `log.access`.",
+  },
+  {
+    key: "log.level",
+    kind: "choice",
+    default: "info",
+    choices: ["debug", "info", "warning", "error"],
+    metavar: "LEVEL",
+    reload: true,
+    example: '"info"',
+    doc: "Least severe error-log line written: `debug` adds why each refused request was refused (the access record's `reason`, with the parser's message).",
   },
   {
     key: "log.format",
@@ -589,6 +609,12 @@ class Resolver {
           : bad('an octal mode as a string of 3 or 4 digits, such as "0660"');
       case "group":
         return typeof value === "string" && value !== "" ? value : bad("a group name or number as a string");
+      case "urlpath":
+        try {
+          return checkRootPath(value as string) || bad('a path such as "/app"');
+        } catch {
+          return bad('a path such as "/app": starting with "/", without a trailing "/" or a query');
+        }
     }
   }
 
@@ -926,6 +952,8 @@ export function serverOptions(c: Config): WSGIServerOptions {
     unixSocketPerms: { mode: mode === null ? null : Number.parseInt(mode, 8), gid },
     environ: c.environ(),
     logFormat: c.str("log.format") ?? "gevent",
+    logLevel: LEVEL_NUMBERS[(c.str("log.level") ?? "info").toUpperCase() as LogLevel],
+    rootPath: c.str("root_path") ?? "",
     limits,
     timeouts,
     ...(tls !== undefined ? { tls } : {}),

@@ -19,7 +19,8 @@ export class BunWSGIError extends Error {
   constructor(code: string, message: string) {
     super(message);
     this.code = code;
-    this.name = new.target.name;
+    // The class's own brand when it has one: a name that survives a build that renames classes.
+    this.name = Object.hasOwn(new.target, "brand") ? (new.target as typeof BunWSGIError).brand : new.target.name;
     const brands: string[] = [];
     for (let c: unknown = new.target; typeof c === "function" && c !== Error; c = Object.getPrototypeOf(c)) {
       if (Object.hasOwn(c, "brand")) brands.push((c as typeof BunWSGIError).brand);
@@ -90,56 +91,4 @@ export class ClientDisconnected extends ConnectionClosedError {
     this.received = received;
     this.expected = expected;
   }
-}
-
-/** Reason phrases for the statuses the server itself produces (RFC 9110 §15). */
-export const REASONS: Readonly<Record<number, string>> = {
-  100: "Continue",
-  400: "Bad Request",
-  408: "Request Timeout",
-  413: "Content Too Large",
-  414: "URI Too Long",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-  505: "HTTP Version Not Supported",
-};
-
-/**
- * An error response split around the Date line, so it is built once and only the cached
- * Date bytes are spliced in (RFC 9110 §6.6.1 wants Date on 4xx from a server with a clock).
- */
-export interface CannedResponse {
-  readonly status: number;
-  readonly head: Uint8Array;
-  readonly tail: Uint8Array;
-  /** Bytes on the wire, Date line excluded. */
-  readonly length: number;
-  /** Bytes of the body alone. */
-  readonly bodyLength: number;
-}
-
-const latin1 = (s: string): Uint8Array => {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-};
-
-const canned = new Map<number, CannedResponse>();
-
-/** The precomputed `Connection: close` response for a server-generated status. */
-export function cannedResponse(status: number): CannedResponse {
-  let r = canned.get(status);
-  if (r === undefined) {
-    const reason = REASONS[status] ?? "Error";
-    const body = `${reason}\n`;
-    const head = latin1(`HTTP/1.1 ${status} ${reason}\r\n`);
-    const tail = latin1(
-      `Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-    );
-    r = { status, head, tail, length: head.length + tail.length, bodyLength: body.length };
-    canned.set(status, r);
-  }
-  return r;
 }

@@ -401,7 +401,14 @@ export class WSGIHandler implements Exchange {
   }
 
   /** A request the connection refused before it reached the application (400, 408, 413, …). */
-  refuse(status: number, _message: string, requestline: string): void {
+  refuse(status: number, message: string, requestline: string): void {
+    // Why a client got its 4xx/5xx, for an operator who asks (log.level = "debug").
+    if (this.server.logLevel <= 10) {
+      this.server.errorLog.write(
+        `refused "${requestline}" from ${this.clientLabel()}: ${status} ${message} (${this.connection.failReason})\n`,
+        "DEBUG",
+      );
+    }
     this.resetRequest();
     this.timeStart = timeNow();
     this.requestline = requestline;
@@ -434,7 +441,7 @@ export class WSGIHandler implements Exchange {
   logError(msg: string): void {
     const log = this.server.errorLog;
     if (log instanceof NullLog) return;
-    log.write(`${msg}\n`);
+    log.write(`${msg}\n`, "ERROR");
   }
 
   /** "host:port" of the peer, for messages. */

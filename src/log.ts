@@ -8,7 +8,7 @@ import { ConfigError } from "./errors.ts";
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 
 /** Python logging's numbers for each level (LoggingLogAdapter's `level`). */
-const LEVEL_NUMBERS: Readonly<Record<LogLevel, number>> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40 };
+export const LEVEL_NUMBERS: Readonly<Record<LogLevel, number>> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40 };
 
 /**
  * Anything with a `write(s)` method, like a Python file object: the shape `log`/`errorLog` take.
@@ -79,18 +79,31 @@ function emitterFor(l: Logger, level: number): (msg: string) => unknown {
  */
 export class LevelLog implements LogSink {
   readonly target: LogSink;
-  /** The level of a write that names none: what server and handler errors are. */
+  /** The level of a write that names none: what an app's writes to `wsgi.errors` are. */
   readonly level: LogLevel;
+  /** Least severe level written (Python logging's numbers): `log.level`. */
+  threshold: number;
   private atLineStart = true;
 
-  constructor(target: LogSink, level: LogLevel = "ERROR") {
+  constructor(target: LogSink, level: LogLevel = "ERROR", threshold = LEVEL_NUMBERS.INFO) {
     this.target = target;
     this.level = level;
+    this.threshold = threshold;
   }
 
-  write(s: string, level: LogLevel = this.level): void {
+  /**
+   * Write `s`. A write that names its level is a whole server message: it starts a line of its
+   * own even after an app's unfinished `wsgi.errors` line, which would otherwise swallow it.
+   */
+  write(s: string, level?: LogLevel): void {
     if (s.length === 0) return;
-    this.target.write(this.atLineStart ? `[${clock.localTimestamp()}] [${level}] ${s}` : s, level);
+    const lvl = level ?? this.level;
+    if (LEVEL_NUMBERS[lvl] < this.threshold) return;
+    let line = s;
+    if (this.atLineStart || level !== undefined) {
+      line = `${this.atLineStart ? "" : "\n"}[${clock.localTimestamp()}] [${lvl}] ${s}`;
+    }
+    this.target.write(line, lvl);
     this.atLineStart = s.endsWith("\n");
   }
 
@@ -223,9 +236,9 @@ export function openLogSinks(targets: readonly string[]): LogSink {
 }
 
 /** The error log for sink names (see openLogSinks): timestamped and levelled, unless it drops everything. */
-export function openErrorLog(targets: readonly string[]): LogSink {
+export function openErrorLog(targets: readonly string[], threshold: number = LEVEL_NUMBERS.INFO): LogSink {
   const sink = openLogSinks(targets);
-  return sink instanceof NullLog ? sink : new LevelLog(sink);
+  return sink instanceof NullLog ? sink : new LevelLog(sink, "ERROR", threshold);
 }
 
 /** How `log`/`errorLog` options are given: "default", null, a sink, or a logger object. */

@@ -62,6 +62,8 @@ export interface WSGIServerOptions {
    * "" (the default) or a path starting with "/" and not ending with one.
    */
   rootPath?: string;
+  /** Least severe error-log messages the server writes (Python logging's numbers: 10 debug … 40 error); default 20. */
+  logLevel?: number;
   /** Bun TLS options (key, cert, ca, passphrase, …): serve HTTPS. */
   tls?: TLSOptions;
   limits?: Partial<Limits>;
@@ -276,8 +278,9 @@ export class WSGIServer implements ConnectionHost {
    */
   environ: Readonly<Record<string, unknown>> = {};
 
-  /** See WSGIServerOptions.rootPath. */
+  /** See WSGIServerOptions.rootPath and logLevel. */
   rootPath: string;
+  logLevel: number;
   /**
    * SERVER_NAME and SERVER_PORT come from each request's Host: the listener has no host and
    * port of its own (a unix socket, or an inherited descriptor whose address is not known).
@@ -319,6 +322,7 @@ export class WSGIServer implements ConnectionHost {
     this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
     this.handlerClass = options.handlerClass ?? WSGIHandler;
     this.rootPath = checkRootPath(options.rootPath ?? "");
+    this.logLevel = options.logLevel ?? 20;
     this.tls = options.tls;
     this.unixSocketPerms = options.unixSocketPerms ?? { mode: null, gid: null };
     this.headLimits = DEFAULT_HEAD_LIMITS;
@@ -348,10 +352,27 @@ export class WSGIServer implements ConnectionHost {
       error(socket, error) {
         const code = (error as { code?: string }).code;
         if (code !== "ECONNRESET" && code !== "EPIPE") {
-          server.errorLog.write(`socket error from ${socket.remoteAddress}: ${error.message}\n`);
+          server.errorLog.write(`socket error from ${socket.remoteAddress}: ${error.message}\n`, "ERROR");
         }
       },
     };
+  }
+
+  /**
+   * Apply a reload (SIGHUP): a new application and the options that can change while serving
+   * (logs, log format and level, limits, timeouts, environ, root path). Connections opened
+   * from now on use the new limits; requests already running finish on what they started with.
+   */
+  reconfigure(application: Application, options: WSGIServerOptions): void {
+    this.application = application;
+    if (options.log !== undefined) this.log = resolveLog(options.log, 20);
+    if (options.errorLog !== undefined) this.errorLog = resolveLog(options.errorLog, 40);
+    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+    this.rootPath = checkRootPath(options.rootPath ?? "");
+    this.logLevel = options.logLevel ?? 20;
+    this.setLimits(options.limits, options.timeouts);
+    this.setEnviron(options.environ ?? {});
+    this.updateEnviron();
   }
 
   /** Most connections served at once (Infinity: no limit). */
@@ -534,7 +555,10 @@ export class WSGIServer implements ConnectionHost {
     this.pool.attach(this);
     this.updateEnviron();
     if (this.backlog !== null && this.backlog !== BUN_BACKLOG) {
-      this.errorLog.write(`backlog=${this.backlog} not applied: Bun.listen uses a fixed listen backlog of ${BUN_BACKLOG}\n`);
+      this.errorLog.write(
+        `backlog=${this.backlog} not applied: Bun.listen uses a fixed listen backlog of ${BUN_BACKLOG}\n`,
+        "WARNING",
+      );
     }
     this.now = performance.now() / 1000;
     this.timer = setInterval(() => this.tick(), 1000);

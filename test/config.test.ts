@@ -139,6 +139,19 @@ describe("resolving a config", () => {
     );
   });
 
+  test("root_path and log.level are checked where they are written", () => {
+    const { errors } = resolveWith('app = "app.ts"\nroot_path = "app/"\n[log]\nlevel = "loud"\n');
+    expect(errors.join("\n")).toContain(
+      ':2: root_path: expected a path such as "/app": starting with "/", without a trailing "/" or a query, got the string "app/"',
+    );
+    expect(errors.join("\n")).toContain(
+      ':4: log.level: expected one of "debug", "info", "warning", "error", got the string "loud"',
+    );
+    const ok = resolveWith('app = "app.ts"\nroot_path = "/app"\n[log]\nlevel = "debug"\n');
+    expect(ok.errors).toEqual([]);
+    expect(serverOptions(ok.config)).toMatchObject({ rootPath: "/app", logLevel: 10 });
+  });
+
   test("a bad flag value names the flag", () => {
     const { errors } = resolveWith('app = "app.ts"\n', ["--limits-headers", "lots", "--bind", "nohost"]);
     expect(errors).toContain('--limits-headers: limits.headers: expected an integer from 1 to 10,000, got the string "lots"');

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { cannedResponse } from "../src/errors.ts";
+import { cannedResponse } from "../src/http/response.ts";
 import { BunWSGIError, ClientDisconnected, ConfigError, ConnectionClosedError, ContractError, HTTPError } from "../src/index.ts";
 
 test("one base class with flat coded subclasses", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type Application, type Environ, type StartResponse, WSGIHandler, WSGIServer } from "../src/index.ts";
+import { type Application, type Environ, HTTPError, type StartResponse, WSGIHandler, WSGIServer } from "../src/index.ts";
 import { exchange, hello, RawClient, serverPool } from "./helpers.ts";
 
 const start = serverPool();
@@ -775,6 +775,25 @@ describe("application errors and result lifecycle", () => {
     }) as unknown as Application);
     expect((await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).status).toBe(500);
     expect(errors.join("")).toContain("wrap a single string");
+  });
+
+  test("returning a String object or bare bytes is a contract error too (JavaScript callers skip the type check)", async () => {
+    for (const body of [new String("oops"), new TextEncoder().encode("oops")]) {
+      const { port, errors } = start(((_e: Environ, sr: StartResponse) => {
+        sr("200 OK", []);
+        return body;
+      }) as unknown as Application);
+      expect((await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).status).toBe(500);
+      expect(errors.join("")).toContain("wrap a single string");
+    }
+  });
+
+  test("an HTTPError the app throws is answered with its status and the standard reason phrase", async () => {
+    const { port } = start(() => {
+      throw new HTTPError(429, "slow down");
+    });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(r.statusLine).toBe("HTTP/1.1 429 Too Many Requests");
   });
 
   test("returning without calling startResponse is a contract error (500)", async () => {

@@ -153,6 +153,22 @@ describe("rejection reasons reach the access log", () => {
   });
 });
 
+test("at log level debug, the error log says why each refused request was refused", async () => {
+  const debug = start(reader("read", []), { logLevel: 10 });
+  const info = start(reader("read", []));
+  for (const { port } of [debug, info]) {
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n");
+    expect((await c.response()).status).toBe(400);
+    c.close();
+  }
+  await waitFor(() => debug.errors.length > 0);
+  expect(debug.errors.join("")).toMatch(
+    /refused "GET \/ HTTP\/1\.1" from 127\.0\.0\.1:\d+: 400 bare CR in request head \(bare_cr\)/,
+  );
+  expect(info.errors.join("")).toBe("");
+});
+
 describe("bunwsgi's errors thrown by an app in another module graph", () => {
   test("an app loaded by the CLI that throws HTTPError(413) gets 413, not a 500 with a stack", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bunwsgi-brand-"));

@@ -94,6 +94,28 @@ describe("the error log's levels and timestamps", () => {
     expect(l[3]).toMatch(new RegExp(`^${stamp} \\[ERROR\\] part one, part two$`));
   });
 
+  test("a server message after an app's unfinished wsgi.errors line starts a line of its own", () => {
+    const { sink, lines } = capture();
+    sink.write("app: half a line");
+    sink.write("Error handling GET /\n", "ERROR");
+    const l = lines();
+    expect(l[0]).toMatch(new RegExp(`^${stamp} \\[ERROR\\] app: half a line$`));
+    expect(l[1]).toMatch(new RegExp(`^${stamp} \\[ERROR\\] Error handling GET /$`));
+  });
+
+  test("lines below the threshold (log.level) are dropped", () => {
+    const out: string[] = [];
+    const sink = new LevelLog({ write: (s: string) => out.push(s) }, "ERROR", 30);
+    sink.write("debug detail\n", "DEBUG");
+    sink.write("started\n", "INFO");
+    sink.write("restart needed\n", "WARNING");
+    sink.write("boom\n");
+    expect(out.join("")).not.toContain("debug detail");
+    expect(out.join("")).not.toContain("started");
+    expect(out.join("")).toContain("[WARNING] restart needed");
+    expect(out.join("")).toContain("[ERROR] boom");
+  });
+
   test("the default error log is stamped; a sink or logger given by the caller is used as it is", () => {
     expect(resolveLog("default", 40)).toBeInstanceOf(LevelLog);
     const calls: string[] = [];

@@ -1,9 +1,9 @@
 /** @module engine/response — one response on a connection: its checked head, the framing http/framing decides, body chunks, the end, and server-made error responses. */
 
-import { ContractError, cannedResponse, REASONS } from "../errors.ts";
+import { ContractError } from "../errors.ts";
 import { bodiless, bodyFraming, CHUNKED, connectionField, persists } from "../http/framing.ts";
 import { clientCloses } from "../http/request.ts";
-import { checkHead, findHead, type ResponseHead } from "../http/response.ts";
+import { cannedResponse, checkHead, findHead, type ResponseHead, STANDARD_REASONS } from "../http/response.ts";
 import { clock } from "../log.ts";
 import type { Chunk, ResponseHeaders } from "../types.ts";
 import type { ConnectionPort } from "./exchange.ts";
@@ -206,7 +206,7 @@ export class ResponseWriter {
     out.writeBytes(date);
     out.writeBytes(c.tail);
     out.commit();
-    this.status = `${status} ${REASONS[status] ?? "Error"}`;
+    this.status = `${status} ${STANDARD_REASONS[status] ?? "Error"}`;
     this.code = status;
     this.length = c.length + date.length;
     this.bodySent = c.bodyLength;

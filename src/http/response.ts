@@ -1,13 +1,13 @@
 /** @module http/response — response heads: status and header checks (the app's contract), framing fields, and the cache of encoded heads. */
 
-import { ContractError, REASONS } from "../errors.ts";
+import { ContractError } from "../errors.ts";
 import { TCHAR } from "../parser.ts";
 import type { ResponseHeaders } from "../types.ts";
 import { CHUNKED, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NONE, NO_LENGTH } from "./framing.ts";
 
-/** Standard reason phrases, for a bare "NNN" status (RFC 9110 §15). */
+/** Reason phrases (RFC 9110 §15): for a bare "NNN" status and for the server's own responses. */
 export const STANDARD_REASONS: Readonly<Record<number, string>> = {
-  ...REASONS,
+  100: "Continue",
   101: "Switching Protocols",
   102: "Processing",
   103: "Early Hints",
@@ -25,6 +25,7 @@ export const STANDARD_REASONS: Readonly<Record<number, string>> = {
   304: "Not Modified",
   307: "Temporary Redirect",
   308: "Permanent Redirect",
+  400: "Bad Request",
   401: "Unauthorized",
   402: "Payment Required",
   403: "Forbidden",
@@ -32,10 +33,13 @@ export const STANDARD_REASONS: Readonly<Record<number, string>> = {
   405: "Method Not Allowed",
   406: "Not Acceptable",
   407: "Proxy Authentication Required",
+  408: "Request Timeout",
   409: "Conflict",
   410: "Gone",
   411: "Length Required",
   412: "Precondition Failed",
+  413: "Content Too Large",
+  414: "URI Too Long",
   415: "Unsupported Media Type",
   416: "Range Not Satisfiable",
   417: "Expectation Failed",
@@ -44,9 +48,13 @@ export const STANDARD_REASONS: Readonly<Record<number, string>> = {
   426: "Upgrade Required",
   428: "Precondition Required",
   429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };
 
 const isToken = (s: string): boolean => {
@@ -285,4 +293,42 @@ export function parseStatus(status: string): number {
 
 function badStatus(status: string): never {
   throw new ContractError(`invalid status ${JSON.stringify(status)}: expected "NNN Reason" with NNN in 100–599`);
+}
+
+/**
+ * An error response split around the Date line, so it is built once and only the cached
+ * Date bytes are spliced in (RFC 9110 §6.6.1 wants Date on 4xx from a server with a clock).
+ */
+export interface CannedResponse {
+  readonly status: number;
+  readonly head: Uint8Array;
+  readonly tail: Uint8Array;
+  /** Bytes on the wire, Date line excluded. */
+  readonly length: number;
+  /** Bytes of the body alone. */
+  readonly bodyLength: number;
+}
+
+const latin1 = (s: string): Uint8Array => {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+};
+
+const canned = new Map<number, CannedResponse>();
+
+/** The precomputed `Connection: close` response for a server-generated status. */
+export function cannedResponse(status: number): CannedResponse {
+  let r = canned.get(status);
+  if (r === undefined) {
+    const reason = STANDARD_REASONS[status] ?? "Error";
+    const body = `${reason}\n`;
+    const head = latin1(`HTTP/1.1 ${status} ${reason}\r\n`);
+    const tail = latin1(
+      `Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    r = { status, head, tail, length: head.length + tail.length, bodyLength: body.length };
+    canned.set(status, r);
+  }
+  return r;
 }

@@ -56,7 +56,7 @@ export class ResultSender {
 
   /** Send a result: an Array is sized; any other iterable streams. */
   send(result: unknown): void | Promise<void> {
-    if (typeof result === "string" || ArrayBuffer.isView(result) || result === null || typeof result !== "object") {
+    if (typeof result !== "object" || result === null || result instanceof String || ArrayBuffer.isView(result)) {
       throw new ContractError(
         "the application must return an iterable of chunks (wrap a single string or Uint8Array in an array)",
       );
