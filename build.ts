@@ -7,10 +7,11 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { README_END, README_START, readmeSettings, splitAppSpec } from "./src/config.ts";
+import { README_END, README_START, readmeSettings } from "./src/config/render.ts";
+import { splitAppSpec } from "./src/config/resolve.ts";
 
 const USAGE = `Usage: bun run build.ts [--outfile FILE] [--app path/to/app.ts[:export]]
-       bun run build.ts --readme     rewrite the README's settings reference from src/config.ts`;
+       bun run build.ts --readme     rewrite the README's settings reference from src/config/settings.ts`;
 
 const args = process.argv.slice(2);
 let outfile = "dist/bunwsgi";

@@ -1,18 +1,13 @@
 /** @module cli — the bunwsgi command: resolve the config, serve the app on every bind, handle signals. */
 
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import {
-  type CommandLine,
-  type Config,
-  formatConfig,
-  helpText,
-  parseCommandLine,
-  resolveConfig,
-  SETTINGS,
-  serverOptions,
-  splitAppSpec,
-  tlsOptions,
-} from "./config.ts";
+import { type CommandLine, parseCommandLine } from "./config/args.ts";
+import { serverOptions, tlsOptions } from "./config/options.ts";
+import { formatConfig, helpText } from "./config/render.ts";
+import { type Config, resolveConfig, splitAppSpec } from "./config/resolve.ts";
+import { SETTINGS } from "./config/settings.ts";
+import { clearStaleUnixSocket, parseListener } from "./engine/listeners.ts";
+import { Pool } from "./engine/pool.ts";
 import { ConfigError } from "./errors.ts";
 import * as api from "./index.ts";
 import {
@@ -25,8 +20,8 @@ import {
   openLogSinks,
   reopenLog,
 } from "./log.ts";
-import { clearStaleUnixSocket, Pool, parseListener, VERSION, WSGIServer } from "./server.ts";
 import type { Application } from "./types.ts";
+import { VERSION, WSGIServer } from "./wsgi/server.ts";
 
 /** An application compiled into the binary by `build.ts --app`. */
 export interface EmbeddedApp {

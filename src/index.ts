@@ -1,8 +1,10 @@
-/** @module index — the public API of bunwsgi. */
+/** @module index — the public API of bunwsgi ("bunwsgi"): servers, the handler and its hooks, errors, log sinks and the application contract. Internals (parser, body decoder, engine) are not exported: they stay free to change. */
 
-export { BodyDecoder, BodyError } from "./body.ts";
-export type { Timeouts } from "./engine/exchange.ts";
+export type { Limits, Timeouts } from "./config/settings.ts";
 export { Input } from "./engine/input.ts";
+export type { ListenerSpec } from "./engine/listeners.ts";
+export { Pool } from "./engine/pool.ts";
+export type { ServerOptions } from "./engine/server.ts";
 export {
   BunWSGIError,
   ClientDisconnected,
@@ -11,32 +13,22 @@ export {
   ContractError,
   HTTPError,
 } from "./errors.ts";
-export { WSGIHandler } from "./handler.ts";
 export { unquoteLatin1 } from "./http/request.ts";
 export {
   type AccessFormatter,
   type AccessRecord,
   compileLogFormat,
+  LevelLog,
   LOG_FIELDS,
   type Logger,
   LoggingLogAdapter,
+  type LogLevel,
   type LogOption,
   type LogSink,
   NullLog,
   StreamLog,
   TeeLog,
 } from "./log.ts";
-export { DEFAULT_HEAD_LIMITS, ParseError, RequestParser } from "./parser.ts";
-export {
-  DEFAULT_LIMITS,
-  DEFAULT_TIMEOUTS,
-  type HandlerClass,
-  type Limits,
-  type ListenerSpec,
-  Pool,
-  parseListener,
-  VERSION,
-  WSGIServer,
-  type WSGIServerOptions,
-} from "./server.ts";
 export type { Application, Body, Chunk, Environ, ResponseHeaders, StartResponse, Write } from "./types.ts";
+export { WSGIHandler } from "./wsgi/handler.ts";
+export { type HandlerClass, VERSION, WSGIServer, type WSGIServerOptions } from "./wsgi/server.ts";

@@ -2,20 +2,12 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  didYouMean,
-  exampleConfig,
-  groupId,
-  helpText,
-  lineOf,
-  parseCommandLine,
-  readmeSettings,
-  resolveConfig,
-  SETTINGS,
-  serverOptions,
-  splitAppSpec,
-  tomlErrorPosition,
-} from "../src/config.ts";
+import { didYouMean, parseCommandLine } from "../src/config/args.ts";
+import { serverOptions } from "../src/config/options.ts";
+import { exampleConfig, helpText, readmeSettings } from "../src/config/render.ts";
+import { groupId, resolveConfig, splitAppSpec } from "../src/config/resolve.ts";
+import { SETTINGS } from "../src/config/settings.ts";
+import { lineOf, tomlErrorPosition } from "../src/config/toml.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

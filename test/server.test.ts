@@ -2,7 +2,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, parseListener, WSGIServer } from "../src/index.ts";
+import { parseListener } from "../src/engine/listeners.ts";
+import { ConfigError, WSGIServer } from "../src/index.ts";
 import { exchange, hello, makeCertificates, RawClient, type Running, serve } from "./helpers.ts";
 
 const running: Running[] = [];

@@ -1,29 +1,10 @@
 /** @module engine/exchange — the contracts around a connection: the Exchange (one app-side request/response handler per connection), the narrow port that side sees of the connection, and what the connection needs of its server. */
 
 import type { BodyLimits } from "../body.ts";
+import type { Timeouts } from "../config/settings.ts";
 import type { HeadLimits, RequestParser } from "../parser.ts";
 import type { Input } from "./input.ts";
 import type { Output } from "./output.ts";
-
-/** Timeouts in seconds; 0 disables one. */
-export interface Timeouts {
-  /** A request head must be complete this long after its first byte (slowloris): 408. */
-  header: number;
-  /** An idle keep-alive connection is closed after this long. */
-  keepAlive: number;
-  /** A request body that stalls this long fails with 408. */
-  body: number;
-  /** A peer that accepts no response bytes for this long is disconnected. */
-  write: number;
-  /** Graceful-stop deadline used by signals and stop() without an argument. */
-  shutdown: number;
-  /**
-   * During a graceful stop, idle keep-alive connections stay open this long (capped by the
-   * stop's deadline): a request already on its way is answered with `Connection: close`
-   * instead of meeting a closed socket.
-   */
-  stopIdle: number;
-}
 
 /**
  * The app side of a connection: it turns each parsed request into a response (a WSGI handler;

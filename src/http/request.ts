@@ -1,5 +1,6 @@
 /** @module http/request — request-head decoding: interned field names, obs-fold, percent-decoding, and the per-request facts framing needs. */
 
+import { ConfigError } from "../errors.ts";
 import { FIELD_SLOTS, type RequestParser } from "../parser.ts";
 import { CR, hexValue, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
 
@@ -160,4 +161,14 @@ export class RequestDecoder {
     }
     return headers;
   }
+}
+
+/** A mount prefix (root_path): "" or a path starting with "/", without a trailing "/" or a query; else a ConfigError. */
+export function checkRootPath(path: string): string {
+  if (typeof path !== "string" || (path !== "" && (!path.startsWith("/") || path.endsWith("/") || path.includes("?")))) {
+    throw new ConfigError(
+      `rootPath must be "" or a path such as "/app" (no trailing "/", no query), got ${JSON.stringify(path)}`,
+    );
+  }
+  return path;
 }

@@ -5,8 +5,8 @@ import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
 import { unquoteLatin1 } from "../http/request.ts";
 import { FIELD_SLOTS, FieldKind } from "../parser.ts";
-import type { WSGIServer } from "../server.ts";
 import type { Environ } from "../types.ts";
+import type { WSGIServer } from "./server.ts";
 
 const NO_INPUT = Input.empty();
 

@@ -1,15 +1,15 @@
-/** @module handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
+/** @module wsgi/handler — WSGIHandler: environ, startResponse, response framing, error handling and the access log for one connection. */
 
-import type { ServerSocket } from "./engine/connection.ts";
-import type { ConnectionPort, Exchange } from "./engine/exchange.ts";
-import { chunkLength, ResponseWriter } from "./engine/response.ts";
-import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "./errors.ts";
-import { clientCloses, HTTP_1X, isUpgradeRequest, RequestDecoder } from "./http/request.ts";
-import { clock, NullLog, timeNow } from "./log.ts";
+import type { ServerSocket } from "../engine/connection.ts";
+import type { ConnectionPort, Exchange } from "../engine/exchange.ts";
+import { chunkLength, ResponseWriter } from "../engine/response.ts";
+import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
+import { clientCloses, HTTP_1X, isUpgradeRequest, RequestDecoder } from "../http/request.ts";
+import { clock, NullLog, timeNow } from "../log.ts";
+import type { Body, Chunk, Environ, ResponseHeaders, Write } from "../types.ts";
+import { EnvironBuilder } from "./environ.ts";
+import { checkChunk, ResultSender, type ResultSink } from "./result.ts";
 import type { WSGIServer } from "./server.ts";
-import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
-import { EnvironBuilder } from "./wsgi/environ.ts";
-import { checkChunk, ResultSender, type ResultSink } from "./wsgi/result.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 

@@ -1,0 +1,74 @@
+/** @module config/options — a resolved configuration in a server's terms: limits, timeouts, TLS and the other WSGIServer options. */
+
+import { readFileSync } from "node:fs";
+import type { TLSOptions } from "bun";
+import { ConfigError } from "../errors.ts";
+import { LEVEL_NUMBERS, type LogLevel } from "../log.ts";
+import type { WSGIServerOptions } from "../wsgi/server.ts";
+import { type Config, groupId } from "./resolve.ts";
+import type { Limits, Timeouts } from "./settings.ts";
+
+/** TLS options for Bun.listen; files are read now so a bad path fails at start, not at the first handshake. */
+export function tlsOptions(c: Config): TLSOptions | undefined {
+  const cert = c.str("tls.cert");
+  const key = c.str("tls.key");
+  if (cert === null || key === null) return undefined;
+  const mode = c.str("tls.client_auth");
+  const ca = c.str("tls.ca");
+  const passphrase = c.str("tls.passphrase");
+  const ciphers = c.str("tls.ciphers");
+  return {
+    cert: readFileSync(cert, "utf8"),
+    key: readFileSync(key, "utf8"),
+    ...(ca !== null ? { ca: readFileSync(ca, "utf8") } : {}),
+    ...(passphrase !== null ? { passphrase } : {}),
+    ...(ciphers !== null ? { ciphers } : {}),
+    requestCert: mode !== "none",
+    rejectUnauthorized: mode === "require",
+  };
+}
+
+/** The limits and timeouts of a config in WSGIServer's terms. */
+export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
+  const n = (key: string): number => c.num(key) as number;
+  return {
+    limits: {
+      maxRequestLine: n("limits.request_line"),
+      maxHeaderBytes: n("limits.header_bytes"),
+      maxHeaders: n("limits.headers"),
+      maxBodySize: n("limits.body"),
+      maxChunkExt: n("limits.chunk_ext"),
+      maxTrailerBytes: n("limits.trailer_bytes"),
+      maxTrailers: n("limits.trailers"),
+    },
+    timeouts: {
+      header: n("timeouts.header"),
+      keepAlive: n("timeouts.keep_alive"),
+      body: n("timeouts.body"),
+      write: n("timeouts.write"),
+      shutdown: n("timeouts.shutdown"),
+      stopIdle: n("timeouts.stop_idle"),
+    },
+  };
+}
+
+/** WSGIServer options from a config, except the logs, spawn pool and application the caller owns. */
+export function serverOptions(c: Config): WSGIServerOptions {
+  const { limits, timeouts } = limitsOf(c);
+  const tls = tlsOptions(c);
+  const mode = c.str("unix_socket_mode");
+  const group = c.str("unix_socket_group");
+  const gid = group === null ? null : groupId(group);
+  if (group !== null && gid === null) throw new ConfigError(`unix_socket_group: no group ${JSON.stringify(group)} on this host`);
+  return {
+    backlog: c.num("backlog"),
+    unixSocketPerms: { mode: mode === null ? null : Number.parseInt(mode, 8), gid },
+    environ: c.environ(),
+    logFormat: c.str("log.format") ?? "gevent",
+    logLevel: LEVEL_NUMBERS[(c.str("log.level") ?? "info").toUpperCase() as LogLevel],
+    rootPath: c.str("root_path") ?? "",
+    limits,
+    timeouts,
+    ...(tls !== undefined ? { tls } : {}),
+  };
+}

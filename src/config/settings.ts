@@ -1,0 +1,426 @@
+/** @module config/settings — the settings table: every setting's key, kind, default, limits and doc. The only place defaults live; config file, flags, --help, validation and the README reference are all made from it. */
+
+/** How a setting's value is checked and converted. */
+type Kind =
+  | "app"
+  | "string"
+  | "path"
+  | "file"
+  | "int"
+  | "seconds"
+  | "choice"
+  | "binds"
+  | "sinks"
+  | "table"
+  | "format"
+  | "mode"
+  | "group"
+  | "urlpath";
+
+export type EnvironTable = Record<string, string | number | boolean>;
+export type Value = string | number | string[] | EnvironTable | null;
+export type Source = "default" | "file" | "flag";
+
+export interface Setting {
+  /** Dotted key: "bind", "tls.client_auth". The part before the dot is the TOML table. */
+  readonly key: string;
+  /** The CLI flag, derived from the key: "--tls-client-auth". */
+  readonly flag: string;
+  /** The TOML table ("" at top level) and the key within it, derived from the key. */
+  readonly table: string;
+  readonly name: string;
+  readonly kind: Kind;
+  readonly default: Value;
+  readonly doc: string;
+  /** What --help shows after the flag. */
+  readonly metavar: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly choices?: readonly string[];
+  /** Whether SIGHUP applies a change; the others (sockets, TLS, pidfile) need a restart. */
+  readonly reload: boolean;
+  /** A value for the README's complete example config (TOML syntax). */
+  readonly example: string;
+}
+
+type Row = Omit<Setting, "flag" | "table" | "name">;
+
+const MiB = 1024 * 1024;
+export const SECTIONS: Readonly<Record<string, string>> = {
+  "": "Top level",
+  tls: "[tls] — serve HTTPS",
+  log: "[log] — access and error logs",
+  limits: "[limits] — request size limits",
+  timeouts: "[timeouts] — seconds; 0 turns one off",
+};
+
+const rows: Row[] = [
+  {
+    key: "app",
+    kind: "app",
+    default: null,
+    metavar: "MODULE[:EXPORT]",
+    reload: true,
+    example: '"app.ts"',
+    doc: "Application module (TypeScript or JavaScript) and export: the default export, or the named one after `:`. Also the positional APP argument.",
+  },
+  {
+    key: "bind",
+    kind: "binds",
+    default: ["127.0.0.1:8000"],
+    metavar: "ADDR",
+    reload: false,
+    example: '["0.0.0.0:8000", "[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
+    doc: "Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several.",
+  },
+  {
+    key: "unix_socket_mode",
+    kind: "mode",
+    default: null,
+    metavar: "MODE",
+    reload: false,
+    example: '"0660"',
+    doc: 'Permissions of every `unix:` socket file, in octal, set as it is bound (a client needs write permission to connect): `"0660"` lets the owner and `unix_socket_group` in. Unset: the process umask decides.',
+  },
+  {
+    key: "unix_socket_group",
+    kind: "group",
+    default: null,
+    metavar: "GROUP",
+    reload: false,
+    example: '"www-data"',
+    doc: "Group (name or number) given to every `unix:` socket file, such as the web server's (`www-data` for Debian's nginx). bunwsgi's user must be root or a member of it.",
+  },
+  {
+    key: "backlog",
+    kind: "int",
+    default: null,
+    min: 1,
+    max: 65535,
+    metavar: "N",
+    reload: false,
+    example: "512",
+    doc: "Listen backlog. Bun.listen's is fixed at 512: another value is reported at start, not silently dropped.",
+  },
+  {
+    key: "spawn",
+    kind: "int",
+    default: null,
+    min: 1,
+    max: 10_000_000,
+    metavar: "N",
+    reload: true,
+    example: "10000",
+    doc: "Most connections served at once, over all binds; more wait, unread, until one closes. Unset: no limit.",
+  },
+  {
+    key: "pidfile",
+    kind: "path",
+    default: null,
+    metavar: "FILE",
+    reload: false,
+    example: '"/run/bunwsgi/bunwsgi.pid"',
+    doc: "Write the process id here once listening; removed at exit. Refuses to start if it names a live process.",
+  },
+  {
+    key: "root_path",
+    kind: "urlpath",
+    default: null,
+    metavar: "PATH",
+    reload: true,
+    example: '"/app"',
+    doc: "The path prefix the app is mounted under behind a proxy (gunicorn's `SCRIPT_NAME`, uvicorn's `--root-path`): a request under it gets `SCRIPT_NAME` = the prefix and `PATH_INFO` = the rest; other paths pass whole.",
+  },
+  {
+    key: "environ",
+    kind: "table",
+    default: {},
+    metavar: "KEY=VALUE",
+    reload: true,
+    example: '{ APP_ENV = "production" }',
+    doc: "Extra keys added to every request's environ. Repeat the flag for several.",
+  },
+  {
+    key: "tls.cert",
+    kind: "file",
+    default: null,
+    metavar: "FILE",
+    reload: false,
+    example: '"/etc/bunwsgi/server.pem"',
+    doc: "Server certificate chain (PEM). With `tls.key`, every bind serves HTTPS.",
+  },
+  {
+    key: "tls.key",
+    kind: "file",
+    default: null,
+    metavar: "FILE",
+    reload: false,
+    example: '"/etc/bunwsgi/server.key"',
+    doc: "Private key (PEM) for `tls.cert`.",
+  },
+  {
+    key: "tls.ca",
+    kind: "file",
+    default: null,
+    metavar: "FILE",
+    reload: false,
+    example: '"/etc/bunwsgi/clients-ca.pem"',
+    doc: "CA certificates (PEM) that client certificates must chain to; needed by `client_auth`.",
+  },
+  {
+    key: "tls.passphrase",
+    kind: "string",
+    default: null,
+    metavar: "TEXT",
+    reload: false,
+    example: '"change-me"',
+    doc: "Passphrase of an encrypted `tls.key`.",
+  },
+  {
+    key: "tls.ciphers",
+    kind: "string",
+    default: null,
+    metavar: "LIST",
+    reload: false,
+    example: '"ECDHE+AESGCM:ECDHE+CHACHA20"',
+    doc: "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are not affected).",
+  },
+  {
+    key: "tls.client_auth",
+    kind: "choice",
+    default: "none",
+    choices: ["none", "request", "require"],
+    metavar: "MODE",
+    reload: false,
+    example: '"none"',
+    doc: "Client certificates: `none`; `request` (asked for, optional); `require` (a client without one that verifies against `tls.ca` is refused). A verified certificate's subject is environ `SSL_CLIENT_S_DN`.",
+  },
+  {
+    key: "log.access",
+    kind: "sinks",
+    default: ["stderr"],
+    metavar: "SINK",
+    reload: true,
+    example: '["/var/log/bunwsgi/access.log", "stdout"]',
+    doc: 'Access log: `"stderr"`, `"stdout"`, `"none"` or a file path (appended to); one or a list.',
+  },
+  {
+    key: "log.error",
+    kind: "sinks",
+    default: ["stderr"],
+    metavar: "SINK",
+    reload: true,
+    example: '"stderr"',
+    doc: "Error log (also environ `wsgi.errors`): the same choices as `log.access`.",
+  },
+  {
+    key: "log.level",
+    kind: "choice",
+    default: "info",
+    choices: ["debug", "info", "warning", "error"],
+    metavar: "LEVEL",
+    reload: true,
+    example: '"info"',
+    doc: "Least severe error-log line written: `debug` adds why each refused request was refused (the access record's `reason`, with the parser's message).",
+  },
+  {
+    key: "log.format",
+    kind: "format",
+    default: "gevent",
+    metavar: "FORMAT",
+    reload: true,
+    example: '"combined"',
+    doc: "Access-log line: `gevent` (gevent.pywsgi's), `combined` (Apache/nginx), `json` (one object per line) or a template such as `{remote_addr} {method} {path} {status} {duration_ms}ms`.",
+  },
+  {
+    key: "limits.request_line",
+    kind: "int",
+    default: 8192,
+    min: 64,
+    max: MiB,
+    metavar: "BYTES",
+    reload: true,
+    example: "8192",
+    doc: "Longest request line; longer gets 414.",
+  },
+  {
+    key: "limits.header_bytes",
+    kind: "int",
+    default: 32768,
+    min: 256,
+    max: 16 * MiB,
+    metavar: "BYTES",
+    reload: true,
+    example: "32768",
+    doc: "Largest header section; larger gets 431.",
+  },
+  {
+    key: "limits.headers",
+    kind: "int",
+    default: 100,
+    min: 1,
+    max: 10_000,
+    metavar: "N",
+    reload: true,
+    example: "100",
+    doc: "Most header fields; more gets 431.",
+  },
+  {
+    key: "limits.body",
+    kind: "int",
+    default: 100 * MiB,
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+    metavar: "BYTES",
+    reload: true,
+    example: String(100 * MiB),
+    doc: "Largest request body, by Content-Length or chunked; larger gets 413.",
+  },
+  {
+    key: "limits.chunk_ext",
+    kind: "int",
+    default: 4096,
+    min: 16,
+    max: MiB,
+    metavar: "BYTES",
+    reload: true,
+    example: "4096",
+    doc: "Longest run of chunk extensions on one chunk-size line of a chunked body (RFC 9112 §7.1.1); longer gets 400.",
+  },
+  {
+    key: "limits.trailer_bytes",
+    kind: "int",
+    default: 16384,
+    min: 64,
+    max: 16 * MiB,
+    metavar: "BYTES",
+    reload: true,
+    example: "16384",
+    doc: "Largest trailer section of a chunked body (RFC 9112 §7.1.2); larger gets 431.",
+  },
+  {
+    key: "limits.trailers",
+    kind: "int",
+    default: 32,
+    min: 1,
+    max: 10_000,
+    metavar: "N",
+    reload: true,
+    example: "32",
+    doc: "Most trailer fields of a chunked body; more gets 431.",
+  },
+  ...(
+    [
+      ["header", 20, "Whole request head must arrive in this time (slowloris), else 408 and close."],
+      ["keep_alive", 15, "Idle keep-alive connection is closed after this."],
+      ["body", 60, "Request body may stall this long between reads, else 408 and close."],
+      ["write", 60, "A client that accepts no response bytes this long is cut off."],
+      ["shutdown", 10, "Graceful stop (SIGTERM/SIGINT) waits this long for in-flight requests."],
+      [
+        "stop_idle",
+        2,
+        "During a graceful stop, idle keep-alive connections stay open this long (at most `shutdown`): a request already on its way gets an answer with `Connection: close`, not a reset.",
+      ],
+    ] as const
+  ).map(
+    ([name, value, doc]): Row => ({
+      key: `timeouts.${name}`,
+      kind: "seconds",
+      default: value,
+      min: 0,
+      max: 86_400,
+      metavar: "SECONDS",
+      reload: true,
+      example: String(value),
+      doc,
+    }),
+  ),
+];
+
+/** The settings table: one row per setting, driving the config file, flags, --help, validation and the README. */
+export const SETTINGS: readonly Setting[] = rows.map((r) => ({
+  ...r,
+  ...splitKey(r.key),
+  flag: `--${r.key.replace(/[._]/g, "-")}`,
+}));
+
+/** "tls.client_auth" → table "tls", name "client_auth"; a top-level key has table "". */
+export function splitKey(key: string): { table: string; name: string } {
+  const dot = key.indexOf(".");
+  return dot < 0 ? { table: "", name: key } : { table: key.slice(0, dot), name: key.slice(dot + 1) };
+}
+
+const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
+const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
+
+/** The config file read when none is named. */
+export const DEFAULT_CONFIG_FILE = "bunwsgi.toml";
+
+/** The setting with this key or flag, if any. */
+export const settingByKey = (key: string): Setting | undefined => BY_KEY.get(key);
+export const settingByFlag = (flag: string): Setting | undefined => BY_FLAG.get(flag);
+
+/** Size limits in a server's terms; a request over one gets 400/413/414/431 and a closed connection. */
+export interface Limits {
+  /** Longest request line in bytes, CRLF excluded (414). */
+  maxRequestLine: number;
+  /** Largest header section in bytes after the request line (431). */
+  maxHeaderBytes: number;
+  /** Most header fields (431). */
+  maxHeaders: number;
+  /** Largest request body in bytes (413). */
+  maxBodySize: number;
+  /** Longest run of chunk extensions on one chunk-size line (400). */
+  maxChunkExt: number;
+  /** Largest trailer section of a chunked body in bytes (431). */
+  maxTrailerBytes: number;
+  /** Most trailer fields (431). */
+  maxTrailers: number;
+}
+
+/** Timeouts in seconds; 0 disables one. */
+export interface Timeouts {
+  /** A request head must be complete this long after its first byte (slowloris): 408. */
+  header: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAlive: number;
+  /** A request body that stalls this long fails with 408. */
+  body: number;
+  /** A peer that accepts no response bytes for this long is disconnected. */
+  write: number;
+  /** Graceful-stop deadline used by signals and stop() without an argument. */
+  shutdown: number;
+  /**
+   * During a graceful stop, idle keep-alive connections stay open this long (capped by the
+   * stop's deadline): a request already on its way is answered with `Connection: close`
+   * instead of meeting a closed socket.
+   */
+  stopIdle: number;
+}
+
+const defaultOf = (key: string): number => (BY_KEY.get(key) as Setting).default as number;
+
+/** The limits the table's defaults give: what a server made without options uses. */
+export function defaultLimits(): Limits {
+  return {
+    maxRequestLine: defaultOf("limits.request_line"),
+    maxHeaderBytes: defaultOf("limits.header_bytes"),
+    maxHeaders: defaultOf("limits.headers"),
+    maxBodySize: defaultOf("limits.body"),
+    maxChunkExt: defaultOf("limits.chunk_ext"),
+    maxTrailerBytes: defaultOf("limits.trailer_bytes"),
+    maxTrailers: defaultOf("limits.trailers"),
+  };
+}
+
+/** The timeouts the table's defaults give. */
+export function defaultTimeouts(): Timeouts {
+  return {
+    header: defaultOf("timeouts.header"),
+    keepAlive: defaultOf("timeouts.keep_alive"),
+    body: defaultOf("timeouts.body"),
+    write: defaultOf("timeouts.write"),
+    shutdown: defaultOf("timeouts.shutdown"),
+    stopIdle: defaultOf("timeouts.stop_idle"),
+  };
+}

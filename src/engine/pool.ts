@@ -1,0 +1,115 @@
+/** @module engine/pool — the `spawn` limit: connections served at once, shared by every server given the same Pool, with waiting connections and idle eviction. */
+
+import { ConfigError } from "../errors.ts";
+import type { Connection } from "./connection.ts";
+
+/** What a Pool needs of a server that shares it. */
+export interface PoolMember {
+  /** The served connection idle the longest, or null when none is idle. */
+  longestIdle(): Connection | null;
+  /** The pool freed a slot for a connection that was waiting. */
+  admitWaiting(conn: Connection): void;
+}
+
+/** A connection limit, shared by every server given the same Pool as `spawn`. */
+export class Pool {
+  /** Connections served at once; Infinity for no limit. */
+  size: number;
+  /** Connections being served. */
+  active = 0;
+  private readonly waiting: Connection[] = [];
+  private readonly owners = new Map<Connection, PoolMember>();
+  /** Servers sharing this limit: where an idle connection may be closed to make room. */
+  private readonly servers = new Set<PoolMember>();
+
+  constructor(size: number = Number.POSITIVE_INFINITY) {
+    this.size = Pool.check(size);
+  }
+
+  private static check(size: number): number {
+    if (size !== Number.POSITIVE_INFINITY && (!Number.isInteger(size) || size < 1)) {
+      throw new ConfigError(`spawn must be a positive integer or "default", got ${JSON.stringify(size)}`);
+    }
+    return size;
+  }
+
+  full(): boolean {
+    return this.active >= this.size;
+  }
+
+  /** Connections are waiting for a slot: a connection that finishes a response should give its slot up. */
+  get crowded(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  attach(server: PoolMember): void {
+    this.servers.add(server);
+  }
+
+  detach(server: PoolMember): void {
+    this.servers.delete(server);
+  }
+
+  /**
+   * At capacity, a connection idle between keep-alive requests holds a slot that a new client
+   * needs (a proxy's upstream keepalive pool holds many): close the one idle longest, over all
+   * servers sharing the limit. False when every connection is busy.
+   */
+  evictIdle(): boolean {
+    let oldest: Connection | null = null;
+    for (const server of this.servers) {
+      const c = server.longestIdle();
+      if (c !== null && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
+    }
+    oldest?.closeIfIdle();
+    return oldest !== null;
+  }
+
+  /** Park a connection, unread, until a slot frees. */
+  wait(server: PoolMember, conn: Connection): void {
+    this.waiting.push(conn);
+    this.owners.set(conn, server);
+  }
+
+  /** Forget a parked connection (it closed while waiting); true if it was parked. */
+  forget(conn: Connection): boolean {
+    if (!this.owners.delete(conn)) return false;
+    this.waiting.splice(this.waiting.indexOf(conn), 1);
+    return true;
+  }
+
+  /** Take every parked connection of one server (it is stopping). */
+  take(server: PoolMember): Connection[] {
+    const out: Connection[] = [];
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const c = this.waiting[i] as Connection;
+      if (this.owners.get(c) === server) {
+        out.push(c);
+        this.waiting.splice(i, 1);
+        this.owners.delete(c);
+      }
+    }
+    return out;
+  }
+
+  /** Change the limit (a reload); parked connections are admitted if it grew. */
+  resize(size: number): void {
+    this.size = Pool.check(size);
+    this.admitWaiting();
+  }
+
+  /** A served connection closed: admit parked ones while there is room. */
+  release(): void {
+    this.active--;
+    this.admitWaiting();
+  }
+
+  private admitWaiting(): void {
+    while (this.active < this.size && this.waiting.length > 0) {
+      const next = this.waiting.shift() as Connection;
+      const server = this.owners.get(next) as PoolMember;
+      this.owners.delete(next);
+      server.admitWaiting(next);
+    }
+  }
+}

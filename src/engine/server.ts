@@ -1,0 +1,377 @@
+/** @module engine/server — a listening socket and its connections: admission under the spawn pool, the one coarse timer, graceful stop; the kind of app on top makes each connection's Exchange. */
+
+import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
+import type { BodyLimits } from "../body.ts";
+import { defaultLimits, defaultTimeouts, type Limits, type Timeouts } from "../config/settings.ts";
+import { ConfigError } from "../errors.ts";
+import { type LogOption, type LogSink, resolveLog } from "../log.ts";
+import type { HeadLimits } from "../parser.ts";
+import { Connection, type ServerSocket } from "./connection.ts";
+import type { ConnectionHost } from "./exchange.ts";
+import {
+  type Address,
+  BUN_BACKLOG,
+  bind,
+  type ListenerSpec,
+  parseListener,
+  removeSocketFile,
+  type UnixSocketPerms,
+} from "./listeners.ts";
+import { Pool, type PoolMember } from "./pool.ts";
+
+/**
+ * Seconds a stop waits, after cutting the connections left at its deadline, for the results
+ * they were sending to be ended (a generator's `finally`, `close()`) and their requests logged.
+ */
+const CLEANUP_GRACE = 1;
+
+/** What any kind of server takes. */
+export interface ServerOptions {
+  /** Listen backlog. Bun.listen uses a fixed backlog; any other value is reported at start. */
+  backlog?: number | null;
+  /**
+   * Most connections served at once ("default": no limit); more wait, unread, until one closes.
+   * A Pool shares one limit between servers (gevent accepts a Pool here too).
+   */
+  spawn?: number | "default" | Pool;
+  /** Access log: "default" (stderr), null (off), a sink with write(s), or a logger (info level). */
+  log?: LogOption;
+  /** Error log, also environ["wsgi.errors"]: like `log`, error level for a logger. */
+  errorLog?: LogOption;
+  /** Least severe error-log messages the server writes (Python logging's numbers: 10 debug … 40 error); default 20. */
+  logLevel?: number;
+  /** Bun TLS options (key, cert, ca, passphrase, …): serve HTTPS. */
+  tls?: TLSOptions;
+  limits?: Partial<Limits>;
+  /** Seconds; 0 disables one. */
+  timeouts?: Partial<Timeouts>;
+  /**
+   * A unix socket file's permissions, set as it is bound: `mode` (such as 0o660; null: the
+   * umask decides) and group id `gid` (null: the process's). For a web server in another user's
+   * name to connect, it needs write permission, through the group or the mode.
+   */
+  unixSocketPerms?: UnixSocketPerms;
+}
+
+/** A server on Bun.listen. `start()` binds and returns; `serveForever()` resolves once it has been stopped or closed. */
+export abstract class Server implements ConnectionHost, PoolMember {
+  readonly address: Address;
+  readonly backlog: number | null;
+  readonly pool: Pool;
+  log: LogSink;
+  errorLog: LogSink;
+  logLevel: number;
+  readonly tls: TLSOptions | undefined;
+  readonly unixSocketPerms: UnixSocketPerms;
+  // Set by setLimits() from the constructor on.
+  headLimits!: HeadLimits;
+  bodyLimits!: BodyLimits;
+  timeouts!: Timeouts;
+  stopping = false;
+  now = performance.now() / 1000;
+
+  protected listener: SocketListener<Connection> | null = null;
+  /**
+   * Open served connections, each at its `slot` (swap-remove on close). Not a Set: a Set's
+   * churn of one entry per connection kept JSC doing full collections under
+   * `Connection: close` load (about a tenth of the server's CPU in GC).
+   */
+  private readonly connections: Connection[] = [];
+  /** Connections that closed while their response was in progress, until it ends. */
+  private readonly orphans = new Set<Connection>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopped: Promise<void> | null = null;
+  private resolveStopped: (() => void) | null = null;
+  private resolveDrained: (() => void) | null = null;
+  private readonly socketHandlers: SocketHandler<Connection, "buffer">;
+
+  constructor(listener: ListenerSpec, options: ServerOptions = {}) {
+    this.address = parseListener(listener);
+    this.backlog = options.backlog ?? null;
+    const spawn = options.spawn ?? "default";
+    this.pool = spawn instanceof Pool ? spawn : new Pool(spawn === "default" ? Number.POSITIVE_INFINITY : spawn);
+    this.log = resolveLog(options.log, 20);
+    this.errorLog = resolveLog(options.errorLog, 40);
+    this.logLevel = options.logLevel ?? 20;
+    this.tls = options.tls;
+    this.unixSocketPerms = options.unixSocketPerms ?? { mode: null, gid: null };
+    this.setLimits(options.limits, options.timeouts);
+    const server = this;
+    this.socketHandlers = {
+      binaryType: "buffer",
+      open(socket) {
+        server.accept(socket);
+      },
+      data(socket, data) {
+        socket.data.onData(data);
+      },
+      drain(socket) {
+        socket.data.onDrain();
+      },
+      end(socket) {
+        socket.data.onEnd();
+      },
+      close(socket) {
+        socket.data?.onClose();
+      },
+      error(socket, error) {
+        const code = (error as { code?: string }).code;
+        if (code !== "ECONNRESET" && code !== "EPIPE") {
+          server.errorLog.write(`socket error from ${socket.remoteAddress}: ${error.message}\n`, "ERROR");
+        }
+      },
+    };
+  }
+
+  /** Make the Exchange that answers a new connection's requests (gevent: handle(socket, address)). */
+  abstract handle(socket: ServerSocket, address: [string, number] | string): void;
+
+  /** Most connections served at once (Infinity: no limit). */
+  get spawn(): number {
+    return this.pool.size;
+  }
+
+  /**
+   * Replace limits and timeouts (unset keys take the defaults). Connections opened from now on
+   * use the new limits; timeouts apply to every connection at the next tick.
+   */
+  setLimits(limits: Partial<Limits> = {}, timeouts: Partial<Timeouts> = {}): void {
+    const l = { ...defaultLimits(), ...limits };
+    const t = { ...defaultTimeouts(), ...timeouts };
+    for (const [k, v] of Object.entries(l)) {
+      if (!Number.isInteger(v) || v < 1)
+        throw new ConfigError(`limits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    for (const [k, v] of Object.entries(t)) {
+      if (typeof v !== "number" || !(v >= 0)) {
+        throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
+      }
+    }
+    this.headLimits = { maxRequestLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes, maxHeaders: l.maxHeaders };
+    this.bodyLimits = {
+      maxBody: l.maxBodySize,
+      maxChunkExt: l.maxChunkExt,
+      maxTrailerBytes: l.maxTrailerBytes,
+      maxTrailers: l.maxTrailers,
+    };
+    this.timeouts = t;
+  }
+
+  /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */
+  get serverHost(): string {
+    if (this.address.unix !== null) return "";
+    return (this.listener as TCPSocketListener<Connection> | null)?.hostname ?? this.address.hostname;
+  }
+
+  /** Port the server listens on (the real one after start() when 0 was asked for; 0 if unknown). */
+  get serverPort(): number {
+    if (this.address.unix !== null) return 0;
+    return (this.listener as TCPSocketListener<Connection> | null)?.port ?? this.address.port;
+  }
+
+  /** The listener as a URL-ish label for messages: http://host:port, unix:/path or fd://N. */
+  get label(): string {
+    const a = this.address;
+    if (a.unix !== null) return `unix:${a.unix}`;
+    if (a.fd >= 0) return `fd://${a.fd}`;
+    const host = this.serverHost;
+    return `${this.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${this.serverPort}`;
+  }
+
+  /** Whether the server is listening. */
+  get started(): boolean {
+    return this.listener !== null;
+  }
+
+  /** Bind the listening socket (see engine/listeners for what a failure says). */
+  initSocket(): void {
+    this.listener = bind(this.address, this.socketHandlers, this.tls, this.unixSocketPerms);
+  }
+
+  /** Start listening and serving; returns once bound. */
+  start(): void {
+    if (this.listener !== null) throw new ConfigError("server already started");
+    this.stopping = false;
+    this.initSocket();
+    this.pool.attach(this);
+    if (this.backlog !== null && this.backlog !== BUN_BACKLOG) {
+      this.errorLog.write(
+        `backlog=${this.backlog} not applied: Bun.listen uses a fixed listen backlog of ${BUN_BACKLOG}\n`,
+        "WARNING",
+      );
+    }
+    this.now = performance.now() / 1000;
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+    this.stopped = new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+    });
+  }
+
+  /** Start (if needed) and resolve when the server is stopped or closed. */
+  serveForever(): Promise<void> {
+    if (this.listener === null) this.start();
+    return this.stopped as Promise<void>;
+  }
+
+  /**
+   * Graceful stop: stop accepting; in-flight requests finish (answered with Connection: close)
+   * for up to `timeout` seconds, then the rest are cut. Idle keep-alive connections stay open
+   * for `timeouts.stopIdle` first: closing one at once races a request the client may be
+   * sending on it (RFC 9112 §9.6), which would get a reset instead of an answer.
+   */
+  async stop(timeout: number = this.timeouts.shutdown): Promise<void> {
+    const listener = this.listener;
+    if (listener === null) return;
+    this.stopping = true;
+    listener.stop(false);
+    this.pool.detach(this);
+    if (this.address.unix !== null) removeSocketFile(this.address.unix);
+    for (const c of this.pool.take(this)) c.terminate();
+    const deadline = Math.max(0, timeout);
+    const idleTimer = setTimeout(() => this.closeIdle(), Math.min(this.timeouts.stopIdle, deadline) * 1000);
+    if (this.connections.length > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadline * 1000);
+        this.resolveDrained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    clearTimeout(idleTimer);
+    this.resolveDrained = null;
+    for (const c of [...this.connections]) c.terminate();
+    await this.settleOrphans();
+    this.finish();
+  }
+
+  private closeIdle(): void {
+    // Copies: closing a connection removes it from the list.
+    for (const c of [...this.connections]) c.closeIfIdle();
+  }
+
+  /**
+   * Give responses whose connections were cut a moment to end their results and log their
+   * requests; a request still not ended then (an app awaiting something that never settles)
+   * is logged as abandoned, so no request goes unlogged.
+   */
+  private async settleOrphans(): Promise<void> {
+    if (this.orphans.size === 0) return;
+    const all = Promise.all([...this.orphans].map((c) => c.whenSettled()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_GRACE * 1000)))]);
+    clearTimeout(timer);
+    for (const c of this.orphans) c.exchange.abandon(CLEANUP_GRACE);
+    this.orphans.clear();
+  }
+
+  /** Close the listener and every connection now. */
+  close(): void {
+    const listener = this.listener;
+    if (listener === null) return;
+    this.stopping = true;
+    listener.stop(true);
+    this.pool.detach(this);
+    if (this.address.unix !== null) removeSocketFile(this.address.unix);
+    for (const c of this.pool.take(this)) c.terminate();
+    for (const c of [...this.connections]) c.terminate();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.listener = null;
+    this.log.flush?.();
+    this.errorLog.flush?.();
+    this.resolveStopped?.();
+    this.resolveStopped = null;
+  }
+
+  /** Number of open connections being served. */
+  get connectionCount(): number {
+    return this.connections.length;
+  }
+
+  private accept(socket: ServerSocket): void {
+    const conn = new Connection(socket, this);
+    socket.data = conn;
+    if (this.stopping) {
+      conn.terminate();
+      return;
+    }
+    if (this.pool.full()) {
+      // Like a full gevent pool: the connection waits, unread, until a slot frees; an idle
+      // keep-alive connection, if there is one, gives its slot up for it (parked first: the
+      // slot may free at once).
+      socket.pause();
+      this.pool.wait(this, conn);
+      this.pool.evictIdle();
+      return;
+    }
+    this.admit(conn);
+  }
+
+  /** PoolMember: the pool freed a slot for a connection that was waiting. */
+  admitWaiting(conn: Connection): void {
+    this.admit(conn);
+    conn.socket.resume();
+  }
+
+  private admit(conn: Connection): void {
+    this.pool.active++;
+    conn.slot = this.connections.length;
+    this.connections.push(conn);
+    const socket = conn.socket;
+    // Each of these getters is a getpeername(2) in Bun: read each once. A unix socket's peer
+    // has no address: the socket's path stands for it in logs.
+    const port = this.address.unix !== null ? undefined : socket.remotePort;
+    const address: [string, number] | string = port === undefined ? (this.address.unix ?? "") : [socket.remoteAddress, port];
+    // No setNoDelay(): Bun sets TCP_NODELAY on every accepted socket itself (seen with strace).
+    this.handle(socket, address);
+  }
+
+  /** PoolMember: the served connection idle the longest, or null when none is idle. */
+  longestIdle(): Connection | null {
+    let oldest: Connection | null = null;
+    for (const c of this.connections) if (c.idle && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
+    return oldest;
+  }
+
+  /** ConnectionHost: a socket closed. */
+  connectionClosed(conn: Connection): void {
+    if (conn.responding) this.orphans.add(conn);
+    const slot = conn.slot;
+    if (slot < 0) {
+      this.pool.forget(conn);
+      return;
+    }
+    conn.slot = -1;
+    const last = this.connections.pop() as Connection;
+    if (last !== conn) {
+      this.connections[slot] = last;
+      last.slot = slot;
+    }
+    this.pool.release();
+    if (this.stopping && this.connections.length === 0) this.resolveDrained?.();
+  }
+
+  /** ConnectionHost: whether a connection should close after its response to admit one waiting. */
+  get crowded(): boolean {
+    return this.pool.crowded;
+  }
+
+  /** ConnectionHost: a cut connection's response has ended. */
+  orphanSettled(conn: Connection): void {
+    this.orphans.delete(conn);
+  }
+
+  private tick(): void {
+    const now = performance.now() / 1000;
+    this.now = now;
+    // Backwards: a connection that closes in its tick swaps in one already visited.
+    const list = this.connections;
+    for (let i = list.length - 1; i >= 0; i--) (list[i] as Connection).tick(now);
+  }
+}

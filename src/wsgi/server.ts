@@ -1,0 +1,146 @@
+/** @module wsgi/server — WSGIServer: the engine's server serving a WSGI application, with gevent's environ methods and handler class. */
+
+import { hostname as osHostname } from "node:os";
+import pkg from "../../package.json" with { type: "json" };
+import type { ServerSocket } from "../engine/connection.ts";
+import type { ListenerSpec } from "../engine/listeners.ts";
+import { Server, type ServerOptions } from "../engine/server.ts";
+import { ConfigError } from "../errors.ts";
+import { checkRootPath } from "../http/request.ts";
+import { type AccessFormatter, compileLogFormat, resolveLog } from "../log.ts";
+import type { Application } from "../types.ts";
+import { WSGIHandler } from "./handler.ts";
+
+export const VERSION: string = pkg.version;
+
+export type HandlerClass = new (socket: ServerSocket, address: [string, number] | string, server: WSGIServer) => WSGIHandler;
+
+export interface WSGIServerOptions extends ServerOptions {
+  /** Access-log line: "gevent" (default), "combined", "json", or a `{field}` template (see LOG_FIELDS). */
+  logFormat?: string;
+  handlerClass?: HandlerClass;
+  /** Extra keys merged into every environ. */
+  environ?: Record<string, unknown>;
+  /**
+   * The path prefix the app is mounted under behind a proxy (gunicorn's SCRIPT_NAME, uvicorn's
+   * --root-path): a request under it gets SCRIPT_NAME = rootPath and PATH_INFO without it.
+   * "" (the default) or a path starting with "/" and not ending with one.
+   */
+  rootPath?: string;
+}
+
+/**
+ * A WSGI server on Bun.listen, following gevent.pywsgi.WSGIServer. `start()` binds and
+ * returns; `serveForever()` resolves once the server has been stopped or closed.
+ */
+export class WSGIServer extends Server {
+  static baseEnv: Readonly<Record<string, unknown>> = {
+    GATEWAY_INTERFACE: "CGI/1.1",
+    SERVER_SOFTWARE: `bunwsgi/${VERSION} Bun/${Bun.version}`,
+    SCRIPT_NAME: "",
+    "wsgi.version": [1, 0],
+    "wsgi.multithread": false,
+    "wsgi.multiprocess": false,
+    "wsgi.run_once": false,
+  };
+
+  application: Application;
+  /** The compiled access-log format; null is gevent's line (WSGIHandler.formatRequest). */
+  accessFormat: AccessFormatter | null;
+  handlerClass: HandlerClass;
+  /**
+   * The keys every request's environ starts from. Frozen: change it with setEnviron(), which
+   * replaces it (handlers notice a new object; a change in place could go unseen).
+   */
+  environ: Readonly<Record<string, unknown>> = {};
+  /** See WSGIServerOptions.rootPath. */
+  rootPath: string;
+  /**
+   * SERVER_NAME and SERVER_PORT come from each request's Host: the listener has no host and
+   * port of its own (a unix socket, or an inherited descriptor whose address is not known).
+   */
+  nameFromHost = false;
+  /**
+   * getEnviron() is this class's own copy of server.environ (not overridden): a handler may
+   * then copy one environ it built per connection instead of rebuilding every key each request.
+   */
+  readonly environIsCopy: boolean;
+
+  constructor(listener: ListenerSpec, application: Application, options: WSGIServerOptions = {}) {
+    if (typeof application !== "function") throw new ConfigError("application must be a function (environ, startResponse)");
+    super(listener, options);
+    this.application = application;
+    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+    this.handlerClass = options.handlerClass ?? WSGIHandler;
+    this.rootPath = checkRootPath(options.rootPath ?? "");
+    this.setEnviron(options.environ);
+    this.environIsCopy = this.getEnviron === WSGIServer.prototype.getEnviron;
+  }
+
+  /**
+   * Apply a reload (SIGHUP): a new application and the options that can change while serving
+   * (logs, log format and level, limits, timeouts, environ, root path). Connections opened
+   * from now on use the new limits; requests already running finish on what they started with.
+   */
+  reconfigure(application: Application, options: WSGIServerOptions): void {
+    this.application = application;
+    if (options.log !== undefined) this.log = resolveLog(options.log, 20);
+    if (options.errorLog !== undefined) this.errorLog = resolveLog(options.errorLog, 40);
+    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+    this.rootPath = checkRootPath(options.rootPath ?? "");
+    this.logLevel = options.logLevel ?? 20;
+    this.setLimits(options.limits, options.timeouts);
+    this.setEnviron(options.environ ?? {});
+    this.updateEnviron();
+  }
+
+  get baseEnv(): Readonly<Record<string, unknown>> {
+    return (this.constructor as typeof WSGIServer).baseEnv;
+  }
+
+  /** Replace the extra environ keys; rebuilds server.environ from baseEnv like gevent. */
+  setEnviron(environ?: Record<string, unknown>): void {
+    const update = environ ?? this.environ;
+    const env: Record<string, unknown> = { ...this.baseEnv };
+    env["wsgi.url_scheme"] = this.tls ? "https" : "http";
+    if (this.tls) env.HTTPS = "on";
+    Object.assign(env, update);
+    if (env["wsgi.errors"] == null) env["wsgi.errors"] = this.errorLog;
+    this.environ = Object.freeze(env);
+  }
+
+  /** Fill SERVER_NAME and SERVER_PORT from the bound address (called by start()). */
+  updateEnviron(): void {
+    const env: Record<string, unknown> = { ...this.environ };
+    this.nameFromHost = this.address.unix !== null || this.serverHost === "";
+    if (this.nameFromHost) {
+      // PEP 3333: never empty. Without a Host, the socket's path names the server, as gunicorn
+      // and uWSGI do; the port is the scheme's (RFC 9110 §4.2).
+      env.SERVER_NAME ??= this.address.unix ?? `fd://${this.address.fd}`;
+      env.SERVER_PORT ??= this.tls ? "443" : "80";
+    } else {
+      const host = this.serverHost;
+      // No reverse DNS on start-up (gevent calls getfqdn): a wildcard address names this machine.
+      env.SERVER_NAME ??= host === "0.0.0.0" || host === "::" ? osHostname() : host;
+      env.SERVER_PORT ??= String(this.serverPort);
+    }
+    this.environ = Object.freeze(env);
+  }
+
+  /** A fresh copy of server.environ, the start of every request's environ. */
+  getEnviron(): Record<string, unknown> {
+    return { ...this.environ };
+  }
+
+  override start(): void {
+    super.start();
+    this.updateEnviron();
+  }
+
+  /** Create the handler for a new connection (gevent: handle(socket, address)). */
+  handle(socket: ServerSocket, address: [string, number] | string): void {
+    const handler = new this.handlerClass(socket, address, this);
+    socket.data.exchange = handler;
+    handler.handle();
+  }
+}
