@@ -19,7 +19,7 @@ import {
   openErrorLog,
   openLogSinks,
   reopenLog,
-} from "./log.ts";
+} from "./observe/log.ts";
 import type { Application } from "./types.ts";
 import { VERSION, WSGIServer } from "./wsgi/server.ts";
 

@@ -14,12 +14,9 @@ export {
   HTTPError,
 } from "./errors.ts";
 export { unquoteLatin1 } from "./http/request.ts";
+export { type AccessFormatter, type AccessRecord, compileLogFormat, LOG_FIELDS } from "./observe/access.ts";
 export {
-  type AccessFormatter,
-  type AccessRecord,
-  compileLogFormat,
   LevelLog,
-  LOG_FIELDS,
   type Logger,
   LoggingLogAdapter,
   type LogLevel,
@@ -28,7 +25,7 @@ export {
   NullLog,
   StreamLog,
   TeeLog,
-} from "./log.ts";
+} from "./observe/log.ts";
 export type { Application, Body, Chunk, Environ, ResponseHeaders, StartResponse, Write } from "./types.ts";
 export { WSGIHandler } from "./wsgi/handler.ts";
 export { type HandlerClass, VERSION, WSGIServer, type WSGIServerOptions } from "./wsgi/server.ts";

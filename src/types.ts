@@ -1,7 +1,7 @@
 /** @module types — the WSGI-style application contract (PEP 3333 translated to TypeScript). */
 
 import type { Input } from "./engine/input.ts";
-import type { LogSink } from "./log.ts";
+import type { LogSink } from "./observe/log.ts";
 
 /** A body chunk; strings go on the wire as UTF-8. */
 export type Chunk = string | Uint8Array;

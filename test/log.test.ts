@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LoggingLogAdapter, NullLog, StreamLog } from "../src/index.ts";
-import { clock, closeLog, LevelLog, openErrorLog, resolveLog } from "../src/log.ts";
+import { clock } from "../src/observe/clock.ts";
+import { closeLog, LevelLog, openErrorLog, resolveLog } from "../src/observe/log.ts";
 
 test("LoggingLogAdapter maps Python levels to logger methods and strips the newline", () => {
   const calls: string[] = [];

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { TLSOptions } from "bun";
 import { ConfigError } from "../errors.ts";
-import { LEVEL_NUMBERS, type LogLevel } from "../log.ts";
+import { LEVEL_NUMBERS, type LogLevel } from "../observe/log.ts";
 import type { WSGIServerOptions } from "../wsgi/server.ts";
 import { type Config, groupId } from "./resolve.ts";
 import type { Limits, Timeouts } from "./settings.ts";

@@ -4,7 +4,7 @@ import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseListener } from "../engine/listeners.ts";
 import { checkRootPath } from "../http/request.ts";
-import { compileLogFormat } from "../log.ts";
+import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
 import {
   DEFAULT_CONFIG_FILE,

@@ -4,7 +4,7 @@ import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } fro
 import type { BodyLimits } from "../body.ts";
 import { defaultLimits, defaultTimeouts, type Limits, type Timeouts } from "../config/settings.ts";
 import { ConfigError } from "../errors.ts";
-import { type LogOption, type LogSink, resolveLog } from "../log.ts";
+import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import type { HeadLimits } from "../parser.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
 import type { ConnectionHost } from "./exchange.ts";

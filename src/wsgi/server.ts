@@ -7,7 +7,8 @@ import type { ListenerSpec } from "../engine/listeners.ts";
 import { Server, type ServerOptions } from "../engine/server.ts";
 import { ConfigError } from "../errors.ts";
 import { checkRootPath } from "../http/request.ts";
-import { type AccessFormatter, compileLogFormat, resolveLog } from "../log.ts";
+import { type AccessFormatter, compileLogFormat } from "../observe/access.ts";
+import { resolveLog } from "../observe/log.ts";
 import type { Application } from "../types.ts";
 import { WSGIHandler } from "./handler.ts";
 

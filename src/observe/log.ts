@@ -1,0 +1,275 @@
+/** @module observe/log — log sinks: stream and file writers, the leveled error log, LoggingLogAdapter, and how log options resolve. */
+
+import { closeSync, openSync } from "node:fs";
+import type { FileSink } from "bun";
+import { clock } from "./clock.ts";
+
+/** Error-log levels, as they appear in a line: `[2026-12-03 12:00:00] [INFO] …`. */
+export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR";
+
+/** Python logging's numbers for each level (LoggingLogAdapter's `level`). */
+export const LEVEL_NUMBERS: Readonly<Record<LogLevel, number>> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40 };
+
+/**
+ * Anything with a `write(s)` method, like a Python file object: the shape `log`/`errorLog` take.
+ * `level` says how much a message matters; a sink that has no use for it ignores it (so a plain
+ * `{ write(s) {} }` is a sink), and a write without one is at the sink's own level.
+ */
+export interface LogSink {
+  write(s: string, level?: LogLevel): unknown;
+  flush?(): unknown;
+}
+
+/** A logger object such as `console` or pino. */
+export interface Logger {
+  debug?(msg: string): unknown;
+  info(msg: string): unknown;
+  warn?(msg: string): unknown;
+  error(msg: string): unknown;
+  fatal?(msg: string): unknown;
+}
+
+/**
+ * Adapts a logger object (console, pino, …) to a write()-able sink, like gevent's
+ * LoggingLogAdapter. Levels are Python's logging numbers: 10 debug, 20 info, 30 warning,
+ * 40 error, 50 critical; each goes to the closest method the logger has.
+ */
+export class LoggingLogAdapter implements LogSink {
+  readonly logger: Logger;
+  readonly level: number;
+  private readonly emit: (msg: string) => unknown;
+
+  constructor(logger: Logger, level = 20) {
+    this.logger = logger;
+    this.level = level;
+    this.emit = emitterFor(logger, level);
+  }
+
+  /** Logs `msg` without its trailing newline; empty messages are dropped. A `level` picks the method for this message. */
+  write(msg: string, level?: LogLevel): void {
+    const m = msg.endsWith("\n") ? msg.slice(0, -1) : msg;
+    if (m.length === 0) return;
+    if (level === undefined) this.emit(m);
+    else emitterFor(this.logger, LEVEL_NUMBERS[level])(m);
+  }
+
+  writelines(lines: Iterable<string>): void {
+    for (const line of lines) this.write(line);
+  }
+
+  /** No-op, as in gevent: the logger does its own buffering. */
+  flush(): void {}
+}
+
+/** The logger method for a Python level number: the closest one the logger has. */
+function emitterFor(l: Logger, level: number): (msg: string) => unknown {
+  if (level >= 50) return (m) => (l.fatal ?? l.error).call(l, m);
+  if (level >= 40) return (m) => l.error(m);
+  if (level >= 30) return (m) => (l.warn ?? l.error).call(l, m);
+  if (level >= 20) return (m) => l.info(m);
+  return (m) => (l.debug ?? l.info).call(l, m);
+}
+
+/**
+ * The error log's line format over another sink: each message starts with a local timestamp
+ * (the access log's clock and format) and its level, `[2026-12-03 12:00:00] [ERROR] …`. Only
+ * the first line of a message is prefixed, so a stack trace stays one record whose lines are
+ * whole; a write that continues an unfinished line (an app writing to `wsgi.errors` in
+ * pieces) is not prefixed either.
+ */
+export class LevelLog implements LogSink {
+  readonly target: LogSink;
+  /** The level of a write that names none: what an app's writes to `wsgi.errors` are. */
+  readonly level: LogLevel;
+  /** Least severe level written (Python logging's numbers): `log.level`. */
+  threshold: number;
+  private atLineStart = true;
+
+  constructor(target: LogSink, level: LogLevel = "ERROR", threshold = LEVEL_NUMBERS.INFO) {
+    this.target = target;
+    this.level = level;
+    this.threshold = threshold;
+  }
+
+  /**
+   * Write `s`. A write that names its level is a whole server message: it starts a line of its
+   * own even after an app's unfinished `wsgi.errors` line, which would otherwise swallow it.
+   */
+  write(s: string, level?: LogLevel): void {
+    if (s.length === 0) return;
+    const lvl = level ?? this.level;
+    if (LEVEL_NUMBERS[lvl] < this.threshold) return;
+    let line = s;
+    if (this.atLineStart || level !== undefined) {
+      line = `${this.atLineStart ? "" : "\n"}[${clock.localTimestamp()}] [${lvl}] ${s}`;
+    }
+    this.target.write(line, lvl);
+    this.atLineStart = s.endsWith("\n");
+  }
+
+  flush(): void {
+    this.target.flush?.();
+  }
+}
+
+/** A sink that drops everything: what `log: null` becomes, so `server.log` is never null. */
+export class NullLog implements LogSink {
+  write(_s: string): void {}
+  flush(): void {}
+}
+
+/**
+ * Buffered writer for stderr, stdout or a file: many lines per syscall, flushed after the
+ * current task so a line is never held back longer than one turn of the event loop.
+ * Files are opened for appending (O_APPEND), so a restart or a second writer never
+ * overwrites lines already there.
+ */
+export class StreamLog implements LogSink {
+  readonly path: string | null;
+  private sink: FileSink;
+  private fd = -1;
+  private scheduled = false;
+  private readonly flushBound = (): void => {
+    this.scheduled = false;
+    this.sink.flush();
+  };
+
+  /** Opens a file target at once: a path that cannot be opened throws here, not on the first line. */
+  constructor(target: "stderr" | "stdout" | { path: string }) {
+    this.path = typeof target === "string" ? null : target.path;
+    this.sink = this.open(target);
+  }
+
+  private open(target: "stderr" | "stdout" | { path: string }): FileSink {
+    if (target === "stderr") return Bun.stderr.writer();
+    if (target === "stdout") return Bun.stdout.writer();
+    // Bun.file(path).writer() writes from offset 0 without truncating; O_APPEND is what a log wants.
+    this.fd = openSync(target.path, "a", 0o640);
+    return Bun.file(this.fd).writer({ highWaterMark: 64 * 1024 });
+  }
+
+  write(s: string): void {
+    this.sink.write(s);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushBound);
+    }
+  }
+
+  flush(): void {
+    this.sink.flush();
+  }
+
+  /** Re-open a file sink at its path (after logrotate moved it); a stream sink just flushes. */
+  reopen(): void {
+    if (this.path === null) {
+      this.sink.flush();
+      return;
+    }
+    const old = this.sink;
+    const oldFd = this.fd;
+    old.flush();
+    this.sink = this.open({ path: this.path });
+    old.end();
+    closeSync(oldFd);
+  }
+
+  /** Flush and close a file sink (stdout/stderr stay open). */
+  close(): void {
+    this.sink.flush();
+    if (this.fd >= 0) {
+      this.sink.end();
+      closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
+/** Several sinks written as one: a `[log]` setting given as a list. */
+export class TeeLog implements LogSink {
+  readonly sinks: readonly LogSink[];
+
+  constructor(sinks: readonly LogSink[]) {
+    this.sinks = sinks;
+  }
+
+  write(s: string, level?: LogLevel): void {
+    for (const sink of this.sinks) sink.write(s, level);
+  }
+
+  flush(): void {
+    for (const sink of this.sinks) sink.flush?.();
+  }
+}
+
+/** Re-open every file behind a sink (StreamLog, or TeeLog of them); for SIGUSR1. */
+export function reopenLog(sink: LogSink): void {
+  if (sink instanceof TeeLog) for (const s of sink.sinks) reopenLog(s);
+  else if (sink instanceof LevelLog) reopenLog(sink.target);
+  else if (sink instanceof StreamLog) sink.reopen();
+}
+
+/** Close every file behind a sink, after flushing it. */
+export function closeLog(sink: LogSink): void {
+  if (sink instanceof TeeLog) for (const s of sink.sinks) closeLog(s);
+  else if (sink instanceof LevelLog) closeLog(sink.target);
+  else if (sink instanceof StreamLog) sink.close();
+  else sink.flush?.();
+}
+
+/**
+ * Build a sink from sink names: "stderr", "stdout", "none" or a file path (already resolved).
+ * stderr and stdout are the process-wide shared sinks; an empty list or ["none"] drops everything.
+ */
+export function openLogSinks(targets: readonly string[]): LogSink {
+  const sinks: LogSink[] = [];
+  for (const t of targets) {
+    if (t === "none") continue;
+    if (t === "stderr") sinks.push(defaultLog());
+    else if (t === "stdout") {
+      stdoutLog ??= new StreamLog("stdout");
+      sinks.push(stdoutLog);
+    } else sinks.push(new StreamLog({ path: t }));
+  }
+  if (sinks.length === 0) return new NullLog();
+  return sinks.length === 1 ? (sinks[0] as LogSink) : new TeeLog(sinks);
+}
+
+/** The error log for sink names (see openLogSinks): timestamped and levelled, unless it drops everything. */
+export function openErrorLog(targets: readonly string[], threshold: number = LEVEL_NUMBERS.INFO): LogSink {
+  const sink = openLogSinks(targets);
+  return sink instanceof NullLog ? sink : new LevelLog(sink, "ERROR", threshold);
+}
+
+/** How `log`/`errorLog` options are given: "default", null, a sink, or a logger object. */
+export type LogOption = "default" | null | LogSink | Logger;
+
+let stderrLog: StreamLog | undefined;
+let stdoutLog: StreamLog | undefined;
+
+/** The shared stderr sink (one buffer for the whole process). */
+export function defaultLog(): StreamLog {
+  stderrLog ??= new StreamLog("stderr");
+  return stderrLog;
+}
+
+let stderrErrorLog: LevelLog | undefined;
+
+/**
+ * Resolve a log option the way gevent does; `level` applies when a logger object is wrapped.
+ * The default error log (level 40 and up) is stderr with timestamps and levels; a sink or logger
+ * the caller gives is used as it is (a logger stamps its own lines).
+ */
+export function resolveLog(option: LogOption | undefined, level: number): LogSink {
+  if (option === undefined || option === "default") {
+    if (level < 40) return defaultLog();
+    stderrErrorLog ??= new LevelLog(defaultLog());
+    return stderrErrorLog;
+  }
+  if (option === null) return new NullLog();
+  // Logger first: Bun's console also has write(), but a console is meant as a logger.
+  const logger = option as Logger;
+  if (typeof logger.info === "function" && typeof logger.error === "function") return new LoggingLogAdapter(logger, level);
+  if (typeof (option as LogSink).write === "function") return option as LogSink;
+  throw new TypeError("log option must be 'default', null, an object with write(s), or a logger with info()/error()");
+}
