@@ -20,8 +20,8 @@ import {
   openLogSinks,
   reopenLog,
 } from "./observe/log.ts";
-import type { Application } from "./types.ts";
 import { VERSION, WSGIServer } from "./wsgi/server.ts";
+import type { Application } from "./wsgi/types.ts";
 
 /** An application compiled into the binary by `build.ts --app`. */
 export interface EmbeddedApp {

@@ -26,6 +26,6 @@ export {
   StreamLog,
   TeeLog,
 } from "./observe/log.ts";
-export type { Application, Body, Chunk, Environ, ResponseHeaders, StartResponse, Write } from "./types.ts";
 export { WSGIHandler } from "./wsgi/handler.ts";
 export { type HandlerClass, VERSION, WSGIServer, type WSGIServerOptions } from "./wsgi/server.ts";
+export type { Application, Body, Chunk, Environ, ResponseHeaders, StartResponse, Write } from "./wsgi/types.ts";

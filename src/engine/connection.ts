@@ -6,9 +6,10 @@ import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.
 import { isUpgradeRequest } from "../http/request.ts";
 import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
+import { HeldBytes } from "./held.ts";
 import { Input, type InputOwner } from "./input.ts";
 import { Output, type OutputOwner } from "./output.ts";
-import { giveHeadBuffer, RELEASE_READ, releaseParser, releaseRead, takeHeadBuffer, takeParser } from "./pools.ts";
+import { RELEASE_READ, releaseParser, releaseRead, takeParser } from "./pools.ts";
 
 export type ServerSocket = Socket<Connection>;
 
@@ -91,10 +92,8 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
   /** A read callback is running: output is flushed once, when it returns. */
   batching = false;
 
-  private inBuf: Buffer | null = null;
-  private inStart = 0;
-  private inEnd = 0;
-  private inPooled = false;
+  /** A head split across reads, or pipelined requests waiting for the response in progress. */
+  private readonly held = new HeldBytes();
   private discarded = 0;
   /**
    * Bytes of the read being processed that nothing refers to any more: parsed request heads
@@ -139,9 +138,10 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
     this.batching = true;
     if (this.state === State.RAW) {
       this.pushInput(this.rawInput as Input, chunk, false);
-    } else if (this.inEnd > this.inStart) {
-      this.append(chunk);
-      this.process(this.inBuf as Buffer, this.inStart, this.inEnd);
+    } else if (this.held.size > 0) {
+      const held = this.held;
+      held.append(chunk);
+      this.process(held.buf as Buffer, held.start, held.end);
     } else {
       this.consumed = 0;
       this.process(chunk, 0, chunk.length);
@@ -218,46 +218,14 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
 
   // ---- input -----------------------------------------------------------------------------
 
-  /** Append a chunk to held bytes: the one place a request head is copied. */
-  private append(chunk: Buffer): void {
-    const have = this.inEnd - this.inStart;
-    const old = this.inBuf as Buffer;
-    if (this.inPooled && old.length - this.inEnd >= chunk.length) {
-      old.set(chunk, this.inEnd);
-      this.inEnd += chunk.length;
-      return;
-    }
-    const next = takeHeadBuffer(have + chunk.length);
-    next.set(old.subarray(this.inStart, this.inEnd), 0);
-    next.set(chunk, have);
-    if (this.inPooled) giveHeadBuffer(old);
-    this.inBuf = next;
-    this.inPooled = true;
-    this.inStart = 0;
-    this.inEnd = have + chunk.length;
-  }
-
-  /** Hold buf[pos, end) for later: a view of Bun's chunk (fresh per read), or the pooled buffer. */
+  /** Hold buf[pos, end) for later; a response in progress with much held pauses reading. */
   private hold(buf: Buffer, pos: number, end: number): void {
-    if (pos >= end) {
-      this.releaseInput();
-      return;
-    }
-    if (buf !== this.inBuf) {
-      if (this.inPooled) giveHeadBuffer(this.inBuf as Buffer);
-      this.inBuf = buf;
-      this.inPooled = false;
-    }
-    this.inStart = pos;
-    this.inEnd = end;
+    this.held.hold(buf, pos, end);
     if (this.responding && end - pos > PIPELINE_HIGH_WATER) this.pause(PAUSE_PIPELINE);
   }
 
   private releaseInput(): void {
-    if (this.inPooled) giveHeadBuffer(this.inBuf as Buffer);
-    this.inBuf = null;
-    this.inPooled = false;
-    this.inStart = this.inEnd = 0;
+    this.held.release();
   }
 
   /** Take buf[pos, end) as far as the states allow: heads, bodies, raw bytes, in order. */
@@ -274,7 +242,7 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
           continue;
         case State.RAW:
           // After a 101 and the request's body, the bytes are the new protocol's, unframed.
-          this.pushInput(this.rawInput as Input, buf.subarray(pos, end), buf === this.inBuf && this.inPooled);
+          this.pushInput(this.rawInput as Input, buf.subarray(pos, end), this.held.transient(buf));
           this.releaseInput();
           return;
         case State.HEAD:
@@ -335,7 +303,7 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
           return -1;
         }
       } else {
-        this.pushInput(this.input, buf.subarray(body.dataStart, body.dataEnd), buf === this.inBuf && this.inPooled);
+        this.pushInput(this.input, buf.subarray(body.dataStart, body.dataEnd), this.held.transient(buf));
       }
     }
     if (body.done) {
@@ -480,9 +448,10 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
   /** After an asynchronous response: go on with pipelined bytes held meanwhile. */
   private resume(): void {
     this.unpause(PAUSE_PIPELINE);
-    if (this.inEnd > this.inStart) {
+    const held = this.held;
+    if (held.size > 0) {
       this.batching = true;
-      this.process(this.inBuf as Buffer, this.inStart, this.inEnd);
+      this.process(held.buf as Buffer, held.start, held.end);
       this.batching = false;
     }
     this.out.flush();
@@ -542,7 +511,7 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
    * closing. Only such a connection may be closed without cutting a request.
    */
   get idle(): boolean {
-    return this.state === State.HEAD && !this.responding && this.inEnd === this.inStart;
+    return this.state === State.HEAD && !this.responding && this.held.size === 0;
   }
 
   /** Seconds (coarse clock) since bytes last arrived: how long an idle connection has been idle. */
@@ -582,9 +551,10 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
         return;
       case State.HEAD:
         if (this.responding) return;
-        if (this.headSince >= 0 && this.inEnd > this.inStart) {
+        if (this.headSince >= 0 && this.held.size > 0) {
           if (t.header > 0 && now - this.headSince >= t.header) {
-            this.refuse(408, "request head timed out", "head_timeout", this.inBuf as Buffer, this.inStart, this.inEnd);
+            const held = this.held;
+            this.refuse(408, "request head timed out", "head_timeout", held.buf as Buffer, held.start, held.end);
           }
           return;
         }

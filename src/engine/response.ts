@@ -3,9 +3,16 @@
 import { ContractError } from "../errors.ts";
 import { bodiless, bodyFraming, CHUNKED, connectionField, persists } from "../http/framing.ts";
 import { clientCloses } from "../http/request.ts";
-import { cannedResponse, checkHead, findHead, type ResponseHead, STANDARD_REASONS } from "../http/response.ts";
+import {
+  type Chunk,
+  cannedResponse,
+  checkHead,
+  findHead,
+  type ResponseHead,
+  type ResponseHeaders,
+  STANDARD_REASONS,
+} from "../http/response.ts";
 import { clock } from "../observe/clock.ts";
-import type { Chunk, ResponseHeaders } from "../types.ts";
 import type { ConnectionPort } from "./exchange.ts";
 import type { Output } from "./output.ts";
 

@@ -2,8 +2,13 @@
 
 import { ContractError } from "../errors.ts";
 import { TCHAR } from "../parser.ts";
-import type { ResponseHeaders } from "../types.ts";
+
 import { CHUNKED, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NONE, NO_LENGTH } from "./framing.ts";
+
+/** A body chunk; strings go on the wire as UTF-8. */
+export type Chunk = string | Uint8Array;
+/** Response header fields in order: [name, value]. */
+export type ResponseHeaders = Array<[name: string, value: string]>;
 
 /** Reason phrases (RFC 9110 §15): for a bare "NNN" status and for the server's own responses. */
 export const STANDARD_REASONS: Readonly<Record<number, string>> = {

@@ -5,8 +5,8 @@ import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
 import { unquoteLatin1 } from "../http/request.ts";
 import { FIELD_SLOTS, FieldKind } from "../parser.ts";
-import type { Environ } from "../types.ts";
 import type { WSGIServer } from "./server.ts";
+import type { Environ } from "./types.ts";
 
 const NO_INPUT = Input.empty();
 
@@ -116,7 +116,7 @@ export class EnvironBuilder {
     }
     env["wsgi.input"] = conn.input;
     env["bunwsgi.headers"] = headers;
-    if (upgrade) env["bunwsgi.raw_input"] = conn.rawInput;
+    if (upgrade && conn.rawInput !== null) env["bunwsgi.raw_input"] = conn.rawInput;
     return env;
   }
 

@@ -7,10 +7,10 @@ import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } f
 import { clientCloses, HTTP_1X, isUpgradeRequest, RequestDecoder } from "../http/request.ts";
 import { clock, timeNow } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
-import type { Body, Chunk, Environ, ResponseHeaders, Write } from "../types.ts";
 import { EnvironBuilder } from "./environ.ts";
 import { checkChunk, ResultSender, type ResultSink } from "./result.ts";
 import type { WSGIServer } from "./server.ts";
+import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 

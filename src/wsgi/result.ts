@@ -2,7 +2,7 @@
 
 import { chunkLength } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
-import type { Chunk } from "../types.ts";
+import type { Chunk } from "./types.ts";
 
 export function checkChunk(c: unknown): asserts c is Chunk {
   if (typeof c !== "string" && !(c instanceof Uint8Array)) {

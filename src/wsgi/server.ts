@@ -9,8 +9,8 @@ import { ConfigError } from "../errors.ts";
 import { checkRootPath } from "../http/request.ts";
 import { type AccessFormatter, compileLogFormat } from "../observe/access.ts";
 import { resolveLog } from "../observe/log.ts";
-import type { Application } from "../types.ts";
 import { WSGIHandler } from "./handler.ts";
+import type { Application } from "./types.ts";
 
 export const VERSION: string = pkg.version;
 

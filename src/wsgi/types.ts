@@ -1,12 +1,10 @@
-/** @module types — the WSGI-style application contract (PEP 3333 translated to TypeScript). */
+/** @module wsgi/types — the WSGI-style application contract (PEP 3333 translated to TypeScript). */
 
-import type { Input } from "./engine/input.ts";
-import type { LogSink } from "./observe/log.ts";
+import type { Input } from "../engine/input.ts";
+import type { Chunk, ResponseHeaders } from "../http/response.ts";
+import type { LogSink } from "../observe/log.ts";
 
-/** A body chunk; strings go on the wire as UTF-8. */
-export type Chunk = string | Uint8Array;
-/** Response header fields in order: [name, value]. */
-export type ResponseHeaders = Array<[name: string, value: string]>;
+export type { Chunk, ResponseHeaders };
 /** Sends a chunk; settles when it has been handed to the socket (backpressure). */
 export type Write = (data: Chunk) => Promise<void>;
 /** PEP 3333 start_response. Misuse throws synchronously. */
@@ -47,5 +45,7 @@ export interface Environ {
   "bunwsgi.headers": Array<[string, string]>;
   /** Trailer fields of a chunked request body, present once the body has been read to its end. */
   "bunwsgi.trailers"?: Array<[string, string]>;
+  /** An upgrade request's raw byte stream, which starts after a 101 and the request's body. */
+  "bunwsgi.raw_input"?: Input;
   [key: string]: unknown;
 }
