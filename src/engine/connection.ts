@@ -1,15 +1,14 @@
 /** @module engine/connection — one socket as a state machine: what its incoming bytes are (head, body, discard, raw, closing), request sequencing, flow control and deadlines. */
 
 import type { Socket } from "bun";
-import { BODY_ERRORS, BodyDecoder, BodyError } from "../body.ts";
-import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.ts";
-import { isUpgradeRequest } from "../http/request.ts";
+import { HTTPError } from "../errors.ts";
 import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
 import { HeldBytes } from "./held.ts";
-import { Input, type InputOwner } from "./input.ts";
+import type { Input } from "./input.ts";
 import { Output, type OutputOwner } from "./output.ts";
 import { RELEASE_READ, releaseParser, releaseRead, takeParser } from "./pools.ts";
+import { BODY_FAILED, type BodyHost, RequestBody } from "./request-body.ts";
 
 export type ServerSocket = Socket<Connection>;
 
@@ -32,61 +31,39 @@ export const State = {
 } as const;
 type StateValue = (typeof State)[keyof typeof State];
 
-/** Why a request was refused, as a stable lower-case name ("bare_cr", "head_timeout", …) for logs and metrics. */
-const codeNames = (table: Readonly<Record<string, number>>): string[] => {
-  const names: string[] = [];
-  for (const [name, code] of Object.entries(table)) names[code] = name.toLowerCase();
-  return names;
-};
-const PARSE_REASONS = codeNames(ParseError);
-const BODY_REASONS = codeNames(BodyError);
+/** Why a request was refused, as a stable lower-case name ("bare_cr", "bad_host", …) for logs and metrics. */
+const PARSE_REASONS: string[] = [];
+for (const [name, code] of Object.entries(ParseError)) PARSE_REASONS[code] = name.toLowerCase();
 
 /** Pause reasons: reading resumes only when none is left. */
 const PAUSE_OUTPUT = 1;
 const PAUSE_INPUT = 2;
 const PAUSE_PIPELINE = 4;
 
-/** Unread request-body bytes above which reading pauses until the app reads. */
-const INPUT_HIGH_WATER = 256 * 1024;
-const INPUT_LOW_WATER = 64 * 1024;
 /** Pipelined bytes held while a response is in progress, above which reading pauses. */
 const PIPELINE_HIGH_WATER = 64 * 1024;
-/** Unread body bytes the server will read and drop after a response to keep the connection. */
-export const MAX_DISCARD = 256 * 1024;
 /** Seconds a closing connection may linger half-closed before it is cut. */
 const LINGER = 5;
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const EMPTY_INPUT = Input.empty();
 
-export class Connection implements InputOwner, OutputOwner, ConnectionPort {
+export class Connection implements OutputOwner, BodyHost, ConnectionPort {
   readonly socket: ServerSocket;
   readonly host: ConnectionHost;
   readonly parser: RequestParser;
-  readonly body: BodyDecoder;
+  readonly body: RequestBody;
   readonly out: Output;
   /** The app side: answers each request (set by the server when the connection is served). */
   exchange!: Exchange;
   state: StateValue = State.HEAD;
   /** A request is at the app (its response is not finished). */
   responding = false;
-  /** The current request's wsgi.input. */
-  input: Input = EMPTY_INPUT;
-  /**
-   * An upgrade request's stream of bytes after its body (environ "bunwsgi.raw_input"); null
-   * for any other request. It starts once the app has sent 101 and the body has ended.
-   */
-  rawInput: Input | null = null;
   /** The app sent 101: once the body has ended, the state is RAW. */
   upgraded = false;
-  /** The request body was malformed, too large, too slow or cut: the connection closes after the response. */
-  bodyFailed = false;
   /** The peer half-closed its side. */
   peerEnded = false;
-  expectContinue = false;
-  continueSent = false;
-  /** Why the last request failed or was refused (a stable name for logs and metrics), or "". */
-  failReason = "";
+  /** Why the connection refused the last request (a parser code name, "head_timeout", …), or "". */
+  private refusal = "";
   /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
   slot = -1;
   /** A read callback is running: output is flushed once, when it returns. */
@@ -94,12 +71,11 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
 
   /** A head split across reads, or pipelined requests waiting for the response in progress. */
   private readonly held = new HeldBytes();
-  private discarded = 0;
   /**
    * Bytes of the read being processed that nothing refers to any more: parsed request heads
    * (the handler has made its strings) and body bytes copied into a waiting read's buffer.
    */
-  private consumed = 0;
+  private consumedBytes = 0;
   private paused = 0;
   /** Resolves whenSettled() promises; made only when a stop waits. */
   private settle: (() => void) | null = null;
@@ -116,13 +92,46 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
     this.socket = socket;
     this.host = host;
     this.parser = takeParser(host.headLimits);
-    this.body = new BodyDecoder(host.bodyLimits);
+    this.body = new RequestBody(this, host.bodyLimits);
     this.out = new Output(socket, this);
     this.lastRead = this.out.lastProgress = host.now;
   }
 
   get closed(): boolean {
     return this.state === State.CLOSED;
+  }
+
+  /** ConnectionPort: the current request's wsgi.input, and an upgrade request's raw stream. */
+  get input(): Input {
+    return this.body.input;
+  }
+
+  get rawInput(): Input | null {
+    return this.body.rawInput;
+  }
+
+  /** ConnectionPort: why the last request was refused or cut (a stable name for logs and metrics), or "". */
+  get failReason(): string {
+    return this.refusal || this.body.failReason;
+  }
+
+  /** BodyHost: the response head is out. */
+  get headersSent(): boolean {
+    return this.exchange.headersSent;
+  }
+
+  /** BodyHost: unread input is over its mark. */
+  pauseInput(): void {
+    this.pause(PAUSE_INPUT);
+  }
+
+  resumeInput(): void {
+    this.unpause(PAUSE_INPUT);
+  }
+
+  /** BodyHost: bytes of the current read nothing refers to any more. */
+  consumed(n: number): void {
+    this.consumedBytes += n;
   }
 
   /** OutputOwner: the coarse clock. */
@@ -137,15 +146,15 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
     this.lastRead = this.host.now;
     this.batching = true;
     if (this.state === State.RAW) {
-      this.pushInput(this.rawInput as Input, chunk, false);
+      this.body.push(this.body.rawInput as Input, chunk, false);
     } else if (this.held.size > 0) {
       const held = this.held;
       held.append(chunk);
       this.process(held.buf as Buffer, held.start, held.end);
     } else {
-      this.consumed = 0;
+      this.consumedBytes = 0;
       this.process(chunk, 0, chunk.length);
-      if (this.consumed === chunk.length && chunk.length >= RELEASE_READ) releaseRead(chunk);
+      if (this.consumedBytes === chunk.length && chunk.length >= RELEASE_READ) releaseRead(chunk);
     }
     this.batching = false;
     this.out.flush();
@@ -160,10 +169,9 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
     this.peerEnded = true;
     if (this.state >= State.CLOSING) return;
     // No raw bytes can follow a FIN; an upgraded app may still write (the peer only half-closed).
-    this.rawInput?.finish();
+    this.body.rawInput?.finish();
     if (this.state === State.BODY) {
-      this.input.fail(this.disconnected("closed its side"));
-      this.bodyFailed = true;
+      this.body.disconnected("closed its side");
       this.state = State.HEAD;
     }
     if (this.upgraded) return;
@@ -172,33 +180,15 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
 
   onClose(): void {
     if (this.state === State.CLOSED) return;
-    if (this.state === State.BODY) this.input.fail(this.disconnected("reset the connection"));
+    if (this.state === State.BODY) this.body.disconnected("reset the connection");
     this.state = State.CLOSED;
-    // An Error captures a stack: make one only for a reader still waiting.
-    if (this.input !== EMPTY_INPUT || this.rawInput !== null) {
-      const err = new ConnectionClosedError();
-      this.input.fail(err);
-      this.rawInput?.fail(err);
-    }
+    this.body.closed();
     this.out.close();
     // An exchange still running its app may yet read the parser's fields: only an idle one is reused.
     if (!this.responding) releaseParser(this.parser);
     else this.exchange.lost();
     this.releaseInput();
     this.host.connectionClosed(this);
-  }
-
-  /** The error every unsatisfiable wsgi.input read rejects with once the client has gone (RFC 9112 §8). */
-  private disconnected(how: string): ClientDisconnected {
-    const got = this.body.received;
-    const expected = this.body.chunked ? -1 : this.parser.contentLength;
-    this.failReason = "client_disconnected";
-    const of = expected >= 0 ? ` of ${expected}` : " of a chunked body";
-    return new ClientDisconnected(
-      `client ${how} before the request body was complete (received ${got}${of} bytes)`,
-      got,
-      expected,
-    );
   }
 
   // ---- OutputOwner -----------------------------------------------------------------------
@@ -242,7 +232,7 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
           continue;
         case State.RAW:
           // After a 101 and the request's body, the bytes are the new protocol's, unframed.
-          this.pushInput(this.rawInput as Input, buf.subarray(pos, end), this.held.transient(buf));
+          this.body.push(this.body.rawInput as Input, buf.subarray(pos, end), this.held.transient(buf));
           this.releaseInput();
           return;
         case State.HEAD:
@@ -276,7 +266,7 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
       return -1;
     }
     this.headSince = -1;
-    this.consumed += n;
+    this.consumedBytes += n;
     if (this.parser.method === "CONNECT") {
       // A valid CONNECT asks for a tunnel (RFC 9110 §9.3.6), which an origin server does not make.
       this.refuse(501, "CONNECT is not supported", "connect_not_supported", buf, pos, pos + n);
@@ -287,95 +277,42 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
     return pos + n;
   }
 
+  /** Body bytes: into wsgi.input (BODY), or read and dropped (DISCARD); -1 when nothing more can be taken now. */
   private feedBody(buf: Buffer, pos: number, end: number): number {
     const body = this.body;
-    const n = body.execute(buf, pos, end);
-    if (n < 0) {
-      const [status, message] = BODY_ERRORS[-n] as readonly [number, string];
-      this.failBody(new HTTPError(status, message), BODY_REASONS[-n] as string);
+    const next = body.feed(buf, pos, end, this.state === State.DISCARD, this.held.transient(buf));
+    if (next === BODY_FAILED) {
+      this.bodyBroken();
       return -1;
     }
-    if (body.dataEnd > body.dataStart) {
-      if (this.state === State.DISCARD) {
-        this.discarded += body.dataEnd - body.dataStart;
-        if (this.discarded > MAX_DISCARD) {
-          this.endAfterFlush();
-          return -1;
-        }
-      } else {
-        this.pushInput(this.input, buf.subarray(body.dataStart, body.dataEnd), this.held.transient(buf));
-      }
+    if (next < 0) {
+      this.endAfterFlush();
+      return -1;
     }
     if (body.done) {
-      if (body.chunked && this.state === State.BODY) this.exchange.trailers(body.trailers);
+      if (body.decoder.chunked && this.state === State.BODY) this.exchange.trailers(body.decoder.trailers);
       this.state = this.upgraded ? State.RAW : State.HEAD;
-      this.input.finish();
     }
-    return pos + n;
+    return next;
   }
 
-  private pushInput(input: Input, view: Uint8Array, copy: boolean): void {
-    if (input.push(view, copy)) this.consumed += view.length;
-    // Unread input above the mark pauses reading, unless the app is waiting for more than that
-    // (read() to the end of a large body): then its own request is what bounds the buffer.
-    if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.pause(PAUSE_INPUT);
-  }
-
-  /** The body cannot be completed: its reads fail, and the connection closes after the response. */
-  private failBody(err: HTTPError, reason: string): void {
-    this.failReason = reason;
-    this.input.fail(err);
-    this.bodyFailed = true;
+  /** The body failed (its reads reject already): the framing is lost, so the connection closes after the response. */
+  private bodyBroken(): void {
     this.state = State.HEAD;
     if (!this.responding) this.endAfterFlush();
     else this.pause(PAUSE_INPUT);
-  }
-
-  /** InputOwner: the app asked for body bytes; now is the time for 100 Continue (RFC 9110 §10.1.1). */
-  inputWanted(input: Input): void {
-    if (input !== this.input || !this.expectContinue || this.continueSent || this.closed) return;
-    this.continueSent = true;
-    if (this.body.received > 0 || this.exchange.headersSent) return;
-    this.out.writeLatin1("HTTP/1.1 100 Continue\r\n\r\n");
-    this.out.commit();
-  }
-
-  /** InputOwner: a read waits for more than is buffered. */
-  inputStarved(): void {
-    if (!this.bodyFailed) this.unpause(PAUSE_INPUT);
-  }
-
-  /** InputOwner: the app read body bytes. */
-  inputConsumed(buffered: number): void {
-    if (buffered < INPUT_LOW_WATER && !this.bodyFailed) this.unpause(PAUSE_INPUT);
   }
 
   // ---- requests ----------------------------------------------------------------------------
 
   private startRequest(buf: Buffer, start: number): void {
     const p = this.parser;
-    this.discarded = 0;
-    this.bodyFailed = false;
-    this.continueSent = false;
-    this.failReason = "";
-    // An upgrade request's body is framed like any other; its raw stream is a second Input.
-    this.rawInput = isUpgradeRequest(p) ? new Input(this) : null;
-    if (p.chunked) {
-      this.body.startChunked();
-      this.state = State.BODY;
-      this.input = new Input(this);
-    } else if (p.contentLength > 0) {
-      if (p.contentLength > this.host.bodyLimits.maxBody) {
-        this.refuse(413, "request body too large", "body_too_large", buf, start, start + p.lineEnd);
-        return;
-      }
-      this.body.startLength(p.contentLength);
-      this.state = State.BODY;
-      this.input = new Input(this, p.contentLength);
-    } else {
-      this.input = EMPTY_INPUT;
+    this.refusal = "";
+    if (p.contentLength > this.host.bodyLimits.maxBody) {
+      this.refuse(413, "request body too large", "body_too_large", buf, start, start + p.lineEnd);
+      return;
     }
-    this.expectContinue = p.expectContinue && this.state === State.BODY;
+    if (this.body.begin(p)) this.state = State.BODY;
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -426,13 +363,9 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
       return;
     }
     // Not switched: no raw bytes will come, and what follows is the next request (RFC 9110 §7.8).
-    this.rawInput?.finish();
-    this.rawInput = null;
-    if (this.state === State.BODY) {
-      this.input.fail(new ConnectionClosedError("response finished before the body was read"));
-      this.state = State.DISCARD;
-    }
-    this.input = EMPTY_INPUT;
+    const pending = this.state === State.BODY;
+    this.body.responseDone(pending);
+    if (pending) this.state = State.DISCARD;
     this.lastRead = this.host.now;
     if (!this.batching) this.resume();
   }
@@ -459,7 +392,7 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
 
   /** Refuse a request: the precise status, a closed connection, an access-log line with the reason. */
   private refuse(status: number, message: string, reason: string, buf: Uint8Array, start: number, end: number): void {
-    this.failReason = reason;
+    this.refusal = reason;
     let e = start;
     const limit = Math.min(end, start + 1024);
     while (e < limit && buf[e] !== 13 && buf[e] !== 10) e++;
@@ -501,9 +434,8 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
    * is left that would have to be read and dropped, or that the client was never told to send.
    */
   mustClose(): boolean {
-    if (this.peerEnded || this.bodyFailed || this.host.stopping || this.host.crowded) return true;
-    if (this.state !== State.BODY) return false;
-    return this.expectContinue ? !this.continueSent : this.parser.contentLength - this.body.received > MAX_DISCARD;
+    if (this.peerEnded || this.body.failed || this.host.stopping || this.host.crowded) return true;
+    return this.state === State.BODY && this.body.blocksReuse;
   }
 
   /**
@@ -543,8 +475,10 @@ export class Connection implements InputOwner, OutputOwner, ConnectionPort {
     }
     switch (this.state) {
       case State.BODY:
-        if (t.body > 0 && now - this.lastRead >= t.body)
-          this.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
+        if (t.body > 0 && now - this.lastRead >= t.body) {
+          this.body.fail(new HTTPError(408, "request body timed out"), "body_timeout");
+          this.bodyBroken();
+        }
         return;
       case State.DISCARD:
         if (t.body > 0 && now - this.lastRead >= t.body) this.endAfterFlush();

@@ -1,0 +1,188 @@
+/** @module engine/request-body — a connection's request bodies: decoded into wsgi.input (and an upgrade's raw stream), 100 Continue on the first read, input flow control, and the errors a body that cannot be completed gives its reads. */
+
+import { BODY_ERRORS, BodyDecoder, BodyError, type BodyLimits } from "../body.ts";
+import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.ts";
+import { isUpgradeRequest } from "../http/request.ts";
+import type { RequestParser } from "../parser.ts";
+import { Input, type InputOwner } from "./input.ts";
+import type { Output } from "./output.ts";
+
+/** What a RequestBody needs of its connection. */
+export interface BodyHost {
+  readonly parser: RequestParser;
+  readonly out: Output;
+  readonly closed: boolean;
+  /** The response head is out: a 100 Continue would come too late. */
+  readonly headersSent: boolean;
+  /** Unread input is over the high-water mark: stop reading. */
+  pauseInput(): void;
+  /** A read waits, or the unread input is low again: read on. */
+  resumeInput(): void;
+  /** Bytes of the current read that nothing refers to any more (copied into a waiting read). */
+  consumed(n: number): void;
+}
+
+/** Unread request-body bytes above which reading pauses until the app reads. */
+const INPUT_HIGH_WATER = 256 * 1024;
+const INPUT_LOW_WATER = 64 * 1024;
+/** Unread body bytes the server will read and drop after a response to keep the connection. */
+export const MAX_DISCARD = 256 * 1024;
+
+/** What feed() returns besides a position: the body failed, or there was too much of it to drop. */
+export const BODY_FAILED = -1;
+export const DISCARD_TOO_LONG = -2;
+
+const EMPTY_INPUT = Input.empty();
+
+/** Why a body failed, as the stable lower-case code names logs and metrics use. */
+const REASONS: string[] = [];
+for (const [name, code] of Object.entries(BodyError)) REASONS[code] = name.toLowerCase();
+
+export class RequestBody implements InputOwner {
+  private readonly host: BodyHost;
+  readonly decoder: BodyDecoder;
+  /** The current request's wsgi.input. */
+  input: Input = EMPTY_INPUT;
+  /**
+   * An upgrade request's stream of bytes after its body (environ "bunwsgi.raw_input"); null
+   * for any other request. It starts once the app has sent 101 and the body has ended.
+   */
+  rawInput: Input | null = null;
+  /** The body was malformed, too large, too slow or cut: the connection closes after the response. */
+  failed = false;
+  /** Why it failed (a BodyError code name, "body_timeout", "client_disconnected"), or "". */
+  failReason = "";
+  expectContinue = false;
+  continueSent = false;
+  private discarded = 0;
+
+  constructor(host: BodyHost, limits: BodyLimits) {
+    this.host = host;
+    this.decoder = new BodyDecoder(limits);
+  }
+
+  /** Set up the body of the request just parsed; true when it has one (RFC 9112 §6.3). */
+  begin(p: RequestParser): boolean {
+    this.discarded = 0;
+    this.failed = false;
+    this.failReason = "";
+    this.continueSent = false;
+    // An upgrade request's body is framed like any other; its raw stream is a second Input.
+    this.rawInput = isUpgradeRequest(p) ? new Input(this) : null;
+    let has = true;
+    if (p.chunked) {
+      this.decoder.startChunked();
+      this.input = new Input(this);
+    } else if (p.contentLength > 0) {
+      this.decoder.startLength(p.contentLength);
+      this.input = new Input(this, p.contentLength);
+    } else {
+      this.input = EMPTY_INPUT;
+      has = false;
+    }
+    this.expectContinue = p.expectContinue && has;
+    return has;
+  }
+
+  /**
+   * Decode buf[pos, end) into wsgi.input, or drop it (`discard`: an answered request's rest).
+   * Returns the new position, BODY_FAILED or DISCARD_TOO_LONG; `done` once the body has ended.
+   */
+  feed(buf: Buffer, pos: number, end: number, discard: boolean, transient: boolean): number {
+    const d = this.decoder;
+    const n = d.execute(buf, pos, end);
+    if (n < 0) {
+      const [status, message] = BODY_ERRORS[-n] as readonly [number, string];
+      this.fail(new HTTPError(status, message), REASONS[-n] as string);
+      return BODY_FAILED;
+    }
+    if (d.dataEnd > d.dataStart) {
+      if (discard) {
+        this.discarded += d.dataEnd - d.dataStart;
+        if (this.discarded > MAX_DISCARD) return DISCARD_TOO_LONG;
+      } else {
+        this.push(this.input, buf.subarray(d.dataStart, d.dataEnd), transient);
+      }
+    }
+    if (d.done) this.input.finish();
+    return pos + n;
+  }
+
+  get done(): boolean {
+    return this.decoder.done;
+  }
+
+  /** Bytes for an Input; unread input above the mark pauses reading. */
+  push(input: Input, view: Uint8Array, copy: boolean): void {
+    if (input.push(view, copy)) this.host.consumed(view.length);
+    // Unless the app is waiting for more than that (read() to the end of a large body): then
+    // its own request is what bounds the buffer.
+    if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.host.pauseInput();
+  }
+
+  /** The body cannot be completed: every read it cannot satisfy rejects with `err`. */
+  fail(err: Error, reason: string): void {
+    this.failReason = reason;
+    this.failed = true;
+    this.input.fail(err);
+  }
+
+  /** The client ended (FIN) or reset the connection before the body was complete (RFC 9112 §8). */
+  disconnected(how: string): void {
+    const got = this.decoder.received;
+    const expected = this.decoder.chunked ? -1 : this.host.parser.contentLength;
+    const of = expected >= 0 ? ` of ${expected}` : " of a chunked body";
+    const err = new ClientDisconnected(
+      `client ${how} before the request body was complete (received ${got}${of} bytes)`,
+      got,
+      expected,
+    );
+    this.fail(err, "client_disconnected");
+  }
+
+  /** The response is done: a body still coming will be dropped, and an unused raw stream ends. */
+  responseDone(bodyPending: boolean): void {
+    this.rawInput?.finish();
+    this.rawInput = null;
+    if (bodyPending) this.input.fail(new ConnectionClosedError("response finished before the body was read"));
+    this.input = EMPTY_INPUT;
+  }
+
+  /** The connection closed: reads still waiting fail. */
+  closed(): void {
+    // An Error captures a stack: make one only for a reader still waiting.
+    if (this.input !== EMPTY_INPUT || this.rawInput !== null) {
+      const err = new ConnectionClosedError();
+      this.input.fail(err);
+      this.rawInput?.fail(err);
+    }
+  }
+
+  /**
+   * Body bytes are left that would have to be read and dropped (more than MAX_DISCARD), or that
+   * the client was never told to send (100-continue): the connection cannot persist.
+   */
+  get blocksReuse(): boolean {
+    if (this.expectContinue) return !this.continueSent;
+    return this.host.parser.contentLength - this.decoder.received > MAX_DISCARD;
+  }
+
+  /** InputOwner: the app asked for body bytes; now is the time for 100 Continue (RFC 9110 §10.1.1). */
+  inputWanted(input: Input): void {
+    if (input !== this.input || !this.expectContinue || this.continueSent || this.host.closed) return;
+    this.continueSent = true;
+    if (this.decoder.received > 0 || this.host.headersSent) return;
+    this.host.out.writeLatin1("HTTP/1.1 100 Continue\r\n\r\n");
+    this.host.out.commit();
+  }
+
+  /** InputOwner: a read waits for more than is buffered. */
+  inputStarved(): void {
+    if (!this.failed) this.host.resumeInput();
+  }
+
+  /** InputOwner: the app read body bytes. */
+  inputConsumed(buffered: number): void {
+    if (buffered < INPUT_LOW_WATER && !this.failed) this.host.resumeInput();
+  }
+}
