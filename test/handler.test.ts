@@ -881,7 +881,3 @@ describe("access log and handlerClass", () => {
     expect(r.status).toBe(200);
   });
 });
-
-test("hello helper is a sized app", () => {
-  expect(typeof hello).toBe("function");
-});

@@ -54,18 +54,19 @@ test("StreamLog writes a file and reopen() starts a new file after a rename (log
 test("the Date header is an IMF-fixdate and the log timestamp is local YYYY-MM-DD HH:MM:SS", () => {
   const date = new TextDecoder().decode(clock.dateHeader());
   expect(date).toMatch(/^Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n$/);
-  expect(Math.abs(Date.parse(clock.httpDate()) - Date.now())).toBeLessThan(2000);
+  expect(Math.abs(Date.parse(date.slice(6, -2)) - Date.now())).toBeLessThan(2000);
   expect(clock.localTimestamp()).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
 });
 
 test("the cached Date header moves on at each second boundary", async () => {
-  const second = (): number => Date.parse(clock.httpDate()) / 1000;
+  const httpDate = (): string => new TextDecoder().decode(clock.dateHeader()).slice(6, -2);
+  const second = (): number => Date.parse(httpDate()) / 1000;
   const first = second();
   // Just past the next boundary (timers fire no earlier than asked; 50 ms of slack for a busy machine).
   await Bun.sleep(1000 - (Date.now() % 1000) + 50);
   expect(second()).toBe(Math.floor(Date.now() / 1000));
   expect(second()).toBeGreaterThan(first);
-  expect(new TextDecoder().decode(clock.dateHeader())).toBe(`Date: ${clock.httpDate()}\r\n`);
+  expect(new TextDecoder().decode(clock.dateHeader())).toMatch(/^Date: .* GMT\r\n$/);
 });
 
 describe("the error log's levels and timestamps", () => {

@@ -5,7 +5,7 @@ import { clock } from "./clock.ts";
 
 /** What an access-log format reads from a finished request; WSGIHandler provides it. */
 export interface AccessRecord {
-  readonly clientAddress: [string, number] | string;
+  readonly clientAddress: ClientAddress;
   readonly requestline: string | null;
   readonly command: string;
   readonly path: string;
@@ -65,8 +65,16 @@ function requestHeader(r: AccessRecord, lower: string): string | null {
   return null;
 }
 
-const remoteAddr = (r: AccessRecord): string =>
-  typeof r.clientAddress === "string" ? r.clientAddress || "-" : r.clientAddress[0];
+/** A peer as logs show it: [host, port] for TCP; a unix socket's path (its peer has no address). */
+export type ClientAddress = [string, number] | string;
+
+/** The peer's host (or socket path), "-" when unknown. */
+export const clientHost = (a: ClientAddress): string => (typeof a === "string" ? a || "-" : a[0]);
+
+/** The peer for messages: "host:port", or the socket path. */
+export const clientLabel = (a: ClientAddress): string => (typeof a === "string" ? a || "unix socket" : `${a[0]}:${a[1]}`);
+
+const remoteAddr = (r: AccessRecord): string => clientHost(r.clientAddress);
 const dash = (s: string | null): string => (s === null || s === "" ? "-" : s);
 const duration = (r: AccessRecord): number => (r.timeFinish > 0 ? r.timeFinish - r.timeStart : 0);
 const targetPath = (r: AccessRecord): string => {

@@ -14,7 +14,6 @@ class Clock {
   private stale = true;
   private dateLine = new Uint8Array(0);
   private local = "";
-  private utcDate = "";
   private clfTime = "";
   private readonly expireBound = (): void => {
     this.stale = true;
@@ -32,8 +31,8 @@ class Clock {
     this.second = second;
     const d = new Date(second * 1000);
     // IMF-fixdate (RFC 9110 §5.6.7).
-    this.utcDate = `${DAYS[d.getUTCDay()]}, ${pad2(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} GMT`;
-    const line = `Date: ${this.utcDate}\r\n`;
+    const utcDate = `${DAYS[d.getUTCDay()]}, ${pad2(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} GMT`;
+    const line = `Date: ${utcDate}\r\n`;
     const bytes = new Uint8Array(line.length);
     for (let i = 0; i < line.length; i++) bytes[i] = line.charCodeAt(i);
     this.dateLine = bytes;
@@ -56,12 +55,6 @@ class Clock {
   dateHeader(): Uint8Array {
     this.refresh();
     return this.dateLine;
-  }
-
-  /** The IMF-fixdate of the current second. */
-  httpDate(): string {
-    this.refresh();
-    return this.utcDate;
   }
 
   /** Local "YYYY-MM-DD HH:MM:SS", gevent's access-log timestamp. */

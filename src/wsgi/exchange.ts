@@ -4,6 +4,7 @@ import type { ServerSocket } from "../engine/connection.ts";
 import type { ConnectionPort, Exchange } from "../engine/exchange.ts";
 import { ResponseWriter } from "../engine/response.ts";
 import { RequestDecoder } from "../http/request.ts";
+import { clientLabel } from "../observe/access.ts";
 import { timeNow } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { EnvironBuilder } from "./environ.ts";
@@ -262,7 +263,6 @@ export abstract class WSGIExchange implements Exchange {
 
   /** "host:port" of the peer, for messages. */
   clientLabel(): string {
-    const a = this.clientAddress;
-    return typeof a === "string" ? a || "unix socket" : `${a[0]}:${a[1]}`;
+    return clientLabel(this.clientAddress);
   }
 }

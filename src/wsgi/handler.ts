@@ -4,6 +4,7 @@ import type { ServerSocket } from "../engine/connection.ts";
 import { chunkLength } from "../engine/response.ts";
 import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
 import { clientCloses, HTTP_1X, isUpgradeRequest } from "../http/request.ts";
+import { clientHost } from "../observe/access.ts";
 import { clock, timeNow } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { errorText, WSGIExchange } from "./exchange.ts";
@@ -216,8 +217,7 @@ export class WSGIHandler extends WSGIExchange {
     if (format !== null) return format(this);
     const length = this.responseLength > 0 ? String(this.responseLength) : "-";
     const delta = this.timeFinish > 0 ? (this.timeFinish - this.timeStart).toFixed(6) : "-";
-    const addr = typeof this.clientAddress === "string" ? this.clientAddress : this.clientAddress[0];
     const code = this.code === null ? "000" : String(this.code);
-    return `${addr || "-"} - - [${clock.localTimestamp()}] "${this.requestline ?? ""}" ${code} ${length} ${delta}`;
+    return `${clientHost(this.clientAddress)} - - [${clock.localTimestamp()}] "${this.requestline ?? ""}" ${code} ${length} ${delta}`;
   }
 }
