@@ -28,4 +28,4 @@ export {
 } from "./observe/log.ts";
 export { WSGIHandler } from "./wsgi/handler.ts";
 export { type HandlerClass, VERSION, WSGIServer, type WSGIServerOptions } from "./wsgi/server.ts";
-export type { Application, Body, Chunk, Environ, ResponseHeaders, StartResponse, Write } from "./wsgi/types.ts";
+export type { Application, Body, Chunk, Environ, ResponseHeaders, SetTimeout, StartResponse, Write } from "./wsgi/types.ts";

@@ -40,6 +40,8 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
       maxChunkExt: n("limits.chunk_ext"),
       maxTrailerBytes: n("limits.trailer_bytes"),
       maxTrailers: n("limits.trailers"),
+      minBodyRate: n("limits.min_body_rate"),
+      minResponseRate: n("limits.min_response_rate"),
     },
     timeouts: {
       header: n("timeouts.header"),
@@ -48,6 +50,10 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
       write: n("timeouts.write"),
       shutdown: n("timeouts.shutdown"),
       stopIdle: n("timeouts.stop_idle"),
+      upgraded: n("timeouts.upgraded"),
+      app: n("timeouts.app"),
+      minBodyRateGrace: n("timeouts.min_body_rate_grace"),
+      minResponseRateGrace: n("timeouts.min_response_rate_grace"),
     },
   };
 }

@@ -277,6 +277,28 @@ const rows: Row[] = [
     doc: "Largest request body, by Content-Length or chunked; larger gets 413.",
   },
   {
+    key: "limits.min_body_rate",
+    kind: "int",
+    default: 240,
+    min: 0,
+    max: 1_000_000_000,
+    metavar: "BYTES_PER_S",
+    reload: true,
+    example: "240",
+    doc: "Slowest request body accepted, in bytes/s on average after `timeouts.min_body_rate_grace` (Kestrel's MinRequestBodyDataRate); time the server is not reading (the app has not asked for more) does not count. Slower gets 408. 0: off.",
+  },
+  {
+    key: "limits.min_response_rate",
+    kind: "int",
+    default: 240,
+    min: 0,
+    max: 1_000_000_000,
+    metavar: "BYTES_PER_S",
+    reload: true,
+    example: "240",
+    doc: "Slowest reading of a response accepted, in bytes/s the client's kernel takes while responses wait for it, on average after `timeouts.min_response_rate_grace` (Kestrel's MinResponseDataRate); slower is cut off. 0: off.",
+  },
+  {
     key: "limits.chunk_ext",
     kind: "int",
     default: 4096,
@@ -321,6 +343,18 @@ const rows: Row[] = [
         2,
         "During a graceful stop, idle keep-alive connections stay open this long (at most `shutdown`): a request already on its way gets an answer with `Connection: close`, not a reset.",
       ],
+      [
+        "upgraded",
+        300,
+        "An upgraded connection (after 101) with no bytes either way this long is closed; the app may change it per request (`bunwsgi.set_timeout`).",
+      ],
+      [
+        "app",
+        0,
+        "A request whose app has not finished its response this long gets 503 (or, once its head was sent, a cut connection), its result closed and an error-log line (uWSGI's harakiri); 0: no limit. The app may change it per request (`bunwsgi.set_timeout`).",
+      ],
+      ["min_body_rate_grace", 5, "Seconds a request body may start slowly before `limits.min_body_rate` applies."],
+      ["min_response_rate_grace", 5, "Seconds a client may read a response slowly before `limits.min_response_rate` applies."],
     ] as const
   ).map(
     ([name, value, doc]): Row => ({
@@ -376,6 +410,10 @@ export interface Limits {
   maxTrailerBytes: number;
   /** Most trailer fields (431). */
   maxTrailers: number;
+  /** Slowest request body accepted, bytes/s after a grace (408); 0: off. */
+  minBodyRate: number;
+  /** Slowest response reading accepted, bytes/s after a grace (cut); 0: off. */
+  minResponseRate: number;
 }
 
 /** Timeouts in seconds; 0 disables one. */
@@ -396,6 +434,13 @@ export interface Timeouts {
    * instead of meeting a closed socket.
    */
   stopIdle: number;
+  /** An upgraded connection idle (no bytes either way) this long is closed. */
+  upgraded: number;
+  /** An app that has not finished its response this long: 503, or a cut after its head (0: off). */
+  app: number;
+  /** Seconds before the minimum rates apply. */
+  minBodyRateGrace: number;
+  minResponseRateGrace: number;
 }
 
 const defaultOf = (key: string): number => (BY_KEY.get(key) as Setting).default as number;
@@ -410,6 +455,8 @@ export function defaultLimits(): Limits {
     maxChunkExt: defaultOf("limits.chunk_ext"),
     maxTrailerBytes: defaultOf("limits.trailer_bytes"),
     maxTrailers: defaultOf("limits.trailers"),
+    minBodyRate: defaultOf("limits.min_body_rate"),
+    minResponseRate: defaultOf("limits.min_response_rate"),
   };
 }
 
@@ -422,5 +469,9 @@ export function defaultTimeouts(): Timeouts {
     write: defaultOf("timeouts.write"),
     shutdown: defaultOf("timeouts.shutdown"),
     stopIdle: defaultOf("timeouts.stop_idle"),
+    upgraded: defaultOf("timeouts.upgraded"),
+    app: defaultOf("timeouts.app"),
+    minBodyRateGrace: defaultOf("timeouts.min_body_rate_grace"),
+    minResponseRateGrace: defaultOf("timeouts.min_response_rate_grace"),
   };
 }

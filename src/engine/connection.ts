@@ -1,6 +1,7 @@
 /** @module engine/connection — one socket as a state machine: what its incoming bytes are (head, body, discard, raw, closing), request sequencing, flow control and deadlines. */
 
 import type { Socket } from "bun";
+import type { Timeouts } from "../config/settings.ts";
 import { HTTPError } from "../errors.ts";
 import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
@@ -8,6 +9,7 @@ import { HeldBytes } from "./held.ts";
 import type { Input } from "./input.ts";
 import { Output, type OutputOwner } from "./output.ts";
 import { RELEASE_READ, releaseParser, releaseRead, takeParser } from "./pools.ts";
+import { RateWindow } from "./rate.ts";
 import { BODY_FAILED, type BodyHost, RequestBody } from "./request-body.ts";
 
 export type ServerSocket = Socket<Connection>;
@@ -80,10 +82,18 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
   /** Resolves whenSettled() promises; made only when a stop waits. */
   private settle: (() => void) | null = null;
 
-  // Deadlines, in host.now seconds.
-  private lastRead: number;
+  // Deadlines, in seconds of performance.now(). Times taken from the coarse clock (host.now,
+  // up to a tick behind) are read as the end of their tick, so no deadline fires early.
+  /** When bytes last arrived (precise: one clock read per read callback). */
+  lastRead: number;
   private headSince = -1;
   private endedAt = 0;
+  /** When the current request reached the app, and its limits (bunwsgi.set_timeout may change them; 0: none). */
+  private appSince = 0;
+  private appLimit = 0;
+  private upgradedLimit = 0;
+  private readonly bodyRate = new RateWindow();
+  private readonly responseRate = new RateWindow();
 
   private readonly responseDoneBound = (): void => this.responseDone();
   private readonly responseFailedBound = (e: unknown): void => this.responseFailed(e);
@@ -94,7 +104,7 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
     this.parser = takeParser(host.headLimits);
     this.body = new RequestBody(this, host.bodyLimits);
     this.out = new Output(socket, this);
-    this.lastRead = this.out.lastProgress = host.now;
+    this.lastRead = this.out.lastProgress = performance.now() / 1000;
   }
 
   get closed(): boolean {
@@ -143,7 +153,7 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
 
   onData(chunk: Buffer): void {
     if (this.state >= State.CLOSING) return;
-    this.lastRead = this.host.now;
+    this.lastRead = performance.now() / 1000;
     this.batching = true;
     if (this.state === State.RAW) {
       this.body.push(this.body.rawInput as Input, chunk, false);
@@ -253,7 +263,7 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
 
   /** Parse a request head at buf[pos…] and start its request; -1 when nothing more can be taken now. */
   private parseHead(buf: Buffer, pos: number, end: number): number {
-    if (this.headSince < 0) this.headSince = this.host.now;
+    if (this.headSince < 0) this.headSince = this.lastRead;
     const n = this.parser.execute(buf, pos, end);
     if (n === 0) {
       this.hold(buf, pos, end);
@@ -312,7 +322,14 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
       this.refuse(413, "request body too large", "body_too_large", buf, start, start + p.lineEnd);
       return;
     }
-    if (this.body.begin(p)) this.state = State.BODY;
+    if (this.body.begin(p)) {
+      this.state = State.BODY;
+      this.bodyRate.reset();
+    }
+    const t = this.host.timeouts;
+    this.appSince = this.lastRead;
+    this.appLimit = t.app;
+    this.upgradedLimit = t.upgraded;
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -366,8 +383,18 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
     const pending = this.state === State.BODY;
     this.body.responseDone(pending);
     if (pending) this.state = State.DISCARD;
-    this.lastRead = this.host.now;
+    this.lastRead = performance.now() / 1000;
     if (!this.batching) this.resume();
+  }
+
+  /**
+   * ConnectionPort: change a deadline of the current request (environ "bunwsgi.set_timeout"):
+   * "app" (seconds from the request's start until its response is done; 0: none) or
+   * "upgraded" (idle seconds after a 101).
+   */
+  setTimeout(kind: "app" | "upgraded", seconds: number): void {
+    if (kind === "app") this.appLimit = seconds;
+    else this.upgradedLimit = seconds;
   }
 
   /** The app sent 101 (RFC 9110 §15.2.2): after the request's body, bytes go to rawInput. */
@@ -406,7 +433,7 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
   endAfterFlush(): void {
     if (this.state >= State.CLOSING) return;
     this.state = State.CLOSING;
-    this.endedAt = this.host.now;
+    this.endedAt = this.host.now + 1;
     this.releaseInput();
     this.out.flush();
     if (this.out.queued === 0 && !this.closed) this.socket.end();
@@ -456,33 +483,45 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
     if (this.idle) this.endAfterFlush();
   }
 
-  /** Called once a second by the server's timer with its coarse clock: the deadline of each state. */
+  /**
+   * Called once a second by the server's timer: the deadline of each state. A deadline fires
+   * at the first tick at or after it, so at most a tick late and never early.
+   */
   tick(now: number): void {
     const t = this.host.timeouts;
     switch (this.state) {
       case State.CLOSED:
         return;
       case State.CLOSING:
-        if (now - this.endedAt >= LINGER) this.terminate();
+        if (now >= this.endedAt + LINGER) this.terminate();
         return;
     }
-    if (this.out.queued > 0 && t.write > 0 && now - this.out.lastProgress >= t.write) {
-      this.exchange.logError(
-        `closing connection from ${this.exchange.clientLabel()}: no response bytes accepted for ${t.write}s`,
-      );
-      this.terminate();
+    if (this.responding && this.appLimit > 0 && now - this.appSince >= this.appLimit) {
+      // The app's time is up (uWSGI's harakiri): the exchange answers 503 if it still can.
+      this.refusal = "app_timeout";
+      if (this.exchange.timedOut(this.appLimit)) this.endAfterFlush();
+      else this.terminate();
       return;
     }
+    if (this.out.queued === 0) this.responseRate.reset();
+    else if (this.outputStalled(now, t)) return;
     switch (this.state) {
       case State.BODY:
-        if (t.body > 0 && now - this.lastRead >= t.body) {
-          this.body.fail(new HTTPError(408, "request body timed out"), "body_timeout");
-          this.bodyBroken();
-        }
+        this.bodyDeadlines(now, t);
         return;
       case State.DISCARD:
         if (t.body > 0 && now - this.lastRead >= t.body) this.endAfterFlush();
         return;
+      case State.RAW: {
+        const idle = now - Math.max(this.lastRead, this.out.lastSend + 1);
+        if (this.upgradedLimit > 0 && idle >= this.upgradedLimit) {
+          this.exchange.logError(
+            `closing upgraded connection from ${this.exchange.clientLabel()}: idle for ${this.upgradedLimit}s`,
+          );
+          this.terminate();
+        }
+        return;
+      }
       case State.HEAD:
         if (this.responding) return;
         if (this.headSince >= 0 && this.held.size > 0) {
@@ -495,6 +534,48 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
         if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) this.endAfterFlush();
         return;
     }
+  }
+
+  /**
+   * Output waits for the client: cut it when the kernel took nothing for `timeouts.write`, or
+   * took less than `limits.min_response_rate` over its grace. Progress is what the kernel
+   * accepts (tried here once a tick), not drain events: a steady slow reader frees socket
+   * buffer space in pieces too small to wake a drain.
+   */
+  private outputStalled(now: number, t: Timeouts): boolean {
+    const out = this.out;
+    out.poke();
+    let why = "";
+    if (t.write > 0 && now - out.lastProgress >= t.write) why = `no response bytes accepted for ${t.write}s`;
+    else if (
+      this.responseRate.tooSlow(now, out.accepted, this.host.limits.minResponseRate, Math.max(1, t.minResponseRateGrace))
+    ) {
+      why = `reading the response slower than ${this.host.limits.minResponseRate} bytes/s`;
+    }
+    if (why === "") return false;
+    this.exchange.logError(`closing connection from ${this.exchange.clientLabel()}: ${why}`);
+    this.terminate();
+    return true;
+  }
+
+  /** A body that stalls for `timeouts.body`, or comes slower than `limits.min_body_rate`, gets 408. */
+  private bodyDeadlines(now: number, t: Timeouts): void {
+    if ((this.paused & PAUSE_INPUT) !== 0) {
+      // Not reading is the app's doing (it has not asked for more), not the client's.
+      this.bodyRate.reset();
+      return;
+    }
+    let reason = "";
+    if (t.body > 0 && now - this.lastRead >= t.body) reason = "body_timeout";
+    else if (
+      this.bodyRate.tooSlow(now, this.body.decoder.received, this.host.limits.minBodyRate, Math.max(1, t.minBodyRateGrace))
+    ) {
+      reason = "body_too_slow";
+    }
+    if (reason === "") return;
+    const message = reason === "body_timeout" ? "request body timed out" : "request body too slow";
+    this.body.fail(new HTTPError(408, message), reason);
+    this.bodyBroken();
   }
 }
 

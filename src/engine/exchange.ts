@@ -1,7 +1,7 @@
 /** @module engine/exchange — the contracts around a connection: the Exchange (one app-side request/response handler per connection), the narrow port that side sees of the connection, and what the connection needs of its server. */
 
 import type { BodyLimits } from "../body.ts";
-import type { Timeouts } from "../config/settings.ts";
+import type { Limits, Timeouts } from "../config/settings.ts";
 import type { HeadLimits, RequestParser } from "../parser.ts";
 import type { Input } from "./input.ts";
 import type { Output } from "./output.ts";
@@ -25,6 +25,11 @@ export interface Exchange {
   lost(): void;
   /** A stop gave up waiting for the response of a cut connection: log it as abandoned. */
   abandon(waited: number): void;
+  /**
+   * The app's time (`limit` seconds) is up: end its result and log it; true when a 503 was
+   * sent (nothing had been), false when the connection must be cut.
+   */
+  timedOut(limit: number): boolean;
   /** The response asked for the connection to close after it. */
   readonly closeAfter: boolean;
   /** The response head has gone out (a 100 Continue is then pointless). */
@@ -50,12 +55,17 @@ export interface ConnectionPort {
   mustClose(): boolean;
   /** The app sent 101: after the request's body, bytes go to rawInput. */
   upgradeAccepted(): void;
+  /** When the request's bytes arrived (performance.now() seconds). */
+  readonly lastRead: number;
+  /** Change a deadline of the current request: "app" (0: none) or "upgraded" (idle after 101). */
+  setTimeout(kind: "app" | "upgraded", seconds: number): void;
 }
 
 /** What a Connection needs from its server. */
 export interface ConnectionHost {
   readonly headLimits: HeadLimits;
   readonly bodyLimits: BodyLimits;
+  readonly limits: Limits;
   readonly timeouts: Timeouts;
   readonly stopping: boolean;
   /** Connections wait for a slot: close after the response instead of keeping the connection idle. */

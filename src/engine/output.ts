@@ -47,8 +47,12 @@ export class Output {
   private qHead = 0;
   /** Response bytes accepted but not yet taken by the kernel. */
   queued = 0;
-  /** Coarse-clock second when the queue last made progress (write deadline). */
+  /** When the kernel last took queued bytes, or the queue began (performance.now() seconds). */
   lastProgress = 0;
+  /** Bytes the kernel took from the queue, in all (the response rate is measured on it). */
+  accepted = 0;
+  /** Coarse-clock second of the last write (an upgraded connection's idle deadline). */
+  lastSend = 0;
   /** No more bytes are written: the connection closed, or the socket refused a write. */
   dead = false;
   private drainPromise: Promise<void> | null = null;
@@ -115,6 +119,7 @@ export class Output {
   /** Write b[0, len); what the socket does not take is queued (copied when b is reused, as scratch is). */
   private send(b: Uint8Array, len: number, copy: boolean): void {
     if (this.dead) return;
+    this.lastSend = this.owner.now;
     if (this.qHead < this.queue.length) {
       const all = b.subarray(0, len);
       this.enqueue(copy ? copyOf(all) : all);
@@ -133,7 +138,7 @@ export class Output {
   }
 
   private enqueue(b: Uint8Array): void {
-    if (this.queued === 0) this.lastProgress = this.owner.now;
+    if (this.queued === 0) this.lastProgress = performance.now() / 1000;
     this.queue.push(b);
     this.queued += b.length;
     if (this.queued > OUTPUT_HIGH_WATER) this.owner.outputBacklogged();
@@ -142,22 +147,39 @@ export class Output {
   /** The socket can take more: write what is queued, as much as it takes. */
   onDrain(): void {
     if (this.dead) return;
-    this.lastProgress = this.owner.now;
+    if (this.writeQueued()) this.drained();
+  }
+
+  /** Try the queue once (the deadline check does, once a tick): progress the kernel makes shows. */
+  poke(): void {
+    if (!this.dead && this.queued > 0 && this.writeQueued()) this.drained();
+  }
+
+  /** Write queued chunks as far as the kernel takes them; true when the queue emptied. */
+  private writeQueued(): boolean {
     while (this.qHead < this.queue.length) {
       const c = this.queue[this.qHead] as Uint8Array;
       const n = this.socket.write(c);
       if (n < 0) {
         this.fail();
-        return;
+        return false;
+      }
+      if (n > 0) {
+        this.lastProgress = performance.now() / 1000;
+        this.accepted += n;
       }
       if (n < c.length) {
         this.queue[this.qHead] = c.subarray(n);
         this.queued -= n;
-        return;
+        return false;
       }
       this.queued -= c.length;
       this.qHead++;
     }
+    return true;
+  }
+
+  private drained(): void {
     this.queue.length = 0;
     this.qHead = 0;
     this.queued = 0;

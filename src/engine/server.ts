@@ -66,6 +66,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
   // Set by setLimits() from the constructor on.
   headLimits!: HeadLimits;
   bodyLimits!: BodyLimits;
+  limits!: Limits;
   timeouts!: Timeouts;
   stopping = false;
   now = performance.now() / 1000;
@@ -139,8 +140,11 @@ export abstract class Server implements ConnectionHost, PoolMember {
     const l = { ...defaultLimits(), ...limits };
     const t = { ...defaultTimeouts(), ...timeouts };
     for (const [k, v] of Object.entries(l)) {
-      if (!Number.isInteger(v) || v < 1)
-        throw new ConfigError(`limits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+      // A minimum rate may be 0 (off); every size needs at least a byte.
+      const least = k === "minBodyRate" || k === "minResponseRate" ? 0 : 1;
+      if (!Number.isInteger(v) || v < least) {
+        throw new ConfigError(`limits.${k} must be an integer of at least ${least}, got ${JSON.stringify(v)}`);
+      }
     }
     for (const [k, v] of Object.entries(t)) {
       if (typeof v !== "number" || !(v >= 0)) {
@@ -154,6 +158,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
       maxTrailerBytes: l.maxTrailerBytes,
       maxTrailers: l.maxTrailers,
     };
+    this.limits = l;
     this.timeouts = t;
   }
 

@@ -71,3 +71,6 @@ const TIME_ORIGIN = performance.timeOrigin;
 
 /** Seconds since the epoch with sub-millisecond precision, like Python's time.time(). */
 export const timeNow = (): number => (TIME_ORIGIN + performance.now()) / 1000;
+
+/** The epoch seconds of a performance.now() reading given in seconds (a time the engine already took). */
+export const epochOf = (perfSeconds: number): number => TIME_ORIGIN / 1000 + perfSeconds;

@@ -3,10 +3,11 @@
 import type { ServerSocket } from "../engine/connection.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
+import { ContractError } from "../errors.ts";
 import { unquoteLatin1 } from "../http/request.ts";
 import { FIELD_SLOTS, FieldKind } from "../parser.ts";
 import type { WSGIServer } from "./server.ts";
-import type { Environ } from "./types.ts";
+import type { Environ, SetTimeout } from "./types.ts";
 
 const NO_INPUT = Input.empty();
 
@@ -44,9 +45,20 @@ export class EnvironBuilder {
   private templateBase: Readonly<Record<string, unknown>> | null = null;
   private readonly templateNames: string[] = [];
   private readonly templateValues: string[] = [];
+  /** environ["bunwsgi.set_timeout"]: one per connection, it changes the current request's deadlines. */
+  private readonly setTimeout: SetTimeout;
 
   constructor(socket: ServerSocket, address: [string, number] | string) {
     this.socket = socket;
+    const conn = socket.data;
+    this.setTimeout = (kind, seconds) => {
+      if ((kind !== "app" && kind !== "upgraded") || typeof seconds !== "number" || !(seconds >= 0)) {
+        throw new ContractError(
+          `bunwsgi.set_timeout("app" | "upgraded", seconds ≥ 0), got (${JSON.stringify(kind)}, ${JSON.stringify(seconds)})`,
+        );
+      }
+      conn.setTimeout(kind, seconds);
+    };
     // A unix socket's peer has no address (the string is the socket's path, for logs).
     this.remoteAddr = typeof address === "string" ? "" : address[0];
     this.remotePort = typeof address === "string" ? "" : String(address[1]);
@@ -189,6 +201,7 @@ export class EnvironBuilder {
       const prev = env[key];
       env[key] = prev === undefined ? value : `${prev}${kind === FieldKind.COOKIE ? "; " : ", "}${value}`;
     }
+    env["bunwsgi.set_timeout"] = this.setTimeout;
     // Placeholders that build() replaces: a template must not keep a request's body alive.
     env["wsgi.input"] = NO_INPUT;
     env["wsgi.input_terminated"] = true;

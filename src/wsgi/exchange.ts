@@ -53,6 +53,8 @@ export abstract class WSGIExchange implements Exchange {
   protected readonly results: ResultSender;
   /** This request's access-log line is written. */
   private logged = false;
+  /** The app ran out of time (timeouts.app): what it sends now is refused. */
+  protected expired = false;
 
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     this.socket = socket;
@@ -146,6 +148,7 @@ export abstract class WSGIExchange implements Exchange {
     this.result = null;
     this.startCalled = false;
     this.results.reset();
+    this.expired = false;
     this.logged = false;
   }
 
@@ -164,6 +167,19 @@ export abstract class WSGIExchange implements Exchange {
       `${this.requestline ?? "request"} from ${this.clientLabel()}: abandoned at stop; the application had not finished ${waited}s after its connection was cut`,
     );
     this.finishRequest();
+  }
+
+  /** Exchange: the app's time is up (uWSGI's harakiri); answer 503 if nothing was sent yet. */
+  timedOut(limit: number): boolean {
+    const answer = !this.response.headersSent;
+    this.logError(
+      `${this.requestline ?? "request"} from ${this.clientLabel()}: the application did not finish within ${limit}s (timeouts.app); ${answer ? "answered 503" : "connection cut"}`,
+    );
+    this.expired = true;
+    if (answer) this.sendError(503);
+    this.lost();
+    this.finishRequest();
+    return answer;
   }
 
   /** Log the request, once, whatever path ends it. */

@@ -5,7 +5,7 @@ import { chunkLength } from "../engine/response.ts";
 import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
 import { clientCloses, HTTP_1X, isUpgradeRequest } from "../http/request.ts";
 import { clientHost } from "../observe/access.ts";
-import { clock, timeNow } from "../observe/clock.ts";
+import { clock, epochOf } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { errorText, WSGIExchange } from "./exchange.ts";
 import { checkChunk } from "./result.ts";
@@ -67,7 +67,8 @@ export class WSGIHandler extends WSGIExchange {
   /** Handle the request whose head the connection just parsed. */
   handleOneRequest(): void | Promise<void> {
     this.resetRequest();
-    this.timeStart = timeNow();
+    // When its bytes arrived: the connection took the time already (one clock read per read).
+    this.timeStart = epochOf(this.connection.lastRead);
     const line = this.readRequestline();
     this.requestline = line;
     try {
@@ -152,7 +153,8 @@ export class WSGIHandler extends WSGIExchange {
     if (!this.startCalled) throw new ContractError("write() called before startResponse()");
     checkChunk(data);
     const conn = this.connection;
-    if (conn.closed) return Promise.reject(new ConnectionClosedError());
+    if (conn.closed || this.expired)
+      return Promise.reject(new ConnectionClosedError(this.expired ? "the request's time is up (timeouts.app)" : undefined));
     const len = chunkLength(data);
     if (len === 0) return RESOLVED;
     const response = this.response;

@@ -18,6 +18,12 @@ export type Body = readonly Chunk[] | (Iterable<Chunk> & { readonly length?: nev
 /** The application: called once per request. */
 export type Application = (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>;
 
+/**
+ * Change a deadline of the current request: "app" (seconds from its start until its response is
+ * done, 0 for none: a long stream turns it off) or "upgraded" (idle seconds after a 101).
+ */
+export type SetTimeout = (kind: "app" | "upgraded", seconds: number) => void;
+
 /** The request environment: CGI keys as strings, `wsgi.*` keys, and bunwsgi extensions. */
 export interface Environ {
   REQUEST_METHOD: string;
@@ -47,5 +53,7 @@ export interface Environ {
   "bunwsgi.trailers"?: Array<[string, string]>;
   /** An upgrade request's raw byte stream, which starts after a 101 and the request's body. */
   "bunwsgi.raw_input"?: Input;
+  /** Change this request's deadlines (timeouts.app, timeouts.upgraded). */
+  "bunwsgi.set_timeout": SetTimeout;
   [key: string]: unknown;
 }

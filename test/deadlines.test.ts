@@ -1,0 +1,249 @@
+/** @module test/deadlines — every connection state has a deadline, slow is not stalled: upgraded idle, minimum body and response rates, the app deadline, and deadlines that never fire early. */
+
+import { describe, expect, test } from "bun:test";
+import type { Application, Input } from "../src/index.ts";
+import { RawClient, serverPool } from "./helpers.ts";
+
+const start = serverPool();
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
+
+const echoUpgrade =
+  (extend: number | null): Application =>
+  async (env, sr) => {
+    if (extend !== null) env["bunwsgi.set_timeout"]("upgraded", extend);
+    const raw = env["bunwsgi.raw_input"] as Input;
+    sr("101 Switching Protocols", [["Upgrade", "echo"]]);
+    return (async function* () {
+      for (;;) {
+        const b = await raw.read(1);
+        if (b.length === 0) return;
+        yield b;
+      }
+    })();
+  };
+
+describe("an upgraded connection's idle deadline (timeouts.upgraded)", () => {
+  test("a silent upgraded connection is closed after timeouts.upgraded, and the error log says so", async () => {
+    const { port, errors } = start(echoUpgrade(null), { timeouts: { upgraded: 1 } });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    expect((await c.response({ head: true })).status).toBe(101);
+    const began = Date.now();
+    c.send("x");
+    expect(await c.readRaw(1)).toBe("x");
+    await c.waitClosed(4000);
+    const idle = Date.now() - began;
+    expect(idle).toBeGreaterThanOrEqual(1000);
+    expect(idle).toBeLessThan(3200);
+    expect(errors.join("")).toContain("closing upgraded connection from 127.0.0.1:");
+  });
+
+  test("bytes either way keep it open, and the app may give it longer with bunwsgi.set_timeout", async () => {
+    const { port } = start(echoUpgrade(3), { timeouts: { upgraded: 1 } });
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    expect((await c.response({ head: true })).status).toBe(101);
+    await Bun.sleep(2100);
+    expect(c.closed).toBe(false);
+    c.send("y");
+    expect(await c.readRaw(1)).toBe("y");
+    c.close();
+  });
+});
+
+describe("a minimum request-body rate (limits.min_body_rate)", () => {
+  const reader: Application = async (env, sr) => {
+    const body = await env["wsgi.input"].read();
+    sr("200 OK", []);
+    return [`got ${body.length}`];
+  };
+  const options = { limits: { minBodyRate: 200 }, timeouts: { minBodyRateGrace: 1, body: 30 } };
+
+  test("a body trickled at a byte every 300 ms gets 408 once the grace is over, reason body_too_slow", async () => {
+    const { port, access } = start(reader, { ...options, logFormat: "{status} {reason}" });
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
+    const began = Date.now();
+    let sent = 0;
+    while (!c.closed && sent < 30) {
+      c.send("x");
+      sent++;
+      await Bun.sleep(300);
+      if (c.take().includes(" 408 ")) break;
+    }
+    await c.waitClosed();
+    expect(Date.now() - began).toBeLessThan(5000);
+    await waitFor(() => access.length > 0);
+    expect(access[0]).toBe("408 body_too_slow\n");
+  });
+
+  test("a slow but steady body (about 2 KB/s) completes", async () => {
+    const { port } = start(reader, options);
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6000\r\n\r\n");
+    for (let i = 0; i < 30; i++) {
+      c.send("y".repeat(200));
+      await Bun.sleep(100);
+    }
+    const r = await c.response();
+    expect(r.status).toBe(200);
+    expect(r.body).toBe("got 6000");
+    c.close();
+  });
+});
+
+/** A Python client that reads `chunk` bytes every `every` seconds for `seconds`, with a small receive buffer. */
+async function pacedReader(
+  port: number,
+  chunk: number,
+  every: number,
+  seconds: number,
+): Promise<{ got: number; closed: boolean }> {
+  const script = `
+import socket, time, sys, json
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+s.connect(("127.0.0.1", ${port}))
+s.sendall(b"GET /stream HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
+got, closed, end = 0, False, time.time() + ${seconds}
+while time.time() < end:
+    d = s.recv(${chunk})
+    if not d:
+        closed = True
+        break
+    got += len(d)
+    time.sleep(${every})
+print(json.dumps({"got": got, "closed": closed}))
+`;
+  const p = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  return JSON.parse(out) as { got: number; closed: boolean };
+}
+
+describe("slow readers of a response: progress, not drain events (timeouts.write, limits.min_response_rate)", () => {
+  const stream: Application = (_env, sr) => {
+    sr("200 OK", [["Content-Type", "application/octet-stream"]]);
+    const chunk = new Uint8Array(64 * 1024).fill(97);
+    return (async function* () {
+      for (let i = 0; i < 1024; i++) yield chunk;
+    })();
+  };
+
+  test("a steady reader at ~160 KiB/s is never cut by a 1 s write timeout", async () => {
+    const { port, errors } = start(stream, {
+      timeouts: { write: 1, minResponseRateGrace: 1 },
+      limits: { minResponseRate: 1000 },
+    });
+    const r = await pacedReader(port, 16384, 0.1, 4);
+    expect(r.closed).toBe(false);
+    expect(r.got).toBeGreaterThan(400_000);
+    expect(errors.join("")).toBe("");
+  }, 10_000);
+
+  test("a reader slower than limits.min_response_rate is cut once its grace is over", async () => {
+    const { port, errors } = start(stream, {
+      timeouts: { write: 30, minResponseRateGrace: 1 },
+      limits: { minResponseRate: 100_000 },
+    });
+    // The client's kernel still holds bytes sent before the cut, so it is the server that tells.
+    await pacedReader(port, 1024, 0.2, 4);
+    expect(errors.join("")).toContain("reading the response slower than 100000 bytes/s");
+  }, 10_000);
+
+  test("a reader that stops reading is cut after timeouts.write", async () => {
+    const { port, errors } = start(stream, { timeouts: { write: 1 }, limits: { minResponseRate: 0 } });
+    const c = await RawClient.connect(port);
+    c.pauseReading();
+    c.send("GET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+    await waitFor(() => errors.join("").includes("no response bytes accepted for 1s"), 6000);
+    c.close();
+  });
+});
+
+describe("the app deadline (timeouts.app)", () => {
+  test("an app that produces nothing in time gets 503, its result closed, and an error-log line naming the request", async () => {
+    let closed = false;
+    const { port, errors, access } = start(
+      (_env, sr) => {
+        return (async function* () {
+          try {
+            await Bun.sleep(60_000);
+            sr("200 OK", []);
+            yield "late";
+          } finally {
+            closed = true;
+          }
+        })();
+      },
+      { timeouts: { app: 1 }, logFormat: "{status} {reason}" },
+    );
+    const c = await RawClient.connect(port);
+    const began = Date.now();
+    c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    const r = await c.response({ ms: 4000 });
+    expect(r.status).toBe(503);
+    expect(Date.now() - began).toBeGreaterThanOrEqual(1000);
+    await c.waitClosed();
+    expect(errors.join("")).toMatch(/GET \/slow HTTP\/1\.1 from 127\.0\.0\.1:\d+: the application did not finish within 1s/);
+    await waitFor(() => access.length > 0);
+    expect(access[0]).toBe("503 app_timeout\n");
+    expect(closed).toBe(false); // the generator sleeps: its finally runs when it wakes (return() is queued)
+  });
+
+  test("after its head went out, the connection is cut; a stream that turns the deadline off runs on", async () => {
+    const app: Application = (env, sr) => {
+      if (env.PATH_INFO === "/sse") env["bunwsgi.set_timeout"]("app", 0);
+      sr("200 OK", [["Content-Type", "text/event-stream"]]);
+      return (async function* () {
+        for (let i = 0; i < 25; i++) {
+          yield `data: ${i}\n\n`;
+          await Bun.sleep(100);
+        }
+      })();
+    };
+    const { port } = start(app, { timeouts: { app: 1 } });
+    const cut = await RawClient.connect(port);
+    cut.send("GET /cut HTTP/1.1\r\nHost: a\r\n\r\n");
+    const sse = await RawClient.connect(port);
+    sse.send("GET /sse HTTP/1.1\r\nHost: a\r\n\r\n");
+    await cut.waitClosed(4000);
+    const r = await sse.response({ ms: 6000 });
+    expect(r.body).toContain("data: 24");
+    sse.close();
+  });
+});
+
+describe("deadlines never fire early (timeouts.header 2)", () => {
+  test("a head that never completes gets 408 no sooner than 2 s and no later than a tick after", async () => {
+    const { port } = start(
+      (_e, sr) => {
+        sr("200 OK", []);
+        return [];
+      },
+      { timeouts: { header: 2 } },
+    );
+    const waits = await Promise.all(
+      [0, 250, 500, 750].map(async (delay) => {
+        await Bun.sleep(delay);
+        const c = await RawClient.connect(port);
+        const began = performance.now();
+        c.send("GET / HTTP/1.1\r\nHost");
+        const r = await c.response({ ms: 5000 });
+        expect(r.status).toBe(408);
+        return performance.now() - began;
+      }),
+    );
+    for (const w of waits) {
+      expect(w).toBeGreaterThanOrEqual(2000);
+      expect(w).toBeLessThan(3300);
+    }
+  });
+});
