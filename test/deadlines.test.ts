@@ -1,6 +1,7 @@
 /** @module test/deadlines — every connection state has a deadline, slow is not stalled: upgraded idle, minimum body and response rates, the app deadline, and deadlines that never fire early. */
 
 import { describe, expect, test } from "bun:test";
+import { budget } from "../src/engine/budget.ts";
 import type { Application, Input } from "../src/index.ts";
 import { RawClient, serverPool } from "./helpers.ts";
 
@@ -246,4 +247,47 @@ describe("deadlines never fire early (timeouts.header 2)", () => {
       expect(w).toBeLessThan(3300);
     }
   });
+});
+
+describe("the process-wide budget of buffered body bytes (limits.buffered_bytes)", () => {
+  test("past the budget, connections stop reading instead of buffering; one left unread past timeouts.body gets 503; the budget is given back", async () => {
+    let open = (): void => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const { port, access } = start(
+      async (env, sr) => {
+        await gate;
+        let n = 0;
+        for (;;) {
+          const part = await env["wsgi.input"].read(65536);
+          if (part.length === 0) break;
+          n += part.length;
+        }
+        sr("200 OK", []);
+        return [`${n}`];
+      },
+      { limits: { bufferedBytes: 1024 * 1024, minBodyRate: 0 }, timeouts: { body: 1 }, logFormat: "{status} {reason}" },
+    );
+    const size = 4 * 1024 * 1024;
+    // The budget is the process's: other test files' connections may hold bytes in it too.
+    const before = budget.used;
+    const clients = await Promise.all([0, 1, 2].map(() => RawClient.connect(port)));
+    for (const c of clients) {
+      c.send(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`);
+      void c.sendAll(new Uint8Array(size).fill(98), 10_000).catch(() => {});
+    }
+    await Bun.sleep(500);
+    // Bodies that were read whole (up to the budget) are buffered; the rest wait in the kernel.
+    // At most the budget and the one read each connection had in hand when it was spent.
+    expect(budget.used - before).toBeLessThanOrEqual(1024 * 1024 + 3 * 768 * 1024);
+    expect(budget.used - before).toBeGreaterThan(0);
+    await Bun.sleep(2200);
+    open();
+    const statuses = (await Promise.all(clients.map((c) => c.response({ ms: 6000 })))).map((r) => r.status).sort();
+    expect(statuses).toContain(200);
+    expect(statuses).toContain(503);
+    await waitFor(() => access.length === 3);
+    expect(access.filter((l) => l === "503 buffered_bytes\n").length).toBe(statuses.filter((s) => s === 503).length);
+    for (const c of clients) c.close();
+    await waitFor(() => budget.used <= before);
+  }, 15_000);
 });

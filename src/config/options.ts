@@ -40,6 +40,7 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
       maxChunkExt: n("limits.chunk_ext"),
       maxTrailerBytes: n("limits.trailer_bytes"),
       maxTrailers: n("limits.trailers"),
+      bufferedBytes: n("limits.buffered_bytes"),
       minBodyRate: n("limits.min_body_rate"),
       minResponseRate: n("limits.min_response_rate"),
     },

@@ -277,6 +277,17 @@ const rows: Row[] = [
     doc: "Largest request body, by Content-Length or chunked; larger gets 413.",
   },
   {
+    key: "limits.buffered_bytes",
+    kind: "int",
+    default: 512 * MiB,
+    min: MiB,
+    max: Number.MAX_SAFE_INTEGER,
+    metavar: "BYTES",
+    reload: true,
+    example: String(512 * MiB),
+    doc: "Request-body bytes the whole process may hold for apps that have not read them (each body is also capped by `limits.body`, and connections by `spawn`). Past it, connections stop reading (backpressure) instead of allocating; a body left unread for `timeouts.body` that way gets 503.",
+  },
+  {
     key: "limits.min_body_rate",
     kind: "int",
     default: 240,
@@ -410,6 +421,8 @@ export interface Limits {
   maxTrailerBytes: number;
   /** Most trailer fields (431). */
   maxTrailers: number;
+  /** Request-body bytes the process may hold for apps (reading pauses past it). */
+  bufferedBytes: number;
   /** Slowest request body accepted, bytes/s after a grace (408); 0: off. */
   minBodyRate: number;
   /** Slowest response reading accepted, bytes/s after a grace (cut); 0: off. */
@@ -455,6 +468,7 @@ export function defaultLimits(): Limits {
     maxChunkExt: defaultOf("limits.chunk_ext"),
     maxTrailerBytes: defaultOf("limits.trailer_bytes"),
     maxTrailers: defaultOf("limits.trailers"),
+    bufferedBytes: defaultOf("limits.buffered_bytes"),
     minBodyRate: defaultOf("limits.min_body_rate"),
     minResponseRate: defaultOf("limits.min_response_rate"),
   };

@@ -4,6 +4,7 @@ import type { Socket } from "bun";
 import type { Timeouts } from "../config/settings.ts";
 import { HTTPError } from "../errors.ts";
 import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
+import { type BudgetWaiter, budget } from "./budget.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
 import { HeldBytes } from "./held.ts";
 import type { Input } from "./input.ts";
@@ -41,6 +42,7 @@ for (const [name, code] of Object.entries(ParseError)) PARSE_REASONS[code] = nam
 const PAUSE_OUTPUT = 1;
 const PAUSE_INPUT = 2;
 const PAUSE_PIPELINE = 4;
+const PAUSE_BUDGET = 8;
 
 /** Pipelined bytes held while a response is in progress, above which reading pauses. */
 const PIPELINE_HIGH_WATER = 64 * 1024;
@@ -49,7 +51,7 @@ const LINGER = 5;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-export class Connection implements OutputOwner, BodyHost, ConnectionPort {
+export class Connection implements OutputOwner, BodyHost, BudgetWaiter, ConnectionPort {
   readonly socket: ServerSocket;
   readonly host: ConnectionHost;
   readonly parser: RequestParser;
@@ -139,6 +141,17 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
     this.unpause(PAUSE_INPUT);
   }
 
+  /** BodyHost: the process's buffered bytes are at limits.buffered_bytes: read nothing more until some are freed. */
+  pauseForBudget(): void {
+    this.pause(PAUSE_BUDGET);
+    budget.wait(this);
+  }
+
+  /** BudgetWaiter: bytes were freed. */
+  budgetFreed(): void {
+    this.unpause(PAUSE_BUDGET);
+  }
+
   /** BodyHost: bytes of the current read nothing refers to any more. */
   consumed(n: number): void {
     this.consumedBytes += n;
@@ -193,10 +206,14 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
     if (this.state === State.BODY) this.body.disconnected("reset the connection");
     this.state = State.CLOSED;
     this.body.closed();
+    budget.forget(this);
     this.out.close();
-    // An exchange still running its app may yet read the parser's fields: only an idle one is reused.
-    if (!this.responding) releaseParser(this.parser);
-    else this.exchange.lost();
+    // An exchange still running its app may yet read the parser's fields and the body's bytes:
+    // only an idle connection's are let go now, a busy one's when its response ends.
+    if (!this.responding) {
+      releaseParser(this.parser);
+      this.body.responseDone(false);
+    } else this.exchange.lost();
     this.releaseInput();
     this.host.connectionClosed(this);
   }
@@ -352,6 +369,7 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
 
   /** The response of a connection that closed under it has ended: tell the server, and anyone waiting. */
   private orphanSettled(): void {
+    this.body.responseDone(false);
     this.settle?.();
     this.settle = null;
     this.host.orphanSettled(this);
@@ -560,8 +578,18 @@ export class Connection implements OutputOwner, BodyHost, ConnectionPort {
 
   /** A body that stalls for `timeouts.body`, or comes slower than `limits.min_body_rate`, gets 408. */
   private bodyDeadlines(now: number, t: Timeouts): void {
-    if ((this.paused & PAUSE_INPUT) !== 0) {
-      // Not reading is the app's doing (it has not asked for more), not the client's.
+    if ((this.paused & PAUSE_BUDGET) !== 0 && t.body > 0 && now - this.lastRead >= t.body) {
+      // The server, not the client, is why the body is not read: a request that cannot progress
+      // within its deadline is told so (RFC 9110 §15.6.4) rather than left waiting.
+      this.body.fail(
+        new HTTPError(503, "the server is holding too many request bodies (limits.buffered_bytes)"),
+        "buffered_bytes",
+      );
+      this.bodyBroken();
+      return;
+    }
+    if ((this.paused & (PAUSE_INPUT | PAUSE_BUDGET)) !== 0) {
+      // Not reading is the app's or the server's doing, not the client's.
       this.bodyRate.reset();
       return;
     }

@@ -1,5 +1,7 @@
 /** @module engine/input — environ["wsgi.input"]: the request body as an async byte stream with read/readline/readlines. */
 
+import { budget } from "./budget.ts";
+
 /** What the connection learns from its Input: the first read (100-continue) and consumption (flow control). */
 export interface InputOwner {
   /** The first read of `input` (the request body, or an upgrade's raw stream). */
@@ -86,8 +88,17 @@ export class Input implements AsyncIterable<Uint8Array> {
     }
     this.chunks.push(transient ? copyOf(chunk) : chunk);
     this.buffered += chunk.length;
+    budget.take(chunk.length);
     this.wake();
     return false;
+  }
+
+  /** The request is over: bytes the app never read are dropped, and given back to the budget. */
+  discard(): void {
+    budget.give(this.buffered);
+    this.chunks = [];
+    this.offset = 0;
+    this.buffered = 0;
   }
 
   finish(): void {
@@ -117,7 +128,9 @@ export class Input implements AsyncIterable<Uint8Array> {
     if (size === 0) return EMPTY;
     // A read of the rest of a body of known length; a shorter read keeps its zero-copy views.
     const rest = this.buffered + this.remaining;
-    if (this.remaining > 0 && this.dest === null && (size < 0 || size >= rest)) return this.fill(rest);
+    // One buffer of the final size, unless the process's budget has no room for it: then the
+    // bytes are kept as they come (and reading pauses with the budget).
+    if (this.remaining > 0 && this.dest === null && (size < 0 || size >= rest) && budget.fits(rest)) return this.fill(rest);
     if (size < 0) {
       while (!this.ended) await this.wait();
       if (this.error !== null) throw this.error;
@@ -134,15 +147,19 @@ export class Input implements AsyncIterable<Uint8Array> {
    */
   private async fill(n: number): Promise<Uint8Array> {
     const dest = Bun.allocUnsafe(n);
+    budget.take(n);
     const have = this.buffered;
     this.moveInto(dest, have);
     this.buffered = 0;
+    budget.give(have);
     this.dest = dest;
     this.destFilled = have;
     try {
       while (this.destFilled < n && !this.ended) await this.wait();
     } finally {
       this.dest = null;
+      // Handed to the app, or dropped: no longer held for it.
+      budget.give(n);
     }
     this.starved = false;
     this.owner?.inputConsumed(this.buffered);
@@ -241,6 +258,7 @@ export class Input implements AsyncIterable<Uint8Array> {
       this.moveInto(out, n);
     }
     this.buffered -= n;
+    budget.give(n);
     this.starved = false;
     this.owner?.inputConsumed(this.buffered);
     return out;

@@ -4,6 +4,7 @@ import { BODY_ERRORS, BodyDecoder, BodyError, type BodyLimits } from "../body.ts
 import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.ts";
 import { isUpgradeRequest } from "../http/request.ts";
 import type { RequestParser } from "../parser.ts";
+import { budget } from "./budget.ts";
 import { Input, type InputOwner } from "./input.ts";
 import type { Output } from "./output.ts";
 
@@ -16,6 +17,8 @@ export interface BodyHost {
   readonly headersSent: boolean;
   /** Unread input is over the high-water mark: stop reading. */
   pauseInput(): void;
+  /** The process's budget of buffered body bytes is spent: stop reading until bytes are freed. */
+  pauseForBudget(): void;
   /** A read waits, or the unread input is low again: read on. */
   resumeInput(): void;
   /** Bytes of the current read that nothing refers to any more (copied into a waiting read). */
@@ -116,8 +119,9 @@ export class RequestBody implements InputOwner {
   push(input: Input, view: Uint8Array, copy: boolean): void {
     if (input.push(view, copy)) this.host.consumed(view.length);
     // Unless the app is waiting for more than that (read() to the end of a large body): then
-    // its own request is what bounds the buffer.
+    // its own request is what bounds the buffer, and the process's budget bounds them all.
     if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.host.pauseInput();
+    if (budget.exhausted) this.host.pauseForBudget();
   }
 
   /** The body cannot be completed: every read it cannot satisfy rejects with `err`. */
@@ -143,8 +147,10 @@ export class RequestBody implements InputOwner {
   /** The response is done: a body still coming will be dropped, and an unused raw stream ends. */
   responseDone(bodyPending: boolean): void {
     this.rawInput?.finish();
+    this.rawInput?.discard();
     this.rawInput = null;
     if (bodyPending) this.input.fail(new ConnectionClosedError("response finished before the body was read"));
+    this.input.discard();
     this.input = EMPTY_INPUT;
   }
 

@@ -6,6 +6,7 @@ import { defaultLimits, defaultTimeouts, type Limits, type Timeouts } from "../c
 import { ConfigError } from "../errors.ts";
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import type { HeadLimits } from "../parser.ts";
+import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
 import type { ConnectionHost } from "./exchange.ts";
 import {
@@ -160,6 +161,9 @@ export abstract class Server implements ConnectionHost, PoolMember {
     };
     this.limits = l;
     this.timeouts = t;
+    // One budget for the process: the last server configured sets it (all of a process's
+    // servers are configured alike, by one config).
+    budget.limit = l.bufferedBytes;
   }
 
   /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */
