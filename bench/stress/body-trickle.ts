@@ -1,4 +1,4 @@
-/** @module bench/stress/body-trickle — POST bodies (Content-Length 10000) trickled at a byte every 0.5–2 s to an app reading wsgi.input, beside compliant slow uploads at 2 KB/s, with `--limits-min-body-rate 100 --limits-min-body-rate-grace 2`: the tricklers get 408 and a close within grace + 3 s, the compliant ones 200. */
+/** @module bench/stress/body-trickle — POST bodies (Content-Length 10000) trickled at a byte every 0.5–2 s to an app reading wsgi.input, beside compliant slow uploads at 2 KB/s, with `--limits-min-body-rate 100 --timeouts-min-body-rate-grace 2`: the tricklers get 408 and a close within grace + 3 s, the compliant ones 200. */
 
 import { check, exchange, idleFds, now, parseResponses, RawConn, runScript, sleep, startServer, stats } from "./lib.ts";
 
@@ -11,7 +11,7 @@ const COMPLIANT = 3;
 const head = `POST /read HTTP/1.1\r\nHost: stress\r\nContent-Type: application/octet-stream\r\nContent-Length: ${LENGTH}\r\n\r\n`;
 
 await runScript("body-trickle", 60, async () => {
-  const server = await startServer(["--limits-min-body-rate", "100", "--limits-min-body-rate-grace", String(GRACE)]);
+  const server = await startServer(["--limits-min-body-rate", "100", "--timeouts-min-body-rate-grace", String(GRACE)]);
   const idle = await idleFds(server);
 
   /** A byte every 0.5–2 s after the head; how long after the head the server answered and closed. */

@@ -1,4 +1,4 @@
-/** @module bench/stress/slow-readers — a 64 MiB streamed response (64 KiB chunks from an async generator) read by slow-but-steady clients (16 KiB every 100 ms, ~160 KiB/s): none is cut; then by stalled clients (request, never read): each is cut within the write timeout / min-rate grace + 3 s (seen as the server's fd count); peak RSS stays bounded. `--timeouts-write 2 --limits-min-response-rate 1000 --limits-min-response-rate-grace 2`. */
+/** @module bench/stress/slow-readers — a 64 MiB streamed response (64 KiB chunks from an async generator) read by slow-but-steady clients (16 KiB every 100 ms, ~160 KiB/s): none is cut; then by stalled clients (request, never read): each is cut within the write timeout / min-rate grace + 3 s (seen as the server's fd count); peak RSS stays bounded. `--timeouts-write 2 --limits-min-response-rate 1000 --timeouts-min-response-rate-grace 2`. */
 
 import {
   check,
@@ -30,7 +30,7 @@ await runScript("slow-readers", 90, async (opts) => {
   const { flags, missing } = knownFlags([
     ["--timeouts-write", String(WRITE)],
     ["--limits-min-response-rate", "1000"],
-    ["--limits-min-response-rate-grace", String(GRACE)],
+    ["--timeouts-min-response-rate-grace", String(GRACE)],
   ]);
   const server = await startServer(flags);
   const idle = await idleFds(server);
