@@ -287,28 +287,30 @@ const rows: Row[] = [
     example: String(512 * MiB),
     doc: "Request-body bytes the whole process may hold for apps that have not read them (each body is also capped by `limits.body`, and connections by `spawn`). Past it, connections stop reading (backpressure) instead of allocating; a body left unread for `timeouts.body` that way gets 503.",
   },
-  {
-    key: "limits.min_body_rate",
-    kind: "int",
-    default: 240,
-    min: 0,
-    max: 1_000_000_000,
-    metavar: "BYTES_PER_S",
-    reload: true,
-    example: "240",
-    doc: "Slowest request body accepted, in bytes/s on average after `timeouts.min_body_rate_grace` (Kestrel's MinRequestBodyDataRate); time the server is not reading (the app has not asked for more) does not count. Slower gets 408. 0: off.",
-  },
-  {
-    key: "limits.min_response_rate",
-    kind: "int",
-    default: 240,
-    min: 0,
-    max: 1_000_000_000,
-    metavar: "BYTES_PER_S",
-    reload: true,
-    example: "240",
-    doc: "Slowest reading of a response accepted, in bytes/s the client's kernel takes while responses wait for it, on average after `timeouts.min_response_rate_grace` (Kestrel's MinResponseDataRate); slower is cut off. 0: off.",
-  },
+  ...(
+    [
+      [
+        "min_body_rate",
+        "Slowest request body accepted, in bytes/s over the last `timeouts.min_body_rate_grace` seconds (Kestrel's MinRequestBodyDataRate); time the server is not reading (the app has not asked for more) does not count. Slower gets 408. 0: off.",
+      ],
+      [
+        "min_response_rate",
+        "Slowest reading of a response accepted, in bytes/s the client's kernel takes over the last `timeouts.min_response_rate_grace` seconds while output waits for it (Kestrel's MinResponseDataRate); slower is cut off. 0: off.",
+      ],
+    ] as const
+  ).map(
+    ([name, doc]): Row => ({
+      key: `limits.${name}`,
+      kind: "int",
+      default: 240,
+      min: 0,
+      max: 1_000_000_000,
+      metavar: "BYTES_PER_S",
+      reload: true,
+      example: "240",
+      doc,
+    }),
+  ),
   {
     key: "limits.chunk_ext",
     kind: "int",

@@ -230,13 +230,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
    * sending on it (RFC 9112 §9.6), which would get a reset instead of an answer.
    */
   async stop(timeout: number = this.timeouts.shutdown): Promise<void> {
-    const listener = this.listener;
-    if (listener === null) return;
-    this.stopping = true;
-    listener.stop(false);
-    this.pool.detach(this);
-    if (this.address.unix !== null) removeSocketFile(this.address.unix);
-    for (const c of this.pool.take(this)) c.terminate();
+    if (!this.stopListening(false)) return;
     const deadline = Math.max(0, timeout);
     const idleTimer = setTimeout(() => this.closeIdle(), Math.min(this.timeouts.stopIdle, deadline) * 1000);
     if (this.connections.length > 0) {
@@ -277,15 +271,21 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   /** Close the listener and every connection now. */
   close(): void {
+    if (!this.stopListening(true)) return;
+    for (const c of [...this.connections]) c.terminate();
+    this.finish();
+  }
+
+  /** Stop accepting (`closeAll`: Bun closes the open sockets too) and drop connections still waiting for a slot; false when not listening. */
+  private stopListening(closeAll: boolean): boolean {
     const listener = this.listener;
-    if (listener === null) return;
+    if (listener === null) return false;
     this.stopping = true;
-    listener.stop(true);
+    listener.stop(closeAll);
     this.pool.detach(this);
     if (this.address.unix !== null) removeSocketFile(this.address.unix);
     for (const c of this.pool.take(this)) c.terminate();
-    for (const c of [...this.connections]) c.terminate();
-    this.finish();
+    return true;
   }
 
   private finish(): void {
