@@ -1,38 +1,20 @@
 /** @module engine/connection — one socket as a state machine: what its incoming bytes are (head, body, discard, raw, closing), request sequencing, flow control and deadlines. */
 
 import type { Socket } from "bun";
-import type { Timeouts } from "../config/settings.ts";
-import { HTTPError } from "../errors.ts";
+import type { HTTPError } from "../errors.ts";
 import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
 import { type BudgetWaiter, budget } from "./budget.ts";
+import { Deadlines, type DeadlineTarget } from "./deadlines.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
 import { HeldBytes } from "./held.ts";
 import type { Input } from "./input.ts";
 import { Output, type OutputOwner } from "./output.ts";
 import { RELEASE_READ, releaseParser, releaseRead, takeParser } from "./pools.ts";
-import { RateWindow } from "./rate.ts";
 import { BODY_FAILED, type BodyHost, RequestBody } from "./request-body.ts";
 
 export type ServerSocket = Socket<Connection>;
 
-/**
- * What the connection's incoming bytes are. Named and never renumbered (llhttp's way): logs
- * and tests may show them. A request in progress at the app is the separate `responding`.
- */
-export const State = {
-  /** Request heads (held, unparsed, while a response is in progress: pipelining). */
-  HEAD: 0,
-  /** The current request's body. */
-  BODY: 1,
-  /** An answered request's unread body, read and dropped to keep the connection. */
-  DISCARD: 2,
-  /** An upgraded connection's bytes, after its 101 and its request's body. */
-  RAW: 3,
-  /** Nothing more is read; the socket ends once output drains, and is cut after LINGER. */
-  CLOSING: 4,
-  CLOSED: 5,
-} as const;
-type StateValue = (typeof State)[keyof typeof State];
+import { State, type StateValue } from "./state.ts";
 
 /** Why a request was refused, as a stable lower-case name ("bare_cr", "bad_host", …) for logs and metrics. */
 const PARSE_REASONS: string[] = [];
@@ -46,12 +28,10 @@ const PAUSE_BUDGET = 8;
 
 /** Pipelined bytes held while a response is in progress, above which reading pauses. */
 const PIPELINE_HIGH_WATER = 64 * 1024;
-/** Seconds a closing connection may linger half-closed before it is cut. */
-const LINGER = 5;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-export class Connection implements OutputOwner, BodyHost, BudgetWaiter, ConnectionPort {
+export class Connection implements OutputOwner, BodyHost, BudgetWaiter, DeadlineTarget, ConnectionPort {
   readonly socket: ServerSocket;
   readonly host: ConnectionHost;
   readonly parser: RequestParser;
@@ -84,18 +64,12 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
   /** Resolves whenSettled() promises; made only when a stop waits. */
   private settle: (() => void) | null = null;
 
-  // Deadlines, in seconds of performance.now(). Times taken from the coarse clock (host.now,
-  // up to a tick behind) are read as the end of their tick, so no deadline fires early.
-  /** When bytes last arrived (precise: one clock read per read callback). */
+  /**
+   * When bytes last arrived, in seconds of performance.now(): precise (one clock read per read
+   * callback), so no deadline measured from it fires early.
+   */
   lastRead: number;
-  private headSince = -1;
-  private endedAt = 0;
-  /** When the current request reached the app, and its limits (bunwsgi.set_timeout may change them; 0: none). */
-  private appSince = 0;
-  private appLimit = 0;
-  private upgradedLimit = 0;
-  private readonly bodyRate = new RateWindow();
-  private readonly responseRate = new RateWindow();
+  private readonly deadlines = new Deadlines();
 
   private readonly responseDoneBound = (): void => this.responseDone();
   private readonly responseFailedBound = (e: unknown): void => this.responseFailed(e);
@@ -280,7 +254,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
 
   /** Parse a request head at buf[pos…] and start its request; -1 when nothing more can be taken now. */
   private parseHead(buf: Buffer, pos: number, end: number): number {
-    if (this.headSince < 0) this.headSince = this.lastRead;
+    if (this.deadlines.headSince < 0) this.deadlines.headSince = this.lastRead;
     const n = this.parser.execute(buf, pos, end);
     if (n === 0) {
       this.hold(buf, pos, end);
@@ -292,7 +266,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
       this.releaseInput();
       return -1;
     }
-    this.headSince = -1;
+    this.deadlines.headSince = -1;
     this.consumedBytes += n;
     if (this.parser.method === "CONNECT") {
       // A valid CONNECT asks for a tunnel (RFC 9110 §9.3.6), which an origin server does not make.
@@ -339,14 +313,9 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
       this.refuse(413, "request body too large", "body_too_large", buf, start, start + p.lineEnd);
       return;
     }
-    if (this.body.begin(p)) {
-      this.state = State.BODY;
-      this.bodyRate.reset();
-    }
-    const t = this.host.timeouts;
-    this.appSince = this.lastRead;
-    this.appLimit = t.app;
-    this.upgradedLimit = t.upgraded;
+    const hasBody = this.body.begin(p);
+    if (hasBody) this.state = State.BODY;
+    this.deadlines.requestStarted(this.lastRead, this.host.timeouts, hasBody);
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -411,8 +380,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
    * "upgraded" (idle seconds after a 101).
    */
   setTimeout(kind: "app" | "upgraded", seconds: number): void {
-    if (kind === "app") this.appLimit = seconds;
-    else this.upgradedLimit = seconds;
+    this.deadlines.setLimit(kind, seconds);
   }
 
   /** The app sent 101 (RFC 9110 §15.2.2): after the request's body, bytes go to rawInput. */
@@ -451,7 +419,8 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
   endAfterFlush(): void {
     if (this.state >= State.CLOSING) return;
     this.state = State.CLOSING;
-    this.endedAt = this.host.now + 1;
+    // The coarse clock read as the end of its tick.
+    this.deadlines.endedAt = this.host.now + 1;
     this.releaseInput();
     this.out.flush();
     if (this.out.queued === 0 && !this.closed) this.socket.end();
@@ -501,109 +470,50 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Connecti
     if (this.idle) this.endAfterFlush();
   }
 
-  /**
-   * Called once a second by the server's timer: the deadline of each state. A deadline fires
-   * at the first tick at or after it, so at most a tick late and never early.
-   */
+  /** Called once a second by the server's timer: the deadline of each state (engine/deadlines). */
   tick(now: number): void {
-    const t = this.host.timeouts;
-    switch (this.state) {
-      case State.CLOSED:
-        return;
-      case State.CLOSING:
-        if (now >= this.endedAt + LINGER) this.terminate();
-        return;
-    }
-    if (this.responding && this.appLimit > 0 && now - this.appSince >= this.appLimit) {
-      // The app's time is up (uWSGI's harakiri): the exchange answers 503 if it still can.
-      this.refusal = "app_timeout";
-      if (this.exchange.timedOut(this.appLimit)) this.endAfterFlush();
-      else this.terminate();
-      return;
-    }
-    if (this.out.queued === 0) this.responseRate.reset();
-    else if (this.outputStalled(now, t)) return;
-    switch (this.state) {
-      case State.BODY:
-        this.bodyDeadlines(now, t);
-        return;
-      case State.DISCARD:
-        if (t.body > 0 && now - this.lastRead >= t.body) this.endAfterFlush();
-        return;
-      case State.RAW: {
-        const idle = now - Math.max(this.lastRead, this.out.lastSend + 1);
-        if (this.upgradedLimit > 0 && idle >= this.upgradedLimit) {
-          this.exchange.logError(
-            `closing upgraded connection from ${this.exchange.clientLabel()}: idle for ${this.upgradedLimit}s`,
-          );
-          this.terminate();
-        }
-        return;
-      }
-      case State.HEAD:
-        if (this.responding) return;
-        if (this.headSince >= 0 && this.held.size > 0) {
-          if (t.header > 0 && now - this.headSince >= t.header) {
-            const held = this.held;
-            this.refuse(408, "request head timed out", "head_timeout", held.buf as Buffer, held.start, held.end);
-          }
-          return;
-        }
-        if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) this.endAfterFlush();
-        return;
-    }
+    this.deadlines.check(this, now, this.host.timeouts, this.host.limits);
   }
 
-  /**
-   * Output waits for the client: cut it when the kernel took nothing for `timeouts.write`, or
-   * took less than `limits.min_response_rate` over its grace. Progress is what the kernel
-   * accepts (tried here once a tick), not drain events: a steady slow reader frees socket
-   * buffer space in pieces too small to wake a drain.
-   */
-  private outputStalled(now: number, t: Timeouts): boolean {
-    const out = this.out;
-    out.poke();
-    let why = "";
-    if (t.write > 0 && now - out.lastProgress >= t.write) why = `no response bytes accepted for ${t.write}s`;
-    else if (
-      this.responseRate.tooSlow(now, out.accepted, this.host.limits.minResponseRate, Math.max(1, t.minResponseRateGrace))
-    ) {
-      why = `reading the response slower than ${this.host.limits.minResponseRate} bytes/s`;
-    }
-    if (why === "") return false;
-    this.exchange.logError(`closing connection from ${this.exchange.clientLabel()}: ${why}`);
-    this.terminate();
-    return true;
+  // ---- DeadlineTarget ----------------------------------------------------------------------
+
+  get heldBytes(): number {
+    return this.held.size;
   }
 
-  /** A body that stalls for `timeouts.body`, or comes slower than `limits.min_body_rate`, gets 408. */
-  private bodyDeadlines(now: number, t: Timeouts): void {
-    if ((this.paused & PAUSE_BUDGET) !== 0 && t.body > 0 && now - this.lastRead >= t.body) {
-      // The server, not the client, is why the body is not read: a request that cannot progress
-      // within its deadline is told so (RFC 9110 §15.6.4) rather than left waiting.
-      this.body.fail(
-        new HTTPError(503, "the server is holding too many request bodies (limits.buffered_bytes)"),
-        "buffered_bytes",
-      );
-      this.bodyBroken();
-      return;
-    }
-    if ((this.paused & (PAUSE_INPUT | PAUSE_BUDGET)) !== 0) {
-      // Not reading is the app's or the server's doing, not the client's.
-      this.bodyRate.reset();
-      return;
-    }
-    let reason = "";
-    if (t.body > 0 && now - this.lastRead >= t.body) reason = "body_timeout";
-    else if (
-      this.bodyRate.tooSlow(now, this.body.decoder.received, this.host.limits.minBodyRate, Math.max(1, t.minBodyRateGrace))
-    ) {
-      reason = "body_too_slow";
-    }
-    if (reason === "") return;
-    const message = reason === "body_timeout" ? "request body timed out" : "request body too slow";
-    this.body.fail(new HTTPError(408, message), reason);
+  get bodyReceived(): number {
+    return this.body.decoder.received;
+  }
+
+  get pausedForInput(): boolean {
+    return (this.paused & PAUSE_INPUT) !== 0;
+  }
+
+  get pausedForBudget(): boolean {
+    return (this.paused & PAUSE_BUDGET) !== 0;
+  }
+
+  get peer(): string {
+    return this.exchange.clientLabel();
+  }
+
+  refuseSlowHead(): void {
+    const held = this.held;
+    this.refuse(408, "request head timed out", "head_timeout", held.buf as Buffer, held.start, held.end);
+  }
+
+  failBody(err: HTTPError, reason: string): void {
+    this.body.fail(err, reason);
     this.bodyBroken();
+  }
+
+  appTimedOut(limit: number): boolean {
+    this.refusal = "app_timeout";
+    return this.exchange.timedOut(limit);
+  }
+
+  logError(msg: string): void {
+    this.exchange.logError(msg);
   }
 }
 
