@@ -1,7 +1,7 @@
 /**
  * @module bench/run — bunwsgi vs Bun.serve vs node:http (and a bare Bun.listen floor) under wrk: interleaved rounds, server on
  * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
- * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--servers a,b] [--markdown FILE]
+ * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--servers a,b] [--baseline DIR] [--markdown FILE]
  * "bare Bun.listen" is the floor: Bun.listen with just enough HTTP for the scenarios, no server code.
  */
 
@@ -41,8 +41,19 @@ interface ServerKind {
   cmd: (port: number) => string[];
 }
 
+/** `--baseline DIR`: another checkout of bunwsgi (an earlier commit) measured in the same rounds, for before/after. */
+const BASELINE = opt("--baseline", "");
+
 const ALL_SERVERS: ServerKind[] = [
   { name: "bunwsgi", cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)] },
+  ...(BASELINE === ""
+    ? []
+    : [
+        {
+          name: "bunwsgi (baseline)",
+          cmd: (p: number) => [process.execPath, join(BASELINE, "bench/servers/bunwsgi.ts"), String(p)],
+        },
+      ]),
   { name: "Bun.serve", cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)] },
   { name: "node:http", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)] },
   { name: "bare Bun.listen", cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)] },
