@@ -285,14 +285,22 @@ export class RequestParser {
       // (one found at or past end is handled below like any other).
       const lf = buf[pos] === CR && buf[pos + 1] === LF ? pos + 1 : findLF(buf, pos, end);
       if (lf === -1 || lf >= end) {
-        // A CR not at the very end can never be followed by LF: fail now, not at the limit.
-        const cr = buf.indexOf(CR, pos);
-        if (cr !== -1 && cr < end - 1) return -ParseError.BARE_CR;
+        // A CR not at the very end can never be followed by LF: fail now, not at the limit
+        // (unless the limit came first). The search starts a byte back in a line begun earlier:
+        // a CR that ended the last read is decided now that its next byte is here.
+        const cr = buf.indexOf(CR, pos > start + this.curLine ? pos - 1 : pos);
+        if (cr !== -1 && cr < end - 1 && cr + 2 <= this.limitAt(start)) return -ParseError.BARE_CR;
         this.scanned = end - start;
         return this.checkPartial(end - start);
       }
       const lineStart = start + this.curLine;
-      if (lf === lineStart || buf[lf - 1] !== CR) return -ParseError.BARE_LF;
+      const limitAt = this.limitAt(start);
+      if (lf === lineStart || buf[lf - 1] !== CR) {
+        // Whatever a byte-by-byte read meets first is the verdict: a bare CR, the limit, or this LF.
+        const err = this.bareCR(buf, lineStart, lf, limitAt);
+        if (err < 0) return err;
+        return limitAt <= lf ? this.checkPartial(limitAt - start) : -ParseError.BARE_LF;
+      }
       const lineEnd = lf - 1;
       pos = lf + 1;
       this.curLine = pos - start;
@@ -305,11 +313,11 @@ export class RequestParser {
           continue;
         }
         err = this.requestLine(buf, start, lineStart, lineEnd);
-        // Any other CR in the line is bare, and that is the verdict whatever else is wrong.
-        // Only a failed line can hold one (no part of its grammar admits a CR), so a good line
-        // is not searched. A field line needs no such search: every byte of it is checked
-        // against the name or value grammar, where a CR is reported as bare too.
-        if (err < 0 && buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
+        // Any other CR in the line is bare, and that is the verdict whatever else is wrong: a
+        // read that ends between it and the next byte reports it before the rest of the line is
+        // seen. Only a failed line can hold one (no part of its grammar admits a CR), so a good
+        // line is not searched. Field lines below follow the same rule.
+        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, limitAt) || err;
         this.haveRequestLine = true;
       } else if (lineEnd === lineStart) {
         const used = pos - start;
@@ -317,13 +325,34 @@ export class RequestParser {
         this.reset();
         return err < 0 ? err : used;
       } else {
-        if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) return -ParseError.HEADERS_TOO_LARGE;
+        if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) {
+          return this.bareCR(buf, lineStart, lineEnd, limitAt) || -ParseError.HEADERS_TOO_LARGE;
+        }
         err = this.fieldLine(buf, start, lineStart, lineEnd);
+        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, limitAt) || err;
       }
       if (err < 0) return err;
     }
     this.scanned = end - start;
     return this.checkPartial(end - start);
+  }
+
+  /**
+   * The `end` (absolute) at which {@link checkPartial} first fails for the line being read:
+   * where a byte-by-byte read reports the line's limit.
+   */
+  private limitAt(start: number): number {
+    if (!this.haveRequestLine) return start + this.curLine + this.limits.maxRequestLine + 2;
+    return start + this.lineEnd + this.limits.maxHeaderBytes + 5;
+  }
+
+  /**
+   * BARE_CR (negated) when buf[s, e) holds a CR that a byte-by-byte read would have reported:
+   * one whose next byte arrives before the line's limit is reached. 0 otherwise.
+   */
+  private bareCR(buf: Uint8Array, s: number, e: number, limitAt: number): number {
+    const cr = buf.indexOf(CR, s);
+    return cr !== -1 && cr < e && cr + 2 <= limitAt ? -ParseError.BARE_CR : 0;
   }
 
   private checkPartial(have: number): number {
