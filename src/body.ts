@@ -14,6 +14,7 @@ export const BodyError = {
   TOO_LARGE: 8,
   WS_AFTER_CHUNK_SIZE: 9,
   CHUNK_SIZE_TOO_LONG: 10,
+  FORBIDDEN_TRAILER: 11,
 } as const;
 
 /** [status, message] for each {@link BodyError} code. */
@@ -28,6 +29,7 @@ export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = 
   8: [413, "request body too large"],
   9: [400, "whitespace after chunk size without a chunk extension"],
   10: [400, "chunk size line too long"],
+  11: [400, "framing, routing or connection field in trailer section"],
 };
 
 export interface BodyLimits {
@@ -258,6 +260,7 @@ export class BodyDecoder {
           if (this.trailers.length >= this.limits.maxTrailers) return -BodyError.TRAILERS_TOO_LARGE;
           const field = parseTrailer(line);
           if (field === null) return -BodyError.BAD_TRAILER;
+          if (FORBIDDEN_TRAILERS.has(field[0].toLowerCase())) return -BodyError.FORBIDDEN_TRAILER;
           this.trailers.push(field);
           this.trailerBytes = [];
           this.state = S_TRAILER;
@@ -313,6 +316,23 @@ function extStep(x: number, b: number): number {
  * BWS only ever precedes ";", "=" or a name or value, so a line may not end in whitespace.
  */
 const extCanEnd = (x: number): boolean => x === X_NAME || x === X_TOKEN || x === X_AFTER_QUOTE;
+
+/**
+ * Fields that only mean something in the header section: framing, routing, connection controls
+ * and expectations are decided before the content (RFC 9110 §6.5.1), so a trailer carrying one
+ * is a request trying to re-frame or re-route itself after the fact, and refused.
+ */
+const FORBIDDEN_TRAILERS = new Set([
+  "content-length",
+  "transfer-encoding",
+  "trailer",
+  "te",
+  "host",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "expect",
+]);
 
 /** A trailer line as a header field (RFC 9112 §7.1.2); obs-fold is not accepted here. */
 function parseTrailer(line: number[]): [string, string] | null {

@@ -135,6 +135,11 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
     ["a trailer without a colon", "0\r\nBad Name: x\r\n\r\n", BodyError.BAD_TRAILER],
     ["a trailer with a bare LF", "0\r\nX: y\n\r\n", BodyError.BAD_TRAILER],
     ["a trailer with a CTL in its value", "0\r\nX: a\x01b\r\n\r\n", BodyError.BAD_TRAILER],
+    ["a Content-Length trailer (re-framing after the body)", "0\r\nContent-Length: 5\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Transfer-Encoding trailer", "0\r\ntransfer-encoding: chunked\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Host trailer (re-routing after the body)", "0\r\nHOST: evil.example\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Connection trailer (found by the differential fuzzer)", "0\r\nConnection: close\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Trailer trailer", "0\r\nTrailer: X\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
     ["too many trailers", "0\r\nA: 1\r\nB: 2\r\n\r\n", BodyError.TRAILERS_TOO_LARGE, tight],
     ["a trailer section over the limit", `0\r\nA: ${"x".repeat(20)}\r\n\r\n`, BodyError.TRAILERS_TOO_LARGE, tight],
     [
