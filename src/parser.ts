@@ -668,7 +668,7 @@ function isHttpScheme(buf: Uint8Array, s: number, e: number): boolean {
  */
 function isAuthority(buf: Uint8Array, s: number, e: number, portRequired: boolean): boolean {
   let i = s;
-  if (buf[s] === 0x5b) {
+  if (s < e && buf[s] === 0x5b) {
     // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
     i = s + 1;
     while (i < e && buf[i] !== 0x5d) i++;
@@ -676,9 +676,9 @@ function isAuthority(buf: Uint8Array, s: number, e: number, portRequired: boolea
     i++;
   } else {
     // reg-name = *( unreserved / pct-encoded / sub-delims ); IPv4address is one of them.
-    for (;;) {
+    while (i < e) {
       const c = buf[i] as number;
-      if (i < e && REG_NAME_CHAR[c] === 1) i++;
+      if (REG_NAME_CHAR[c] === 1) i++;
       else if (c === 0x25 && i + 2 < e && isHex(buf[i + 1] as number) && isHex(buf[i + 2] as number)) i += 3;
       else break;
     }
