@@ -1,0 +1,33 @@
+/**
+ * Fuzzing in the normal test run: a short, fixed-seed budget of each property. A failure prints
+ * fast-check's seed and path (replay with `npm run fuzz -- --seed S --path P`) or the input.
+ */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { differential, newTally } from "./differential.ts";
+import { anyCase, validCase } from "./gen.ts";
+import { splitInvariant, validAccepted } from "./properties.ts";
+
+const SEED = 20261203;
+
+describe("fuzz (fixed seed, short budget)", () => {
+  test("split invariance: valid and mutated pipelined requests give the same events whole, byte by byte and cut anywhere", () => {
+    fc.assert(
+      fc.property(anyCase, (c) => splitInvariant(c)),
+      { seed: SEED, numRuns: 1500 },
+    );
+  }, 60_000);
+
+  test("valid request sequences are accepted with exactly the fields, bodies and trailers sent", () => {
+    fc.assert(fc.property(validCase, validAccepted), { seed: SEED, numRuns: 1500 });
+  }, 60_000);
+
+  test("differential: every request bunwsgi accepts, llhttp accepts the same way or an RFC exception covers it", () => {
+    const inputs = fc.sample(anyCase, { seed: SEED, numRuns: 3000 }).map((c) => c.bytes);
+    const tally = newTally();
+    differential(inputs, tally);
+    expect(tally.mismatches).toEqual([]);
+    // Enough inputs are accepted by both for the comparison to mean something.
+    expect(tally.same).toBeGreaterThan(inputs.length / 5);
+  }, 60_000);
+});
