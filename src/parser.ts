@@ -543,12 +543,20 @@ export class RequestParser {
       const ve = base + (f[k + 3] as number);
       let err = 0;
       switch (f[k + 4]) {
-        case FieldKind.HOST:
+        case FieldKind.HOST: {
           hosts++;
           // Host = uri-host [ ":" port ] (RFC 9110 §7.2); an empty value is allowed there, for a
-          // target without an authority, and so accepted for every target.
-          if (ve > vs && !isAuthority(buf, vs, ve, false)) return -ParseError.BAD_HOST;
+          // target without an authority, and so accepted for every target. The common plain
+          // name and port are checked here; pct-encoding, IP-literals and errors by isAuthority.
+          let i = vs;
+          while (i < ve && REG_NAME_CHAR[buf[i] as number] === 1) i++;
+          if (i > vs && i < ve && buf[i] === COLON) {
+            i++;
+            while (i < ve && isDigit(buf[i] as number)) i++;
+          }
+          if (i !== ve && !isAuthority(buf, vs, ve, false)) return -ParseError.BAD_HOST;
           break;
+        }
         case FieldKind.CONTENT_LENGTH:
           err = this.contentLengthValue(buf, vs, ve);
           break;
