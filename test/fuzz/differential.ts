@@ -74,7 +74,9 @@ export function compare(input: Uint8Array, ours: readonly DriverEvent[], theirs:
       const ex = EXCEPTIONS.find((x) => x.applies(d));
       return ex === undefined ? { kind: "mismatch", index, what } : { kind: "exception", id: ex.id };
     }
-    if (e.tunnel) break;
+    // llhttp hands everything after an upgrade to the caller, also on HTTP/1.0, where bunwsgi
+    // ignores Upgrade (RFC 9110 §7.8) and reads on: llhttp has no verdict on those bytes.
+    if (e.tunnel || theirs.msgs[index]?.upgrade === true) break;
     index++;
   }
   return { kind: "same" };

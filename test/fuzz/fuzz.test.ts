@@ -4,8 +4,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { differential, newTally } from "./differential.ts";
-import { anyCase, validCase } from "./gen.ts";
+import { compare, differential, newTally, runLlhttp } from "./differential.ts";
+import { drive } from "./driver.ts";
+import { anyCase, latin1Bytes, validCase } from "./gen.ts";
 import { splitInvariant, validAccepted } from "./properties.ts";
 
 const SEED = 20261203;
@@ -30,4 +31,15 @@ describe("fuzz (fixed seed, short budget)", () => {
     // Enough inputs are accepted by both for the comparison to mean something.
     expect(tally.same).toBeGreaterThan(inputs.length / 5);
   }, 60_000);
+
+  test("differential: nothing after a request llhttp treats as an upgrade is compared (HTTP/1.0 Upgrade, found by the fuzzer)", () => {
+    const input = latin1Bytes(
+      "OPTIONS / HTTP/1.0\r\nUpgrade: h2c\r\nConnection: upgrade, keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+    );
+    const ours = drive(input, []);
+    expect(ours.filter((e) => e.kind === "head").length).toBe(2);
+    const [theirs] = runLlhttp([input]);
+    expect(theirs?.msgs.map((m) => m.upgrade)).toEqual([true]);
+    expect(compare(input, ours, theirs!)).toEqual({ kind: "same" });
+  });
 });
