@@ -58,6 +58,7 @@ function firstDifference(head: HeadEvent, body: BodyEvent | undefined, m: Llhttp
 /** Compare bunwsgi's events for `input` with llhttp's result, request by request. */
 export function compare(input: Uint8Array, ours: readonly DriverEvent[], theirs: LlhttpResult): Verdict {
   let index = 0;
+  let previous: HeadEvent | undefined;
   for (let i = 0; i < ours.length; i++) {
     const e = ours[i] as DriverEvent;
     if (e.kind === "error") {
@@ -70,13 +71,14 @@ export function compare(input: Uint8Array, ours: readonly DriverEvent[], theirs:
     const body = next?.kind === "body" ? next : undefined;
     const what = firstDifference(e, body, theirs.msgs[index], theirs.error);
     if (what !== "") {
-      const d: Divergence = { input, index, head: e, body, llhttp: theirs };
+      const d: Divergence = { input, index, head: e, body, previous, llhttp: theirs };
       const ex = EXCEPTIONS.find((x) => x.applies(d));
       return ex === undefined ? { kind: "mismatch", index, what } : { kind: "exception", id: ex.id };
     }
     // llhttp hands everything after an upgrade to the caller, also on HTTP/1.0, where bunwsgi
     // ignores Upgrade (RFC 9110 §7.8) and reads on: llhttp has no verdict on those bytes.
     if (e.tunnel || theirs.msgs[index]?.upgrade === true) break;
+    previous = e;
     index++;
   }
   return { kind: "same" };

@@ -31,6 +31,8 @@ export interface Divergence {
   index: number;
   head: HeadEvent;
   body: BodyEvent | undefined;
+  /** The request before it on the connection, if any. */
+  previous: HeadEvent | undefined;
   llhttp: LlhttpResult;
 }
 
@@ -112,6 +114,28 @@ export const EXCEPTIONS: readonly Exception[] = [
       /\n(transfer-encoding|content-length):[^\r\n]*\t\r\n/i.test(latin1(d.input, d.head.start, d.head.end)) &&
       d.llhttp.msgs.length <= d.index + 1 &&
       /^HPE_INVALID_(TRANSFER_ENCODING|CONTENT_LENGTH):/.test(d.llhttp.error ?? ""),
+  },
+  {
+    id: "empty-list-element-in-transfer-encoding",
+    rfc: "RFC 9110 §5.6.1.2",
+    text:
+      "Empty elements do not contribute to the count of elements present. A recipient MUST parse and " +
+      'ignore a reasonable number of empty list elements: "chunked," is "chunked". llhttp refuses them.',
+    applies: (d) =>
+      d.head.fields.some((f) => f[0].toLowerCase() === "transfer-encoding" && /^[ \t]*,|,[ \t]*(,|$)/.test(f[1])) &&
+      d.llhttp.msgs.length <= d.index + 1 &&
+      d.llhttp.error?.startsWith("HPE_INVALID_TRANSFER_ENCODING:") === true,
+  },
+  {
+    id: "htab-in-connection-list",
+    rfc: "RFC 9110 §5.6.1, §7.6.1",
+    text:
+      'Connection = #connection-option, and #element is element *( OWS "," OWS element ) with OWS = ' +
+      '*( SP / HTAB ): "keep-alive<HTAB>, foo" keeps an HTTP/1.0 connection open. llhttp misses the ' +
+      "token next to a tab, closes, and refuses the next request.",
+    applies: (d) =>
+      d.previous?.fields.some((f) => f[0].toLowerCase() === "connection" && f[1].includes("\t")) === true &&
+      headRejected(d, "HPE_CLOSED_CONNECTION"),
   },
   {
     id: "chunk-ext-bws",
