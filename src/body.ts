@@ -84,7 +84,7 @@ const X_TOKEN = 4;
 const X_QUOTED = 5;
 const X_QUOTED_ESC = 6;
 const X_AFTER_QUOTE = 7;
-/** "name BWS" may be followed by "=", ";" or the end; X_BEFORE_SEMI may not take "=". */
+/** "name BWS" may be followed by "=" or ";" (not the end); X_BEFORE_SEMI may not take "=". */
 const X_BEFORE_SEMI_OR_EQ = 8;
 /** Right after the chunk-size: BWS then ";" only. */
 const X_SIZE_BWS = 9;
