@@ -12,6 +12,9 @@ export const BodyError = {
   BAD_TRAILER: 6,
   TRAILERS_TOO_LARGE: 7,
   TOO_LARGE: 8,
+  WS_AFTER_CHUNK_SIZE: 9,
+  CHUNK_SIZE_TOO_LONG: 10,
+  FORBIDDEN_TRAILER: 11,
 } as const;
 
 /** [status, message] for each {@link BodyError} code. */
@@ -24,6 +27,9 @@ export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = 
   6: [400, "invalid trailer field"],
   7: [431, "trailer section too large"],
   8: [413, "request body too large"],
+  9: [400, "whitespace after chunk size without a chunk extension"],
+  10: [400, "chunk size line too long"],
+  11: [400, "framing, routing or connection field in trailer section"],
 };
 
 export interface BodyLimits {
@@ -49,8 +55,13 @@ const LF = 10;
 const SP = 32;
 const HTAB = 9;
 
-/** More than 13 hex digits would exceed 2^52: far beyond any body limit, and beyond exact doubles. */
-const MAX_SIZE_DIGITS = 13;
+/**
+ * chunk-size = 1*HEXDIG (RFC 9112 §7.1): leading zeros are valid, so the value is capped, not the
+ * digit count. A value past 2^53 - 1 is no longer exact in a double, and far beyond any body limit.
+ */
+const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER;
+/** Hex digits in one chunk-size, leading zeros included: a bound on the line, not on the value. */
+const MAX_SIZE_DIGITS = 256;
 
 // Chunked decoder states.
 const S_SIZE = 0; // reading chunk-size hex digits
@@ -64,6 +75,7 @@ const S_TRAILER_LF = 7;
 const S_DONE = 8;
 
 // chunk-ext sub-states (RFC 9112 §7.1.1: *( BWS ";" BWS name [ BWS "=" BWS value ] )).
+/** BWS after a value: only ";" (or more BWS) may follow, never the line end. */
 const X_BEFORE_SEMI = 0;
 const X_NAME_START = 1;
 const X_NAME = 2;
@@ -72,8 +84,10 @@ const X_TOKEN = 4;
 const X_QUOTED = 5;
 const X_QUOTED_ESC = 6;
 const X_AFTER_QUOTE = 7;
-/** "name BWS" may be followed by "=", ";" or the end; X_BEFORE_SEMI may not take "=". */
+/** "name BWS" may be followed by "=" or ";" (not the end); X_BEFORE_SEMI may not take "=". */
 const X_BEFORE_SEMI_OR_EQ = 8;
+/** Right after the chunk-size: BWS then ";" only. */
+const X_SIZE_BWS = 9;
 
 const hexValue = (b: number): number => {
   if (b >= 48 && b <= 57) return b - 48;
@@ -103,6 +117,8 @@ export class BodyDecoder {
   private ext = 0;
   private xstate = X_BEFORE_SEMI;
   private trailerBytes: number[] = [];
+  /** Bytes of the trailer section so far: the limit is on the section, not on one line. */
+  private trailerTotal = 0;
 
   constructor(limits: BodyLimits = DEFAULT_BODY_LIMITS) {
     this.limits = limits;
@@ -127,6 +143,7 @@ export class BodyDecoder {
     this.digits = 0;
     this.trailers = [];
     this.trailerBytes = [];
+    this.trailerTotal = 0;
   }
 
   /**
@@ -152,8 +169,10 @@ export class BodyDecoder {
         case S_SIZE: {
           const h = hexValue(b);
           if (h >= 0) {
-            if (++this.digits > MAX_SIZE_DIGITS) return -BodyError.CHUNK_SIZE_OVERFLOW;
+            if (++this.digits > MAX_SIZE_DIGITS) return -BodyError.CHUNK_SIZE_TOO_LONG;
+            // The previous value is at most 2^53 - 1, so this product is still compared correctly.
             this.remaining = this.remaining * 16 + h;
+            if (this.remaining > MAX_CHUNK_SIZE) return -BodyError.CHUNK_SIZE_OVERFLOW;
             i++;
             break;
           }
@@ -166,11 +185,13 @@ export class BodyDecoder {
           if (b !== SP && b !== HTAB && b !== 0x3b) return -BodyError.BAD_CHUNK_SIZE;
           this.state = S_EXT;
           this.ext = 0;
-          this.xstate = X_BEFORE_SEMI;
+          this.xstate = X_SIZE_BWS;
           break;
         }
         case S_EXT: {
           if (b === CR) {
+            // "5 \r\n": BWS is only allowed before a ";" (RFC 9112 §7.1.1), never as a line's end.
+            if (this.xstate === X_SIZE_BWS) return -BodyError.WS_AFTER_CHUNK_SIZE;
             if (!extCanEnd(this.xstate)) return -BodyError.BAD_CHUNK_EXT;
             this.state = S_SIZE_LF;
             i++;
@@ -222,7 +243,7 @@ export class BodyDecoder {
             break;
           }
           if (b === LF) return -BodyError.BAD_TRAILER;
-          if (this.trailerBytes.length >= this.limits.maxTrailerBytes) return -BodyError.TRAILERS_TOO_LARGE;
+          if (++this.trailerTotal > this.limits.maxTrailerBytes) return -BodyError.TRAILERS_TOO_LARGE;
           this.trailerBytes.push(b);
           i++;
           break;
@@ -239,6 +260,7 @@ export class BodyDecoder {
           if (this.trailers.length >= this.limits.maxTrailers) return -BodyError.TRAILERS_TOO_LARGE;
           const field = parseTrailer(line);
           if (field === null) return -BodyError.BAD_TRAILER;
+          if (FORBIDDEN_TRAILERS.has(field[0].toLowerCase())) return -BodyError.FORBIDDEN_TRAILER;
           this.trailers.push(field);
           this.trailerBytes = [];
           this.state = S_TRAILER;
@@ -256,6 +278,8 @@ const isWS = (b: number): boolean => b === SP || b === HTAB;
 
 function extStep(x: number, b: number): number {
   switch (x) {
+    case X_SIZE_BWS:
+      return isWS(b) ? X_SIZE_BWS : b === 0x3b ? X_NAME_START : -1;
     case X_BEFORE_SEMI:
       return isWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
     case X_NAME_START:
@@ -287,8 +311,28 @@ function extStep(x: number, b: number): number {
   }
 }
 
-const extCanEnd = (x: number): boolean =>
-  x === X_BEFORE_SEMI || x === X_NAME || x === X_TOKEN || x === X_AFTER_QUOTE || x === X_BEFORE_SEMI_OR_EQ;
+/**
+ * chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 §7.1.1):
+ * BWS only ever precedes ";", "=" or a name or value, so a line may not end in whitespace.
+ */
+const extCanEnd = (x: number): boolean => x === X_NAME || x === X_TOKEN || x === X_AFTER_QUOTE;
+
+/**
+ * Fields that only mean something in the header section: framing, routing, connection controls
+ * and expectations are decided before the content (RFC 9110 §6.5.1), so a trailer carrying one
+ * is a request trying to re-frame or re-route itself after the fact, and refused.
+ */
+const FORBIDDEN_TRAILERS = new Set([
+  "content-length",
+  "transfer-encoding",
+  "trailer",
+  "te",
+  "host",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "expect",
+]);
 
 /** A trailer line as a header field (RFC 9112 §7.1.2); obs-fold is not accepted here. */
 function parseTrailer(line: number[]): [string, string] | null {

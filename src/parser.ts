@@ -46,6 +46,10 @@ export const ParseError = {
   UNKNOWN_CODING: 23,
   TE_IN_HTTP10: 24,
   EXPECTATION_FAILED: 25,
+  TARGET_FORM: 26,
+  BAD_AUTHORITY: 27,
+  TARGET_USERINFO: 28,
+  BAD_SCHEME: 29,
 } as const;
 
 /** [status, message] for each {@link ParseError} code. */
@@ -75,7 +79,19 @@ export const PARSE_ERRORS: Readonly<Record<number, readonly [number, string]>> =
   23: [501, "unsupported transfer coding"],
   24: [400, "Transfer-Encoding in an HTTP/1.0 request"],
   25: [417, "unsupported expectation"],
+  26: [400, "request-target form not allowed with this method"],
+  27: [400, "invalid authority in request-target"],
+  28: [400, "userinfo in request-target"],
+  29: [400, "absolute-form scheme is not http or https"],
 };
+
+/** The four request-target forms (RFC 9112 §3.2), as {@link RequestParser.targetForm}. */
+export const TargetForm = {
+  ORIGIN: 0,
+  ABSOLUTE: 1,
+  AUTHORITY: 2,
+  ASTERISK: 3,
+} as const;
 
 /** Header kinds the parser recognises for framing; every other field is kind OTHER. */
 export const FieldKind = {
@@ -113,10 +129,22 @@ for (let i = 0; i < 256; i++) VALUE_CHAR[i] = i === HTAB || (i >= 0x20 && i !== 
  */
 const TARGET_CHAR = new Uint8Array(256);
 for (let i = 0x21; i < 0x7f; i++) TARGET_CHAR[i] = i === 0x23 ? 0 : 1;
-/** Host: reg-name / IP-literal / port characters (RFC 3986 §3.2.2). */
-const HOST_CHAR = new Uint8Array(256);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]") {
-  HOST_CHAR[c.charCodeAt(0)] = 1;
+/**
+ * reg-name bytes other than pct-encoded (RFC 3986 §3.2.2: unreserved / sub-delims), less ",":
+ * no DNS name holds one, and in Host it is what joins two field lines into a list (RFC 9110
+ * §5.3), so "a,b" is refused like two Host lines (RFC 9112 §3.2).
+ */
+const REG_NAME_CHAR = new Uint8Array(256);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+;=") {
+  REG_NAME_CHAR[c.charCodeAt(0)] = 1;
+}
+/** The tail of an IPvFuture: unreserved / sub-delims / ":" (RFC 3986 §3.2.2), "," refused as above. */
+const IPVFUTURE_CHAR = REG_NAME_CHAR.slice();
+IPVFUTURE_CHAR[COLON] = 1;
+/** scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1). */
+const SCHEME_CHAR = new Uint8Array(256);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") {
+  SCHEME_CHAR[c.charCodeAt(0)] = 1;
 }
 
 const lower = (b: number): number => (b >= 65 && b <= 90 ? b | 0x20 : b);
@@ -171,8 +199,11 @@ const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CO
 /** Bytes of CRLFs tolerated before a request line. */
 const MAX_LEADING_BLANK = 8;
 
-/** Largest Content-Length accepted: 15 digits keeps every value an exact JS integer. */
-const MAX_LENGTH_DIGITS = 15;
+/**
+ * Largest Content-Length accepted: every value up to it is an exact JS integer. The value is
+ * capped, not the digit count: "1*DIGIT" (RFC 9110 §8.6) allows leading zeros.
+ */
+const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
 
 /**
  * One parser per connection, reused for every request on it. Feed it the bytes of one request
@@ -191,6 +222,14 @@ export class RequestParser {
   method = "";
   targetStart = 0;
   targetEnd = 0;
+  /** Which of the four forms the target has ({@link TargetForm}). */
+  targetForm: number = TargetForm.ORIGIN;
+  /**
+   * The target's authority (absolute-form and authority-form; empty otherwise), offsets relative
+   * to the head start: with absolute-form it replaces Host (RFC 9112 §3.2.2).
+   */
+  authorityStart = 0;
+  authorityEnd = 0;
   versionMajor = 1;
   versionMinor = 1;
   /** -1 when the request has no Content-Length. */
@@ -246,14 +285,22 @@ export class RequestParser {
       // (one found at or past end is handled below like any other).
       const lf = buf[pos] === CR && buf[pos + 1] === LF ? pos + 1 : findLF(buf, pos, end);
       if (lf === -1 || lf >= end) {
-        // A CR not at the very end can never be followed by LF: fail now, not at the limit.
-        const cr = buf.indexOf(CR, pos);
-        if (cr !== -1 && cr < end - 1) return -ParseError.BARE_CR;
+        // A CR not at the very end can never be followed by LF: fail now, not at the limit
+        // (unless the limit came first). The search starts a byte back in a line begun earlier:
+        // a CR that ended the last read is decided now that its next byte is here.
+        const cr = buf.indexOf(CR, pos > start + this.curLine ? pos - 1 : pos);
+        if (cr !== -1 && cr < end - 1 && cr + 2 <= this.limitAt(start)) return -ParseError.BARE_CR;
         this.scanned = end - start;
         return this.checkPartial(end - start);
       }
       const lineStart = start + this.curLine;
-      if (lf === lineStart || buf[lf - 1] !== CR) return -ParseError.BARE_LF;
+      const limitAt = this.limitAt(start);
+      if (lf === lineStart || buf[lf - 1] !== CR) {
+        // Whatever a byte-by-byte read meets first is the verdict: a bare CR, the limit, or this LF.
+        const err = this.bareCR(buf, lineStart, lf, limitAt);
+        if (err < 0) return err;
+        return limitAt <= lf ? this.checkPartial(limitAt - start) : -ParseError.BARE_LF;
+      }
       const lineEnd = lf - 1;
       pos = lf + 1;
       this.curLine = pos - start;
@@ -266,11 +313,11 @@ export class RequestParser {
           continue;
         }
         err = this.requestLine(buf, start, lineStart, lineEnd);
-        // Any other CR in the line is bare, and that is the verdict whatever else is wrong.
-        // Only a failed line can hold one (no part of its grammar admits a CR), so a good line
-        // is not searched. A field line needs no such search: every byte of it is checked
-        // against the name or value grammar, where a CR is reported as bare too.
-        if (err < 0 && buf.indexOf(CR, lineStart) < lineEnd) return -ParseError.BARE_CR;
+        // Any other CR in the line is bare, and that is the verdict whatever else is wrong: a
+        // read that ends between it and the next byte reports it before the rest of the line is
+        // seen. Only a failed line can hold one (no part of its grammar admits a CR), so a good
+        // line is not searched. Field lines below follow the same rule.
+        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, limitAt) || err;
         this.haveRequestLine = true;
       } else if (lineEnd === lineStart) {
         const used = pos - start;
@@ -278,13 +325,34 @@ export class RequestParser {
         this.reset();
         return err < 0 ? err : used;
       } else {
-        if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) return -ParseError.HEADERS_TOO_LARGE;
+        if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) {
+          return this.bareCR(buf, lineStart, lineEnd, limitAt) || -ParseError.HEADERS_TOO_LARGE;
+        }
         err = this.fieldLine(buf, start, lineStart, lineEnd);
+        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, limitAt) || err;
       }
       if (err < 0) return err;
     }
     this.scanned = end - start;
     return this.checkPartial(end - start);
+  }
+
+  /**
+   * The `end` (absolute) at which {@link checkPartial} first fails for the line being read:
+   * where a byte-by-byte read reports the line's limit.
+   */
+  private limitAt(start: number): number {
+    if (!this.haveRequestLine) return start + this.curLine + this.limits.maxRequestLine + 2;
+    return start + this.lineEnd + this.limits.maxHeaderBytes + 5;
+  }
+
+  /**
+   * BARE_CR (negated) when buf[s, e) holds a CR that a byte-by-byte read would have reported:
+   * one whose next byte arrives before the line's limit is reached. 0 otherwise.
+   */
+  private bareCR(buf: Uint8Array, s: number, e: number, limitAt: number): number {
+    const cr = buf.indexOf(CR, s);
+    return cr !== -1 && cr < e && cr + 2 <= limitAt ? -ParseError.BARE_CR : 0;
   }
 
   private checkPartial(have: number): number {
@@ -311,21 +379,49 @@ export class RequestParser {
     this.targetEnd = i - base;
     // Version first: an HTTP/2 preface ("PRI * HTTP/2.0") is a 505, not a bad target.
     const err = this.version(buf, i + 1, e);
-    return err < 0 ? err : this.checkTarget(buf, t0, i);
+    return err < 0 ? err : this.checkTarget(buf, base, t0, i);
   }
 
-  /** The four request-target forms (RFC 9112 §3.2) and which methods may use them. */
-  private checkTarget(buf: Uint8Array, s: number, e: number): number {
+  /**
+   * The four request-target forms (RFC 9112 §3.2) and which methods may use them: authority-form
+   * with CONNECT only and CONNECT with nothing else (§3.2.3), asterisk-form with OPTIONS only
+   * (§3.2.4). Its bytes are already visible ASCII without "#".
+   */
+  private checkTarget(buf: Uint8Array, base: number, s: number, e: number): number {
     const first = buf[s];
-    if (first === 0x2f) return 0; // origin-form
-    if (this.method === "CONNECT") return 0; // authority-form
-    if (first === 0x2a) return e - s === 1 && this.method === "OPTIONS" ? 0 : -ParseError.BAD_TARGET;
-    // absolute-form: scheme "://" ...
-    let i = s;
-    while (i < e && ((buf[i] as number) | 0x20) >= 0x61 && ((buf[i] as number) | 0x20) <= 0x7a) i++;
-    if (i === s || e - i < 3 || buf[i] !== COLON || buf[i + 1] !== 0x2f || buf[i + 2] !== 0x2f) {
-      return -ParseError.BAD_TARGET;
+    const connect = this.method === "CONNECT";
+    this.authorityStart = this.authorityEnd = 0;
+    if (first === 0x2f) {
+      this.targetForm = TargetForm.ORIGIN;
+      return connect ? -ParseError.TARGET_FORM : 0;
     }
+    if (first === 0x2a) {
+      this.targetForm = TargetForm.ASTERISK;
+      if (e - s !== 1) return -ParseError.BAD_TARGET;
+      return this.method === "OPTIONS" ? 0 : -ParseError.TARGET_FORM;
+    }
+    let i = s;
+    while (i < e && SCHEME_CHAR[buf[i] as number] === 1) i++;
+    if (isAlpha(first as number) && e - i >= 3 && buf[i] === COLON && buf[i + 1] === 0x2f && buf[i + 2] === 0x2f) {
+      // absolute-form (§3.2.2): an origin server serves http and https URIs only (RFC 9110 §4.2).
+      this.targetForm = TargetForm.ABSOLUTE;
+      if (connect) return -ParseError.TARGET_FORM;
+      if (!isHttpScheme(buf, s, i)) return -ParseError.BAD_SCHEME;
+      const a = i + 3;
+      let ae = a;
+      while (ae < e && buf[ae] !== 0x2f && buf[ae] !== 0x3f) ae++;
+      // An http(s) authority has a host, and no userinfo (RFC 9110 §4.2.1, §4.2.4).
+      if (!isAuthority(buf, a, ae, false)) return authorityError(buf, a, ae);
+      this.authorityStart = a - base;
+      this.authorityEnd = ae - base;
+      return 0;
+    }
+    // authority-form: uri-host ":" port, the port required (§3.2.3).
+    this.targetForm = TargetForm.AUTHORITY;
+    if (!isAuthority(buf, s, e, true)) return connect ? authorityError(buf, s, e) : -ParseError.BAD_TARGET;
+    if (!connect) return -ParseError.TARGET_FORM;
+    this.authorityStart = s - base;
+    this.authorityEnd = e - base;
     return 0;
   }
 
@@ -447,10 +543,20 @@ export class RequestParser {
       const ve = base + (f[k + 3] as number);
       let err = 0;
       switch (f[k + 4]) {
-        case FieldKind.HOST:
+        case FieldKind.HOST: {
           hosts++;
-          for (let i = vs; i < ve; i++) if (HOST_CHAR[buf[i] as number] !== 1) return -ParseError.BAD_HOST;
+          // Host = uri-host [ ":" port ] (RFC 9110 §7.2); an empty value is allowed there, for a
+          // target without an authority, and so accepted for every target. The common plain
+          // name and port are checked here; pct-encoding, IP-literals and errors by isAuthority.
+          let i = vs;
+          while (i < ve && REG_NAME_CHAR[buf[i] as number] === 1) i++;
+          if (i > vs && i < ve && buf[i] === COLON) {
+            i++;
+            while (i < ve && isDigit(buf[i] as number)) i++;
+          }
+          if (i !== ve && !isAuthority(buf, vs, ve, false)) return -ParseError.BAD_HOST;
           break;
+        }
         case FieldKind.CONTENT_LENGTH:
           err = this.contentLengthValue(buf, vs, ve);
           break;
@@ -488,13 +594,14 @@ export class RequestParser {
     let i = s;
     while (i <= e) {
       let n = 0;
-      let digits = 0;
+      const d0 = i;
       while (i < e && isDigit(buf[i] as number)) {
+        // n is at most 2^53 - 1 before this step, so the comparison after it is still exact enough.
         n = n * 10 + ((buf[i] as number) - 48);
-        digits++;
+        if (n > MAX_CONTENT_LENGTH) return -ParseError.BAD_CONTENT_LENGTH;
         i++;
       }
-      if (digits === 0 || digits > MAX_LENGTH_DIGITS) return -ParseError.BAD_CONTENT_LENGTH;
+      if (i === d0) return -ParseError.BAD_CONTENT_LENGTH;
       if (this.contentLength !== -1 && this.contentLength !== n) return -ParseError.BAD_CONTENT_LENGTH;
       this.contentLength = n;
       while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
@@ -549,6 +656,121 @@ export class RequestParser {
 }
 
 const isDigit = (b: number): boolean => b >= 48 && b <= 57;
+const isAlpha = (b: number): boolean => (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a;
+const isHex = (b: number): boolean => isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);
+
+/** "http" or "https" in buf[s, e), case-insensitively (RFC 3986 §3.1). */
+function isHttpScheme(buf: Uint8Array, s: number, e: number): boolean {
+  const n = e - s;
+  if (n !== 4 && n !== 5) return false;
+  if (lower(buf[s] as number) !== 0x68 || lower(buf[s + 1] as number) !== 0x74) return false;
+  if (lower(buf[s + 2] as number) !== 0x74 || lower(buf[s + 3] as number) !== 0x70) return false;
+  return n === 4 || lower(buf[s + 4] as number) === 0x73;
+}
+
+/**
+ * uri-host [ ":" port ] in buf[s, e) (RFC 3986 §3.2.2–3.2.3, as Host in RFC 9110 §7.2 and
+ * authority-form in RFC 9112 §3.2.3): a non-empty host (RFC 9110 §4.2.1: an http URI with an
+ * empty host is invalid), and with `portRequired` a non-empty port. No userinfo: "@" is in
+ * neither grammar.
+ */
+function isAuthority(buf: Uint8Array, s: number, e: number, portRequired: boolean): boolean {
+  let i = s;
+  if (s < e && buf[s] === 0x5b) {
+    // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+    i = s + 1;
+    while (i < e && buf[i] !== 0x5d) i++;
+    if (i === e || !isIPLiteral(buf, s + 1, i)) return false;
+    i++;
+  } else {
+    // reg-name = *( unreserved / pct-encoded / sub-delims ); IPv4address is one of them.
+    while (i < e) {
+      const c = buf[i] as number;
+      if (REG_NAME_CHAR[c] === 1) i++;
+      else if (c === 0x25 && i + 2 < e && isHex(buf[i + 1] as number) && isHex(buf[i + 2] as number)) i += 3;
+      else break;
+    }
+    if (i === s) return false;
+  }
+  if (i === e) return !portRequired;
+  if (buf[i] !== COLON) return false;
+  i++;
+  // port = *DIGIT
+  if (portRequired && i === e) return false;
+  while (i < e && isDigit(buf[i] as number)) i++;
+  return i === e;
+}
+
+/** The code for a target authority that failed {@link isAuthority}: userinfo has its own. */
+function authorityError(buf: Uint8Array, s: number, e: number): number {
+  for (let i = s; i < e; i++) if (buf[i] === 0x40) return -ParseError.TARGET_USERINFO;
+  return -ParseError.BAD_AUTHORITY;
+}
+
+/** IPv6address / IPvFuture, the inside of an IP-literal (RFC 3986 §3.2.2). */
+function isIPLiteral(buf: Uint8Array, s: number, e: number): boolean {
+  if (((buf[s] as number) | 0x20) !== 0x76) return isIPv6(buf, s, e);
+  // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+  let i = s + 1;
+  while (i < e && isHex(buf[i] as number)) i++;
+  if (i === s + 1 || i >= e - 1 || buf[i] !== 0x2e) return false;
+  for (i++; i < e; i++) if (IPVFUTURE_CHAR[buf[i] as number] !== 1) return false;
+  return true;
+}
+
+/**
+ * IPv6address (RFC 3986 §3.2.2): eight h16 pieces (1–4 HEXDIG) separated by ":", the last two
+ * of which may be one IPv4address, and one "::" at most, standing for one or more zero pieces.
+ */
+function isIPv6(buf: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  let pieces = 0;
+  let elided = false;
+  if (e - s >= 2 && buf[s] === COLON && buf[s + 1] === COLON) {
+    elided = true;
+    i += 2;
+  }
+  while (i < e) {
+    const h = i;
+    while (i < e && i - h < 5 && isHex(buf[i] as number)) i++;
+    if (i === h) return false;
+    if (i < e && buf[i] === 0x2e) {
+      // ls32's IPv4address: only as the last piece, and worth two.
+      if (!isIPv4(buf, h, e)) return false;
+      pieces += 2;
+      break;
+    }
+    if (i - h > 4) return false;
+    pieces++;
+    if (i === e) break;
+    if (buf[i] !== COLON) return false;
+    i++;
+    if (i < e && buf[i] === COLON) {
+      if (elided) return false;
+      elided = true;
+      i++;
+    } else if (i === e) {
+      return false;
+    }
+  }
+  return elided ? pieces <= 7 : pieces === 8;
+}
+
+/** IPv4address = dec-octet "." dec-octet "." dec-octet "." dec-octet, no leading zeros (RFC 3986 §3.2.2). */
+function isIPv4(buf: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  for (let octet = 0; octet < 4; octet++) {
+    if (octet > 0) {
+      if (buf[i] !== 0x2e) return false;
+      i++;
+    }
+    const d = i;
+    let n = 0;
+    while (i < e && i - d < 3 && isDigit(buf[i] as number)) n = n * 10 + (buf[i++] as number) - 48;
+    if (i === d || n > 255 || (i - d > 1 && buf[d] === 48)) return false;
+  }
+  return i === e;
+}
 
 /** Lines up to this long are searched for their LF here: cheaper than the native search. */
 const SHORT_LINE = 64;

@@ -86,6 +86,15 @@ describe("decodes chunked bodies (whole, byte by byte, every split)", () => {
   test("leading zeros in a chunk size", () => {
     expect(allWays("0005\r\nhello\r\n000\r\n\r\n", chunked).data).toBe("hello");
   });
+
+  test("16 and 40 leading zeros: chunk-size = 1*HEXDIG caps the value, not the digits (RFC 9112 §7.1)", () => {
+    expect(allWays("0000000000000005\r\nhello\r\n0\r\n\r\n", chunked).data).toBe("hello");
+    expect(allWays(`${"0".repeat(40)}5\r\nhello\r\n${"0".repeat(40)}\r\n\r\n`, chunked).data).toBe("hello");
+  });
+
+  test("BWS after the size before a chunk extension (RFC 9112 §7.1.1)", () => {
+    expect(allWays("5 ;a=b\r\nhello\r\n0\t;x\r\n\r\n", chunked).data).toBe("hello");
+  });
 });
 
 describe("rejects malformed chunked bodies with a precise code (whole, byte by byte, every split)", () => {
@@ -99,6 +108,26 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
     ["a 0x-prefixed chunk size", "0x5\r\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
     ["a bare LF after the chunk size", "5\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
     ["a chunk size overflow", "fffffffffffffff\r\n", BodyError.CHUNK_SIZE_OVERFLOW],
+    ["a chunk size of 2^53, past exact integers", "20000000000000\r\n", BodyError.CHUNK_SIZE_OVERFLOW],
+    ["a chunk size of 2^53 after leading zeros", "0000020000000000000\r\n", BodyError.CHUNK_SIZE_OVERFLOW],
+    ["a chunk size of 2^53 - 1 (exact, but over the body limit: 413)", "1fffffffffffff\r\n", BodyError.TOO_LARGE],
+    ["a flood of leading zeros in a chunk size", `${"0".repeat(300)}5\r\nhello\r\n`, BodyError.CHUNK_SIZE_TOO_LONG],
+    ["a space after the chunk size (smuggling: 5 SP CRLF)", "5 \r\nhello\r\n0\r\n\r\n", BodyError.WS_AFTER_CHUNK_SIZE],
+    ["a tab after the chunk size", "5\t\r\nhello\r\n0\r\n\r\n", BodyError.WS_AFTER_CHUNK_SIZE],
+    ["mixed whitespace after the chunk size", "5 \t \r\nhello\r\n0\r\n\r\n", BodyError.WS_AFTER_CHUNK_SIZE],
+    ["whitespace after the last chunk's size", "5\r\nhello\r\n0 \r\n\r\n", BodyError.WS_AFTER_CHUNK_SIZE],
+    ["whitespace after a chunk extension value", "5;a=b \r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
+    ["whitespace after a chunk extension name", "5;a \r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
+    ["whitespace after a quoted chunk extension", '5;a="b"\t\r\nhello\r\n0\r\n\r\n', BodyError.BAD_CHUNK_EXT],
+    ["a bare CR after the chunk size", "5\rhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["a bare LF in a chunk extension", "5;a\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
+    ["a bare LF after the last chunk", "0\n\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["a bare LF ending the trailer section", "0\r\n\n", BodyError.BAD_TRAILER],
+    ["a bare CR ending the trailer section", "0\r\n\rX", BodyError.BAD_TRAILER],
+    ["a NUL in the chunk size", "5\0\r\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
+    ["an obs-fold in a trailer", "0\r\nA: b\r\n c\r\n\r\n", BodyError.BAD_TRAILER],
+    ["whitespace before a trailer's colon", "0\r\nA : b\r\n\r\n", BodyError.BAD_TRAILER],
+    ["a NUL in a trailer value", "0\r\nA: b\0\r\n\r\n", BodyError.BAD_TRAILER],
     ["an extension without a name", "5;=x\r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
     ["an extension with a bad character", "5;a@b\r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
     ["an unterminated quoted extension", '5;a="x\r\nhello\r\n', BodyError.BAD_CHUNK_EXT],
@@ -106,8 +135,19 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
     ["a trailer without a colon", "0\r\nBad Name: x\r\n\r\n", BodyError.BAD_TRAILER],
     ["a trailer with a bare LF", "0\r\nX: y\n\r\n", BodyError.BAD_TRAILER],
     ["a trailer with a CTL in its value", "0\r\nX: a\x01b\r\n\r\n", BodyError.BAD_TRAILER],
+    ["a Content-Length trailer (re-framing after the body)", "0\r\nContent-Length: 5\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Transfer-Encoding trailer", "0\r\ntransfer-encoding: chunked\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Host trailer (re-routing after the body)", "0\r\nHOST: evil.example\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Connection trailer (found by the differential fuzzer)", "0\r\nConnection: close\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
+    ["a Trailer trailer", "0\r\nTrailer: X\r\n\r\n", BodyError.FORBIDDEN_TRAILER],
     ["too many trailers", "0\r\nA: 1\r\nB: 2\r\n\r\n", BodyError.TRAILERS_TOO_LARGE, tight],
     ["a trailer section over the limit", `0\r\nA: ${"x".repeat(20)}\r\n\r\n`, BodyError.TRAILERS_TOO_LARGE, tight],
+    [
+      "a trailer section over the limit in short lines",
+      "0\r\nA: 1234567\r\nB: 1234567\r\n\r\n",
+      BodyError.TRAILERS_TOO_LARGE,
+      { ...tight, maxTrailers: 32 },
+    ],
     ["a body over the size limit (413)", "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", BodyError.TOO_LARGE, tight],
   ];
   for (const [name, raw, code, limits] of cases) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { FIELD_SLOTS, type HeadLimits, ParseError, RequestParser } from "../src/parser.ts";
+import { FIELD_SLOTS, type HeadLimits, ParseError, RequestParser, TargetForm } from "../src/parser.ts";
 
 const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const dec = (b: Uint8Array): string => String.fromCharCode(...b);
@@ -8,6 +8,8 @@ interface Summary {
   consumed: number;
   method?: string;
   target?: string;
+  form?: number;
+  authority?: string;
   version?: string;
   fields?: Array<[string, string, boolean]>;
   contentLength?: number;
@@ -36,6 +38,8 @@ function summarize(p: RequestParser, buf: Uint8Array, base: number, n: number): 
     consumed: n,
     method: p.method,
     target: dec(buf.subarray(base + p.targetStart, base + p.targetEnd)),
+    form: p.targetForm,
+    authority: dec(buf.subarray(base + p.authorityStart, base + p.authorityEnd)),
     version: `${p.versionMajor}.${p.versionMinor}`,
     fields,
     contentLength: p.contentLength,
@@ -92,6 +96,8 @@ describe("parses valid request heads (whole, byte by byte, every split)", () => 
       consumed: raw.length,
       method: "GET",
       target: "/index.html",
+      form: TargetForm.ORIGIN,
+      authority: "",
       version: "1.1",
       fields: [["Host", "example.com", false]],
       contentLength: -1,
@@ -188,6 +194,24 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
     ["bare CR in the method", "GE\rT / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BARE_CR],
     ["bare CR in the version", "GET / HTTP/1.\r1\r\nHost: a\r\n\r\n", ParseError.BARE_CR],
     ["bare CR after a NUL in the target (the CR is the verdict)", "GET /\0\r HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BARE_CR],
+    [
+      "a CR then a non-LF byte after the last field (found by the fuzzer)",
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\x0b",
+      ParseError.BARE_CR,
+    ],
+    ["a CR then a non-LF byte ending the request line", "GET / HTTP/1.1\rx", ParseError.BARE_CR],
+    ["a CR then a non-LF byte ending a field value", "GET / HTTP/1.1\r\nHost: a\rb", ParseError.BARE_CR],
+    [
+      "a CR then another byte before the LF (found by the fuzzer)",
+      "GET / HTTP/1.1\r\nHost: a\r\nX: b\r=\n\r\n",
+      ParseError.BARE_CR,
+    ],
+    [
+      "a NUL then a bare CR in a field line (the CR is the verdict; found by the fuzzer)",
+      "GET / HTTP/1.0\r\n\0\rG\r\n\r\n",
+      ParseError.BARE_CR,
+    ],
+    ["a bad name byte then a bare CR in a field line", "GET / HTTP/1.1\r\nHost: a\r\nX(\r: y\r\n\r\n", ParseError.BARE_CR],
     ["NUL in a header value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", ParseError.NUL],
     ["a control character right before a bare LF", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\n\r\n", ParseError.BARE_LF],
     ["a CR that ends a value but no line", "GET / HTTP/1.1\r\nHost: a\r\nX:\r\r\n\r\n", ParseError.BARE_CR],
@@ -224,8 +248,13 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
     ["an empty Content-Length", `POST / HTTP/1.1\r\n${H}Content-Length:\r\n\r\n`, ParseError.BAD_CONTENT_LENGTH],
     ["a hex Content-Length", `POST / HTTP/1.1\r\n${H}Content-Length: 0x10\r\n\r\n`, ParseError.BAD_CONTENT_LENGTH],
     [
-      "a 16-digit Content-Length (overflow)",
-      `POST / HTTP/1.1\r\n${H}Content-Length: 1234567890123456\r\n\r\n`,
+      "a Content-Length of 2^53 (no longer an exact integer)",
+      `POST / HTTP/1.1\r\n${H}Content-Length: 9007199254740992\r\n\r\n`,
+      ParseError.BAD_CONTENT_LENGTH,
+    ],
+    [
+      "a Content-Length of 2^53 after leading zeros",
+      `POST / HTTP/1.1\r\n${H}Content-Length: 00009007199254740992\r\n\r\n`,
       ParseError.BAD_CONTENT_LENGTH,
     ],
     ["a final coding other than chunked", `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\n`, ParseError.TE_NOT_CHUNKED],
@@ -264,7 +293,7 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
     ["a fragment in the target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
     ["a raw non-ASCII byte in the target", "GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
     ["a relative target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
-    ["asterisk-form with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_TARGET],
+    ["asterisk-form with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.TARGET_FORM],
     ["an invalid method character", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError.BAD_METHOD],
     ["a request line over the limit", `GET /${"a".repeat(40)} HTTP/1.1\r\nHost: a\r\n\r\n`, ParseError.URI_TOO_LONG, small],
     [
@@ -273,6 +302,21 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
       ParseError.HEADERS_TOO_LARGE,
       small,
     ],
+    [
+      "a bare CR inside a field line longer than the header limit, before the limit (found by the fuzzer)",
+      `GET / HTTP/1.1\r\nX: ${"a".repeat(10)}\r\x0b${"b".repeat(80)}\r\n\r\n`,
+      ParseError.BARE_CR,
+      small,
+    ],
+    [
+      "a bare CR past the header limit (the limit came first)",
+      `GET / HTTP/1.1\r\nX: ${"a".repeat(80)}\r\x0bb\r\n\r\n`,
+      ParseError.HEADERS_TOO_LARGE,
+      small,
+    ],
+    ["a bare LF past the header limit", `GET / HTTP/1.1\r\nX: ${"a".repeat(80)}\n\r\n`, ParseError.HEADERS_TOO_LARGE, small],
+    ["a bare LF past the request-line limit", `GET /${"a".repeat(40)}\n\r\n`, ParseError.URI_TOO_LONG, small],
+    ["a bare CR before the request-line limit", `GET /a\rb${"a".repeat(40)} HTTP/1.1\r\n\r\n`, ParseError.BARE_CR, small],
     ["too many header fields", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ParseError.TOO_MANY_HEADERS, small],
     ["an unsupported expectation", `GET / HTTP/1.1\r\n${H}Expect: 200-ok\r\n\r\n`, ParseError.EXPECTATION_FAILED],
     [
@@ -318,4 +362,159 @@ describe("parser reuse", () => {
     expect(s2.fields?.length).toBe(2);
     expect(n1 + n2).toBe(b.length);
   });
+});
+
+describe("Content-Length is capped by value, not by digit count (RFC 9110 §8.6: 1*DIGIT)", () => {
+  test("accepts leading zeros, 16 and 40 of them", () => {
+    expect(parseAllWays(`POST / HTTP/1.1\r\n${H}Content-Length: 0000000000000005\r\n\r\n`).contentLength).toBe(5);
+    expect(parseAllWays(`POST / HTTP/1.1\r\n${H}Content-Length: ${"0".repeat(40)}5\r\n\r\n`).contentLength).toBe(5);
+  });
+
+  test("accepts 2^53 - 1, the largest exact value (the connection answers 413 beyond its limit)", () => {
+    expect(parseAllWays(`POST / HTTP/1.1\r\n${H}Content-Length: 9007199254740991\r\n\r\n`).contentLength).toBe(
+      Number.MAX_SAFE_INTEGER,
+    );
+  });
+});
+
+const hostRequest = (host: string): string => `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+
+describe('Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2–3.2.3)', () => {
+  const valid = [
+    "a.example",
+    "a.example:8080",
+    "a.example:",
+    "[::1]:80",
+    "[::1]",
+    "[::]",
+    "[2001:db8::1]",
+    "[1:2:3:4:5:6:7:8]",
+    "[1:2:3:4:5:6:7::]",
+    "[::2:3:4:5:6:7:8]",
+    "[1:2:3:4:5:6:1.2.3.4]",
+    "[::ffff:1.2.3.4]",
+    "[FE80::aBcD]",
+    "[v1.x]",
+    "[V7f.a:b!$]",
+    "127.0.0.1:80",
+    "xn--bcher-kva.example",
+    "A.EXAMPLE",
+    "a_b.example",
+    "%41.example",
+    "a!$&'()*+;=~b",
+  ];
+  for (const host of valid) {
+    test(`accepts Host: ${host}`, () => {
+      const r = parseAllWays(hostRequest(host));
+      expect(r.error).toBeUndefined();
+      expect(r.fields?.[0]).toEqual(["Host", host, false]);
+    });
+  }
+
+  test("accepts an empty Host (RFC 9110 §7.2: the target has no authority)", () => {
+    expect(parseAllWays("GET / HTTP/1.1\r\nHost:\r\n\r\n").fields?.[0]).toEqual(["Host", "", false]);
+  });
+
+  const invalid: Array<[string, string]> = [
+    ["a.example:x", "a non-digit port"],
+    ["a.example:80:80", "two ports"],
+    ["::1", "an IPv6 address without brackets"],
+    ["[::1", "an unclosed bracket"],
+    ["[::1]x", "bytes after the bracket"],
+    ["[::1]:x", "a non-digit port after a literal"],
+    ["[a.example]", "a name in brackets"],
+    ["[]", "empty brackets"],
+    ["a.example,b.example", "a comma (two Host values joined into a list)"],
+    ["a b", "a space"],
+    ["@a", "an empty userinfo"],
+    ["a@b", "userinfo"],
+    ["u:p@a.example", "userinfo with a password"],
+    ["[1:2:3:4:5:6:7:8:9]", "nine IPv6 pieces"],
+    ["[1:2:3:4:5:6:7]", "seven IPv6 pieces and no ::"],
+    ["[::1::2]", "two :: in an IPv6 address"],
+    ["[12345::]", "a five-digit IPv6 piece"],
+    ["[1:::2]", "three colons in an IPv6 address"],
+    ["[:1:2:3:4:5:6:7]", "a leading single colon"],
+    ["[1:2:3:4:5:6:7:]", "a trailing single colon"],
+    ["[g::1]", "a non-hex IPv6 piece"],
+    ["[::1.2.3]", "a short IPv4 tail"],
+    ["[::1.2.3.256]", "an IPv4 octet over 255"],
+    ["[::1.2.3.04]", "an IPv4 octet with a leading zero"],
+    ["[::1.2.3.4:5]", "a piece after the IPv4 tail"],
+    ["[1:2:3:4:5:6:7:1.2.3.4]", "nine pieces counting the IPv4 tail"],
+    ["[v1]", "an IPvFuture without a dot"],
+    ["[v.x]", "an IPvFuture without a version"],
+    ["[v1.]", "an IPvFuture without an address"],
+    ["%4.example", "a truncated pct-encoding"],
+    ["%zz.example", "a non-hex pct-encoding"],
+    [":80", "a port without a host (RFC 9110 §4.2.1)"],
+    ["a/b", "a slash"],
+    ["a\xe9", "a non-ASCII byte"],
+  ];
+  for (const [host, what] of invalid) {
+    test(`rejects Host: ${JSON.stringify(host)} (${what})`, () => {
+      expect(parseAllWays(hostRequest(host)).error).toBe(ParseError.BAD_HOST);
+    });
+  }
+});
+
+describe("request-target form by method (RFC 9112 §3.2.1–3.2.4)", () => {
+  const ok: Array<[string, number, string]> = [
+    ["GET http://a.example/x?y", TargetForm.ABSOLUTE, "a.example"],
+    ["GET HTTPS://a.example:8443", TargetForm.ABSOLUTE, "a.example:8443"],
+    ["GET http://a.example?q", TargetForm.ABSOLUTE, "a.example"],
+    ["GET http://[::1]:80/", TargetForm.ABSOLUTE, "[::1]:80"],
+    ["OPTIONS http://a.example", TargetForm.ABSOLUTE, "a.example"],
+    ["OPTIONS *", TargetForm.ASTERISK, ""],
+    ["CONNECT a.example:443", TargetForm.AUTHORITY, "a.example:443"],
+    ["CONNECT [2001:db8::1]:443", TargetForm.AUTHORITY, "[2001:db8::1]:443"],
+    ["CONNECT 127.0.0.1:80", TargetForm.AUTHORITY, "127.0.0.1:80"],
+  ];
+  for (const [line, form, authority] of ok) {
+    test(`accepts ${line}`, () => {
+      const r = parseAllWays(`${line} HTTP/1.1\r\n${H}\r\n`);
+      expect(r.error).toBeUndefined();
+      expect([r.form, r.authority]).toEqual([form, authority]);
+    });
+  }
+
+  test("absolute-form still needs Host on HTTP/1.1 (RFC 9112 §3.2)", () => {
+    expect(parseAllWays("GET http://a.example/ HTTP/1.1\r\n\r\n").error).toBe(ParseError.MISSING_HOST);
+  });
+
+  const bad: Array<[string, number]> = [
+    ["CONNECT /", ParseError.TARGET_FORM],
+    ["CONNECT *", ParseError.TARGET_FORM],
+    ["CONNECT http://a/", ParseError.TARGET_FORM],
+    ["CONNECT a.example", ParseError.BAD_AUTHORITY],
+    ["CONNECT a.example:", ParseError.BAD_AUTHORITY],
+    ["CONNECT :443", ParseError.BAD_AUTHORITY],
+    ["CONNECT a.example:44x", ParseError.BAD_AUTHORITY],
+    ["CONNECT [::1:443", ParseError.BAD_AUTHORITY],
+    ["CONNECT user@a.example:443", ParseError.TARGET_USERINFO],
+    ["connect a.example:443", ParseError.TARGET_FORM],
+    ["GET a.example:80", ParseError.TARGET_FORM],
+    ["GET *", ParseError.TARGET_FORM],
+    ["PRI *", ParseError.TARGET_FORM],
+    ["OPTIONS *x", ParseError.BAD_TARGET],
+    ["GET http://user@a.example/", ParseError.TARGET_USERINFO],
+    ["GET http://user:pw@a.example/", ParseError.TARGET_USERINFO],
+    ["GET http:///x", ParseError.BAD_AUTHORITY],
+    ["GET http://", ParseError.BAD_AUTHORITY],
+    ["GET http://:80/", ParseError.BAD_AUTHORITY],
+    ["GET http://a.example:x/", ParseError.BAD_AUTHORITY],
+    ["GET http://[::1/", ParseError.BAD_AUTHORITY],
+    ["GET http://a,b/", ParseError.BAD_AUTHORITY],
+    ["GET ftp://a.example/", ParseError.BAD_SCHEME],
+    ["GET httpx://a.example/", ParseError.BAD_SCHEME],
+    ["GET h-t.tp://a.example/", ParseError.BAD_SCHEME],
+    ["GET 1http://a.example/", ParseError.BAD_TARGET],
+    ["GET http:/a.example/", ParseError.BAD_TARGET],
+    ["GET urn:a:b", ParseError.BAD_TARGET],
+  ];
+  for (const [line, code] of bad) {
+    test(`rejects ${line}`, () => {
+      expect(parseAllWays(`${line} HTTP/1.1\r\n${H}\r\n`).error).toBe(code);
+    });
+  }
 });
