@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { BodyDecoder, BodyError, type BodyLimits, DEFAULT_BODY_LIMITS } from "../src/body.ts";
+import { BodyDecoder, type BodyLimits, DEFAULT_BODY_LIMITS } from "../src/http/body.ts";
+import { BodyError } from "../src/http/codes.ts";
 
 const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const dec = (b: Uint8Array): string => String.fromCharCode(...b);

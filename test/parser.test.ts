@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { FIELD_SLOTS, type HeadLimits, ParseError, RequestParser, TargetForm } from "../src/parser.ts";
+import { ParseError } from "../src/http/codes.ts";
+import { FIELD_SLOTS, type HeadLimits, RequestParser, TargetForm } from "../src/http/parser.ts";
 
 const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const dec = (b: Uint8Array): string => String.fromCharCode(...b);

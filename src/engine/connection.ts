@@ -2,7 +2,8 @@
 
 import type { Socket } from "bun";
 import type { HTTPError } from "../errors.ts";
-import { PARSE_ERRORS, ParseError, type RequestParser } from "../parser.ts";
+import { PARSE_ERRORS, PARSE_REASONS } from "../http/codes.ts";
+import type { RequestParser } from "../http/parser.ts";
 import { type BudgetWaiter, budget } from "./budget.ts";
 import { Deadlines, type DeadlineTarget } from "./deadlines.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
@@ -15,10 +16,6 @@ import { BODY_FAILED, type BodyHost, RequestBody } from "./request-body.ts";
 export type ServerSocket = Socket<Connection>;
 
 import { State, type StateValue } from "./state.ts";
-
-/** Why a request was refused, as a stable lower-case name ("bare_cr", "bad_host", …) for logs and metrics. */
-const PARSE_REASONS: string[] = [];
-for (const [name, code] of Object.entries(ParseError)) PARSE_REASONS[code] = name.toLowerCase();
 
 /** Pause reasons: reading resumes only when none is left. */
 const PAUSE_OUTPUT = 1;

@@ -1,6 +1,6 @@
 /** @module engine/pools — memory reused across connections: request parsers, head-assembly buffers, and read buffers freed as soon as they are consumed. */
 
-import { type HeadLimits, RequestParser } from "../parser.ts";
+import { type HeadLimits, RequestParser } from "../http/parser.ts";
 
 /**
  * Parsers of closed connections, reused: each owns a field table sized by its limits. Keyed by

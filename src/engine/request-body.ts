@@ -1,9 +1,10 @@
 /** @module engine/request-body — a connection's request bodies: decoded into wsgi.input (and an upgrade's raw stream), 100 Continue on the first read, input flow control, and the errors a body that cannot be completed gives its reads. */
 
-import { BODY_ERRORS, BodyDecoder, BodyError, type BodyLimits } from "../body.ts";
 import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.ts";
+import { BodyDecoder, type BodyLimits } from "../http/body.ts";
+import { BODY_ERRORS, BODY_REASONS } from "../http/codes.ts";
+import type { RequestParser } from "../http/parser.ts";
 import { isUpgradeRequest } from "../http/request.ts";
-import type { RequestParser } from "../parser.ts";
 import { budget } from "./budget.ts";
 import { Input, type InputOwner } from "./input.ts";
 import type { Output } from "./output.ts";
@@ -36,10 +37,6 @@ export const BODY_FAILED = -1;
 export const DISCARD_TOO_LONG = -2;
 
 const EMPTY_INPUT = Input.empty();
-
-/** Why a body failed, as the stable lower-case code names logs and metrics use. */
-const REASONS: string[] = [];
-for (const [name, code] of Object.entries(BodyError)) REASONS[code] = name.toLowerCase();
 
 export class RequestBody implements InputOwner {
   private readonly host: BodyHost;
@@ -96,7 +93,7 @@ export class RequestBody implements InputOwner {
     const n = d.execute(buf, pos, end);
     if (n < 0) {
       const [status, message] = BODY_ERRORS[-n] as readonly [number, string];
-      this.fail(new HTTPError(status, message), REASONS[-n] as string);
+      this.fail(new HTTPError(status, message), BODY_REASONS[-n] as string);
       return BODY_FAILED;
     }
     if (d.dataEnd > d.dataStart) {

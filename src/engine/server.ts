@@ -1,11 +1,11 @@
 /** @module engine/server — a listening socket and its connections: admission under the spawn pool, the one coarse timer, graceful stop; the kind of app on top makes each connection's Exchange. */
 
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
-import type { BodyLimits } from "../body.ts";
 import { defaultLimits, defaultTimeouts, type Limits, type Timeouts } from "../config/settings.ts";
 import { ConfigError } from "../errors.ts";
+import type { BodyLimits } from "../http/body.ts";
+import type { HeadLimits } from "../http/parser.ts";
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
-import type { HeadLimits } from "../parser.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
 import type { ConnectionHost } from "./exchange.ts";

@@ -1,4 +1,4 @@
-/** @module http/bytes — byte constants and byte-level helpers shared by the protocol code (no I/O). */
+/** @module http/bytes — byte constants, character classes and byte-level helpers shared by the protocol code (no I/O). */
 
 export const CR = 13;
 export const LF = 10;
@@ -36,3 +36,27 @@ export const hexValue = (c: number): number => {
   const l = c | 0x20;
   return l >= 97 && l <= 102 ? l - 87 : -1;
 };
+
+/** tchar (RFC 9110 §5.6.2). */
+export const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+/** field-vchar / SP / HTAB / obs-text (RFC 9110 §5.5): everything but CTLs and DEL. */
+export const VALUE_CHAR = new Uint8Array(256);
+for (let i = 0; i < 256; i++) VALUE_CHAR[i] = i === HTAB || (i >= 0x20 && i !== 0x7f) ? 1 : 0;
+
+export const lower = (b: number): number => (b >= 65 && b <= 90 ? b | 0x20 : b);
+
+/** Case-insensitive compare of buf[at, at+word.length) with a lowercase ASCII word. */
+export function equalsLower(buf: Uint8Array, at: number, word: Uint8Array): boolean {
+  for (let i = 0; i < word.length; i++) if (lower(buf[at + i] as number) !== word[i]) return false;
+  return true;
+}
+
+/** The bytes of an ASCII string. */
+export const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+export const isDigit = (b: number): boolean => b >= 48 && b <= 57;
+export const isAlpha = (b: number): boolean => (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a;
+export const isHex = (b: number): boolean => isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);

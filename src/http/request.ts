@@ -1,8 +1,8 @@
 /** @module http/request — request-head decoding: interned field names, obs-fold, percent-decoding, and the per-request facts framing needs. */
 
 import { ConfigError } from "../errors.ts";
-import { FIELD_SLOTS, type RequestParser } from "../parser.ts";
 import { CR, hexValue, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
+import { FIELD_SLOTS, type RequestParser } from "./parser.ts";
 
 /** The request itself ends its connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3). */
 export const clientCloses = (p: RequestParser): boolean => p.connectionClose || (p.versionMinor === 0 && !p.connectionKeepAlive);

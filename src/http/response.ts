@@ -1,8 +1,7 @@
 /** @module http/response — response heads: status and header checks (the app's contract), framing fields, and the cache of encoded heads. */
 
 import { ContractError } from "../errors.ts";
-import { TCHAR } from "../parser.ts";
-
+import { TCHAR } from "./bytes.ts";
 import { CHUNKED, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NONE, NO_LENGTH } from "./framing.ts";
 
 /** A body chunk; strings go on the wire as UTF-8. */

@@ -4,8 +4,8 @@ import type { ServerSocket } from "../engine/connection.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
 import { ContractError } from "../errors.ts";
+import { FIELD_SLOTS, FieldKind } from "../http/parser.ts";
 import { unquoteLatin1 } from "../http/request.ts";
-import { FIELD_SLOTS, FieldKind } from "../parser.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Environ, SetTimeout } from "./types.ts";
 

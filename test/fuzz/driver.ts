@@ -5,8 +5,9 @@
  * where the pieces were cut.
  */
 
-import { BODY_ERRORS, BodyDecoder, type BodyLimits, DEFAULT_BODY_LIMITS } from "../../src/body.ts";
-import { DEFAULT_HEAD_LIMITS, FIELD_SLOTS, type HeadLimits, PARSE_ERRORS, RequestParser } from "../../src/parser.ts";
+import { BodyDecoder, type BodyLimits, DEFAULT_BODY_LIMITS } from "../../src/http/body.ts";
+import { BODY_ERRORS, PARSE_ERRORS } from "../../src/http/codes.ts";
+import { DEFAULT_HEAD_LIMITS, FIELD_SLOTS, type HeadLimits, RequestParser } from "../../src/http/parser.ts";
 
 export interface HeadEvent {
   kind: "head";

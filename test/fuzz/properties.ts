@@ -4,7 +4,7 @@
  * (c) the differential against llhttp (in differential.ts).
  */
 
-import { DEFAULT_BODY_LIMITS } from "../../src/body.ts";
+import { DEFAULT_BODY_LIMITS } from "../../src/http/body.ts";
 import { type DriverEvent, type DriverLimits, drive } from "./driver.ts";
 import { type Case, type Req, trimOWS } from "./gen.ts";
 

@@ -1,4 +1,8 @@
-/** @module parser — pure, incremental HTTP/1.1 request-head parser over Uint8Array views (RFC 9112 §2–§7). */
+/** @module http/parser — pure, incremental HTTP/1.1 request-head parser over Uint8Array views (RFC 9112 §2–§7). */
+
+import { authorityError, isAuthority, isHttpScheme, REG_NAME_CHAR, SCHEME_CHAR } from "./authority.ts";
+import { ascii, COLON, CR, equalsLower, HTAB, isAlpha, isDigit, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
+import { ParseError } from "./codes.ts";
 
 /** Limits on a request head; exceeding one is an error code, never an exception. */
 export interface HeadLimits {
@@ -14,75 +18,6 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = {
   maxRequestLine: 8192,
   maxHeaderBytes: 32768,
   maxHeaders: 100,
-};
-
-/**
- * Error codes returned (negated) by {@link RequestParser.execute}. Each maps to a status and a
- * message through {@link PARSE_ERRORS}; only the connection turns one into bytes.
- */
-export const ParseError = {
-  BAD_REQUEST_LINE: 1,
-  BAD_METHOD: 2,
-  BAD_TARGET: 3,
-  BAD_VERSION: 4,
-  VERSION_NOT_SUPPORTED: 5,
-  URI_TOO_LONG: 6,
-  HEADERS_TOO_LARGE: 7,
-  TOO_MANY_HEADERS: 8,
-  BARE_LF: 9,
-  BARE_CR: 10,
-  NUL: 11,
-  BAD_HEADER_NAME: 12,
-  SPACE_BEFORE_COLON: 13,
-  BAD_HEADER_VALUE: 14,
-  BAD_FOLD: 15,
-  FOLD_IN_FRAMING: 16,
-  MISSING_HOST: 17,
-  DUPLICATE_HOST: 18,
-  BAD_HOST: 19,
-  BAD_CONTENT_LENGTH: 20,
-  CL_AND_TE: 21,
-  TE_NOT_CHUNKED: 22,
-  UNKNOWN_CODING: 23,
-  TE_IN_HTTP10: 24,
-  EXPECTATION_FAILED: 25,
-  TARGET_FORM: 26,
-  BAD_AUTHORITY: 27,
-  TARGET_USERINFO: 28,
-  BAD_SCHEME: 29,
-} as const;
-
-/** [status, message] for each {@link ParseError} code. */
-export const PARSE_ERRORS: Readonly<Record<number, readonly [number, string]>> = {
-  1: [400, "malformed request line"],
-  2: [400, "invalid character in method"],
-  3: [400, "invalid request-target"],
-  4: [400, "malformed HTTP version"],
-  5: [505, "HTTP version not supported"],
-  6: [414, "request line too long"],
-  7: [431, "header section too large"],
-  8: [431, "too many header fields"],
-  9: [400, "bare LF line terminator"],
-  10: [400, "bare CR in request head"],
-  11: [400, "NUL byte in request head"],
-  12: [400, "invalid character in header field name"],
-  13: [400, "whitespace between header field name and colon"],
-  14: [400, "invalid character in header field value"],
-  15: [400, "obs-fold line without a preceding field"],
-  16: [400, "obs-fold in Content-Length, Transfer-Encoding or Host"],
-  17: [400, "missing Host header field"],
-  18: [400, "more than one Host header field"],
-  19: [400, "invalid Host header field value"],
-  20: [400, "invalid Content-Length"],
-  21: [400, "both Content-Length and Transfer-Encoding"],
-  22: [400, "final transfer coding is not chunked"],
-  23: [501, "unsupported transfer coding"],
-  24: [400, "Transfer-Encoding in an HTTP/1.0 request"],
-  25: [417, "unsupported expectation"],
-  26: [400, "request-target form not allowed with this method"],
-  27: [400, "invalid authority in request-target"],
-  28: [400, "userinfo in request-target"],
-  29: [400, "absolute-form scheme is not http or https"],
 };
 
 /** The four request-target forms (RFC 9112 §3.2), as {@link RequestParser.targetForm}. */
@@ -109,53 +44,13 @@ export const FieldKind = {
 /** Slots per field in {@link RequestParser.fields}: nameStart, nameEnd, valueStart, valueEnd, kind, folded. */
 export const FIELD_SLOTS = 6;
 
-const CR = 13;
-const LF = 10;
-const SP = 32;
-const HTAB = 9;
-const COLON = 58;
-
-/** tchar (RFC 9110 §5.6.2). */
-export const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  TCHAR[c.charCodeAt(0)] = 1;
-}
-/** field-vchar / SP / HTAB / obs-text (RFC 9110 §5.5): everything but CTLs and DEL. */
-export const VALUE_CHAR = new Uint8Array(256);
-for (let i = 0; i < 256; i++) VALUE_CHAR[i] = i === HTAB || (i >= 0x20 && i !== 0x7f) ? 1 : 0;
 /**
  * Request-target bytes: visible US-ASCII (RFC 9112 §3.2, RFC 3986). '#' is refused: a fragment
  * is never sent in a request-target, and raw octets above 0x7E are refused rather than guessed at.
  */
 const TARGET_CHAR = new Uint8Array(256);
 for (let i = 0x21; i < 0x7f; i++) TARGET_CHAR[i] = i === 0x23 ? 0 : 1;
-/**
- * reg-name bytes other than pct-encoded (RFC 3986 §3.2.2: unreserved / sub-delims), less ",":
- * no DNS name holds one, and in Host it is what joins two field lines into a list (RFC 9110
- * §5.3), so "a,b" is refused like two Host lines (RFC 9112 §3.2).
- */
-const REG_NAME_CHAR = new Uint8Array(256);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+;=") {
-  REG_NAME_CHAR[c.charCodeAt(0)] = 1;
-}
-/** The tail of an IPvFuture: unreserved / sub-delims / ":" (RFC 3986 §3.2.2), "," refused as above. */
-const IPVFUTURE_CHAR = REG_NAME_CHAR.slice();
-IPVFUTURE_CHAR[COLON] = 1;
-/** scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1). */
-const SCHEME_CHAR = new Uint8Array(256);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") {
-  SCHEME_CHAR[c.charCodeAt(0)] = 1;
-}
 
-const lower = (b: number): number => (b >= 65 && b <= 90 ? b | 0x20 : b);
-
-/** Case-insensitive compare of buf[at, at+word.length) with a lowercase ASCII word. */
-function equalsLower(buf: Uint8Array, at: number, word: Uint8Array): boolean {
-  for (let i = 0; i < word.length; i++) if (lower(buf[at + i] as number) !== word[i]) return false;
-  return true;
-}
-
-const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const W_HOST = ascii("host");
 const W_EXPECT = ascii("expect");
 const W_UPGRADE = ascii("upgrade");
@@ -653,123 +548,6 @@ export class RequestParser {
       else if (len === 7 && equalsLower(buf, t, W_UPGRADE)) this.connectionUpgrade = true;
     }
   }
-}
-
-const isDigit = (b: number): boolean => b >= 48 && b <= 57;
-const isAlpha = (b: number): boolean => (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a;
-const isHex = (b: number): boolean => isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);
-
-/** "http" or "https" in buf[s, e), case-insensitively (RFC 3986 §3.1). */
-function isHttpScheme(buf: Uint8Array, s: number, e: number): boolean {
-  const n = e - s;
-  if (n !== 4 && n !== 5) return false;
-  if (lower(buf[s] as number) !== 0x68 || lower(buf[s + 1] as number) !== 0x74) return false;
-  if (lower(buf[s + 2] as number) !== 0x74 || lower(buf[s + 3] as number) !== 0x70) return false;
-  return n === 4 || lower(buf[s + 4] as number) === 0x73;
-}
-
-/**
- * uri-host [ ":" port ] in buf[s, e) (RFC 3986 §3.2.2–3.2.3, as Host in RFC 9110 §7.2 and
- * authority-form in RFC 9112 §3.2.3): a non-empty host (RFC 9110 §4.2.1: an http URI with an
- * empty host is invalid), and with `portRequired` a non-empty port. No userinfo: "@" is in
- * neither grammar.
- */
-function isAuthority(buf: Uint8Array, s: number, e: number, portRequired: boolean): boolean {
-  let i = s;
-  if (s < e && buf[s] === 0x5b) {
-    // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
-    i = s + 1;
-    while (i < e && buf[i] !== 0x5d) i++;
-    if (i === e || !isIPLiteral(buf, s + 1, i)) return false;
-    i++;
-  } else {
-    // reg-name = *( unreserved / pct-encoded / sub-delims ); IPv4address is one of them.
-    while (i < e) {
-      const c = buf[i] as number;
-      if (REG_NAME_CHAR[c] === 1) i++;
-      else if (c === 0x25 && i + 2 < e && isHex(buf[i + 1] as number) && isHex(buf[i + 2] as number)) i += 3;
-      else break;
-    }
-    if (i === s) return false;
-  }
-  if (i === e) return !portRequired;
-  if (buf[i] !== COLON) return false;
-  i++;
-  // port = *DIGIT
-  if (portRequired && i === e) return false;
-  while (i < e && isDigit(buf[i] as number)) i++;
-  return i === e;
-}
-
-/** The code for a target authority that failed {@link isAuthority}: userinfo has its own. */
-function authorityError(buf: Uint8Array, s: number, e: number): number {
-  for (let i = s; i < e; i++) if (buf[i] === 0x40) return -ParseError.TARGET_USERINFO;
-  return -ParseError.BAD_AUTHORITY;
-}
-
-/** IPv6address / IPvFuture, the inside of an IP-literal (RFC 3986 §3.2.2). */
-function isIPLiteral(buf: Uint8Array, s: number, e: number): boolean {
-  if (((buf[s] as number) | 0x20) !== 0x76) return isIPv6(buf, s, e);
-  // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
-  let i = s + 1;
-  while (i < e && isHex(buf[i] as number)) i++;
-  if (i === s + 1 || i >= e - 1 || buf[i] !== 0x2e) return false;
-  for (i++; i < e; i++) if (IPVFUTURE_CHAR[buf[i] as number] !== 1) return false;
-  return true;
-}
-
-/**
- * IPv6address (RFC 3986 §3.2.2): eight h16 pieces (1–4 HEXDIG) separated by ":", the last two
- * of which may be one IPv4address, and one "::" at most, standing for one or more zero pieces.
- */
-function isIPv6(buf: Uint8Array, s: number, e: number): boolean {
-  let i = s;
-  let pieces = 0;
-  let elided = false;
-  if (e - s >= 2 && buf[s] === COLON && buf[s + 1] === COLON) {
-    elided = true;
-    i += 2;
-  }
-  while (i < e) {
-    const h = i;
-    while (i < e && i - h < 5 && isHex(buf[i] as number)) i++;
-    if (i === h) return false;
-    if (i < e && buf[i] === 0x2e) {
-      // ls32's IPv4address: only as the last piece, and worth two.
-      if (!isIPv4(buf, h, e)) return false;
-      pieces += 2;
-      break;
-    }
-    if (i - h > 4) return false;
-    pieces++;
-    if (i === e) break;
-    if (buf[i] !== COLON) return false;
-    i++;
-    if (i < e && buf[i] === COLON) {
-      if (elided) return false;
-      elided = true;
-      i++;
-    } else if (i === e) {
-      return false;
-    }
-  }
-  return elided ? pieces <= 7 : pieces === 8;
-}
-
-/** IPv4address = dec-octet "." dec-octet "." dec-octet "." dec-octet, no leading zeros (RFC 3986 §3.2.2). */
-function isIPv4(buf: Uint8Array, s: number, e: number): boolean {
-  let i = s;
-  for (let octet = 0; octet < 4; octet++) {
-    if (octet > 0) {
-      if (buf[i] !== 0x2e) return false;
-      i++;
-    }
-    const d = i;
-    let n = 0;
-    while (i < e && i - d < 3 && isDigit(buf[i] as number)) n = n * 10 + (buf[i++] as number) - 48;
-    if (i === d || n > 255 || (i - d > 1 && buf[d] === 48)) return false;
-  }
-  return i === e;
 }
 
 /** Lines up to this long are searched for their LF here: cheaper than the native search. */

@@ -1,36 +1,7 @@
-/** @module body — pure request-body framing decoder: Content-Length and chunked (RFC 9112 §6, §7.1). */
+/** @module http/body — pure request-body framing decoder: Content-Length and chunked (RFC 9112 §6, §7.1). */
 
-import { TCHAR, VALUE_CHAR } from "./parser.ts";
-
-/** Error codes returned (negated) by {@link BodyDecoder.execute}; see {@link BODY_ERRORS}. */
-export const BodyError = {
-  BAD_CHUNK_SIZE: 1,
-  CHUNK_SIZE_OVERFLOW: 2,
-  BAD_CHUNK_EXT: 3,
-  CHUNK_EXT_TOO_LONG: 4,
-  BAD_CHUNK_END: 5,
-  BAD_TRAILER: 6,
-  TRAILERS_TOO_LARGE: 7,
-  TOO_LARGE: 8,
-  WS_AFTER_CHUNK_SIZE: 9,
-  CHUNK_SIZE_TOO_LONG: 10,
-  FORBIDDEN_TRAILER: 11,
-} as const;
-
-/** [status, message] for each {@link BodyError} code. */
-export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = {
-  1: [400, "invalid chunk size"],
-  2: [400, "chunk size overflow"],
-  3: [400, "invalid chunk extension"],
-  4: [400, "chunk extension too long"],
-  5: [400, "chunk data not followed by CRLF"],
-  6: [400, "invalid trailer field"],
-  7: [431, "trailer section too large"],
-  8: [413, "request body too large"],
-  9: [400, "whitespace after chunk size without a chunk extension"],
-  10: [400, "chunk size line too long"],
-  11: [400, "framing, routing or connection field in trailer section"],
-};
+import { CR, HTAB, hexValue, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
+import { BodyError } from "./codes.ts";
 
 export interface BodyLimits {
   /** Largest decoded body in bytes (413 beyond it). */
@@ -49,11 +20,6 @@ export const DEFAULT_BODY_LIMITS: Readonly<BodyLimits> = {
   maxTrailerBytes: 16384,
   maxTrailers: 32,
 };
-
-const CR = 13;
-const LF = 10;
-const SP = 32;
-const HTAB = 9;
 
 /**
  * chunk-size = 1*HEXDIG (RFC 9112 §7.1): leading zeros are valid, so the value is capped, not the
@@ -88,12 +54,6 @@ const X_AFTER_QUOTE = 7;
 const X_BEFORE_SEMI_OR_EQ = 8;
 /** Right after the chunk-size: BWS then ";" only. */
 const X_SIZE_BWS = 9;
-
-const hexValue = (b: number): number => {
-  if (b >= 48 && b <= 57) return b - 48;
-  const l = b | 0x20;
-  return l >= 97 && l <= 102 ? l - 87 : -1;
-};
 
 /**
  * Decodes one request body. Call {@link execute} repeatedly over incoming bytes: each call
