@@ -1,8 +1,22 @@
 /** @module http/parser — pure, incremental HTTP/1.1 request-head parser over Uint8Array views (RFC 9112 §2–§7). */
 
 import { authorityError, isAuthority, isHttpScheme, REG_NAME_CHAR, SCHEME_CHAR } from "./authority.ts";
-import { ascii, COLON, CR, equalsLower, HTAB, isAlpha, isDigit, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
+import { COLON, CR, equalsLower, HTAB, isAlpha, isDigit, LF, SP, TCHAR } from "./bytes.ts";
 import { ParseError } from "./codes.ts";
+import {
+  checkValue,
+  FIELD_SLOTS,
+  FieldKind,
+  fieldKind,
+  findLF,
+  methodName,
+  valueEnd,
+  W_100_CONTINUE,
+  W_CHUNKED,
+  W_CLOSE,
+  W_KEEP_ALIVE,
+  W_UPGRADE,
+} from "./fields.ts";
 
 /** Limits on a request head; exceeding one is an error code, never an exception. */
 export interface HeadLimits {
@@ -28,68 +42,12 @@ export const TargetForm = {
   ASTERISK: 3,
 } as const;
 
-/** Header kinds the parser recognises for framing; every other field is kind OTHER. */
-export const FieldKind = {
-  OTHER: 0,
-  HOST: 1,
-  CONTENT_LENGTH: 2,
-  TRANSFER_ENCODING: 3,
-  CONNECTION: 4,
-  EXPECT: 5,
-  UPGRADE: 6,
-  CONTENT_TYPE: 7,
-  COOKIE: 8,
-} as const;
-
-/** Slots per field in {@link RequestParser.fields}: nameStart, nameEnd, valueStart, valueEnd, kind, folded. */
-export const FIELD_SLOTS = 6;
-
 /**
  * Request-target bytes: visible US-ASCII (RFC 9112 §3.2, RFC 3986). '#' is refused: a fragment
  * is never sent in a request-target, and raw octets above 0x7E are refused rather than guessed at.
  */
 const TARGET_CHAR = new Uint8Array(256);
 for (let i = 0x21; i < 0x7f; i++) TARGET_CHAR[i] = i === 0x23 ? 0 : 1;
-
-const W_HOST = ascii("host");
-const W_EXPECT = ascii("expect");
-const W_UPGRADE = ascii("upgrade");
-const W_CONNECTION = ascii("connection");
-const W_CONTENT_TYPE = ascii("content-type");
-const W_CONTENT_LENGTH = ascii("content-length");
-const W_TRANSFER_ENCODING = ascii("transfer-encoding");
-const W_COOKIE = ascii("cookie");
-const W_CHUNKED = ascii("chunked");
-const W_CLOSE = ascii("close");
-const W_KEEP_ALIVE = ascii("keep-alive");
-const W_100_CONTINUE = ascii("100-continue");
-
-function fieldKind(buf: Uint8Array, s: number, e: number): number {
-  switch (e - s) {
-    case 4:
-      return equalsLower(buf, s, W_HOST) ? FieldKind.HOST : FieldKind.OTHER;
-    case 6:
-      if (equalsLower(buf, s, W_EXPECT)) return FieldKind.EXPECT;
-      return equalsLower(buf, s, W_COOKIE) ? FieldKind.COOKIE : FieldKind.OTHER;
-    case 7:
-      return equalsLower(buf, s, W_UPGRADE) ? FieldKind.UPGRADE : FieldKind.OTHER;
-    case 10:
-      return equalsLower(buf, s, W_CONNECTION) ? FieldKind.CONNECTION : FieldKind.OTHER;
-    case 12:
-      return equalsLower(buf, s, W_CONTENT_TYPE) ? FieldKind.CONTENT_TYPE : FieldKind.OTHER;
-    case 14:
-      return equalsLower(buf, s, W_CONTENT_LENGTH) ? FieldKind.CONTENT_LENGTH : FieldKind.OTHER;
-    case 17:
-      return equalsLower(buf, s, W_TRANSFER_ENCODING) ? FieldKind.TRANSFER_ENCODING : FieldKind.OTHER;
-    default:
-      return FieldKind.OTHER;
-  }
-}
-
-/** Common methods, so the hot path hands out interned strings instead of decoding bytes. */
-const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"].map(
-  (m) => [m, ascii(m)] as const,
-);
 
 /** Bytes of CRLFs tolerated before a request line. */
 const MAX_LEADING_BLANK = 8;
@@ -548,59 +506,4 @@ export class RequestParser {
       else if (len === 7 && equalsLower(buf, t, W_UPGRADE)) this.connectionUpgrade = true;
     }
   }
-}
-
-/** Lines up to this long are searched for their LF here: cheaper than the native search. */
-const SHORT_LINE = 64;
-
-/** The first LF in buf[pos, end), or -1 (or an index past end) when there is none yet. */
-function findLF(buf: Uint8Array, pos: number, end: number): number {
-  const stop = end - pos > SHORT_LINE ? pos + SHORT_LINE : end;
-  for (let i = pos; i < stop; i++) if (buf[i] === LF) return i;
-  return stop < end ? buf.indexOf(LF, stop) : -1;
-}
-
-/** The first byte in buf[i, end) that is not a field-value byte, or end. */
-function valueEnd(buf: Uint8Array, i: number, end: number): number {
-  // Four bytes a step: values are most of a head's bytes, and one test per four cuts the loop's cost by about a third.
-  while (
-    i + 4 <= end &&
-    ((VALUE_CHAR[buf[i] as number] as number) &
-      (VALUE_CHAR[buf[i + 1] as number] as number) &
-      (VALUE_CHAR[buf[i + 2] as number] as number) &
-      (VALUE_CHAR[buf[i + 3] as number] as number)) ===
-      1
-  ) {
-    i += 4;
-  }
-  while (i < end && VALUE_CHAR[buf[i] as number] === 1) i++;
-  return i;
-}
-
-function checkValue(buf: Uint8Array, s: number, e: number): number {
-  for (let i = s; i < e; i++) {
-    const c = buf[i] as number;
-    if (VALUE_CHAR[c] !== 1) return c === 0 ? -ParseError.NUL : c === CR ? -ParseError.BARE_CR : -ParseError.BAD_HEADER_VALUE;
-  }
-  return 0;
-}
-
-function methodName(buf: Uint8Array, s: number, e: number): string {
-  // Indexed, not for-of with destructuring: that goes through the iterator protocol per request.
-  for (let m = 0; m < METHODS.length; m++) {
-    const entry = METHODS[m] as (typeof METHODS)[number];
-    const name = entry[0];
-    const bytes = entry[1];
-    if (bytes.length === e - s) {
-      let same = true;
-      for (let i = 0; i < bytes.length; i++) {
-        if (buf[s + i] !== bytes[i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return name;
-    }
-  }
-  return String.fromCharCode(...buf.subarray(s, e));
 }

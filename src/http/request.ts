@@ -2,7 +2,8 @@
 
 import { ConfigError } from "../errors.ts";
 import { CR, hexValue, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
-import { FIELD_SLOTS, type RequestParser } from "./parser.ts";
+import { FIELD_SLOTS } from "./fields.ts";
+import type { RequestParser } from "./parser.ts";
 
 /** The request itself ends its connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3). */
 export const clientCloses = (p: RequestParser): boolean => p.connectionClose || (p.versionMinor === 0 && !p.connectionKeepAlive);

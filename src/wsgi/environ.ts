@@ -4,7 +4,7 @@ import type { ServerSocket } from "../engine/connection.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
 import { ContractError } from "../errors.ts";
-import { FIELD_SLOTS, FieldKind } from "../http/parser.ts";
+import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import { unquoteLatin1 } from "../http/request.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Environ, SetTimeout } from "./types.ts";

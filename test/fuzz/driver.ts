@@ -7,7 +7,8 @@
 
 import { BodyDecoder, type BodyLimits, DEFAULT_BODY_LIMITS } from "../../src/http/body.ts";
 import { BODY_ERRORS, PARSE_ERRORS } from "../../src/http/codes.ts";
-import { DEFAULT_HEAD_LIMITS, FIELD_SLOTS, type HeadLimits, RequestParser } from "../../src/http/parser.ts";
+import { FIELD_SLOTS } from "../../src/http/fields.ts";
+import { DEFAULT_HEAD_LIMITS, type HeadLimits, RequestParser } from "../../src/http/parser.ts";
 
 export interface HeadEvent {
   kind: "head";
