@@ -206,3 +206,57 @@ export default () => { throw new HTTPError(413, "upload too big for this route")
     }
   });
 });
+
+describe("the strictness classes on the wire: exact bytes in, a precise status and a closed connection out", () => {
+  const cases: Array<[string, string, number, string]> = [
+    [
+      "whitespace after a chunk size (RFC 9112 §7.1)",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
+      400,
+      "ws_after_chunk_size",
+    ],
+    [
+      "a tab after a chunk size",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\t\r\nhello\r\n0\r\n\r\n",
+      400,
+      "ws_after_chunk_size",
+    ],
+    ["a Host with a non-numeric port", "GET / HTTP/1.1\r\nHost: a.example:x\r\n\r\n", 400, "bad_host"],
+    ["a Host with two ports", "GET / HTTP/1.1\r\nHost: a.example:80:80\r\n\r\n", 400, "bad_host"],
+    ["an IPv6 Host without brackets", "GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", 400, "bad_host"],
+    ["an unclosed IP-literal", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "bad_host"],
+    ["a Host that is a list", "GET / HTTP/1.1\r\nHost: a.example,b.example\r\n\r\n", 400, "bad_host"],
+    ["CONNECT with an origin-form target", "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "target_form"],
+    ["CONNECT without a port", "CONNECT a.example HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad_authority"],
+    ["an authority-form target on GET", "GET a.example:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "target_form"],
+    ["asterisk-form on GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "target_form"],
+    ["userinfo in an absolute-form target", "GET http://u@a.example/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "target_userinfo"],
+  ];
+  for (const [name, request, status, reason] of cases) {
+    test(`${name}: ${status} (${reason})`, async () => {
+      const { port, access } = start(reader("read", []), { logFormat: "{status} {reason}" });
+      const c = await RawClient.connect(port);
+      c.send(request);
+      const r = await c.response();
+      expect(r.status).toBe(status);
+      expect(r.header("connection")).toBe("close");
+      await c.waitClosed();
+      await waitFor(() => access.length > 0);
+      expect(access[0]).toBe(`${status} ${reason}\n`);
+    });
+  }
+
+  test("valid forms keep working: leading zeros in a chunk size, port-less and IPv6 Hosts, OPTIONS *", async () => {
+    const { port } = start(reader("read", []));
+    const c = await RawClient.connect(port);
+    c.send(
+      "POST / HTTP/1.1\r\nHost: a.example:\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000000000005\r\nhello\r\n0\r\n\r\n",
+    );
+    expect((await c.response()).status).toBe(200);
+    c.send("POST / HTTP/1.1\r\nHost: [::1]:80\r\nContent-Length: 0\r\n\r\n");
+    expect((await c.response()).status).toBe(200);
+    c.send("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1:80\r\nContent-Length: 0\r\n\r\n");
+    expect((await c.response()).status).toBe(200);
+    c.close();
+  });
+});

@@ -95,6 +95,7 @@ export class Input implements AsyncIterable<Uint8Array> {
 
   /** The request is over: bytes the app never read are dropped, and given back to the budget. */
   discard(): void {
+    if (this.buffered === 0) return;
     budget.give(this.buffered);
     this.chunks = [];
     this.offset = 0;

@@ -143,9 +143,13 @@ export class RequestBody implements InputOwner {
 
   /** The response is done: a body still coming will be dropped, and an unused raw stream ends. */
   responseDone(bodyPending: boolean): void {
-    this.rawInput?.finish();
-    this.rawInput?.discard();
-    this.rawInput = null;
+    const raw = this.rawInput;
+    if (raw !== null) {
+      raw.finish();
+      raw.discard();
+      this.rawInput = null;
+    }
+    if (this.input === EMPTY_INPUT) return;
     if (bodyPending) this.input.fail(new ConnectionClosedError("response finished before the body was read"));
     this.input.discard();
     this.input = EMPTY_INPUT;
