@@ -3,7 +3,7 @@
  * allocated per head, for a minimal request and a realistic browser request. Run: bun run bench:parser
  */
 
-import { RequestParser } from "../src/parser.ts";
+import { RequestParser } from "../src/http/parser.ts";
 import { allocatedPer, HEADS, timeRounds } from "./heads.ts";
 
 const ITERATIONS = 200_000;

@@ -1,20 +1,6 @@
 /** @module bench/stress/slow-readers — a 64 MiB streamed response (64 KiB chunks from an async generator) read by slow-but-steady clients (16 KiB every 100 ms, ~160 KiB/s): none is cut; then by stalled clients (request, never read): each is cut within the write timeout / min-rate grace + 3 s (seen as the server's fd count); peak RSS stays bounded. `--timeouts-write 2 --limits-min-response-rate 1000 --timeouts-min-response-rate-grace 2`. */
 
-import {
-  check,
-  ExactReader,
-  idleFds,
-  KiB,
-  knownFlags,
-  MiB,
-  mib,
-  now,
-  RawConn,
-  runScript,
-  sleep,
-  startServer,
-  stats,
-} from "./lib.ts";
+import { check, ExactReader, idleFds, KiB, knownFlags, mib, now, RawConn, runScript, sleep, startServer, stats } from "./lib.ts";
 
 const WRITE = 2;
 const GRACE = 2;
@@ -98,7 +84,10 @@ await runScript("slow-readers", 90, async (opts) => {
 
   const got = stats(steadyResults.map((r) => r.got));
   const cut = steadyResults.filter((r) => !r.open);
-  const steadyOk = cut.length === 0 && got.min >= MiB;
+  // A steady reader takes 160 KiB/s: it must have had at least 60 % of that over the run (the
+  // first reads wait for the stream to start; a cut reader gets far less).
+  const minExpected = 0.6 * 160 * 1024 * readSeconds;
+  const steadyOk = cut.length === 0 && got.min >= minExpected;
   const stalledOk = !Number.isNaN(cutS) && cutS <= CUT_LIMIT_S;
   const rssOk = peakRss - idleRss <= RSS_BOUND_MIB * 1024;
   console.log(
@@ -114,7 +103,7 @@ await runScript("slow-readers", 90, async (opts) => {
   return {
     pass: missing.length === 0 && steadyOk && stalledOk && rssOk && back.fds <= idle && alive,
     figures:
-      `${missingNote}steady readers cut ${cut.length}/${readers}, min received ${mib(got.min / 1024)} MiB (${check(steadyOk)} ≥ 1 MiB, none cut), ` +
+      `${missingNote}steady readers cut ${cut.length}/${readers}, min received ${mib(got.min / 1024)} MiB (${check(steadyOk)} ≥ ${mib(minExpected / 1024)} MiB, none cut), ` +
       `stalled readers dropped after ${Number.isNaN(cutS) ? "never" : `${cutS.toFixed(1)}s`} (${check(stalledOk)} ≤ ${CUT_LIMIT_S}s), ` +
       `RSS idle ${mib(idleRss)} peak ${mib(peakRss)} MiB (${check(rssOk)} ≤ idle + ${RSS_BOUND_MIB}), fds idle ${idle} → ${back.fds} (${check(back.fds <= idle)})` +
       `${alive ? "" : `, server died (${server.exitStatus})`}`,
