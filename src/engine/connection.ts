@@ -66,6 +66,8 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
    * callback), so no deadline measured from it fires early.
    */
   lastRead: number;
+  /** When the exchange last ended a response (see finished()). */
+  private finishedAt = 0;
   private readonly deadlines = new Deadlines();
 
   private readonly responseDoneBound = (): void => this.responseDone();
@@ -367,8 +369,18 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     const pending = this.state === State.BODY;
     this.body.responseDone(pending);
     if (pending) this.state = State.DISCARD;
-    this.lastRead = performance.now() / 1000;
+    // Idle from here: the time the exchange took as the response ended, else a clock read now.
+    this.lastRead = this.finishedAt > this.lastRead ? this.finishedAt : performance.now() / 1000;
     if (!this.batching) this.resume();
+  }
+
+  /**
+   * ConnectionPort: the time now (performance.now() seconds), taken once as a response ends and
+   * shared: the exchange logs it, and the idle deadline counts from it.
+   */
+  finished(): number {
+    this.finishedAt = performance.now() / 1000;
+    return this.finishedAt;
   }
 
   /**

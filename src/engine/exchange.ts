@@ -57,6 +57,8 @@ export interface ConnectionPort {
   upgradeAccepted(): void;
   /** When the request's bytes arrived (performance.now() seconds). */
   readonly lastRead: number;
+  /** The time a response ended (performance.now() seconds): one clock read, shared with the idle deadline. */
+  finished(): number;
   /** Change a deadline of the current request: "app" (0: none) or "upgraded" (idle after 101). */
   setTimeout(kind: "app" | "upgraded", seconds: number): void;
 }

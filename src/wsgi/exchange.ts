@@ -5,7 +5,7 @@ import type { ConnectionPort, Exchange } from "../engine/exchange.ts";
 import { ResponseWriter } from "../engine/response.ts";
 import { RequestDecoder } from "../http/request.ts";
 import { clientLabel } from "../observe/access.ts";
-import { timeNow } from "../observe/clock.ts";
+import { epochOf, timeNow } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { EnvironBuilder } from "./environ.ts";
 import { ResultSender, type ResultSink } from "./result.ts";
@@ -186,7 +186,7 @@ export abstract class WSGIExchange implements Exchange {
   protected finishRequest(): void {
     if (this.logged) return;
     this.logged = true;
-    this.timeFinish = timeNow();
+    this.timeFinish = epochOf(this.connection.finished());
     this.logRequest();
     // As gevent drops its result: an idle keep-alive connection must not keep its last
     // request's body, environ or wsgi.input alive until the next request (or for good).
