@@ -3,12 +3,13 @@
  * allocated per head, for a minimal request and a realistic browser request. Run: bun run bench:parser
  */
 
+import { defaultHeadLimits } from "../src/config/settings.ts";
 import { RequestParser } from "../src/http/parser.ts";
 import { allocatedPer, HEADS, timeRounds } from "./heads.ts";
 
 const ITERATIONS = 200_000;
 const ROUNDS = 7;
-const parser = new RequestParser();
+const parser = new RequestParser(defaultHeadLimits());
 
 function run(head: Uint8Array, n: number): void {
   for (let i = 0; i < n; i++) {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { BodyDecoder, type BodyLimits, DEFAULT_BODY_LIMITS } from "../src/http/body.ts";
+import { defaultBodyLimits } from "../src/config/settings.ts";
+import { BodyDecoder, type BodyLimits } from "../src/http/body.ts";
 import { BodyError } from "../src/http/codes.ts";
 
 const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -15,7 +16,7 @@ interface Outcome {
 
 /** Feed separate pieces (as separate socket reads), collecting data runs until done or error. */
 function decode(pieces: Uint8Array[], start: (d: BodyDecoder) => void, limits?: BodyLimits): Outcome {
-  const d = new BodyDecoder(limits);
+  const d = new BodyDecoder(limits ?? defaultBodyLimits());
   start(d);
   let data = "";
   let consumed = 0;
@@ -99,7 +100,7 @@ describe("decodes chunked bodies (whole, byte by byte, every split)", () => {
 });
 
 describe("rejects malformed chunked bodies with a precise code (whole, byte by byte, every split)", () => {
-  const tight: BodyLimits = { ...DEFAULT_BODY_LIMITS, maxBody: 8, maxChunkExt: 8, maxTrailerBytes: 16, maxTrailers: 1 };
+  const tight: BodyLimits = { ...defaultBodyLimits(), maxBody: 8, maxChunkExt: 8, maxTrailerBytes: 16, maxTrailers: 1 };
   const cases: Array<[string, string, number, BodyLimits?]> = [
     ["chunk data not followed by CRLF", "5\r\nhelloX\r\n0\r\n\r\n", BodyError.BAD_CHUNK_END],
     ["chunk data followed by a bare LF", "5\r\nhello\n0\r\n\r\n", BodyError.BAD_CHUNK_END],
@@ -165,7 +166,7 @@ describe("decodes Content-Length bodies", () => {
   });
 
   test("a zero length is done at once", () => {
-    const d = new BodyDecoder();
+    const d = new BodyDecoder(defaultBodyLimits());
     d.startLength(0);
     expect(d.done).toBe(true);
     expect(d.execute(enc("x"), 0, 1)).toBe(0);

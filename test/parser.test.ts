@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { defaultHeadLimits } from "../src/config/settings.ts";
 import { ParseError } from "../src/http/codes.ts";
 import { FIELD_SLOTS } from "../src/http/fields.ts";
 import { type HeadLimits, RequestParser, TargetForm } from "../src/http/parser.ts";
@@ -42,7 +43,7 @@ function summarize(p: RequestParser, buf: Uint8Array, base: number, n: number): 
     target: dec(buf.subarray(base + p.targetStart, base + p.targetEnd)),
     form: p.targetForm,
     authority: dec(buf.subarray(base + p.authorityStart, base + p.authorityEnd)),
-    version: `${p.versionMajor}.${p.versionMinor}`,
+    version: `1.${p.versionMinor}`,
     fields,
     contentLength: p.contentLength,
     chunked: p.chunked,
@@ -59,7 +60,7 @@ function summarize(p: RequestParser, buf: Uint8Array, base: number, n: number): 
  * line ends that are not there.
  */
 function feed(bytes: Uint8Array, cuts: number[], limits?: HeadLimits): Summary {
-  const p = new RequestParser(limits);
+  const p = new RequestParser(limits ?? defaultHeadLimits());
   const base = 7;
   for (const end of [...cuts, bytes.length]) {
     const buf = new Uint8Array(base + end + 3).map((_, i) => (i % 2 === 0 ? 13 : 10));
@@ -334,7 +335,7 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
   }
 
   test("detects a bare CR before any LF arrives (no wait for the limit)", () => {
-    const p = new RequestParser();
+    const p = new RequestParser(defaultHeadLimits());
     const b = enc("GET / HTTP/1.1\rX");
     expect(p.execute(b, 0, b.length)).toBe(-ParseError.BARE_CR);
   });
@@ -354,7 +355,7 @@ describe("rejects malformed request heads with a precise code (whole, byte by by
 
 describe("parser reuse", () => {
   test("parses pipelined heads one after another with one parser", () => {
-    const p = new RequestParser();
+    const p = new RequestParser(defaultHeadLimits());
     const b = enc(`GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}X: y\r\n\r\n`);
     const n1 = p.execute(b, 0, b.length);
     expect(summarize(p, b, 0, n1).target).toBe("/1");

@@ -476,6 +476,18 @@ export function defaultLimits(): Limits {
   };
 }
 
+/** The request-head limits the table's defaults give, in the parser's terms. */
+export function defaultHeadLimits(): { maxRequestLine: number; maxHeaderBytes: number; maxHeaders: number } {
+  const l = defaultLimits();
+  return { maxRequestLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes, maxHeaders: l.maxHeaders };
+}
+
+/** The body limits the table's defaults give, in the body decoder's terms. */
+export function defaultBodyLimits(): { maxBody: number; maxChunkExt: number; maxTrailerBytes: number; maxTrailers: number } {
+  const l = defaultLimits();
+  return { maxBody: l.maxBodySize, maxChunkExt: l.maxChunkExt, maxTrailerBytes: l.maxTrailerBytes, maxTrailers: l.maxTrailers };
+}
+
 /** The timeouts the table's defaults give. */
 export function defaultTimeouts(): Timeouts {
   return {

@@ -14,13 +14,6 @@ export interface BodyLimits {
   maxTrailers: number;
 }
 
-export const DEFAULT_BODY_LIMITS: Readonly<BodyLimits> = {
-  maxBody: 100 * 1024 * 1024,
-  maxChunkExt: 4096,
-  maxTrailerBytes: 16384,
-  maxTrailers: 32,
-};
-
 /**
  * chunk-size = 1*HEXDIG (RFC 9112 §7.1): leading zeros are valid, so the value is capped, not the
  * digit count. A value past 2^53 - 1 is no longer exact in a double, and far beyond any body limit.
@@ -80,7 +73,7 @@ export class BodyDecoder {
   /** Bytes of the trailer section so far: the limit is on the section, not on one line. */
   private trailerTotal = 0;
 
-  constructor(limits: BodyLimits = DEFAULT_BODY_LIMITS) {
+  constructor(limits: BodyLimits) {
     this.limits = limits;
   }
 

@@ -28,12 +28,6 @@ export interface HeadLimits {
   maxHeaders: number;
 }
 
-export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = {
-  maxRequestLine: 8192,
-  maxHeaderBytes: 32768,
-  maxHeaders: 100,
-};
-
 /** The four request-target forms (RFC 9112 §3.2), as {@link RequestParser.targetForm}. */
 export const TargetForm = {
   ORIGIN: 0,
@@ -83,7 +77,7 @@ export class RequestParser {
    */
   authorityStart = 0;
   authorityEnd = 0;
-  versionMajor = 1;
+  /** The parser admits major version 1 only (others are 505): the minor version is all there is. */
   versionMinor = 1;
   /** -1 when the request has no Content-Length. */
   contentLength = -1;
@@ -103,7 +97,7 @@ export class RequestParser {
   private curLine = 0;
   private haveRequestLine = false;
 
-  constructor(limits: HeadLimits = DEFAULT_HEAD_LIMITS) {
+  constructor(limits: HeadLimits) {
     this.limits = limits;
     this.fields = new Int32Array(limits.maxHeaders * FIELD_SLOTS);
   }
@@ -292,7 +286,6 @@ export class RequestParser {
       return -ParseError.BAD_VERSION;
     }
     if (e - s !== 8 || buf[s + 6] !== 0x2e || !isDigit(buf[s + 7] as number)) return -ParseError.BAD_VERSION;
-    this.versionMajor = 1;
     this.versionMinor = (buf[s + 7] as number) - 48;
     return 0;
   }

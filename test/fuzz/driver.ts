@@ -5,10 +5,11 @@
  * where the pieces were cut.
  */
 
-import { BodyDecoder, type BodyLimits, DEFAULT_BODY_LIMITS } from "../../src/http/body.ts";
+import { defaultBodyLimits, defaultHeadLimits } from "../../src/config/settings.ts";
+import { BodyDecoder, type BodyLimits } from "../../src/http/body.ts";
 import { BODY_ERRORS, PARSE_ERRORS } from "../../src/http/codes.ts";
 import { FIELD_SLOTS } from "../../src/http/fields.ts";
-import { DEFAULT_HEAD_LIMITS, type HeadLimits, RequestParser } from "../../src/http/parser.ts";
+import { type HeadLimits, RequestParser } from "../../src/http/parser.ts";
 
 export interface HeadEvent {
   kind: "head";
@@ -57,7 +58,7 @@ export interface DriverLimits {
   body: BodyLimits;
 }
 
-export const DRIVER_LIMITS: DriverLimits = { head: DEFAULT_HEAD_LIMITS, body: DEFAULT_BODY_LIMITS };
+export const DRIVER_LIMITS: DriverLimits = { head: defaultHeadLimits(), body: defaultBodyLimits() };
 
 const latin1 = (b: Uint8Array, s: number, e: number): string => {
   let out = "";

@@ -4,7 +4,7 @@
  * (c) the differential against llhttp (in differential.ts).
  */
 
-import { DEFAULT_BODY_LIMITS } from "../../src/http/body.ts";
+import { defaultBodyLimits } from "../../src/config/settings.ts";
 import { type DriverEvent, type DriverLimits, drive } from "./driver.ts";
 import { type Case, type Req, trimOWS } from "./gen.ts";
 
@@ -68,7 +68,7 @@ export function validAccepted(c: Case): void {
 /** Limits small enough for generated requests to cross every one of them, at every position. */
 export const TIGHT_LIMITS: DriverLimits = {
   head: { maxRequestLine: 48, maxHeaderBytes: 96, maxHeaders: 4 },
-  body: { ...DEFAULT_BODY_LIMITS, maxBody: 48, maxChunkExt: 8, maxTrailerBytes: 24, maxTrailers: 1 },
+  body: { ...defaultBodyLimits(), maxBody: 48, maxChunkExt: 8, maxTrailerBytes: 24, maxTrailers: 1 },
 };
 
 /** (a) under {@link TIGHT_LIMITS}: a limit is reported at the same point however the bytes arrive. */
