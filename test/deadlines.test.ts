@@ -1,7 +1,8 @@
 /** @module test/deadlines — every connection state has a deadline, slow is not stalled: upgraded idle, minimum body and response rates, the app deadline, and deadlines that never fire early. */
 
 import { describe, expect, test } from "bun:test";
-import { budget } from "../src/engine/budget.ts";
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import type { Application, Input } from "../src/index.ts";
 import { RawClient, serverPool } from "./helpers.ts";
 
@@ -250,44 +251,79 @@ describe("deadlines never fire early (timeouts.header 2)", () => {
 });
 
 describe("the process-wide budget of buffered body bytes (limits.buffered_bytes)", () => {
+  /** The budget is the process's: the server runs in a process of its own, so no other test's bytes share it. */
+  const SERVER = `
+import { budget } from ${JSON.stringify(`${import.meta.dir}/../src/engine/budget.ts`)};
+import { WSGIServer } from ${JSON.stringify(`${import.meta.dir}/../src/index.ts`)};
+let open = () => {};
+const gate = new Promise((resolve) => (open = resolve));
+const app = async (env, sr) => {
+  if (env.PATH_INFO === "/budget") { sr("200 OK", []); return [String(budget.used)]; }
+  if (env.PATH_INFO === "/open") { open(); sr("200 OK", []); return ["open"]; }
+  await gate;
+  let n = 0;
+  for (;;) {
+    const part = await env["wsgi.input"].read(65536);
+    if (part.length === 0) break;
+    n += part.length;
+  }
+  sr("200 OK", []);
+  return [String(n)];
+};
+const server = new WSGIServer("127.0.0.1:0", app, {
+  limits: { bufferedBytes: 1024 * 1024, minBodyRate: 0 },
+  timeouts: { body: 1 },
+  logFormat: "{path} {status} {reason}",
+  log: { write: (line) => process.stdout.write("ACCESS " + line) },
+  errorLog: null,
+});
+server.start();
+process.stdout.write("ready " + server.serverPort + "\\n");
+`;
+
   test("past the budget, connections stop reading instead of buffering; one left unread past timeouts.body gets 503; the budget is given back", async () => {
-    let open = (): void => {};
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const { port, access } = start(
-      async (env, sr) => {
-        await gate;
-        let n = 0;
-        for (;;) {
-          const part = await env["wsgi.input"].read(65536);
-          if (part.length === 0) break;
-          n += part.length;
-        }
-        sr("200 OK", []);
-        return [`${n}`];
-      },
-      { limits: { bufferedBytes: 1024 * 1024, minBodyRate: 0 }, timeouts: { body: 1 }, logFormat: "{status} {reason}" },
-    );
-    const size = 4 * 1024 * 1024;
-    // The budget is the process's: other test files' connections may hold bytes in it too.
-    const before = budget.used;
-    const clients = await Promise.all([0, 1, 2].map(() => RawClient.connect(port)));
-    for (const c of clients) {
-      c.send(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`);
-      void c.sendAll(new Uint8Array(size).fill(98), 10_000).catch(() => {});
+    const file = `${tmpdir()}/bunwsgi-budget-${process.pid}.ts`;
+    writeFileSync(file, SERVER);
+    const child = Bun.spawn([process.execPath, file], { stdout: "pipe", stderr: "inherit" });
+    let out = "";
+    const reading = (async () => {
+      for await (const chunk of child.stdout) out += Buffer.from(chunk).toString();
+    })();
+    try {
+      await waitFor(() => /ready \d+/.test(out));
+      const port = Number((out.match(/ready (\d+)/) as RegExpMatchArray)[1]);
+      const used = async (): Promise<number> => Number(await (await fetch(`http://127.0.0.1:${port}/budget`)).text());
+      const size = 4 * 1024 * 1024;
+      const clients = await Promise.all([0, 1, 2].map(() => RawClient.connect(port)));
+      for (const c of clients) {
+        c.send(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`);
+        void c.sendAll(new Uint8Array(size).fill(98), 10_000).catch(() => {});
+      }
+      await Bun.sleep(500);
+      // At most the budget and the one read each connection had in hand when it was spent.
+      const held = await used();
+      expect(held).toBeLessThanOrEqual(1024 * 1024 + 3 * 768 * 1024);
+      expect(held).toBeGreaterThan(0);
+      await Bun.sleep(2200);
+      await fetch(`http://127.0.0.1:${port}/open`);
+      const statuses = (await Promise.all(clients.map((c) => c.response({ ms: 6000 })))).map((r) => r.status).sort();
+      expect(statuses).toContain(200);
+      expect(statuses).toContain(503);
+      const refused = statuses.filter((s) => s === 503).length;
+      await waitFor(() => (out.match(/ACCESS \/ 503 buffered_bytes/g) ?? []).length === refused);
+      for (const c of clients) c.close();
+      await waitFor(() => out.includes("ACCESS / 200"));
+      let left = await used();
+      for (let i = 0; i < 50 && left > 0; i++) {
+        await Bun.sleep(50);
+        left = await used();
+      }
+      expect(left).toBe(0);
+    } finally {
+      child.kill();
+      await child.exited;
+      await reading;
+      rmSync(file, { force: true });
     }
-    await Bun.sleep(500);
-    // Bodies that were read whole (up to the budget) are buffered; the rest wait in the kernel.
-    // At most the budget and the one read each connection had in hand when it was spent.
-    expect(budget.used - before).toBeLessThanOrEqual(1024 * 1024 + 3 * 768 * 1024);
-    expect(budget.used - before).toBeGreaterThan(0);
-    await Bun.sleep(2200);
-    open();
-    const statuses = (await Promise.all(clients.map((c) => c.response({ ms: 6000 })))).map((r) => r.status).sort();
-    expect(statuses).toContain(200);
-    expect(statuses).toContain(503);
-    await waitFor(() => access.length === 3);
-    expect(access.filter((l) => l === "503 buffered_bytes\n").length).toBe(statuses.filter((s) => s === 503).length);
-    for (const c of clients) c.close();
-    await waitFor(() => budget.used <= before);
-  }, 15_000);
+  }, 20_000);
 });

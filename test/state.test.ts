@@ -110,7 +110,8 @@ describe("deadlines, driven by hand", () => {
     const start = s.conn.lastRead;
     s.conn.tick(start + 4.999);
     expect(s.take()).toBe("");
-    s.conn.tick(start + 5);
+    // A hair past the deadline: start + 5 - start may round below 5 in floating point.
+    s.conn.tick(start + 5.001);
     expect(s.take()).toStartWith("HTTP/1.1 408 Request Timeout\r\n");
     expect(s.conn.failReason).toBe("head_timeout");
   });
@@ -122,7 +123,7 @@ describe("deadlines, driven by hand", () => {
     const at = s.conn.lastRead;
     s.conn.tick(at + 2.9);
     expect(s.conn.state).toBe(State.HEAD);
-    s.conn.tick(at + 3);
+    s.conn.tick(at + 3.001);
     expect(s.conn.state).toBe(State.CLOSING);
     expect(s.events).toContain("end");
     s.conn.tick(s.server.now + 100);
@@ -142,7 +143,7 @@ describe("deadlines, driven by hand", () => {
     const t0 = s.conn.lastRead;
     for (let i = 1; i <= 2; i++) s.conn.tick(t0 + i);
     expect(s.conn.state).toBe(State.BODY);
-    s.conn.tick(t0 + 3);
+    s.conn.tick(t0 + 3.001);
     expect(s.conn.state).not.toBe(State.BODY);
     expect(s.conn.failReason).toBe("body_too_slow");
   });
