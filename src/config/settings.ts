@@ -477,14 +477,18 @@ export function defaultLimits(): Limits {
 }
 
 /** The request-head limits the table's defaults give, in the parser's terms. */
-export function defaultHeadLimits(): { maxRequestLine: number; maxHeaderBytes: number; maxHeaders: number } {
-  const l = defaultLimits();
+export const defaultHeadLimits = (): ReturnType<typeof headLimitsOf> => headLimitsOf(defaultLimits());
+
+/** The body limits the table's defaults give, in the body decoder's terms. */
+export const defaultBodyLimits = (): ReturnType<typeof bodyLimitsOf> => bodyLimitsOf(defaultLimits());
+
+/** Limits in the parser's terms. */
+export function headLimitsOf(l: Limits): { maxRequestLine: number; maxHeaderBytes: number; maxHeaders: number } {
   return { maxRequestLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes, maxHeaders: l.maxHeaders };
 }
 
-/** The body limits the table's defaults give, in the body decoder's terms. */
-export function defaultBodyLimits(): { maxBody: number; maxChunkExt: number; maxTrailerBytes: number; maxTrailers: number } {
-  const l = defaultLimits();
+/** Limits in the body decoder's terms. */
+export function bodyLimitsOf(l: Limits): { maxBody: number; maxChunkExt: number; maxTrailerBytes: number; maxTrailers: number } {
   return { maxBody: l.maxBodySize, maxChunkExt: l.maxChunkExt, maxTrailerBytes: l.maxTrailerBytes, maxTrailers: l.maxTrailers };
 }
 

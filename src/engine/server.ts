@@ -1,7 +1,7 @@
 /** @module engine/server — a listening socket and its connections: admission under the spawn pool, the one coarse timer, graceful stop; the kind of app on top makes each connection's Exchange. */
 
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
-import { defaultLimits, defaultTimeouts, type Limits, type Timeouts } from "../config/settings.ts";
+import { bodyLimitsOf, defaultLimits, defaultTimeouts, headLimitsOf, type Limits, type Timeouts } from "../config/settings.ts";
 import { ConfigError } from "../errors.ts";
 import type { BodyLimits } from "../http/body.ts";
 import type { HeadLimits } from "../http/parser.ts";
@@ -152,13 +152,8 @@ export abstract class Server implements ConnectionHost, PoolMember {
         throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
       }
     }
-    this.headLimits = { maxRequestLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes, maxHeaders: l.maxHeaders };
-    this.bodyLimits = {
-      maxBody: l.maxBodySize,
-      maxChunkExt: l.maxChunkExt,
-      maxTrailerBytes: l.maxTrailerBytes,
-      maxTrailers: l.maxTrailers,
-    };
+    this.headLimits = headLimitsOf(l);
+    this.bodyLimits = bodyLimitsOf(l);
     this.limits = l;
     this.timeouts = t;
     // One budget for the process: the last server configured sets it (all of a process's
