@@ -60,9 +60,9 @@ if (import.meta.main && readme) {
       [
         `import * as mod from ${JSON.stringify(path)};`,
         `import { main } from ${JSON.stringify(resolve("src/cli.ts"))};`,
-        `const app = (mod as Record<string, unknown>)[${JSON.stringify(name)}];`,
-        `if (typeof app !== "function") throw new Error(${JSON.stringify(`embedded module ${path} has no function export "${name}"`)});`,
-        `process.exit(await main(process.argv.slice(2), { app: app as never, name: ${JSON.stringify(app)} }));`,
+        `if (!(${JSON.stringify(name)} in mod)) throw new Error(${JSON.stringify(`embedded module ${path} has no export "${name}"`)});`,
+        // Its kind (WSGI or fetch) is decided at start, by app_kind, as for an app imported from a file.
+        `process.exit(await main(process.argv.slice(2), { app: (mod as Record<string, unknown>)[${JSON.stringify(name)}], name: ${JSON.stringify(app)} }));`,
         "",
       ].join("\n"),
     );

@@ -3,7 +3,7 @@
  * allocated per head, for a minimal request and a realistic browser request. Run: bun run bench:parser
  */
 
-import { defaultHeadLimits } from "../src/config/settings.ts";
+import { defaultHeadLimits } from "../src/config/limits.ts";
 import { RequestParser } from "../src/http/parser.ts";
 import { allocatedPer, HEADS, timeRounds } from "./heads.ts";
 

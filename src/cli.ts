@@ -1,14 +1,16 @@
 /** @module cli — the bunwsgi command: resolve the config, serve the app on every bind, handle signals. */
 
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AppKindSetting, type EmbeddedApp, kindOf, type LoadedApp, loadApplication } from "./app.ts";
 import { type CommandLine, parseCommandLine } from "./config/args.ts";
 import { serverOptions, tlsOptions } from "./config/options.ts";
 import { formatConfig, helpText } from "./config/render.ts";
-import { type Config, resolveConfig, splitAppSpec } from "./config/resolve.ts";
+import { type Config, resolveConfig } from "./config/resolve.ts";
 import { SETTINGS } from "./config/settings.ts";
 import { clearStaleUnixSocket, parseListener } from "./engine/listeners.ts";
 import { Pool } from "./engine/pool.ts";
 import { ConfigError } from "./errors.ts";
+import { FetchServer } from "./fetch/server.ts";
 import * as api from "./index.ts";
 import {
   closeLog,
@@ -20,22 +22,7 @@ import {
   openLogSinks,
   reopenLog,
 } from "./observe/log.ts";
-import { VERSION, WSGIServer } from "./wsgi/server.ts";
-import type { Application } from "./wsgi/types.ts";
-
-/** An application compiled into the binary by `build.ts --app`. */
-export interface EmbeddedApp {
-  app: Application;
-  /** What it was built from, for messages ("app.ts:default"). */
-  name: string;
-}
-
-/** A loaded application and the module graph that holds its modules (null when embedded). */
-export interface LoadedApp {
-  app: Application;
-  label: string;
-  graph: Bun.ModuleGraph | null;
-}
+import { VERSION, WSGIServer, type WSGIServerOptions } from "./wsgi/server.ts";
 
 let apiRegistered = false;
 
@@ -56,60 +43,39 @@ function registerApi(): void {
   });
 }
 
-/** Position-carrying errors Bun throws for a module that does not parse or resolve. */
-interface PositionedMessage {
-  message: string;
-  position: { file: string; line: number; column: number; lineText: string } | null;
-}
-
-/** Why a module failed to load: `file:line:col: message` and the line for a syntax or import error, the stack for a throw. */
-export function describeLoadError(e: unknown): string {
-  const list = e instanceof AggregateError ? e.errors : [e];
-  return list
-    .map((x) => {
-      const p = (x as Partial<PositionedMessage>).position;
-      if (p != null && typeof p.file === "string") {
-        return `${p.file}:${p.line}:${p.column}: ${(x as PositionedMessage).message}${p.lineText ? `\n    ${p.lineText}` : ""}`;
-      }
-      return x instanceof Error ? (x.stack ?? `${x.name}: ${x.message}`) : String(x);
-    })
-    .join("\n");
-}
-
-/**
- * Import `file[:export]` (an absolute path) into a fresh Bun.ModuleGraph, so a reload gets new
- * instances of the module and of everything it imports. Fails with a ConfigError naming the
- * module and export.
- */
-export async function loadApplication(spec: string, errorLog: LogSink = defaultLog()): Promise<LoadedApp> {
-  registerApi();
-  const { file, name } = splitAppSpec(spec);
-  const graph = new Bun.ModuleGraph({
-    onError(error) {
-      errorLog.write(`uncaught error in application module ${file}: ${error instanceof Error ? error.stack : String(error)}\n`);
-    },
-  });
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await graph.import(file)) as Record<string, unknown>;
-  } catch (e) {
-    graph.dispose();
-    throw new ConfigError(`cannot load application module ${file}: ${describeLoadError(e)}`);
-  }
-  const app = mod[name];
-  if (typeof app !== "function") {
-    graph.dispose();
-    const found = Object.keys(mod).join(", ") || "nothing";
-    throw new ConfigError(`application module ${file} has no function export "${name}" (it exports: ${found})`);
-  }
-  return { app: app as Application, label: `${file}${name === "default" ? "" : `:${name}`}`, graph };
-}
-
 async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
+  const setting = (config.str("app_kind") ?? "auto") as AppKindSetting;
   const spec = config.str("app");
-  if (spec !== null) return loadApplication(spec, errorLog);
-  if (embedded !== undefined) return { app: embedded.app, label: `${embedded.name} (embedded)`, graph: null };
-  throw new ConfigError("no application given");
+  const loaded =
+    spec !== null
+      ? await loadApplication(spec, setting, errorLog)
+      : embedded !== undefined
+        ? { ...kindOf(embedded.app, setting, `embedded ${embedded.name}`), label: `${embedded.name} (embedded)`, graph: null }
+        : null;
+  if (loaded === null) throw new ConfigError("no application given");
+  if (loaded.kind === "fetch") {
+    // Settings that shape a WSGI environ have no meaning for a fetch app: say so rather than ignore them.
+    for (const key of ["environ", "root_path"]) {
+      if (config.sources.get(key) !== "default") {
+        loaded.graph?.dispose();
+        throw new ConfigError(`${key}: applies to WSGI apps only, and ${loaded.label} is a fetch app (${loaded.why})`);
+      }
+    }
+  }
+  return loaded;
+}
+
+/** A server of the loaded app's kind on one bind. */
+type AppServer = WSGIServer | FetchServer;
+
+function serverFor(bind: string, loaded: LoadedApp, options: WSGIServerOptions): AppServer {
+  return loaded.kind === "fetch" ? new FetchServer(bind, loaded.app, options) : new WSGIServer(bind, loaded.app, options);
+}
+
+/** Apply a reload to a running server; the kind cannot change without a restart (its connections are of that kind). */
+function reconfigure(server: AppServer, loaded: LoadedApp, options: WSGIServerOptions): void {
+  if (server instanceof FetchServer && loaded.kind === "fetch") server.reconfigure(loaded.app, options);
+  else if (server instanceof WSGIServer && loaded.kind === "wsgi") server.reconfigure(loaded.app, options);
 }
 
 /** Refuse a pidfile naming a live process; otherwise (re)write it. */
@@ -168,7 +134,7 @@ function tlsFiles(config: Config): Map<string, string> {
   return out;
 }
 
-/** The running service: one WSGIServer per bind sharing one app, pool and logs. */
+/** The running service: one server per bind sharing one app, pool and logs. */
 class Service {
   private reloading = false;
   private stopping = false;
@@ -182,7 +148,7 @@ class Service {
   constructor(
     private config: Config,
     private loaded: LoadedApp,
-    private readonly servers: WSGIServer[],
+    private readonly servers: AppServer[],
     private readonly pool: Pool,
     private readonly commandLine: CommandLine,
     private readonly embedded: EmbeddedApp | undefined,
@@ -214,7 +180,7 @@ class Service {
   }
 
   get errorLog(): LogSink {
-    return (this.servers[0] as WSGIServer).errorLog;
+    return (this.servers[0] as AppServer).errorLog;
   }
 
   listen(): void {
@@ -238,14 +204,14 @@ class Service {
     this.errorLog.write("bunwsgi: stopped\n", "INFO");
     const pidfile = this.applied.str("pidfile");
     if (pidfile !== null) rmSync(pidfile, { force: true });
-    const first = this.servers[0] as WSGIServer;
+    const first = this.servers[0] as AppServer;
     closeLog(first.log);
     closeLog(first.errorLog);
     process.exit(0);
   }
 
   reopenLogs(): void {
-    const first = this.servers[0] as WSGIServer;
+    const first = this.servers[0] as AppServer;
     try {
       reopenLog(first.log);
       reopenLog(first.errorLog);
@@ -274,6 +240,12 @@ class Service {
       });
       if (errors.length > 0) throw new ConfigError(errors.join("\n  "));
       const loaded = await appFor(config, this.embedded, log);
+      if (loaded.kind !== this.loaded.kind) {
+        loaded.graph?.dispose();
+        throw new ConfigError(
+          `${loaded.label} is now a ${loaded.kind} app (${loaded.why}), and a ${this.loaded.kind} app is running: restart to change the kind`,
+        );
+      }
       let accessLog: LogSink;
       let errorLog: LogSink;
       try {
@@ -283,11 +255,11 @@ class Service {
         throw e;
       }
       const kept = this.restartWarnings(config);
-      const first = this.servers[0] as WSGIServer;
+      const first = this.servers[0] as AppServer;
       const oldAccess = first.log;
       const oldError = first.errorLog;
       const options = { ...serverOptions(config), log: accessLog, errorLog };
-      for (const s of this.servers) s.reconfigure(loaded.app, options);
+      for (const s of this.servers) reconfigure(s, loaded, options);
       this.pool.resize(config.num("spawn") ?? Number.POSITIVE_INFINITY);
       if (oldAccess !== accessLog) closeLog(oldAccess);
       if (oldError !== errorLog) closeLog(oldError);
@@ -321,6 +293,7 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
   } catch (e) {
     return err((e as Error).message);
   }
+  registerApi();
   if (commandLine.command === "help") {
     process.stdout.write(`${helpText(VERSION)}\n`);
     return 0;
@@ -340,9 +313,11 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
 /** `bunwsgi check`: also import the app and try the TLS material, as starting would. */
 async function check(config: Config, embedded: EmbeddedApp | undefined): Promise<number> {
   const problems: string[] = [];
+  let kind = "";
   try {
     const loaded = await appFor(config, embedded, defaultLog());
     loaded.graph?.dispose();
+    kind = `# app: ${loaded.label} is a ${loaded.kind} app (${loaded.why})\n`;
   } catch (e) {
     problems.push(`app: ${(e as Error).message}`);
   }
@@ -353,7 +328,7 @@ async function check(config: Config, embedded: EmbeddedApp | undefined): Promise
     problems.push(`tls: the certificate, key or passphrase is not usable: ${(e as Error).message}`);
   }
   process.stdout.write(`# bunwsgi ${VERSION}: resolved configuration${config.file ? ` from ${config.file}` : ""}\n`);
-  process.stdout.write(`${formatConfig(config).trimStart()}\n`);
+  process.stdout.write(`${kind}${formatConfig(config).trimStart()}\n`);
   if (problems.length > 0) {
     process.stderr.write(`bunwsgi: configuration is invalid:\n  ${problems.join("\n  ")}\n`);
     return 2;
@@ -371,7 +346,7 @@ async function serve(config: Config, commandLine: CommandLine, embedded: Embedde
     process.stderr.write(`bunwsgi: ${(e as Error).message}\n`);
     return 2;
   }
-  const servers: WSGIServer[] = [];
+  const servers: AppServer[] = [];
   try {
     const loaded = await appFor(config, embedded, errorLog);
     const pool = new Pool(config.num("spawn") ?? Number.POSITIVE_INFINITY);
@@ -379,13 +354,13 @@ async function serve(config: Config, commandLine: CommandLine, embedded: Embedde
     for (const bind of config.list("bind")) {
       const unix = parseListener(bind).unix;
       if (unix !== null) await clearStaleUnixSocket(unix);
-      const server = new WSGIServer(bind, loaded.app, options);
+      const server = serverFor(bind, loaded, options);
       server.start();
       servers.push(server);
     }
     const pidfile = config.str("pidfile");
     if (pidfile !== null) writePidfile(pidfile);
-    errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label} (pid ${process.pid})\n`, "INFO");
+    errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label}, a ${loaded.kind} app (pid ${process.pid})\n`, "INFO");
     for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, "INFO");
     new Service(config, loaded, servers, pool, commandLine, embedded).listen();
   } catch (e) {

@@ -1,6 +1,6 @@
-/** @module index — the public API of bunwsgi ("bunwsgi"): servers, the handler and its hooks, errors, log sinks and the application contract. Internals (parser, body decoder, engine) are not exported: they stay free to change. */
+/** @module index — the public API of bunwsgi ("bunwsgi"): servers (WSGI and fetch apps), the handler and its hooks, errors, log sinks and the application contract. Internals (parser, body decoder, engine) are not exported: they stay free to change. */
 
-export type { Limits, Timeouts } from "./config/settings.ts";
+export type { Limits, Timeouts } from "./config/limits.ts";
 export { Input } from "./engine/input.ts";
 export type { ListenerSpec } from "./engine/listeners.ts";
 export { Pool } from "./engine/pool.ts";
@@ -13,6 +13,14 @@ export {
   ContractError,
   HTTPError,
 } from "./errors.ts";
+export { FetchServer, type FetchServerOptions } from "./fetch/server.ts";
+export type {
+  FetchApplication,
+  FetchHandler,
+  FetchObject,
+  FetchServe,
+  SocketAddress,
+} from "./fetch/types.ts";
 export { unquoteLatin1 } from "./http/request.ts";
 export { type AccessFormatter, type AccessRecord, compileLogFormat, LOG_FIELDS } from "./observe/access.ts";
 export {

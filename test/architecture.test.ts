@@ -6,6 +6,7 @@
  *  2. http/ is pure protocol code: it imports only http/ and errors.ts, and no Bun or Node module.
  *  3. observe/ (logs, clock, access records) imports only observe/, errors.ts and Node/Bun.
  *  4. engine/ (sockets, connections, server) never imports wsgi/ or any other kind of app.
+ *  4b. The kinds of app stand side by side: wsgi/ never imports fetch/, nor fetch/ wsgi/.
  *  5. config/ imports no engine class: from engine/ only the listener-spec parser (listeners.ts).
  *  6. Nothing imports cli.ts; only cli.ts imports index.ts (the public API it lends to apps).
  *  7. Every file opens with a one-line `@module` comment saying its job.
@@ -87,6 +88,15 @@ describe("the layers of src/", () => {
   test("4. engine/ imports no kind of app (wsgi/, fetch/)", () => {
     expect(
       violations((i) => layer(i.from) === "engine" && ["wsgi", "fetch", "cli.ts", "index.ts"].includes(layer(i.to))),
+    ).toEqual([]);
+  });
+
+  test("4b. the kinds of app stand side by side: wsgi/ never imports fetch/, nor fetch/ wsgi/", () => {
+    expect(imports.some((i) => layer(i.from) === "fetch")).toBe(true);
+    expect(
+      violations(
+        (i) => (layer(i.from) === "wsgi" && layer(i.to) === "fetch") || (layer(i.from) === "fetch" && layer(i.to) === "wsgi"),
+      ),
     ).toEqual([]);
   });
 

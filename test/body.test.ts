@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { defaultBodyLimits } from "../src/config/settings.ts";
+import { defaultBodyLimits } from "../src/config/limits.ts";
 import { BodyDecoder, type BodyLimits } from "../src/http/body.ts";
 import { BodyError } from "../src/http/codes.ts";
 

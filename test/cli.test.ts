@@ -457,7 +457,7 @@ describe("bunwsgi check", () => {
     expect(p.stderr).toContain(`${join(d, "boom.ts")}:1:`);
     const q = start(d, ["check", "app.ts:absent"]);
     expect(await q.exit()).toBe(2);
-    expect(q.stderr).toContain('has no function export "absent" (it exports: default, named)');
+    expect(q.stderr).toContain('has no export "absent" (it exports: default, named)');
   });
 });
 

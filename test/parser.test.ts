@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { defaultHeadLimits } from "../src/config/settings.ts";
+import { defaultHeadLimits } from "../src/config/limits.ts";
 import { ParseError } from "../src/http/codes.ts";
 import { FIELD_SLOTS } from "../src/http/fields.ts";
 import { type HeadLimits, RequestParser, TargetForm } from "../src/http/parser.ts";

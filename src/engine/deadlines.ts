@@ -1,6 +1,6 @@
 /** @module engine/deadlines — the deadline of each connection state, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
 
-import type { Limits, Timeouts } from "../config/settings.ts";
+import type { Limits, Timeouts } from "../config/limits.ts";
 import { HTTPError } from "../errors.ts";
 import type { Output } from "./output.ts";
 import { RateWindow } from "./rate.ts";

@@ -1,6 +1,6 @@
 /** @module engine/exchange — the contracts around a connection: the Exchange (one app-side request/response handler per connection), the narrow port that side sees of the connection, and what the connection needs of its server. */
 
-import type { Limits, Timeouts } from "../config/settings.ts";
+import type { Limits, Timeouts } from "../config/limits.ts";
 import type { BodyLimits } from "../http/body.ts";
 import type { HeadLimits, RequestParser } from "../http/parser.ts";
 import type { Input } from "./input.ts";

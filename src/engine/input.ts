@@ -169,6 +169,22 @@ export class Input implements AsyncIterable<Uint8Array> {
     return dest;
   }
 
+  /**
+   * Read what has arrived, at most `max` bytes, waiting only while nothing has: a view when the
+   * bytes lie in one received chunk (a stream consumer takes chunks as they come, not copies);
+   * empty at the end of the body. Rejects like read().
+   */
+  async readSome(max: number): Promise<Uint8Array> {
+    this.want();
+    while (this.buffered === 0 && !this.ended) await this.wait();
+    if (this.buffered === 0) {
+      if (this.error !== null) throw this.error;
+      return EMPTY;
+    }
+    const first = this.chunks[0] as Uint8Array;
+    return this.take(Math.min(max, first.length - this.offset));
+  }
+
   /** Read one line, LF included; at most `size` bytes when size is given and non-negative. Rejects like read(). */
   async readline(size = -1): Promise<Uint8Array> {
     this.want();

@@ -1,10 +1,11 @@
 /** @module engine/server — a listening socket and its connections: admission under the spawn pool, the one coarse timer, graceful stop; the kind of app on top makes each connection's Exchange. */
 
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
-import { bodyLimitsOf, defaultLimits, defaultTimeouts, headLimitsOf, type Limits, type Timeouts } from "../config/settings.ts";
+import { bodyLimitsOf, defaultLimits, defaultTimeouts, headLimitsOf, type Limits, type Timeouts } from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
 import type { BodyLimits } from "../http/body.ts";
 import type { HeadLimits } from "../http/parser.ts";
+import { type AccessFormatter, compileLogFormat } from "../observe/access.ts";
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
@@ -37,6 +38,8 @@ export interface ServerOptions {
   spawn?: number | "default" | Pool;
   /** Access log: "default" (stderr), null (off), a sink with write(s), or a logger (info level). */
   log?: LogOption;
+  /** Access-log line: "gevent" (default), "combined", "json", or a `{field}` template (see LOG_FIELDS). */
+  logFormat?: string;
   /** Error log, also environ["wsgi.errors"]: like `log`, error level for a logger. */
   errorLog?: LogOption;
   /** Least severe error-log messages the server writes (Python logging's numbers: 10 debug … 40 error); default 20. */
@@ -62,6 +65,8 @@ export abstract class Server implements ConnectionHost, PoolMember {
   log: LogSink;
   errorLog: LogSink;
   logLevel: number;
+  /** The compiled access-log format; null is gevent's line. */
+  accessFormat: AccessFormatter | null;
   readonly tls: TLSOptions | undefined;
   readonly unixSocketPerms: UnixSocketPerms;
   // Set by setLimits() from the constructor on.
@@ -95,6 +100,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
     this.log = resolveLog(options.log, 20);
     this.errorLog = resolveLog(options.errorLog, 40);
     this.logLevel = options.logLevel ?? 20;
+    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
     this.tls = options.tls;
     this.unixSocketPerms = options.unixSocketPerms ?? { mode: null, gid: null };
     this.setLimits(options.limits, options.timeouts);
@@ -159,6 +165,18 @@ export abstract class Server implements ConnectionHost, PoolMember {
     // One budget for the process: the last server configured sets it (all of a process's
     // servers are configured alike, by one config).
     budget.limit = l.bufferedBytes;
+  }
+
+  /**
+   * Apply the options a reload (SIGHUP) may change while serving: logs, log format and level,
+   * limits and timeouts. Connections opened from now on use the new limits.
+   */
+  protected reconfigureServer(options: ServerOptions): void {
+    if (options.log !== undefined) this.log = resolveLog(options.log, 20);
+    if (options.errorLog !== undefined) this.errorLog = resolveLog(options.errorLog, 40);
+    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+    this.logLevel = options.logLevel ?? 20;
+    this.setLimits(options.limits, options.timeouts);
   }
 
   /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */

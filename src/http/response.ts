@@ -91,7 +91,7 @@ const isDigits = (s: string): boolean => {
 };
 
 /** Whether a Connection header value lists the "close" token. */
-function hasCloseToken(v: string): boolean {
+export function hasCloseToken(v: string): boolean {
   for (const t of v.split(",")) if (t.trim().toLowerCase() === "close") return true;
   return false;
 }

@@ -112,6 +112,13 @@ export const LOG_FIELDS: Readonly<Record<string, { doc: string; get: (r: AccessR
   reason: { doc: "why the server refused or cut the request (bare_cr, head_timeout, …) or -", get: (r) => dash(r.reason) },
 };
 
+/** gevent's line: `ADDR - - [YYYY-MM-DD HH:MM:SS] "REQUEST LINE" STATUS LENGTH SECONDS`. */
+export const geventLine: AccessFormatter = (r) => {
+  const length = r.responseLength > 0 ? String(r.responseLength) : "-";
+  const delta = r.timeFinish > 0 ? (r.timeFinish - r.timeStart).toFixed(6) : "-";
+  return `${clientHost(r.clientAddress)} - - [${clock.localTimestamp()}] "${r.requestline ?? ""}" ${r.code ?? "000"} ${length} ${delta}`;
+};
+
 /** Apache/nginx "combined": `%h - - [%t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i"`. */
 const combined: AccessFormatter = (r) =>
   `${remoteAddr(r)} - - [${clock.clf()}] "${escapeLogField(r.requestline ?? "")}" ${r.code ?? "000"} ${

@@ -3,6 +3,7 @@
 import type { ServerSocket } from "../engine/connection.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
+import { tlsFacts } from "../engine/tls.ts";
 import { ContractError } from "../errors.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import { unquoteLatin1 } from "../http/request.ts";
@@ -139,25 +140,8 @@ export class EnvironBuilder {
    * SSL_CLIENT_I_DN (RFC 4514 strings), SSL_CLIENT_M_SERIAL and SSL_CLIENT_V_END.
    */
   tls(): Readonly<Record<string, string>> {
-    if (this.tlsEnv !== null) return this.tlsEnv;
-    const socket = this.socket;
-    const env: Record<string, string> = {
-      SSL_PROTOCOL: socket.getTLSVersion() ?? "",
-      SSL_CIPHER: socket.getCipher()?.name ?? "",
-    };
-    const cert = socket.getPeerCertificate();
-    if (cert === null || cert === undefined || cert.subject === undefined) env.SSL_CLIENT_VERIFY = "NONE";
-    else if (!socket.authorized) {
-      env.SSL_CLIENT_VERIFY = `FAILED:${socket.getAuthorizationError()?.message ?? "unverified"}`;
-    } else {
-      env.SSL_CLIENT_VERIFY = "SUCCESS";
-      env.SSL_CLIENT_S_DN = distinguishedName(cert.subject);
-      env.SSL_CLIENT_I_DN = distinguishedName(cert.issuer);
-      env.SSL_CLIENT_M_SERIAL = cert.serialNumber;
-      env.SSL_CLIENT_V_END = cert.valid_to;
-    }
-    this.tlsEnv = env;
-    return env;
+    this.tlsEnv ??= tlsFacts(this.socket);
+    return this.tlsEnv;
   }
 
   /**
@@ -242,19 +226,4 @@ function hostToServerName(env: Environ, host: string, defaultPort: string): void
   const colon = host.indexOf(":", host.lastIndexOf("]") + 1);
   env.SERVER_NAME = colon < 0 ? host : host.slice(0, colon);
   env.SERVER_PORT = colon < 0 || colon + 1 === host.length ? defaultPort : host.slice(colon + 1);
-}
-
-/** RFC 4514 string of a certificate name: most specific first, special characters escaped. */
-function distinguishedName(name: object | undefined): string {
-  if (name === undefined) return "";
-  const parts: string[] = [];
-  for (const [key, value] of Object.entries(name)) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      const escaped = String(v)
-        .replace(/[,+"\\<>;=]/g, "\\$&")
-        .replace(/^[ #]|[ ]$/g, "\\$&");
-      parts.push(`${key}=${escaped}`);
-    }
-  }
-  return parts.reverse().join(",");
 }

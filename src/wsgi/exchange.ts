@@ -1,48 +1,27 @@
 /** @module wsgi/exchange — the engine side of a WSGI handler: one connection's per-request state (gevent's fields), the Exchange the connection calls, and the plumbing its hooks share. */
 
+import { AppExchange, errorText } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
-import type { ConnectionPort, Exchange } from "../engine/exchange.ts";
-import { ResponseWriter } from "../engine/response.ts";
 import { RequestDecoder } from "../http/request.ts";
-import { clientLabel } from "../observe/access.ts";
-import { epochOf, timeNow } from "../observe/clock.ts";
-import { NullLog } from "../observe/log.ts";
 import { EnvironBuilder } from "./environ.ts";
 import { ResultSender, type ResultSink } from "./result.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders } from "./types.ts";
-
-export const errorText = (e: unknown): string => (e instanceof Error ? (e.stack ?? String(e)) : String(e));
 
 /**
  * The state of one connection's current request and response, kept under gevent's names, and
  * the Exchange methods the connection calls. WSGIHandler adds gevent's hooks on top; the hooks
  * this class calls are declared here and defined there.
  */
-export abstract class WSGIExchange implements Exchange {
+export abstract class WSGIExchange extends AppExchange {
   protocolVersion = "HTTP/1.1";
-  readonly socket: ServerSocket;
-  /** [host, port] for TCP; the socket path for a unix socket. */
-  readonly clientAddress: [string, number] | string;
   readonly server: WSGIServer;
-  /** What this handler sees of its connection. */
-  readonly connection: ConnectionPort;
 
-  // Per request (reset by handleOneRequest).
-  requestline: string | null = null;
-  command = "";
-  path = "";
-  requestVersion = "";
-  /** Header fields as received. */
-  headers: Array<[string, string]> = [];
+  // Per request (reset by handleOneRequest), beside AppExchange's.
   /** The current request's environ; null once its access-log line is written. */
   environ: Environ | null = null;
-  timeStart = 0;
-  timeFinish = 0;
   /** What the application returned; null once the request is logged (gevent drops it too). */
   result: Body | null = null;
-  /** The response being written: framing, length and persistence. */
-  readonly response: ResponseWriter;
 
   protected headBuf: Buffer | null = null;
   protected headStart = 0;
@@ -51,25 +30,21 @@ export abstract class WSGIExchange implements Exchange {
   protected upgradeRequested = false;
   protected startCalled = false;
   protected readonly results: ResultSender;
-  /** This request's access-log line is written. */
-  private logged = false;
-  /** The app ran out of time (timeouts.app): what it sends now is refused. */
-  protected expired = false;
 
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
-    this.socket = socket;
-    this.clientAddress = address;
+    super(socket, address);
     this.server = server;
-    this.connection = socket.data;
     this.environs = new EnvironBuilder(socket, address);
-    this.response = new ResponseWriter(socket.data);
     this.results = new ResultSender(this.sink());
   }
 
   abstract handleOneRequest(): void | Promise<void>;
   abstract write(data: Chunk): Promise<void>;
   abstract finalizeHeaders(): void;
-  abstract logRequest(): void;
+
+  protected get host(): WSGIServer {
+    return this.server;
+  }
 
   // gevent's per-response fields, kept by the response writer.
   get status(): string | null {
@@ -80,11 +55,11 @@ export abstract class WSGIExchange implements Exchange {
     this.response.status = v;
   }
 
-  get code(): number | null {
+  override get code(): number | null {
     return this.response.code;
   }
 
-  set code(v: number | null) {
+  override set code(v: number | null) {
     this.response.code = v;
   }
 
@@ -96,12 +71,11 @@ export abstract class WSGIExchange implements Exchange {
     this.response.headers = v;
   }
 
-  /** Bytes sent for this response, status line and headers included; 0 when nothing was sent. */
-  get responseLength(): number {
+  override get responseLength(): number {
     return this.response.length;
   }
 
-  set responseLength(v: number) {
+  override set responseLength(v: number) {
     this.response.length = v;
   }
 
@@ -114,25 +88,6 @@ export abstract class WSGIExchange implements Exchange {
     this.response.closeConnection = v;
   }
 
-  get headersSent(): boolean {
-    return this.response.headersSent;
-  }
-
-  /** Exchange: the connection closes after this response. */
-  get closeAfter(): boolean {
-    return this.response.closeConnection;
-  }
-
-  /** Why the server refused or cut this request (a parser, body or disconnect code name), or null. */
-  get reason(): string | null {
-    return this.connection.failReason || null;
-  }
-
-  /** Body bytes sent for this response (framing excluded): Apache's %b. */
-  get bodyLength(): number {
-    return this.response.bodySent;
-  }
-
   /** Exchange: answer the request whose head the connection parsed at buf[start…]. */
   begin(buf: Buffer, start: number): void | Promise<void> {
     this.headBuf = buf;
@@ -140,56 +95,24 @@ export abstract class WSGIExchange implements Exchange {
     return this.handleOneRequest();
   }
 
-  protected resetRequest(): void {
-    this.requestline = null;
+  protected override resetRequest(): void {
+    super.resetRequest();
     this.environ = null;
-    this.response.reset();
-    this.timeFinish = 0;
     this.result = null;
     this.startCalled = false;
     this.results.reset();
-    this.expired = false;
-    this.logged = false;
   }
 
   /** Chunked trailers arrived: exposed in environ as bunwsgi.trailers. */
-  trailers(trailers: Array<[string, string]>): void {
+  override trailers(trailers: Array<[string, string]>): void {
     if (this.environ !== null) this.environ["bunwsgi.trailers"] = trailers;
   }
 
   /**
-   * A stop gave up waiting for this request to end: its connection was cut and the app has not
-   * settled since. Log it now, with what was sent, so no request goes unlogged.
+   * As gevent drops its result: an idle keep-alive connection must not keep its last
+   * request's body, environ or wsgi.input alive until the next request (or for good).
    */
-  abandon(waited: number): void {
-    if (this.logged) return;
-    this.logError(
-      `${this.requestline ?? "request"} from ${this.clientLabel()}: abandoned at stop; the application had not finished ${waited}s after its connection was cut`,
-    );
-    this.finishRequest();
-  }
-
-  /** Exchange: the app's time is up (uWSGI's harakiri); answer 503 if nothing was sent yet. */
-  timedOut(limit: number): boolean {
-    const answer = !this.response.headersSent;
-    this.logError(
-      `${this.requestline ?? "request"} from ${this.clientLabel()}: the application did not finish within ${limit}s (timeouts.app); ${answer ? "answered 503" : "connection cut"}`,
-    );
-    this.expired = true;
-    if (answer) this.sendError(503);
-    this.lost();
-    this.finishRequest();
-    return answer;
-  }
-
-  /** Log the request, once, whatever path ends it. */
-  protected finishRequest(): void {
-    if (this.logged) return;
-    this.logged = true;
-    this.timeFinish = epochOf(this.connection.finished());
-    this.logRequest();
-    // As gevent drops its result: an idle keep-alive connection must not keep its last
-    // request's body, environ or wsgi.input alive until the next request (or for good).
+  protected override requestLogged(): void {
     this.result = null;
     this.environ = null;
   }
@@ -247,38 +170,5 @@ export abstract class WSGIExchange implements Exchange {
         `${this.requestline}: application sent ${response.bodySent} of its Content-Length of ${response.declared}; connection closed`,
       );
     }
-  }
-
-  /** Write a server-generated error response and mark the connection for closing. */
-  protected sendError(status: number): void {
-    this.response.error(status);
-  }
-
-  /** A request the connection refused before it reached the application (400, 408, 413, …). */
-  refuse(status: number, message: string, requestline: string): void {
-    // Why a client got its 4xx/5xx, for an operator who asks (log.level = "debug").
-    if (this.server.logLevel <= 10) {
-      this.server.errorLog.write(
-        `refused "${requestline}" from ${this.clientLabel()}: ${status} ${message} (${this.connection.failReason})\n`,
-        "DEBUG",
-      );
-    }
-    this.resetRequest();
-    this.timeStart = timeNow();
-    this.requestline = requestline;
-    this.sendError(status);
-    this.finishRequest();
-  }
-
-  /** Write a message to the error log. */
-  logError(msg: string): void {
-    const log = this.server.errorLog;
-    if (log instanceof NullLog) return;
-    log.write(`${msg}\n`, "ERROR");
-  }
-
-  /** "host:port" of the peer, for messages. */
-  clientLabel(): string {
-    return clientLabel(this.clientAddress);
   }
 }

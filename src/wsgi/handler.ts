@@ -2,12 +2,12 @@
 
 import type { ServerSocket } from "../engine/connection.ts";
 import { chunkLength } from "../engine/response.ts";
-import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
+import { ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
 import { clientCloses, HTTP_1X, isUpgradeRequest } from "../http/request.ts";
-import { clientHost } from "../observe/access.ts";
-import { clock, epochOf } from "../observe/clock.ts";
+import { geventLine } from "../observe/access.ts";
+import { epochOf } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
-import { errorText, WSGIExchange } from "./exchange.ts";
+import { WSGIExchange } from "./exchange.ts";
 import { checkChunk } from "./result.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
@@ -184,23 +184,7 @@ export class WSGIHandler extends WSGIExchange {
    * response, never a spliced one.
    */
   handleError(err: unknown): void {
-    this.closeConnection = true;
-    const where = `${this.requestline ?? "request"} from ${this.clientLabel()}`;
-    if (err instanceof ClientDisconnected) {
-      // The app could not get the whole body. A client that only half-closed can still read
-      // a 400; one that is gone gets nothing, and the log says why its line has no status.
-      const answer = !this.headersSent && !this.connection.closed;
-      this.logError(`${where}: ${err.message}; ${answer ? "answered 400" : "no response sent"}`);
-      if (answer) this.sendError(400);
-      return;
-    }
-    if (err instanceof ConnectionClosedError || this.connection.closed) return;
-    if (err instanceof HTTPError) {
-      if (!this.headersSent) this.sendError(err.status);
-      return;
-    }
-    this.logError(`Error handling ${where}\n${errorText(err)}`);
-    if (!this.headersSent) this.sendError(500);
+    this.answerError(err);
   }
 
   /** Write the access-log line, unless access logging is off. */
@@ -216,10 +200,6 @@ export class WSGIHandler extends WSGIExchange {
    */
   formatRequest(): string {
     const format = this.server.accessFormat;
-    if (format !== null) return format(this);
-    const length = this.responseLength > 0 ? String(this.responseLength) : "-";
-    const delta = this.timeFinish > 0 ? (this.timeFinish - this.timeStart).toFixed(6) : "-";
-    const code = this.code === null ? "000" : String(this.code);
-    return `${clientHost(this.clientAddress)} - - [${clock.localTimestamp()}] "${this.requestline ?? ""}" ${code} ${length} ${delta}`;
+    return format !== null ? format(this) : geventLine(this);
   }
 }

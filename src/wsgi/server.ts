@@ -7,8 +7,6 @@ import type { ListenerSpec } from "../engine/listeners.ts";
 import { Server, type ServerOptions } from "../engine/server.ts";
 import { ConfigError } from "../errors.ts";
 import { checkRootPath } from "../http/request.ts";
-import { type AccessFormatter, compileLogFormat } from "../observe/access.ts";
-import { resolveLog } from "../observe/log.ts";
 import { WSGIHandler } from "./handler.ts";
 import type { Application } from "./types.ts";
 
@@ -17,8 +15,6 @@ export const VERSION: string = pkg.version;
 export type HandlerClass = new (socket: ServerSocket, address: [string, number] | string, server: WSGIServer) => WSGIHandler;
 
 export interface WSGIServerOptions extends ServerOptions {
-  /** Access-log line: "gevent" (default), "combined", "json", or a `{field}` template (see LOG_FIELDS). */
-  logFormat?: string;
   handlerClass?: HandlerClass;
   /** Extra keys merged into every environ. */
   environ?: Record<string, unknown>;
@@ -46,8 +42,6 @@ export class WSGIServer extends Server {
   };
 
   application: Application;
-  /** The compiled access-log format; null is gevent's line (WSGIHandler.formatRequest). */
-  accessFormat: AccessFormatter | null;
   handlerClass: HandlerClass;
   /**
    * The keys every request's environ starts from. Frozen: change it with setEnviron(), which
@@ -71,7 +65,6 @@ export class WSGIServer extends Server {
     if (typeof application !== "function") throw new ConfigError("application must be a function (environ, startResponse)");
     super(listener, options);
     this.application = application;
-    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
     this.handlerClass = options.handlerClass ?? WSGIHandler;
     this.rootPath = checkRootPath(options.rootPath ?? "");
     this.setEnviron(options.environ);
@@ -85,12 +78,8 @@ export class WSGIServer extends Server {
    */
   reconfigure(application: Application, options: WSGIServerOptions): void {
     this.application = application;
-    if (options.log !== undefined) this.log = resolveLog(options.log, 20);
-    if (options.errorLog !== undefined) this.errorLog = resolveLog(options.errorLog, 40);
-    this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
+    this.reconfigureServer(options);
     this.rootPath = checkRootPath(options.rootPath ?? "");
-    this.logLevel = options.logLevel ?? 20;
-    this.setLimits(options.limits, options.timeouts);
     this.setEnviron(options.environ ?? {});
     this.updateEnviron();
   }

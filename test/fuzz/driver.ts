@@ -5,7 +5,7 @@
  * where the pieces were cut.
  */
 
-import { defaultBodyLimits, defaultHeadLimits } from "../../src/config/settings.ts";
+import { defaultBodyLimits, defaultHeadLimits } from "../../src/config/limits.ts";
 import { BodyDecoder, type BodyLimits } from "../../src/http/body.ts";
 import { BODY_ERRORS, PARSE_ERRORS } from "../../src/http/codes.ts";
 import { FIELD_SLOTS } from "../../src/http/fields.ts";

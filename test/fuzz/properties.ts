@@ -4,7 +4,7 @@
  * (c) the differential against llhttp (in differential.ts).
  */
 
-import { defaultBodyLimits } from "../../src/config/settings.ts";
+import { defaultBodyLimits } from "../../src/config/limits.ts";
 import { type DriverEvent, type DriverLimits, drive } from "./driver.ts";
 import { type Case, type Req, trimOWS } from "./gen.ts";
 

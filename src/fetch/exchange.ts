@@ -1,0 +1,151 @@
+/** @module fetch/exchange — a fetch app on one connection: each parsed request becomes a Request, the app's Response goes out through the engine's response writer, and errors, deadlines and a vanished client end it as they do for WSGI apps. */
+
+import { AppExchange } from "../engine/app-exchange.ts";
+import type { ServerSocket } from "../engine/connection.ts";
+import type { RequestParser } from "../http/parser.ts";
+import { HTTP_1X, RequestDecoder } from "../http/request.ts";
+import type { ClientAddress } from "../observe/access.ts";
+import { geventLine } from "../observe/access.ts";
+import { epochOf } from "../observe/clock.ts";
+import { NullLog } from "../observe/log.ts";
+import { bodyStream, IncomingRequest, requestURL } from "./request.ts";
+import { ResponseSender, type SendHost } from "./response.ts";
+import type { FetchServer } from "./server.ts";
+
+/** Request init fields beyond the DOM typings: a streamed body needs `duplex: "half"`. */
+interface StreamInit extends RequestInit {
+  duplex?: "half";
+}
+
+export class FetchExchange extends AppExchange implements SendHost {
+  readonly server: FetchServer;
+  readonly protocol = "HTTP/1.1";
+  /** The request being answered; null between requests. */
+  request: IncomingRequest | null = null;
+  private readonly decoder = new RequestDecoder();
+  private readonly sender: ResponseSender;
+  private readonly sendBound = (res: Response): void | Promise<void> => this.sender.send(res);
+  private readonly doneBound = (): void => this.finishRequest();
+  private readonly failedBound = (e: unknown): void => this.failed(e);
+
+  constructor(socket: ServerSocket, address: ClientAddress, server: FetchServer) {
+    super(socket, address);
+    this.server = server;
+    this.sender = new ResponseSender(this);
+  }
+
+  protected get host(): FetchServer {
+    return this.server;
+  }
+
+  /** Exchange: answer the request whose head the connection parsed at buf[start…]. */
+  begin(buf: Buffer, start: number): void | Promise<void> {
+    this.resetRequest();
+    const conn = this.connection;
+    const p = conn.parser;
+    // When its bytes arrived: the connection took the time already (one clock read per read).
+    this.timeStart = epochOf(conn.lastRead);
+    const line = this.decoder.requestLine(p, buf, start);
+    this.requestline = line;
+    this.command = p.method;
+    this.path = this.decoder.target(p, buf, start, line);
+    this.requestVersion = HTTP_1X[p.versionMinor] as string;
+    this.headers = this.decoder.fields(p, buf, start);
+    const request = this.makeRequest(p);
+    if (request === null) return;
+    this.request = request;
+    this.server.pending++;
+    let r: void | Promise<void>;
+    try {
+      const res = this.server.handler(request, this.server.serve);
+      r = res instanceof Promise ? res.then(this.sendBound) : this.sender.send(res);
+    } catch (e) {
+      this.failed(e);
+      return;
+    }
+    if (r === undefined) this.finishRequest();
+    else return r.then(this.doneBound, this.failedBound);
+  }
+
+  /** The Request for the parsed head; null (answered 400) when its URL is not one. */
+  private makeRequest(p: RequestParser): IncomingRequest | null {
+    const server = this.server;
+    const url = requestURL(p.targetForm, this.path, server.scheme, this.authority());
+    const init: StreamInit = { method: this.command, headers: this.headers };
+    // GET and HEAD carry no body a Request may hold (what was sent is read and dropped after the response).
+    if ((p.chunked || p.contentLength > 0) && this.command !== "GET" && this.command !== "HEAD") {
+      init.body = bodyStream(this.connection.input);
+      init.duplex = "half";
+    }
+    try {
+      const request = new IncomingRequest(url, init);
+      IncomingRequest.received(request, this);
+      return request;
+    } catch (e) {
+      // The parser's grammar is RFC 9112's; the URL parser may still refuse what it allows.
+      this.logError(`${this.requestline} from ${this.clientLabel()}: not a URL (${(e as Error).message}); answered 400`);
+      this.sendError(400);
+      this.finishRequest();
+      return null;
+    }
+  }
+
+  /** The Host field's value (checked by the parser), else the server's own authority. */
+  private authority(): string {
+    const headers = this.headers;
+    for (let i = 0; i < headers.length; i++) {
+      const pair = headers[i] as [string, string];
+      if (pair[0].length === 4 && pair[0].toLowerCase() === "host" && pair[1] !== "") return pair[1];
+    }
+    return this.server.authority;
+  }
+
+  private failed(e: unknown): void {
+    this.answerError(e);
+    this.sender.abandon();
+    this.finishRequest();
+  }
+
+  /** SendHost: the body is complete. */
+  endBody(): void {
+    const response = this.response;
+    if (this.connection.closed) return;
+    if (!response.headersSent) {
+      if (response.sized < 0 && this.command !== "HEAD") response.sized = 0;
+      response.writeHead(this.protocol, this.command);
+    }
+    // Fewer bytes than declared: the client must not wait for the rest of a body that will not come.
+    if (response.end() > 0) {
+      this.logError(
+        `${this.requestline}: the Response sent ${response.bodySent} bytes of its Content-Length of ${response.declared}; connection closed`,
+      );
+    }
+  }
+
+  /** Exchange: the client went away (or the time is up, or the server stops): abort the signal, cancel the body. */
+  lost(): void {
+    const request = this.request;
+    if (request !== null) IncomingRequest.clientGone(request);
+    this.sender.abandon();
+  }
+
+  protected override requestLogged(): void {
+    if (this.request !== null) {
+      this.request = null;
+      this.server.pending--;
+    }
+  }
+
+  /** The app's timeout(request, seconds): a deadline for this request's response from now on. */
+  timeout(request: Request, seconds: number): void {
+    if (request === this.request) this.connection.setTimeout("app", seconds);
+  }
+
+  logRequest(): void {
+    const server = this.server;
+    const log = server.log;
+    if (log instanceof NullLog) return;
+    const format = server.accessFormat;
+    log.write(`${format !== null ? format(this) : geventLine(this)}\n`);
+  }
+}
