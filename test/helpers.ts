@@ -2,26 +2,49 @@
 
 import { afterAll } from "bun:test";
 import type { Socket } from "bun";
-import { type Application, WSGIServer, type WSGIServerOptions } from "../src/index.ts";
+import {
+  type Application,
+  type FetchApplication,
+  FetchServer,
+  type FetchServerOptions,
+  type ListenerSpec,
+  WSGIServer,
+  type WSGIServerOptions,
+} from "../src/index.ts";
 
-export interface Running {
-  server: WSGIServer;
+export interface Running<S extends WSGIServer | FetchServer = WSGIServer> {
+  server: S;
   port: number;
   access: string[];
   errors: string[];
 }
 
-/** Start a server on 127.0.0.1 with a free port, capturing both logs. */
-export function serve(app: Application, options: WSGIServerOptions = {}): Running {
+/** Logs captured into arrays. */
+function capture(): { access: string[]; errors: string[]; options: FetchServerOptions } {
   const access: string[] = [];
   const errors: string[] = [];
-  const server = new WSGIServer("127.0.0.1:0", app, {
-    log: { write: (s: string) => access.push(s) },
-    errorLog: { write: (s: string) => errors.push(s) },
-    ...options,
-  });
+  const options = { log: { write: (s: string) => access.push(s) }, errorLog: { write: (s: string) => errors.push(s) } };
+  return { access, errors, options };
+}
+
+/** Start a server on 127.0.0.1 with a free port, capturing both logs. */
+export function serve(app: Application, options: WSGIServerOptions = {}, listener: ListenerSpec = "127.0.0.1:0"): Running {
+  const logs = capture();
+  const server = new WSGIServer(listener, app, { ...logs.options, ...options });
   server.start();
-  return { server, port: server.serverPort, access, errors };
+  return { server, port: server.serverPort, access: logs.access, errors: logs.errors };
+}
+
+/** serve() for a fetch app. */
+export function serveFetch(
+  app: FetchApplication,
+  options: FetchServerOptions = {},
+  listener: ListenerSpec = "127.0.0.1:0",
+): Running<FetchServer> {
+  const logs = capture();
+  const server = new FetchServer(listener, app, { ...logs.options, ...options });
+  server.start();
+  return { server, port: server.serverPort, access: logs.access, errors: logs.errors };
 }
 
 /** A serve() for one test file: every server it starts is closed after the file's tests. */

@@ -145,3 +145,42 @@ describe("a stream cut by a stop", () => {
     await c.waitClosed();
   });
 });
+
+describe("an answer that comes after its request is over", () => {
+  // Run in a process of its own: an unhandled rejection is the process's failure, which is what is checked.
+  const script = (kind: "wsgi" | "fetch"): string => `
+    import { FetchServer, WSGIServer } from ${JSON.stringify(`${import.meta.dir}/../src/index.ts`)};
+    process.on("unhandledRejection", (e) => { console.log("UNHANDLED " + e); process.exit(3); });
+    const late = (ms) => new Promise((r) => setTimeout(r, ms));
+    const server = ${
+      kind === "wsgi"
+        ? `new WSGIServer("127.0.0.1:0", async (env, sr) => { await late(Number(env.QUERY_STRING)); sr("200 OK", []); return ["late", "answer"]; }, { log: null, errorLog: null, timeouts: { app: 1 } })`
+        : `new FetchServer("127.0.0.1:0", async (req) => { await late(Number(new URL(req.url).search.slice(1))); return new Response("late answer"); }, { log: null, errorLog: null, timeouts: { app: 1 } })`
+    };
+    server.start();
+    // Cut before the app answers.
+    const c = await Bun.connect({ hostname: "127.0.0.1", port: server.serverPort, socket: { data() {} } });
+    c.write("GET /?300 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n");
+    await late(50);
+    c.terminate();
+    // Out of time before the app answers: 503, then the app's answer comes.
+    const res = await fetch("http://127.0.0.1:" + server.serverPort + "/?2500");
+    await late(1000);
+    console.log("status " + res.status);
+    server.close();
+  `;
+  for (const kind of ["wsgi", "fetch"] as const) {
+    test(`${kind}: after a cut or a timeouts.app 503, the app's answer is dropped without an unhandled rejection`, async () => {
+      const file = `${import.meta.dir}/.late-${kind}-${process.pid}.ts`;
+      await Bun.write(file, script(kind));
+      try {
+        const p = Bun.spawn([process.execPath, file], { stdout: "pipe", stderr: "pipe" });
+        const out = await new Response(p.stdout).text();
+        expect(out.trim()).toBe("status 503");
+        expect(await p.exited).toBe(0);
+      } finally {
+        await Bun.file(file).delete();
+      }
+    }, 15_000);
+  }
+});

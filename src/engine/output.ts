@@ -27,7 +27,8 @@ const OUTPUT_HIGH_WATER = 256 * 1024;
  */
 const DIRECT_WRITE = 256 * 1024;
 
-const RESOLVED: Promise<void> = Promise.resolve();
+/** The promise of a write the socket took at once: shared, so a caller can tell it from one that may still reject. */
+export const RESOLVED: Promise<void> = Promise.resolve();
 
 // One output scratch buffer for the whole process: responses are assembled here and leave in
 // one socket.write. It belongs to one Output at a time and is flushed before another uses it.

@@ -24,7 +24,7 @@ export class FetchExchange extends AppExchange implements SendHost {
   request: IncomingRequest | null = null;
   private readonly decoder = new RequestDecoder();
   private readonly sender: ResponseSender;
-  private readonly sendBound = (res: Response): void | Promise<void> => this.sender.send(res);
+  private readonly sendBound = (res: Response): void | Promise<void> => this.respond(res);
   private readonly doneBound = (): void => this.finishRequest();
   private readonly failedBound = (e: unknown): void => this.failed(e);
 
@@ -65,6 +65,13 @@ export class FetchExchange extends AppExchange implements SendHost {
     }
     if (r === undefined) this.finishRequest();
     else return r.then(this.doneBound, this.failedBound);
+  }
+
+  /** Send the app's response, unless the request is over already (its time ran out, or its client went away). */
+  private respond(res: Response): void | Promise<void> {
+    if (!this.expired && !this.connection.closed) return this.sender.send(res);
+    // Nobody will read it: let its stream's producer know.
+    if (res instanceof Response && !res.bodyUsed) res.body?.cancel().catch(() => {});
   }
 
   /** The Request for the parsed head; null (answered 400) when its URL is not one. */

@@ -142,11 +142,12 @@ export abstract class WSGIExchange extends AppExchange {
         handler.response.sized = total;
       },
       // The rest of an unsized result is abandoned once its Content-Length is passed, the
-      // connection is gone, or the head of a HEAD response is out (RFC 9110 §9.3.2: nothing
-      // more of it would be sent, and an endless stream would otherwise run on for nobody).
+      // connection is gone, the request's time is up, or the head of a HEAD response is out
+      // (RFC 9110 §9.3.2: nothing more of it would be sent, and an endless stream would
+      // otherwise run on for nobody).
       endsEarly: () => {
         const r = handler.response;
-        return r.overflowed || conn.closed || (r.headersSent && handler.command === "HEAD");
+        return r.overflowed || conn.closed || handler.expired || (r.headersSent && handler.command === "HEAD");
       },
       get backpressured() {
         return conn.out.backpressured;

@@ -1,6 +1,7 @@
 /** @module wsgi/handler — WSGIHandler: gevent.pywsgi's hooks for one connection (read the request, build the environ, run the app, startResponse and write, errors, the access-log line). */
 
 import type { ServerSocket } from "../engine/connection.ts";
+import { RESOLVED } from "../engine/output.ts";
 import { chunkLength } from "../engine/response.ts";
 import { ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
 import { clientCloses, HTTP_1X, isUpgradeRequest } from "../http/request.ts";
@@ -11,8 +12,6 @@ import { WSGIExchange } from "./exchange.ts";
 import { checkChunk } from "./result.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
-
-const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * Handles one connection: reads each request the connection parsed, runs the application, and

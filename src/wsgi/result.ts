@@ -1,5 +1,6 @@
 /** @module wsgi/result — sends what a WSGI app returned: an Array sized, iterables streamed with backpressure, and the result ended exactly once on every path. */
 
+import { RESOLVED } from "../engine/output.ts";
 import { chunkLength } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
 import type { Chunk } from "./types.ts";
@@ -32,6 +33,15 @@ export interface ResultSink {
   /** The body is complete: headers if nothing was sent, then the end of its framing. */
   endBody(): void;
 }
+
+/**
+ * A write whose promise nobody awaits (the synchronous paths): one that rejects (the connection
+ * is gone, the request's time is up) must not become an unhandled rejection, which Bun reports
+ * as the process's failure. What it means is seen through endsEarly().
+ */
+const unawaited = (p: Promise<void>): void => {
+  if (p !== RESOLVED) p.catch(() => {});
+};
 
 const notStarted = (): ContractError => new ContractError("the application returned without calling startResponse()");
 
@@ -83,7 +93,7 @@ export class ResultSender {
       }
       sink.setSized(total);
       for (const c of chunks) {
-        sink.write(c as Chunk);
+        unawaited(sink.write(c as Chunk));
         if (sink.endsEarly()) break;
       }
       sink.endBody();
@@ -106,7 +116,7 @@ export class ResultSender {
           break;
         }
         checkChunk(step.value);
-        sink.write(step.value);
+        unawaited(sink.write(step.value));
         if (sink.endsEarly()) break;
         if (sink.backpressured) {
           handedOff = true;
