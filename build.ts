@@ -75,6 +75,10 @@ if (import.meta.main && readme) {
         // A deployed binary must not pick up a .env or bunfig.toml from wherever it is started.
         autoloadDotenv: false,
         autoloadBunfig: false,
+        // An app loaded from disk imports its packages by their package.json ("exports",
+        // "main"): without this a compiled binary resolves only a package's index.js, so
+        // Hono, and most ESM packages, cannot be found.
+        autoloadPackageJson: true,
       },
       // Identifiers keep their names, so error names and stack frames in the error log read as
       // in the source ("ContractError", not "p"). Bun 1.4.5's keepNames leaves class names

@@ -180,6 +180,11 @@ export class RawClient {
     this.socket.end();
   }
 
+  /** Close at once, both ways (a client that gives up). */
+  abort(): void {
+    this.socket.terminate();
+  }
+
   get closed(): boolean {
     return this.closedFlag;
   }

@@ -1,0 +1,341 @@
+/**
+ * @module test/fetch — real fetch apps on bunwsgi: a Hono app (routing, JSON, hono/streaming text
+ * and SSE, cookies, getConnInfo, files, errors, request bodies, the abort signal) and an
+ * itty-router app, driven by fetch, curl and raw sockets; app_kind's decisions; and the compiled
+ * binary serving a Hono app from a config file and embedded with build.ts --app.
+ */
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Hono } from "hono";
+import { getConnInfo } from "hono/bun";
+import { setCookie } from "hono/cookie";
+import { stream, streamSSE } from "hono/streaming";
+import { AutoRouter } from "itty-router";
+import { kindOf } from "../src/app.ts";
+import type { FetchServe } from "../src/index.ts";
+import { RawClient, type Running, serveFetch } from "./helpers.ts";
+
+const root = join(import.meta.dir, "..");
+const dir = mkdtempSync(join(tmpdir(), "bunwsgi-fetch-"));
+const bigFile = join(dir, "big.bin");
+const BIG = 1_500_000;
+
+const events: string[] = [];
+const hono = new Hono<{ Bindings: FetchServe }>();
+hono.get("/", (c) => c.text("Hello, World!"));
+hono.get("/json/:id", (c) => c.json({ id: c.req.param("id"), q: c.req.query("q") ?? null }));
+hono.post("/json", async (c) => c.json({ got: await c.req.json() }));
+hono.post("/form", async (c) => c.json(await c.req.parseBody()));
+hono.get("/headers", (c) => c.text(`${c.req.header("x-a")}|${c.req.url}`));
+hono.get("/cookies", (c) => {
+  setCookie(c, "session", "abc", { path: "/", httpOnly: true });
+  setCookie(c, "theme", "dark", { path: "/" });
+  return c.text("cookies set");
+});
+hono.get("/ip", (c) => c.json(getConnInfo(c)));
+hono.get("/file", () => new Response(Bun.file(bigFile)));
+hono.get("/throw", () => {
+  throw new Error("hono route failed");
+});
+hono.get("/text-stream", (c) =>
+  stream(c, async (s) => {
+    s.onAbort(() => {
+      events.push("text-stream aborted");
+    });
+    for (let i = 0; i < 200; i++) {
+      await s.write(`line ${i}\n`);
+      await s.sleep(5);
+    }
+  }),
+);
+hono.get("/sse", (c) =>
+  streamSSE(c, async (s) => {
+    for (let i = 0; i < 3; i++) await s.writeSSE({ data: `m${i}`, event: "tick", id: String(i) });
+  }),
+);
+hono.get("/wait-abort", async (c) => {
+  const signal = c.req.raw.signal;
+  await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  events.push(`signal aborted: ${signal.aborted}`);
+  return c.text("never seen");
+});
+hono.get("/upgrade", (c) => {
+  try {
+    c.env.upgrade(c.req.raw);
+    return c.text("upgraded?");
+  } catch (e) {
+    return c.text((e as Error).message, 501);
+  }
+});
+
+const itty = AutoRouter();
+itty.get("/items/:id", ({ params }) => ({ item: params.id }));
+itty.post("/items", async (req) => ({ created: await req.json() }));
+
+let h: Running<ReturnType<typeof serveFetch>["server"]>;
+let i: Running<ReturnType<typeof serveFetch>["server"]>;
+beforeAll(() => {
+  writeFileSync(bigFile, Buffer.alloc(BIG, 7).fill(9, 600_000, 700_000));
+  h = serveFetch(hono);
+  i = serveFetch(itty);
+});
+afterAll(() => {
+  h.server.close();
+  i.server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
+
+async function curl(...args: string[]): Promise<string> {
+  const p = Bun.spawn(["curl", "-sS", "--max-time", "10", ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+  return out;
+}
+
+describe("a Hono app", () => {
+  test("routes, path parameters and JSON", async () => {
+    const res = await fetch(`http://127.0.0.1:${h.port}/json/42?q=x`);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(await res.json()).toEqual({ id: "42", q: "x" });
+    const posted = await fetch(`http://127.0.0.1:${h.port}/json`, { method: "POST", body: JSON.stringify({ a: [1, 2] }) });
+    expect(await posted.json()).toEqual({ got: { a: [1, 2] } });
+  });
+
+  test("c.text() gets Bun.serve's text/plain;charset=utf-8 and a Content-Length (curl)", async () => {
+    const out = await curl("-i", `http://127.0.0.1:${h.port}/`);
+    expect(out).toContain("content-type: text/plain;charset=utf-8\r\n");
+    expect(out).toContain("Content-Length: 13\r\n");
+    expect(out.endsWith("\r\n\r\nHello, World!")).toBe(true);
+  });
+
+  test("form bodies, urlencoded and multipart (chunked by curl), parse", async () => {
+    const url = await fetch(`http://127.0.0.1:${h.port}/form`, {
+      method: "POST",
+      body: new URLSearchParams({ a: "1", b: "two" }),
+    });
+    expect(await url.json()).toEqual({ a: "1", b: "two" });
+    const multi = await curl(
+      "-F",
+      "name=ada",
+      "-F",
+      "file=@/etc/hostname",
+      "-H",
+      "Transfer-Encoding: chunked",
+      `http://127.0.0.1:${h.port}/form`,
+    );
+    expect(JSON.parse(multi).name).toBe("ada");
+  });
+
+  test("request headers as received (duplicates combined by Headers), absolute-form targets, HTTP/1.0 without Host", async () => {
+    const c = await RawClient.connect(h.port);
+    c.send("GET /headers HTTP/1.1\r\nHost: shop.test:8080\r\nX-A: 1\r\nX-A: 2\r\n\r\n");
+    expect((await c.response()).body).toBe("1, 2|http://shop.test:8080/headers");
+    c.send("GET http://other.test/headers?x=1 HTTP/1.1\r\nHost: other.test\r\nX-A: 3\r\n\r\n");
+    expect((await c.response()).body).toBe("3|http://other.test/headers?x=1");
+    c.send("GET /headers HTTP/1.0\r\n\r\n");
+    expect((await c.response()).body).toBe(`undefined|http://127.0.0.1:${h.port}/headers`);
+    c.close();
+  });
+
+  test("several cookies go out as separate Set-Cookie fields", async () => {
+    const res = await fetch(`http://127.0.0.1:${h.port}/cookies`);
+    expect(res.headers.getSetCookie()).toEqual(["session=abc; Path=/; HttpOnly", "theme=dark; Path=/"]);
+  });
+
+  test("getConnInfo (hono/bun) reads the peer through server.requestIP", async () => {
+    const c = await RawClient.connect(h.port);
+    c.send("GET /ip HTTP/1.1\r\nHost: x\r\n\r\n");
+    const info = JSON.parse((await c.response()).body);
+    expect(info.remote.address).toBe("127.0.0.1");
+    expect(info.remote.addressType).toBe("IPv4");
+    expect(typeof info.remote.port).toBe("number");
+    expect(info.remote.port).toBeGreaterThan(0);
+    c.close();
+  });
+
+  test("a file response: Content-Length from its size, every byte; HEAD (Hono answers it with a null body) has no invented length", async () => {
+    const res = await fetch(`http://127.0.0.1:${h.port}/file`);
+    expect(res.headers.get("content-length")).toBe(String(BIG));
+    const body = new Uint8Array(await res.arrayBuffer());
+    expect(body.length).toBe(BIG);
+    expect(Buffer.from(body).equals(await Bun.file(bigFile).bytes())).toBe(true);
+    const head = await fetch(`http://127.0.0.1:${h.port}/file`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toBe("application/octet-stream");
+    expect(head.headers.get("content-length")).toBeNull();
+  });
+
+  test("a thrown error is Hono's 500 (its onError), and the connection stays usable", async () => {
+    const c = await RawClient.connect(h.port);
+    c.send("GET /throw HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect((await c.response()).status).toBe(500);
+    expect((await c.response()).body).toBe("Hello, World!");
+    c.close();
+  });
+
+  test("hono/streaming text: chunked, and cancelled (onAbort) when the client goes away", async () => {
+    const c = await RawClient.connect(h.port);
+    c.send("GET /text-stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor(() => c.take().includes("line 3"));
+    c.close();
+    await waitFor(() => events.includes("text-stream aborted"));
+    const full = await fetch(`http://127.0.0.1:${h.port}/text-stream`);
+    expect(full.headers.get("transfer-encoding")).toBe("chunked");
+    const text = await full.text();
+    expect(text.split("\n").length).toBe(201);
+  });
+
+  test("hono/streaming SSE: one framing of the server's own, the events in order", async () => {
+    const c = await RawClient.connect(h.port);
+    c.send("GET /sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    const r = await c.response();
+    expect(r.header("content-type")).toBe("text/event-stream");
+    // Hono sets Transfer-Encoding and Connection itself; the server frames and decides persistence alone.
+    expect(r.headers.filter(([n]) => n.toLowerCase() === "transfer-encoding").length).toBe(1);
+    expect(r.header("connection")).toBeUndefined();
+    expect(r.body).toBe("event: tick\ndata: m0\nid: 0\n\nevent: tick\ndata: m1\nid: 1\n\nevent: tick\ndata: m2\nid: 2\n\n");
+    c.close();
+  });
+
+  test("request.signal aborts when the client's connection closes", async () => {
+    const c = await RawClient.connect(h.port);
+    c.send("GET /wait-abort HTTP/1.1\r\nHost: x\r\n\r\n");
+    await Bun.sleep(50);
+    c.abort();
+    await waitFor(() => events.includes("signal aborted: true"));
+  });
+
+  test("server.upgrade() says it is not supported instead of returning undefined", async () => {
+    const res = await fetch(`http://127.0.0.1:${h.port}/upgrade`);
+    expect(res.status).toBe(501);
+    expect(await res.text()).toBe(
+      "bunwsgi: server.upgrade() is not supported: bunwsgi has no WebSocket server yet; serve WebSocket routes from Bun.serve beside it",
+    );
+  });
+});
+
+describe("an itty-router app", () => {
+  test("routes with parameters and JSON in both directions", async () => {
+    expect(await (await fetch(`http://127.0.0.1:${i.port}/items/7`)).json()).toEqual({ item: "7" });
+    const res = await fetch(`http://127.0.0.1:${i.port}/items`, { method: "POST", body: JSON.stringify({ n: 1 }) });
+    expect(await res.json()).toEqual({ created: { n: 1 } });
+    expect((await fetch(`http://127.0.0.1:${i.port}/nope`)).status).toBe(404);
+  });
+});
+
+describe("app_kind", () => {
+  const wsgi = (_e: unknown, _s: unknown): string[] => [];
+  test("auto: an object with a fetch method is a fetch app, a function a WSGI app, and says why", () => {
+    expect(kindOf(hono, "auto", "x")).toMatchObject({ kind: "fetch", why: "auto: the export is an object with a fetch method" });
+    expect(kindOf({ fetch: () => new Response() }, "auto", "x").kind).toBe("fetch");
+    expect(kindOf(wsgi, "auto", "x").why).toContain('a bare fetch function needs app_kind = "fetch"');
+    expect(kindOf(wsgi, "fetch", "x").kind).toBe("fetch");
+  });
+
+  test("an export that could be either, or neither, is a config error naming it", () => {
+    const both = Object.assign((_e: unknown) => [], { fetch: () => new Response() });
+    expect(() => kindOf(both, "auto", 'export "default" of /srv/app.ts')).toThrow(
+      'app_kind = "auto" cannot tell what export "default" of /srv/app.ts is',
+    );
+    expect(() => kindOf({ handler: 1 }, "auto", "export x")).toThrow("export x is an object without a fetch method");
+    expect(() => kindOf(hono, "wsgi", "export y")).toThrow('app_kind = "wsgi": export y is an object without a fetch method');
+  });
+});
+
+describe("the binary serving a Hono app", () => {
+  const site = join(dir, "site");
+  const binary = join(dir, "bunwsgi");
+  const embedded = join(dir, "bunwsgi-hono");
+  const procs: Array<ReturnType<typeof Bun.spawn>> = [];
+
+  async function build(args: string[]): Promise<void> {
+    const p = Bun.spawn([process.execPath, "build.ts", ...args], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+    if (code !== 0) throw new Error(`build ${args.join(" ")} failed: ${err}`);
+  }
+
+  beforeAll(async () => {
+    mkdirSync(site);
+    // The app's own node_modules, beside it, as a deployment has them.
+    symlinkSync(join(root, "node_modules"), join(site, "node_modules"));
+    writeFileSync(
+      join(site, "server.ts"),
+      `import { Hono } from "hono";
+const app = new Hono();
+app.get("/", (c) => c.text("hono in the binary"));
+app.get("/json/:id", (c) => c.json({ id: c.req.param("id") }));
+export default app;
+`,
+    );
+    writeFileSync(join(site, "bunwsgi.toml"), 'app = "server.ts"\nbind = "127.0.0.1:0"\n[timeouts]\nshutdown = 2\n');
+    await Promise.all([build(["--outfile", binary]), build(["--outfile", embedded, "--app", join(site, "server.ts")])]);
+  }, 120_000);
+
+  afterAll(() => {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  });
+
+  async function portOf(p: ReturnType<typeof Bun.spawn>): Promise<{ port: number; log: string }> {
+    let log = "";
+    const decoder = new TextDecoder();
+    const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const m = log.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) {
+        reader.releaseLock();
+        return { port: Number(m[1]), log };
+      }
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += decoder.decode(value, { stream: true });
+    }
+    throw new Error(`the binary did not start:\n${log}`);
+  }
+
+  test("check says what it decided and why", async () => {
+    const p = Bun.spawn([binary, "check"], { cwd: site, stdout: "pipe", stderr: "pipe" });
+    const [code, out] = await Promise.all([p.exited, new Response(p.stdout).text()]);
+    expect(code).toBe(0);
+    expect(out).toContain(`# app: ${join(site, "server.ts")} is a fetch app (auto: the export is an object with a fetch method)`);
+  });
+
+  test("served from a config file, then stopped gracefully", async () => {
+    const p = Bun.spawn([binary], { cwd: site, stdout: "ignore", stderr: "pipe" });
+    procs.push(p);
+    const { port, log } = await portOf(p);
+    expect(log).toContain("a fetch app");
+    expect(await curl(`http://127.0.0.1:${port}/`)).toBe("hono in the binary");
+    expect(await curl(`http://127.0.0.1:${port}/json/9`)).toBe('{"id":"9"}');
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  }, 20_000);
+
+  test("embedded with build.ts --app, alone in an empty folder", async () => {
+    const lonely = join(dir, "lonely");
+    mkdirSync(lonely);
+    const p = Bun.spawn([embedded, "--bind", "127.0.0.1:0"], { cwd: lonely, stdout: "ignore", stderr: "pipe" });
+    procs.push(p);
+    const { port } = await portOf(p);
+    expect(await curl(`http://127.0.0.1:${port}/json/3`)).toBe('{"id":"3"}');
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  }, 20_000);
+
+  test("a WSGI-only setting with a fetch app is refused, naming the setting", async () => {
+    const p = Bun.spawn([binary, "check", "--root-path", "/api"], { cwd: site, stdout: "pipe", stderr: "pipe" });
+    const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+    expect(code).toBe(2);
+    expect(err).toContain("root_path: applies to WSGI apps only");
+  });
+});
