@@ -3,6 +3,10 @@
  * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
  * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--only a,b] [--servers a,b] [--baseline DIR] [--markdown FILE]
  * "bare Bun.listen" is the floor: Bun.listen with just enough HTTP for the scenarios, no server code.
+ * The Hono scenarios serve one Hono app object (servers/hono-app.ts) on Bun.serve and on bunwsgi's
+ * FetchServer, in the same rounds; their ratios are to "Bun.serve + Hono".
+ * --only and --servers match names by substring, case-insensitively (--only hono: the Hono scenarios;
+ * --servers node: node:http and its reference). A group's reference runs whenever any of its servers does.
  */
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -36,50 +40,91 @@ for (const tool of ["wrk", "taskset", "node"]) {
   }
 }
 
+/** Which app a server runs: the plain benchmark app, or the Hono one; a scenario runs on the servers of its group. */
+type Group = "plain" | "Hono";
+/** The server each group's ratios are to. */
+const REFERENCE: Record<Group, string> = { plain: "Bun.serve", Hono: "Bun.serve + Hono" };
+
 interface ServerKind {
   name: string;
+  group: Group;
   cmd: (port: number) => string[];
 }
+
+/** Whether a name passes a list filter: no filter, or one of its words as a substring, case-insensitively. */
+const picked = (name: string, filters: string[]): boolean =>
+  filters.length === 0 || filters.some((o) => name.toLowerCase().includes(o.toLowerCase()));
 
 /** `--baseline DIR`: another checkout of bunwsgi (an earlier commit) measured in the same rounds, for before/after. */
 const BASELINE = opt("--baseline", "");
 
-const ALL_SERVERS: ServerKind[] = [
-  { name: "bunwsgi", cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)] },
-  ...(BASELINE === ""
+/** A server of a --baseline checkout, when that checkout has its entry file (older ones have no Hono server). */
+const baseline = (name: string, group: Group, file: string): ServerKind[] =>
+  BASELINE === "" || !existsSync(join(BASELINE, file))
     ? []
-    : [
-        {
-          name: "bunwsgi (baseline)",
-          cmd: (p: number) => [process.execPath, join(BASELINE, "bench/servers/bunwsgi.ts"), String(p)],
-        },
-      ]),
-  { name: "Bun.serve", cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)] },
-  { name: "node:http", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)] },
-  { name: "bare Bun.listen", cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)] },
+    : [{ name, group, cmd: (p: number) => [process.execPath, join(BASELINE, file), String(p)] }];
+
+const ALL_SERVERS: ServerKind[] = [
+  { name: "bunwsgi", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)] },
+  ...baseline("bunwsgi (baseline)", "plain", "bench/servers/bunwsgi.ts"),
+  { name: "Bun.serve", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)] },
+  { name: "node:http", group: "plain", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)] },
+  { name: "bare Bun.listen", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)] },
+  {
+    name: "bunwsgi + Hono",
+    group: "Hono",
+    cmd: (p) => [process.execPath, join(here, "servers/hono-bunwsgi.ts"), String(p)],
+  },
+  ...baseline("bunwsgi + Hono (baseline)", "Hono", "bench/servers/hono-bunwsgi.ts"),
+  {
+    name: "Bun.serve + Hono",
+    group: "Hono",
+    cmd: (p) => [process.execPath, join(here, "servers/hono-bunserve.ts"), String(p)],
+  },
 ];
-const SERVERS = ALL_SERVERS.filter(
-  (k) => ONLY_SERVERS.length === 0 || ONLY_SERVERS.some((o) => k.name.includes(o)) || k.name === "Bun.serve",
-);
 
 interface Scenario {
   name: string;
+  group: Group;
   /** wrk arguments after the common ones; the URL is appended. */
   wrk: string[];
   path: string;
   /** Bytes moved per request that count as throughput (request or response body). */
   bytesPerRequest: number;
+  /** The group's keep-alive run: the RSS high-water mark is read after it (it runs first, before the echo's). */
+  peak?: boolean;
 }
 
 const MiB = 1024 * 1024;
-const SCENARIOS: Scenario[] = [
-  { name: "keep-alive", wrk: [], path: "/", bytesPerRequest: 0 },
-  { name: "16 pipelined", wrk: ["-s", join(here, "pipeline.lua")], path: "/", bytesPerRequest: 0 },
-  { name: "Connection: close", wrk: ["-H", "Connection: close"], path: "/", bytesPerRequest: 0 },
-  { name: "browser request", wrk: ["-s", join(here, "browser.lua")], path: "/", bytesPerRequest: 0 },
-  { name: "1 MiB POST echo", wrk: ["-s", join(here, "post.lua")], path: "/echo", bytesPerRequest: MiB },
-  { name: "1 MiB streamed response", wrk: [], path: "/stream", bytesPerRequest: MiB },
-].filter((s) => ONLY.length === 0 || ONLY.some((o) => s.name.includes(o)));
+const pipeline = join(here, "pipeline.lua");
+const post = join(here, "post.lua"); // posts to /echo whatever the URL's path
+const ALL_SCENARIOS: Scenario[] = [
+  { name: "keep-alive", group: "plain", wrk: [], path: "/", bytesPerRequest: 0, peak: true },
+  { name: "16 pipelined", group: "plain", wrk: ["-s", pipeline], path: "/", bytesPerRequest: 0 },
+  { name: "Connection: close", group: "plain", wrk: ["-H", "Connection: close"], path: "/", bytesPerRequest: 0 },
+  { name: "browser request", group: "plain", wrk: ["-s", join(here, "browser.lua")], path: "/", bytesPerRequest: 0 },
+  { name: "1 MiB POST echo", group: "plain", wrk: ["-s", post], path: "/echo", bytesPerRequest: MiB },
+  { name: "1 MiB streamed response", group: "plain", wrk: [], path: "/stream", bytesPerRequest: MiB },
+  { name: "Hono keep-alive", group: "Hono", wrk: [], path: "/", bytesPerRequest: 0, peak: true },
+  { name: "Hono JSON /json/:id", group: "Hono", wrk: [], path: "/json/42", bytesPerRequest: 0 },
+  { name: "Hono 16 pipelined", group: "Hono", wrk: ["-s", pipeline], path: "/", bytesPerRequest: 0 },
+  { name: "Hono 1 MiB POST echo", group: "Hono", wrk: ["-s", post], path: "/echo", bytesPerRequest: MiB },
+  { name: "Hono 1 MiB streamed response", group: "Hono", wrk: [], path: "/stream", bytesPerRequest: MiB },
+];
+const chosenScenarios = ALL_SCENARIOS.filter((s) => picked(s.name, ONLY));
+/** A group runs when --only left it a scenario; its reference runs when any of its servers passes --servers. */
+const SERVERS = ALL_SERVERS.filter((k) => {
+  if (!chosenScenarios.some((s) => s.group === k.group)) return false;
+  if (k.name !== REFERENCE[k.group]) return picked(k.name, ONLY_SERVERS);
+  return ALL_SERVERS.some((o) => o.group === k.group && picked(o.name, ONLY_SERVERS));
+});
+const SCENARIOS = chosenScenarios.filter((s) => SERVERS.some((k) => k.group === s.group));
+if (SCENARIOS.length === 0) {
+  console.error(`bench: no scenario left by --only/--servers; scenarios: ${ALL_SCENARIOS.map((s) => s.name).join(", ")}`);
+  process.exit(2);
+}
+const NAME_WIDTH = Math.max(...SERVERS.map((k) => k.name.length));
+const SCENARIO_WIDTH = Math.max(...SCENARIOS.map((s) => s.name.length));
 
 interface Sample {
   rps: number;
@@ -178,11 +223,13 @@ for (let round = 1; round <= ROUNDS; round++) {
       memory(kind.name).idle.push(memoryKiB(proc.pid, "VmRSS"));
     }
     for (const { kind, proc, port } of running) {
-      await runWrk(port, SCENARIOS[0] ?? (SCENARIOS[0] as never), 1); // warm-up: JIT and pools
+      // Warm-up (JIT and pools) with the first scenario of the server's group; SERVERS keeps only groups that have one.
+      await runWrk(port, SCENARIOS.find((s) => s.group === kind.group) as Scenario, 1);
       memory(kind.name).warm.push(memoryKiB(proc.pid, "VmRSS"));
     }
     for (const s of SCENARIOS) {
       for (const { kind, proc, port } of running) {
+        if (kind.group !== s.group) continue;
         const before = cpuSeconds(proc.pid);
         const { requests, errors } = await runWrk(port, s, DURATION);
         const cpu = cpuSeconds(proc.pid) - before;
@@ -194,9 +241,9 @@ for (let round = 1; round <= ROUNDS; round++) {
         };
         entry(results, key(kind.name, s.name), (): Sample[] => []).push(sample);
         // Keep-alive runs first, so the high-water mark here is its peak, not the echo's.
-        if (s.name === "keep-alive") memory(kind.name).peak.push(memoryKiB(proc.pid, "VmHWM"));
+        if (s.peak === true) memory(kind.name).peak.push(memoryKiB(proc.pid, "VmHWM"));
         console.log(
-          `round ${round} ${kind.name.padEnd(15)} ${s.name.padEnd(24)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
+          `round ${round} ${kind.name.padEnd(NAME_WIDTH)} ${s.name.padEnd(SCENARIO_WIDTH)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
         );
       }
     }
@@ -225,13 +272,13 @@ const pairedRatio = (mine: number[], theirs: number[]): string => {
 const lines: string[] = [];
 lines.push(
   `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
-    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1 -c${CONNECTIONS}\` on CPU 1; median (min–max); ratio = each round's figure ÷ Bun.serve's in the same round, median (min–max) of the rounds.`,
+    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1 -c${CONNECTIONS}\` on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
   "",
   "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
   "|---|---|---|---|---|---|---|",
 );
 for (const s of SCENARIOS) {
-  const ref = results.get(key("Bun.serve", s.name)) ?? [];
+  const ref = results.get(key(REFERENCE[s.group], s.name)) ?? [];
   for (const kind of SERVERS) {
     const xs = results.get(key(kind.name, s.name)) ?? [];
     if (xs.length === 0) continue;
@@ -239,7 +286,7 @@ for (const s of SCENARIOS) {
     const cpu = xs.map((x) => x.cpuUsPerReq);
     const gb = xs.map((x) => x.gbps);
     const errors = xs.reduce((a, x) => a + x.errors, 0);
-    const isRef = kind.name === "Bun.serve";
+    const isRef = kind.name === REFERENCE[s.group];
     const ratio = (mine: number[], theirs: number[]): string => (isRef ? "1.00" : pairedRatio(mine, theirs));
     lines.push(
       `| ${s.name} | ${kind.name} | ${median(rps).toFixed(0)} (${range(rps, 0)}) | ${median(cpu).toFixed(2)} (${range(cpu, 2)}) | ${
@@ -256,13 +303,15 @@ for (const s of SCENARIOS) {
 }
 const ours = (server: string, scenario: string, pick: (x: Sample) => number): number[] =>
   (results.get(key(server, scenario)) ?? []).map(pick);
-if (SERVERS.some((k) => k.name === "bunwsgi") && SERVERS.length > 2) {
+// bunwsgi against node:http and the floor: the plain app's scenarios only (neither runs Hono).
+if (SERVERS.some((k) => k.name === "bunwsgi") && SERVERS.filter((k) => k.group === "plain").length > 2) {
   lines.push(
     "",
     "| scenario | bunwsgi ÷ node:http req/s | bunwsgi ÷ bare Bun.listen req/s | bunwsgi ÷ bare Bun.listen CPU/req |",
     "|---|---|---|---|",
   );
   for (const s of SCENARIOS) {
+    if (s.group !== "plain") continue;
     const rps = (server: string): number[] => ours(server, s.name, (x) => x.rps);
     const cpu = (server: string): number[] => ours(server, s.name, (x) => x.cpuUsPerReq);
     lines.push(
