@@ -16,7 +16,7 @@ import { stream, streamSSE } from "hono/streaming";
 import { AutoRouter } from "itty-router";
 import { kindOf } from "../src/app.ts";
 import type { FetchServe } from "../src/index.ts";
-import { RawClient, type Running, serveFetch } from "./helpers.ts";
+import { makeCertificates, RawClient, type Running, serveFetch } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..");
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-fetch-"));
@@ -224,6 +224,38 @@ describe("a Hono app", () => {
   });
 });
 
+describe("TLS facts for a fetch app", () => {
+  test("server.tlsInfo(request) gives a verified client certificate's names; null over plain HTTP", async () => {
+    const pki = join(dir, "pki");
+    mkdirSync(pki);
+    await makeCertificates(pki);
+    const facts = (req: Request, server: FetchServe): Response => Response.json(server.tlsInfo(req));
+    const secure = serveFetch(facts, {
+      tls: {
+        cert: Bun.file(join(pki, "srv.pem")),
+        key: Bun.file(join(pki, "srv.key")),
+        ca: Bun.file(join(pki, "ca.pem")),
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+    });
+    const plain = serveFetch(facts);
+    try {
+      const cert = ["--cacert", join(pki, "ca.pem"), "--cert", join(pki, "client.pem"), "--key", join(pki, "client.key")];
+      const info = JSON.parse(await curl(...cert, `https://127.0.0.1:${secure.port}/`));
+      expect(info.SSL_CLIENT_VERIFY).toBe("SUCCESS");
+      expect(info.SSL_CLIENT_S_DN).toBe("CN=alice,O=Example Org");
+      expect(info.SSL_PROTOCOL).toMatch(/^TLSv1\.[23]$/);
+      const anonymous = JSON.parse(await curl("--cacert", join(pki, "ca.pem"), `https://127.0.0.1:${secure.port}/`));
+      expect(anonymous.SSL_CLIENT_VERIFY).toBe("NONE");
+      expect(await curl(`http://127.0.0.1:${plain.port}/`)).toBe("null");
+    } finally {
+      secure.server.close();
+      plain.server.close();
+    }
+  });
+});
+
 describe("an itty-router app", () => {
   test("routes with parameters and JSON in both directions", async () => {
     expect(await (await fetch(`http://127.0.0.1:${i.port}/items/7`)).json()).toEqual({ item: "7" });
@@ -331,6 +363,35 @@ export default app;
     p.kill("SIGTERM");
     expect(await p.exited).toBe(0);
   }, 20_000);
+
+  test("SIGHUP re-imports the app; a change of kind is refused and the running app keeps serving", async () => {
+    const live = join(dir, "live");
+    mkdirSync(live);
+    symlinkSync(join(root, "node_modules"), join(live, "node_modules"));
+    const version = (v: string): string =>
+      `import { Hono } from "hono";\nexport default new Hono().get("/", (c) => c.text("${v}"));\n`;
+    writeFileSync(join(live, "server.ts"), version("v1"));
+    writeFileSync(join(live, "bunwsgi.toml"), 'app = "server.ts"\nbind = "127.0.0.1:0"\n');
+    const p = Bun.spawn([binary], { cwd: live, stdout: "ignore", stderr: "pipe" });
+    procs.push(p);
+    const { port, log } = await portOf(p);
+    let stderr = log;
+    void (async () => {
+      for await (const chunk of p.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
+    })();
+    expect(await curl(`http://127.0.0.1:${port}/`)).toBe("v1");
+    writeFileSync(join(live, "server.ts"), version("v2"));
+    p.kill("SIGHUP");
+    await waitFor(() => stderr.includes("SIGHUP: reloaded"), 10_000);
+    expect(await curl(`http://127.0.0.1:${port}/`)).toBe("v2");
+    writeFileSync(join(live, "server.ts"), 'export default (e, sr) => { sr("200 OK", []); return ["wsgi"]; };\n');
+    p.kill("SIGHUP");
+    await waitFor(() => stderr.includes("restart to change the kind"), 10_000);
+    expect(stderr).toContain("is now a wsgi app");
+    expect(await curl(`http://127.0.0.1:${port}/`)).toBe("v2");
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  }, 30_000);
 
   test("a WSGI-only setting with a fetch app is refused, naming the setting", async () => {
     const p = Bun.spawn([binary, "check", "--root-path", "/api"], { cwd: site, stdout: "pipe", stderr: "pipe" });

@@ -2,6 +2,8 @@
 
 import { AppExchange } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
+import { tlsFacts } from "../engine/tls.ts";
+import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import type { RequestParser } from "../http/parser.ts";
 import { HTTP_1X, RequestDecoder } from "../http/request.ts";
 import type { ClientAddress } from "../observe/access.ts";
@@ -23,6 +25,13 @@ export class FetchExchange extends AppExchange implements SendHost {
   /** The request being answered; null between requests. */
   request: IncomingRequest | null = null;
   private readonly decoder = new RequestDecoder();
+  /**
+   * The Headers made for the last request's fields, given again while a client repeats them
+   * (a Request copies its init's Headers, which costs less than parsing pairs anew).
+   */
+  private lastHeaders: Headers | null = null;
+  /** The connection's TLS facts, read once. */
+  private tls: Readonly<Record<string, string>> | null = null;
   private readonly sender: ResponseSender;
   private readonly sendBound = (res: Response): void | Promise<void> => this.respond(res);
   private readonly doneBound = (): void => this.finishRequest();
@@ -77,8 +86,14 @@ export class FetchExchange extends AppExchange implements SendHost {
   /** The Request for the parsed head; null (answered 400) when its URL is not one. */
   private makeRequest(p: RequestParser): IncomingRequest | null {
     const server = this.server;
-    const url = requestURL(p.targetForm, this.path, server.scheme, this.authority());
-    const init: StreamInit = { method: this.command, headers: this.headers };
+    const url = requestURL(p.targetForm, this.path, server.scheme, this.authority(p));
+    let headers = this.lastHeaders;
+    if (headers === null || !this.decoder.fieldsRepeated) {
+      headers = new Headers(this.headers);
+      this.lastHeaders = headers;
+    }
+    const init: StreamInit = { headers };
+    if (this.command !== "GET") init.method = this.command;
     // GET and HEAD carry no body a Request may hold (what was sent is read and dropped after the response).
     if ((p.chunked || p.contentLength > 0) && this.command !== "GET" && this.command !== "HEAD") {
       init.body = bodyStream(this.connection.input);
@@ -98,11 +113,13 @@ export class FetchExchange extends AppExchange implements SendHost {
   }
 
   /** The Host field's value (checked by the parser), else the server's own authority. */
-  private authority(): string {
-    const headers = this.headers;
-    for (let i = 0; i < headers.length; i++) {
-      const pair = headers[i] as [string, string];
-      if (pair[0].length === 4 && pair[0].toLowerCase() === "host" && pair[1] !== "") return pair[1];
+  private authority(p: RequestParser): string {
+    const f = p.fields;
+    for (let n = 0; n < p.fieldCount; n++) {
+      if (f[n * FIELD_SLOTS + 4] === FieldKind.HOST) {
+        const value = (this.headers[n] as [string, string])[1];
+        if (value !== "") return value;
+      }
     }
     return this.server.authority;
   }
@@ -141,6 +158,12 @@ export class FetchExchange extends AppExchange implements SendHost {
       this.request = null;
       this.server.pending--;
     }
+  }
+
+  /** The TLS facts of this connection (server.tlsInfo), read from the socket once. */
+  tlsFacts(): Readonly<Record<string, string>> {
+    this.tls ??= tlsFacts(this.socket);
+    return this.tls;
   }
 
   /** The app's timeout(request, seconds): a deadline for this request's response from now on. */

@@ -85,22 +85,22 @@ export class ResponseSender {
     const host = this.host;
     const response = host.response;
     const headers = fieldsOf(res.headers);
+    const source = BODY in res ? (res as TrackedResponse)[BODY] : res.body;
+    // Bun.serve's default type for a string or bytes body, added before the head is checked, so
+    // a repeated head is found in the cache.
+    if (typeof source === "string") defaultType(headers, TEXT_PLAIN);
+    else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) defaultType(headers, OCTET_STREAM);
     const code = response.accept(statusOf(res.status, res.statusText), headers, false);
     if (headers.closes) response.closeConnection = true;
     const headOnly = host.command === "HEAD" || bodiless(code);
     this.active = true;
-    const source = BODY in res ? (res as TrackedResponse)[BODY] : res.body;
     if (source === null || source === undefined) {
       // A HEAD answer without a body says nothing of the GET's length (RFC 9110 §9.3.2).
       response.sized = host.command === "HEAD" ? -1 : 0;
       return this.end();
     }
-    if (typeof source === "string") {
-      this.defaultType(headers, TEXT_PLAIN);
-      return this.sendWhole(source, chunkLength(source), headOnly);
-    }
+    if (typeof source === "string") return this.sendWhole(source, chunkLength(source), headOnly);
     if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-      this.defaultType(headers, OCTET_STREAM);
       const bytes = source instanceof Uint8Array ? source : toBytes(source as ArrayBuffer | ArrayBufferView);
       return this.sendWhole(bytes, bytes.length, headOnly);
     }
@@ -113,14 +113,6 @@ export class ResponseSender {
       return this.end();
     }
     return this.next(reader.read(), true);
-  }
-
-  /** Headers a body's kind implies (Bun.serve's defaults) when the app set none. */
-  private defaultType(headers: ResponseHeaders, type: string): void {
-    for (const [name] of headers) if (name.length === 12 && name.toLowerCase() === "content-type") return;
-    headers.push(["content-type", type]);
-    const response = this.host.response;
-    response.accept(response.status as string, headers, false);
   }
 
   private sendWhole(chunk: Chunk, len: number, headOnly: boolean): void {
@@ -232,6 +224,12 @@ function fieldsOf(fields: Headers): ResponseHeaders & { closes?: boolean } {
     out.push(pair);
   }
   return out;
+}
+
+/** The Content-Type a body's kind implies (Bun.serve's defaults), when the app set none (names are lowercase from Headers). */
+function defaultType(headers: ResponseHeaders, type: string): void {
+  for (let i = 0; i < headers.length; i++) if ((headers[i] as [string, string])[0] === "content-type") return;
+  headers.push(["content-type", type]);
 }
 
 function checkChunk(value: unknown): Chunk {

@@ -127,6 +127,11 @@ class ServeObject implements FetchServe {
     IncomingRequest.originOf(request)?.timeout(request, seconds);
   }
 
+  tlsInfo(request: Request): Readonly<Record<string, string>> | null {
+    if (this.#server.tls === undefined) return null;
+    return IncomingRequest.originOf(request)?.tlsFacts() ?? null;
+  }
+
   upgrade(): boolean {
     return notOffered("upgrade()", "bunwsgi has no WebSocket server yet; serve WebSocket routes from Bun.serve beside it");
   }

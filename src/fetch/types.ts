@@ -23,8 +23,18 @@ export interface FetchServe {
   readonly pendingWebSockets: number;
   /** The peer of a request this server is answering; null for a unix socket or a request it did not receive. */
   requestIP(request: Request): SocketAddress | null;
-  /** Seconds this request's response may take from now on (timeouts.app for this request; 0: no limit). */
+  /**
+   * This request's app deadline: seconds from its start until its response is done (the
+   * request's own timeouts.app; 0: none). Bun.serve's is an idle timeout; this bounds the whole
+   * response, so a long stream turns it off.
+   */
   timeout(request: Request, seconds: number): void;
+  /**
+   * bunwsgi's own: the TLS facts of the request's connection in mod_ssl's names (SSL_PROTOCOL,
+   * SSL_CIPHER, SSL_CLIENT_VERIFY, SSL_CLIENT_S_DN, SSL_CLIENT_I_DN, SSL_CLIENT_M_SERIAL,
+   * SSL_CLIENT_V_END), as a WSGI app gets them in environ; null over plain HTTP.
+   */
+  tlsInfo(request: Request): Readonly<Record<string, string>> | null;
   /** Not offered: bunwsgi has no WebSocket server yet. Throws. */
   upgrade(request: Request, options?: unknown): boolean;
   /** Not offered (WebSocket pub/sub). Throws. */

@@ -101,6 +101,8 @@ export class RequestDecoder {
   /** The previous request's header section (bytes) and its decoded fields. */
   private lastFields: Uint8Array | null = null;
   private lastHeaders: Array<[string, string]> | null = null;
+  /** The last fields() call found the same header section as the one before it. */
+  fieldsRepeated = false;
 
   /** The request line of the head at `base` in buf, as latin-1. */
   requestLine(p: RequestParser, buf: Uint8Array, base: number): string {
@@ -136,7 +138,8 @@ export class RequestDecoder {
     const hs = count > 0 ? base + (f[0] as number) : 0;
     const he = count > 0 ? base + (f[(count - 1) * FIELD_SLOTS + 3] as number) : 0;
     const last = this.lastFields;
-    if (last !== null && last.length === he - hs && sameBytes(last, buf, hs)) {
+    this.fieldsRepeated = last !== null && last.length === he - hs && sameBytes(last, buf, hs);
+    if (this.fieldsRepeated) {
       const cached = this.lastHeaders as Array<[string, string]>;
       const headers: Array<[string, string]> = new Array(cached.length);
       for (let i = 0; i < cached.length; i++) {
