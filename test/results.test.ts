@@ -184,3 +184,27 @@ describe("an answer that comes after its request is over", () => {
     }, 15_000);
   }
 });
+
+describe("a large chunk the kernel does not take at once", () => {
+  test("is sent as it was when write() returned, though the app reuses its buffer at once", async () => {
+    const size = 4 * 1024 * 1024;
+    const r = start(async (_env, sr) => {
+      const write = sr("200 OK", [["Content-Length", String(size)]]);
+      // Past the read callback: a chunk this large goes to the socket from the app's buffer.
+      await Bun.sleep(5);
+      const buf = new Uint8Array(size).fill(49);
+      void write(buf);
+      buf.fill(50);
+      return [];
+    });
+    const c = await RawClient.connect(r.port);
+    c.pauseReading();
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await Bun.sleep(200);
+    c.resumeReading();
+    const res = await c.response({ ms: 10_000 });
+    expect(res.body.length).toBe(size);
+    expect(res.body.includes("2")).toBe(false);
+    c.close();
+  }, 20_000);
+});

@@ -101,7 +101,9 @@ export class Output {
   writeBytes(b: Uint8Array): void {
     if (b.length >= (this.owner.batching ? DIRECT_WRITE : DIRECT_WRITE_UNBATCHED)) {
       this.flush();
-      this.send(b, b.length, false);
+      // What the kernel does not take at once is copied: the app may reuse its buffer once its
+      // write has returned (a WSGI write() settles at once below the high-water mark).
+      this.send(b, b.length, true);
       return;
     }
     const buf = this.claim(b.length);
