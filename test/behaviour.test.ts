@@ -327,6 +327,20 @@ for (const [kind, start] of KINDS) {
       expect(await res.text()).toBe(HELLO);
     });
 
+    test("a graceful stop lets the request in flight finish with Connection: close, then refuses connections", async () => {
+      const stopping = start({ timeouts: { stopIdle: 0 } });
+      const c = await RawClient.connect(stopping.port);
+      c.send(get("/slow?ms=300"));
+      await Bun.sleep(50);
+      const stopped = stopping.server.stop(5);
+      const r = await c.response();
+      expect(r.body).toBe("late");
+      expect(r.header("connection")).toBe("close");
+      await c.waitClosed();
+      await stopped;
+      expect(await RawClient.connect(stopping.port).then(() => "connected", () => "refused")).toBe("refused");
+    });
+
     test("a unix socket serves curl", async () => {
       const path = join(certs, `${kind.split(" ")[0]}.sock`);
       const r = start({}, `unix:${path}`);
