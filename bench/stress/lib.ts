@@ -7,7 +7,8 @@ import type { Socket, Subprocess } from "bun";
 export const ROOT = join(import.meta.dir, "../..");
 /** The pinned Bun of the checkout (never a global one). */
 export const BUN = existsSync(join(ROOT, "node_modules/.bin/bun")) ? join(ROOT, "node_modules/.bin/bun") : process.execPath;
-export const APP = join(import.meta.dir, "app.ts");
+/** The app the scripts serve: the WSGI one, or with `--kind fetch` the same routes as a fetch app. */
+export const APP = join(import.meta.dir, kindOption() === "fetch" ? "fetch-app.ts" : "app.ts");
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 
@@ -25,6 +26,18 @@ export interface Options {
   seed: number | null;
   /** --count N: how many inputs the fuzzer feeds. */
   count: number | null;
+}
+
+/** `--kind wsgi|fetch` (default wsgi): which kind of app the server runs. */
+export function kindOption(argv: readonly string[] = process.argv.slice(2)): "wsgi" | "fetch" {
+  const i = argv.indexOf("--kind");
+  if (i < 0) return "wsgi";
+  const kind = argv[i + 1];
+  if (kind !== "wsgi" && kind !== "fetch") {
+    console.error("stress: --kind takes wsgi or fetch");
+    process.exit(2);
+  }
+  return kind;
 }
 
 export function parseOptions(argv: readonly string[] = process.argv.slice(2)): Options {

@@ -1,4 +1,4 @@
-/** @module bench/stress/run — runs the stress scripts in sequence (each its own process, with its own server), prints each one's summary line and `stress: N passed, M failed`; exits non-zero if any failed. Usage: bun bench/stress/run.ts [--only a,b] [--fast] [--seconds N] [--seed N] */
+/** @module bench/stress/run — runs the stress scripts in sequence (each its own process, with its own server), prints each one's summary line and `stress: N passed, M failed`; exits non-zero if any failed. Usage: bun bench/stress/run.ts [--only a,b] [--fast] [--seconds N] [--seed N] [--kind wsgi|fetch] */
 
 import { join } from "node:path";
 import { BUN, now, parseOptions } from "./lib.ts";
@@ -22,7 +22,7 @@ if (unknown.length > 0) {
 }
 const selected = SCRIPTS.filter((s) => (only.length > 0 ? only.includes(s.name) : !opts.fast || s.fast));
 const pass: string[] = [];
-for (const flag of ["--fast", "--seconds", "--seed", "--count"]) {
+for (const flag of ["--fast", "--seconds", "--seed", "--count", "--kind"]) {
   const i = argv.indexOf(flag);
   if (i >= 0) pass.push(...(flag === "--fast" ? [flag] : [flag, argv[i + 1] ?? ""]));
 }
