@@ -34,6 +34,7 @@ export {
   StreamLog,
   TeeLog,
 } from "./observe/log.ts";
+export { type FileLike, FileWrapper } from "./wsgi/file.ts";
 export { WSGIHandler } from "./wsgi/handler.ts";
 export { type HandlerClass, VERSION, WSGIServer, type WSGIServerOptions } from "./wsgi/server.ts";
 export type { Application, Body, Chunk, Environ, ResponseHeaders, SetTimeout, StartResponse, Write } from "./wsgi/types.ts";

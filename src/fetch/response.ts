@@ -1,5 +1,6 @@
 /** @module fetch/response — sends the Response a fetch app returned: status and headers checked like a WSGI app's, a body known at once sized, a Blob or file read in large slices, a stream streamed with backpressure, and the stream cancelled on every early end. */
 
+import { blobSlices } from "../engine/blob.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
@@ -126,20 +127,13 @@ export class ResponseSender {
     const size = blob.size;
     this.host.response.sized = size;
     if (headOnly || size === 0) return this.end();
-    return this.blobSlices(blob, size);
+    return this.sendSlices(blob, size);
   }
 
-  private async blobSlices(blob: Blob, size: number): Promise<void> {
+  private async sendSlices(blob: Blob, size: number): Promise<void> {
     const out = this.host.connection.out;
-    for (let at = 0; at < size; at += BLOB_SLICE) {
-      const part = at === 0 && size <= BLOB_SLICE ? blob : blob.slice(at, Math.min(size, at + BLOB_SLICE));
-      const pending = part.bytes();
-      const peeked = Bun.peek(pending);
-      const bytes = peeked instanceof Promise ? await pending : (peeked as Uint8Array);
-      if (!this.active) return;
-      // A file that shrank since its size was taken: the response is cut short, and end() says so.
-      if (bytes.length === 0) break;
-      if (!this.write(bytes, bytes.length)) return;
+    for await (const bytes of blobSlices(blob, size, BLOB_SLICE)) {
+      if (!this.active || !this.write(bytes, bytes.length)) return;
       if (out.backpressured) await out.waitDrain();
       if (!this.active) return;
     }

@@ -2,6 +2,7 @@
 
 import { AppExchange, errorText } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
+import { bodiless } from "../http/framing.ts";
 import { RequestDecoder } from "../http/request.ts";
 import { EnvironBuilder } from "./environ.ts";
 import { ResultSender, type ResultSink } from "./result.ts";
@@ -148,6 +149,10 @@ export abstract class WSGIExchange extends AppExchange {
       endsEarly: () => {
         const r = handler.response;
         return r.overflowed || conn.closed || handler.expired || (r.headersSent && handler.command === "HEAD");
+      },
+      get bodyless() {
+        const code = handler.response.code;
+        return handler.command === "HEAD" || (code !== null && bodiless(code));
       },
       get backpressured() {
         return conn.out.backpressured;

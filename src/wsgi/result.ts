@@ -3,6 +3,7 @@
 import { RESOLVED } from "../engine/output.ts";
 import { chunkLength } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
+import { FileWrapper } from "./file.ts";
 import type { Chunk } from "./types.ts";
 
 export function checkChunk(c: unknown): asserts c is Chunk {
@@ -28,6 +29,8 @@ export interface ResultSink {
   setSized(total: number): void;
   /** Stop taking chunks: the body's end is decided (Content-Length passed, HEAD's head out, connection gone). */
   endsEarly(): boolean;
+  /** No body bytes will be sent (HEAD, or a status without a body): a file need not be read. */
+  readonly bodyless: boolean;
   readonly backpressured: boolean;
   waitDrain(): Promise<void>;
   /** The body is complete: headers if nothing was sent, then the end of its framing. */
@@ -72,6 +75,7 @@ export class ResultSender {
       );
     }
     if (Array.isArray(result)) return this.sendSized(result as unknown[]);
+    if (result instanceof FileWrapper) return this.sendFile(result);
     if (typeof (result as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
       return this.pump((result as AsyncIterable<Chunk>)[Symbol.asyncIterator](), result as Closable);
     }
@@ -100,6 +104,24 @@ export class ResultSender {
     } finally {
       this.release();
     }
+  }
+
+  /** environ["wsgi.file_wrapper"]'s file: sized from its size, read a block at a time, and not read at all for HEAD. */
+  private sendFile(file: FileWrapper): void | Promise<void> {
+    const sink = this.sink;
+    if (!sink.started || sink.bodyless) {
+      this.track(null, file);
+      try {
+        if (!sink.started) throw notStarted();
+        sink.setSized(file.size);
+        sink.endBody();
+      } finally {
+        this.release();
+      }
+      return;
+    }
+    sink.setSized(file.size);
+    return this.pump(file[Symbol.asyncIterator](), file);
   }
 
   /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */

@@ -7,6 +7,7 @@ import type { ListenerSpec } from "../engine/listeners.ts";
 import { Server, type ServerOptions } from "../engine/server.ts";
 import { ConfigError } from "../errors.ts";
 import { checkRootPath } from "../http/request.ts";
+import { fileWrapper } from "./file.ts";
 import { WSGIHandler } from "./handler.ts";
 import type { Application } from "./types.ts";
 
@@ -39,6 +40,7 @@ export class WSGIServer extends Server {
     "wsgi.multithread": false,
     "wsgi.multiprocess": false,
     "wsgi.run_once": false,
+    "wsgi.file_wrapper": fileWrapper,
   };
 
   application: Application;

@@ -3,6 +3,7 @@
 import type { Input } from "../engine/input.ts";
 import type { Chunk, ResponseHeaders } from "../http/response.ts";
 import type { LogSink } from "../observe/log.ts";
+import type { FileLike, FileWrapper } from "./file.ts";
 
 export type { Chunk, ResponseHeaders };
 /** Sends a chunk; settles when it has been handed to the socket (backpressure). */
@@ -47,6 +48,8 @@ export interface Environ {
   "wsgi.multiprocess": boolean;
   "wsgi.run_once": boolean;
   "wsgi.input_terminated": boolean;
+  /** PEP 3333's optional file wrapper: return `environ["wsgi.file_wrapper"](pathOrBunFileOrFd, blockSize?)` to send a file sized, in large reads. */
+  "wsgi.file_wrapper": (file: FileLike, blockSize?: number) => FileWrapper;
   /** Header fields as received: order and duplicates kept, values without surrounding whitespace. */
   "bunwsgi.headers": Array<[string, string]>;
   /** Trailer fields of a chunked request body, present once the body has been read to its end. */
