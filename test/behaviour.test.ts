@@ -338,7 +338,12 @@ for (const [kind, start] of KINDS) {
       expect(r.header("connection")).toBe("close");
       await c.waitClosed();
       await stopped;
-      expect(await RawClient.connect(stopping.port).then(() => "connected", () => "refused")).toBe("refused");
+      expect(
+        await RawClient.connect(stopping.port).then(
+          () => "connected",
+          () => "refused",
+        ),
+      ).toBe("refused");
     });
 
     test("a unix socket serves curl", async () => {
