@@ -2,6 +2,7 @@
 
 import { blobSlices } from "../engine/blob.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
+import { fileSpan } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
 import { bodiless } from "../http/framing.ts";
@@ -61,6 +62,8 @@ export interface SendHost {
   readonly response: ResponseWriter;
   /** "HEAD", "GET", …: HEAD gets the head alone. */
   readonly command: string;
+  /** The request's header fields (Range, If-Range). */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
   readonly protocol: string;
   /** The body is complete: the head if nothing was sent, the end of its framing, its length checked. */
   endBody(): void;
@@ -122,12 +125,15 @@ export class ResponseSender {
     this.end();
   }
 
-  /** A Blob or Bun.file(): sized from its size (a file's is a stat), read in large slices. */
+  /** A Blob or Bun.file(): sized from its size (a file's is a stat), a Range answered with its part (or 416), read in large slices. */
   private sendBlob(blob: Blob, headOnly: boolean): void | Promise<void> {
-    const size = blob.size;
-    this.host.response.sized = size;
-    if (headOnly || size === 0) return this.end();
-    return this.sendSlices(blob, size);
+    const host = this.host;
+    const mtimeMs = "lastModified" in blob ? Number(blob.lastModified) : Number.NaN;
+    const span = fileSpan(host.response, host.headers, host.command, blob.size, mtimeMs);
+    host.response.sized = span.length;
+    if (headOnly || span.length === 0) return this.end();
+    const part = span.start === 0 && span.length === blob.size ? blob : blob.slice(span.start, span.start + span.length);
+    return this.sendSlices(part, span.length);
   }
 
   private async sendSlices(blob: Blob, size: number): Promise<void> {

@@ -2,6 +2,7 @@
 
 import { AppExchange, errorText } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
+import { fileSpan } from "../engine/ranges.ts";
 import { bodiless } from "../http/framing.ts";
 import { RequestDecoder } from "../http/request.ts";
 import { EnvironBuilder } from "./environ.ts";
@@ -154,6 +155,7 @@ export abstract class WSGIExchange extends AppExchange {
         const code = handler.response.code;
         return handler.command === "HEAD" || (code !== null && bodiless(code));
       },
+      fileSpan: (size, mtimeMs) => fileSpan(handler.response, handler.headers, handler.command, size, mtimeMs),
       get backpressured() {
         return conn.out.backpressured;
       },

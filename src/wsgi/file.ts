@@ -22,6 +22,8 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
   readonly blob: Blob;
   /** Bytes to send: the file's size when the wrapper was made. */
   readonly size: number;
+  /** When the file was last modified (ms since the epoch; NaN when unknown): its ETag and Last-Modified. */
+  readonly mtimeMs: number;
   readonly blockSize: number;
   private fd: number;
 
@@ -38,22 +40,32 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
       this.fd = file;
       this.blob = Bun.file(file);
       this.size = st.size;
+      this.mtimeMs = st.mtimeMs;
     } else if (typeof file === "string") {
       // Fails here, in the app's call, for a missing file (ENOENT): a 500 with the path, not an empty 200.
       const st = statSync(file);
       if (!st.isFile()) throw new ContractError(`wsgi.file_wrapper: ${file} is not a regular file`);
       this.blob = Bun.file(file);
       this.size = st.size;
+      this.mtimeMs = st.mtimeMs;
     } else if (file instanceof Blob) {
       this.blob = file;
       this.size = file.size;
+      // A Bun.file() or a File knows its time; a Blob made in memory does not.
+      this.mtimeMs = "lastModified" in file ? Number(file.lastModified) : Number.NaN;
     } else {
       throw new ContractError("wsgi.file_wrapper takes a path, a Blob (Bun.file) or a file descriptor");
     }
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return blobSlices(this.blob, this.size, this.blockSize);
+    return this.blocks(0, this.size);
+  }
+
+  /** `length` bytes from `start`, a block at a time (a Range's part). */
+  blocks(start: number, length: number): AsyncGenerator<Uint8Array> {
+    const whole = start === 0 && length === this.size;
+    return blobSlices(whole ? this.blob : this.blob.slice(start, start + length), length, this.blockSize);
   }
 
   /** Close the descriptor the app handed over (once); nothing to close for a path or a Blob. */

@@ -1,6 +1,7 @@
 /** @module wsgi/result — sends what a WSGI app returned: an Array sized, iterables streamed with backpressure, and the result ended exactly once on every path. */
 
 import { RESOLVED } from "../engine/output.ts";
+import type { Span } from "../engine/ranges.ts";
 import { chunkLength } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
 import { FileWrapper } from "./file.ts";
@@ -31,6 +32,8 @@ export interface ResultSink {
   endsEarly(): boolean;
   /** No body bytes will be sent (HEAD, or a status without a body): a file need not be read. */
   readonly bodyless: boolean;
+  /** What of a file to send, Range and If-Range judged (engine/ranges); the head may become 206 or 416. */
+  fileSpan(size: number, mtimeMs: number): Span;
   readonly backpressured: boolean;
   waitDrain(): Promise<void>;
   /** The body is complete: headers if nothing was sent, then the end of its framing. */
@@ -106,22 +109,29 @@ export class ResultSender {
     }
   }
 
-  /** environ["wsgi.file_wrapper"]'s file: sized from its size, read a block at a time, and not read at all for HEAD. */
+  /**
+   * environ["wsgi.file_wrapper"]'s file: sized from its size, a Range answered with its part
+   * (or 416), read a block at a time, and not read at all for HEAD.
+   */
   private sendFile(file: FileWrapper): void | Promise<void> {
     const sink = this.sink;
-    if (!sink.started || sink.bodyless) {
+    if (!sink.started) {
+      this.track(null, file);
+      this.release();
+      throw notStarted();
+    }
+    const span = sink.fileSpan(file.size, file.mtimeMs);
+    sink.setSized(span.length);
+    if (sink.bodyless || span.length === 0) {
       this.track(null, file);
       try {
-        if (!sink.started) throw notStarted();
-        sink.setSized(file.size);
         sink.endBody();
       } finally {
         this.release();
       }
       return;
     }
-    sink.setSized(file.size);
-    return this.pump(file[Symbol.asyncIterator](), file);
+    return this.pump(file.blocks(span.start, span.length), file);
   }
 
   /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */
