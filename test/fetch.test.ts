@@ -16,7 +16,7 @@ import { stream, streamSSE } from "hono/streaming";
 import { AutoRouter } from "itty-router";
 import { kindOf } from "../src/app.ts";
 import type { FetchServe } from "../src/index.ts";
-import { makeCertificates, RawClient, type Running, serveFetch } from "./helpers.ts";
+import { makeCertificates, RawClient, type Running, serveFetch, waitFor } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..");
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-fetch-"));
@@ -87,14 +87,6 @@ afterAll(() => {
   i.server.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(10);
-  }
-}
 
 async function curl(...args: string[]): Promise<string> {
   const p = Bun.spawn(["curl", "-sS", "--max-time", "10", ...args], { stdout: "pipe", stderr: "pipe" });

@@ -5,7 +5,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Application, FileWrapper } from "../src/index.ts";
-import { RawClient, serverPool } from "./helpers.ts";
+import { RawClient, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-file-"));
@@ -34,14 +34,6 @@ const isClosed = (fd: number): boolean => {
     return true;
   }
 };
-
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(10);
-  }
-}
 
 describe("wsgi.file_wrapper", () => {
   test("a path is sent whole, with Content-Length from its size", async () => {

@@ -329,3 +329,12 @@ export async function makeCertificates(dir: string): Promise<void> {
     ]);
   }
 }
+
+/** Wait until `cond` holds, polling every 10 ms; throws after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}

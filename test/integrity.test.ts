@@ -6,7 +6,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Application, ClientDisconnected } from "../src/index.ts";
-import { RawClient, serverPool } from "./helpers.ts";
+import { RawClient, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
 const root = join(import.meta.dir, "..");
@@ -29,14 +29,6 @@ const reader =
     sr("200 OK", []);
     return ["complete"];
   };
-
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(10);
-  }
-}
 
 describe("a truncated request body (peer ends before the declared length or the last chunk)", () => {
   const cases: Array<[string, string, "read" | "read10" | "readline" | "iterate", string]> = [

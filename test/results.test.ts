@@ -2,17 +2,9 @@
 
 import { describe, expect, test } from "bun:test";
 import type { Application } from "../src/index.ts";
-import { RawClient, serve, serverPool } from "./helpers.ts";
+import { RawClient, serve, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
-
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(10);
-  }
-}
 
 /** An endless stream of events, 20 ms apart, that counts what it produced and how it ended. */
 function endless(events: string[]): Application {
