@@ -7,9 +7,13 @@
  * FetchServer, in the same rounds; their ratios are to "Bun.serve + Hono".
  * --only and --servers match names by substring, case-insensitively (--only hono: the Hono scenarios;
  * --servers node: node:http and its reference). A group's reference runs whenever any of its servers does.
+ * The file scenarios (--only file) download a 1 MiB and a 100 MiB file that this script writes once into a
+ * temporary directory (deterministic bytes, removed at exit) and hands to the servers as BENCH_FILES; they run
+ * only on the servers that serve files (not the bare floor), each server's bytes checked once before timing.
  */
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 
@@ -49,6 +53,8 @@ interface ServerKind {
   name: string;
   group: Group;
   cmd: (port: number) => string[];
+  /** Serves /file1 and /file100 from BENCH_FILES: runs the file scenarios. */
+  files?: boolean;
 }
 
 /** Whether a name passes a list filter: no filter, or one of its words as a substring, case-insensitively. */
@@ -58,17 +64,34 @@ const picked = (name: string, filters: string[]): boolean =>
 /** `--baseline DIR`: another checkout of bunwsgi (an earlier commit) measured in the same rounds, for before/after. */
 const BASELINE = opt("--baseline", "");
 
-/** A server of a --baseline checkout, when that checkout has its entry file (older ones have no Hono server). */
+/** A server of a --baseline checkout, when that checkout has its entry file (older ones have no Hono server); it runs the file scenarios when its entry reads BENCH_FILES. */
 const baseline = (name: string, group: Group, file: string): ServerKind[] =>
   BASELINE === "" || !existsSync(join(BASELINE, file))
     ? []
-    : [{ name, group, cmd: (p: number) => [process.execPath, join(BASELINE, file), String(p)] }];
+    : [
+        {
+          name,
+          group,
+          cmd: (p: number) => [process.execPath, join(BASELINE, file), String(p)],
+          files: readFileSync(join(BASELINE, file), "utf8").includes("BENCH_FILES"),
+        },
+      ];
 
 const ALL_SERVERS: ServerKind[] = [
-  { name: "bunwsgi", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)] },
+  {
+    name: "bunwsgi",
+    group: "plain",
+    cmd: (p) => [process.execPath, join(here, "servers/bunwsgi.ts"), String(p)],
+    files: true,
+  },
   ...baseline("bunwsgi (baseline)", "plain", "bench/servers/bunwsgi.ts"),
-  { name: "Bun.serve", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)] },
-  { name: "node:http", group: "plain", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)] },
+  {
+    name: "Bun.serve",
+    group: "plain",
+    cmd: (p) => [process.execPath, join(here, "servers/bunserve.ts"), String(p)],
+    files: true,
+  },
+  { name: "node:http", group: "plain", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)], files: true },
   { name: "bare Bun.listen", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)] },
   {
     name: "bunwsgi + Hono",
@@ -93,6 +116,12 @@ interface Scenario {
   bytesPerRequest: number;
   /** The group's keep-alive run: the RSS high-water mark is read after it (it runs first, before the echo's). */
   peak?: boolean;
+  /** Downloads one of the bench's files (size bytesPerRequest): runs only on servers with `files`. */
+  file?: boolean;
+  /** wrk connections, when not CONNECTIONS. */
+  connections?: number;
+  /** wrk's --timeout in seconds, when not 10. */
+  timeout?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -105,6 +134,20 @@ const ALL_SCENARIOS: Scenario[] = [
   { name: "browser request", group: "plain", wrk: ["-s", join(here, "browser.lua")], path: "/", bytesPerRequest: 0 },
   { name: "1 MiB POST echo", group: "plain", wrk: ["-s", post], path: "/echo", bytesPerRequest: MiB },
   { name: "1 MiB streamed response", group: "plain", wrk: [], path: "/stream", bytesPerRequest: MiB },
+  // 50 connections take 50 MiB at a time; for 100 MiB that would be 5 GiB in flight, a run too short to finish
+  // any, so 4 (a request then takes ~0.1–1 s; those still in flight when wrk stops are not counted, by every server
+  // alike). wrk counts a request older than --timeout as an error: 60 s is far beyond any 100 MiB on loopback.
+  { name: "1 MiB file download", group: "plain", wrk: [], path: "/file1", bytesPerRequest: MiB, file: true },
+  {
+    name: "100 MiB file download",
+    group: "plain",
+    wrk: [],
+    path: "/file100",
+    bytesPerRequest: 100 * MiB,
+    file: true,
+    connections: 4,
+    timeout: 60,
+  },
   { name: "Hono keep-alive", group: "Hono", wrk: [], path: "/", bytesPerRequest: 0, peak: true },
   { name: "Hono JSON /json/:id", group: "Hono", wrk: [], path: "/json/42", bytesPerRequest: 0 },
   { name: "Hono 16 pipelined", group: "Hono", wrk: ["-s", pipeline], path: "/", bytesPerRequest: 0 },
@@ -112,18 +155,26 @@ const ALL_SCENARIOS: Scenario[] = [
   { name: "Hono 1 MiB streamed response", group: "Hono", wrk: [], path: "/stream", bytesPerRequest: MiB },
 ];
 const chosenScenarios = ALL_SCENARIOS.filter((s) => picked(s.name, ONLY));
-/** A group runs when --only left it a scenario; its reference runs when any of its servers passes --servers. */
-const SERVERS = ALL_SERVERS.filter((k) => {
-  if (!chosenScenarios.some((s) => s.group === k.group)) return false;
-  if (k.name !== REFERENCE[k.group]) return picked(k.name, ONLY_SERVERS);
-  return ALL_SERVERS.some((o) => o.group === k.group && picked(o.name, ONLY_SERVERS));
-});
-const SCENARIOS = chosenScenarios.filter((s) => SERVERS.some((k) => k.group === s.group));
+/** Whether a server can run a scenario: its group's, and a file download only on a server that serves files. */
+const able = (k: ServerKind, s: Scenario): boolean => k.group === s.group && (s.file !== true || k.files === true);
+/** Whether a scenario runs on a server: it passes --servers, or it is the reference and another server it runs on does. */
+const runs = (k: ServerKind, s: Scenario): boolean =>
+  able(k, s) &&
+  (picked(k.name, ONLY_SERVERS) ||
+    (k.name === REFERENCE[k.group] && ALL_SERVERS.some((o) => able(o, s) && picked(o.name, ONLY_SERVERS))));
+const SCENARIOS = chosenScenarios.filter((s) => ALL_SERVERS.some((k) => runs(k, s)));
+const SERVERS = ALL_SERVERS.filter((k) => SCENARIOS.some((s) => runs(k, s)));
 if (SCENARIOS.length === 0) {
   console.error(`bench: no scenario left by --only/--servers; scenarios: ${ALL_SCENARIOS.map((s) => s.name).join(", ")}`);
   process.exit(2);
 }
 const NAME_WIDTH = Math.max(...SERVERS.map((k) => k.name.length));
+/** wrk -c, with the scenarios that use another count. */
+const connectionsNote = (): string =>
+  [
+    `-c${CONNECTIONS}`,
+    ...SCENARIOS.filter((s) => s.connections !== undefined).map((s) => `-c${s.connections} for ${s.name}`),
+  ].join(", ");
 const SCENARIO_WIDTH = Math.max(...SCENARIOS.map((s) => s.name.length));
 
 interface Sample {
@@ -148,8 +199,60 @@ function memoryKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
+/** The servers alive now: killed at exit too, should this script be stopped mid-round. */
+const alive = new Set<Subprocess>();
+
+/** The bench's files (file scenarios only): file1.bin (1 MiB) and file100.bin (100 MiB) in a temporary directory, the servers' BENCH_FILES. */
+const FILES_DIR = SCENARIOS.some((s) => s.file === true) ? mkdtempSync(join(tmpdir(), "bunwsgi-bench-")) : "";
+/** Each file route's expected size and hash. */
+const EXPECTED = new Map<string, { size: number; hash: bigint | number }>();
+process.on("exit", () => {
+  for (const proc of alive) proc.kill("SIGKILL");
+  if (FILES_DIR !== "") rmSync(FILES_DIR, { recursive: true, force: true });
+});
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(signal === "SIGINT" ? 130 : 143));
+if (FILES_DIR !== "") {
+  // Deterministic bytes that differ in every MiB (xorshift32 from a fixed seed), so a misplaced block shows.
+  const all = new Uint8Array(100 * MiB);
+  const words = new Uint32Array(all.buffer);
+  let x = 2463534242;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  for (const [route, size] of [
+    ["/file1", MiB],
+    ["/file100", 100 * MiB],
+  ] as const) {
+    const bytes = all.subarray(0, size);
+    writeFileSync(join(FILES_DIR, `${route.slice(1)}.bin`), bytes);
+    EXPECTED.set(route, { size, hash: Bun.hash(bytes) });
+  }
+}
+
+/** The file routes' bodies from a server, once before timing: the status, Content-Length and every byte must be the file's. */
+async function checkFiles(kind: ServerKind, port: number): Promise<void> {
+  for (const [route, want] of EXPECTED) {
+    const res = await fetch(`http://127.0.0.1:${port}${route}`, { signal: AbortSignal.timeout(60_000) });
+    const body = new Uint8Array(await res.arrayBuffer());
+    const length = res.headers.get("content-length");
+    if (res.status !== 200 || length !== String(want.size) || body.length !== want.size || Bun.hash(body) !== want.hash) {
+      const bytes = body.length === want.size ? "the file's size but not its bytes" : `${body.length} bytes`;
+      throw new Error(`${kind.name} ${route}: status ${res.status}, Content-Length ${length}, ${bytes} (want 200, ${want.size})`);
+    }
+  }
+}
+
 async function startServer(kind: ServerKind): Promise<{ proc: Subprocess<"ignore", "pipe", "inherit">; port: number }> {
-  const proc = Bun.spawn(["taskset", "-c", "0", ...kind.cmd(0)], { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn(["taskset", "-c", "0", ...kind.cmd(0)], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "inherit",
+    env: FILES_DIR === "" ? process.env : { ...process.env, BENCH_FILES: FILES_DIR },
+  });
+  alive.add(proc);
   const reader = proc.stdout.getReader();
   let text = "";
   const deadline = Date.now() + 10_000;
@@ -170,10 +273,10 @@ async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ req
     "1",
     "wrk",
     "-t1",
-    `-c${CONNECTIONS}`,
+    `-c${s.connections ?? CONNECTIONS}`,
     `-d${seconds}s`,
     "--timeout",
-    "10s",
+    `${s.timeout ?? 10}s`,
     ...s.wrk,
     `http://127.0.0.1:${port}${s.path}`,
   ];
@@ -205,7 +308,7 @@ function entry<V>(map: Map<string, V>, k: string, make: () => V): V {
 const memory = (server: string) => entry(rss, server, () => ({ idle: [], warm: [], peak: [] }));
 
 console.log(
-  `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 -c${CONNECTIONS}`,
+  `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 ${connectionsNote()}`,
 );
 console.log(`       server pinned to CPU 0, wrk to CPU 1; Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}`);
 
@@ -223,13 +326,18 @@ for (let round = 1; round <= ROUNDS; round++) {
       memory(kind.name).idle.push(memoryKiB(proc.pid, "VmRSS"));
     }
     for (const { kind, proc, port } of running) {
-      // Warm-up (JIT and pools) with the first scenario of the server's group; SERVERS keeps only groups that have one.
-      await runWrk(port, SCENARIOS.find((s) => s.group === kind.group) as Scenario, 1);
+      // Warm-up (JIT and pools) with the server's first scenario; SERVERS keeps only servers that run one.
+      await runWrk(port, SCENARIOS.find((s) => runs(kind, s)) as Scenario, 1);
       memory(kind.name).warm.push(memoryKiB(proc.pid, "VmRSS"));
+    }
+    if (round === 1) {
+      for (const { kind, port } of running) {
+        if (SCENARIOS.some((s) => s.file === true && runs(kind, s))) await checkFiles(kind, port);
+      }
     }
     for (const s of SCENARIOS) {
       for (const { kind, proc, port } of running) {
-        if (kind.group !== s.group) continue;
+        if (!runs(kind, s)) continue;
         const before = cpuSeconds(proc.pid);
         const { requests, errors } = await runWrk(port, s, DURATION);
         const cpu = cpuSeconds(proc.pid) - before;
@@ -251,6 +359,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     for (const { proc } of running) {
       proc.kill("SIGKILL");
       await proc.exited;
+      alive.delete(proc);
     }
   }
 }
@@ -272,7 +381,7 @@ const pairedRatio = (mine: number[], theirs: number[]): string => {
 const lines: string[] = [];
 lines.push(
   `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
-    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1 -c${CONNECTIONS}\` on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
+    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1\` (${connectionsNote()}) on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
   "",
   "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
   "|---|---|---|---|---|---|---|",

@@ -1,6 +1,12 @@
 /** @module bench/servers/bunserve — the same benchmark app on Bun.serve, the reference. */
 
+import { join } from "node:path";
+
 const CHUNK = new Uint8Array(64 * 1024).fill(120);
+
+/** The bench's files, by route: /file1 and /file100 are BENCH_FILES/file1.bin and file100.bin (made by bench/run.ts). */
+const DIR = process.env.BENCH_FILES;
+const FILES = new Map(DIR === undefined ? [] : ["/file1", "/file100"].map((r) => [r, join(DIR, `${r.slice(1)}.bin`)]));
 
 const server = Bun.serve({
   hostname: "127.0.0.1",
@@ -20,6 +26,8 @@ const server = Bun.serve({
       });
       return new Response(body, { headers: { "Content-Type": "application/octet-stream" } });
     }
+    const file = FILES.get(path);
+    if (file !== undefined) return new Response(Bun.file(file));
     return new Response("Hello, World!", { headers: { "Content-Type": "text/plain" } });
   },
 });

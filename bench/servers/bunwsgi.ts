@@ -1,9 +1,14 @@
-/** @module bench/servers/bunwsgi — the benchmark app on bunwsgi: hello, 1 MiB echo, 1 MiB generator stream. */
+/** @module bench/servers/bunwsgi — the benchmark app on bunwsgi: hello, 1 MiB echo, 1 MiB generator stream, files (wsgi.file_wrapper). */
 
+import { join } from "node:path";
 import { type Application, WSGIServer } from "../../src/index.ts";
 
 const HELLO = "Hello, World!";
 const CHUNK = new Uint8Array(64 * 1024).fill(120);
+
+/** The bench's files, by route: /file1 and /file100 are BENCH_FILES/file1.bin and file100.bin (made by bench/run.ts). */
+const DIR = process.env.BENCH_FILES;
+const FILES = new Map(DIR === undefined ? [] : ["/file1", "/file100"].map((r) => [r, join(DIR, `${r.slice(1)}.bin`)]));
 
 function* stream() {
   for (let i = 0; i < 16; i++) yield CHUNK;
@@ -21,6 +26,11 @@ const app: Application = (environ, startResponse) => {
   if (path === "/stream") {
     startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
     return stream();
+  }
+  const file = FILES.get(path);
+  if (file !== undefined) {
+    startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+    return environ["wsgi.file_wrapper"](file);
   }
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
   return [HELLO];

@@ -1,8 +1,14 @@
 /** @module bench/servers/node — the same benchmark app on node:http, run by Node.js. */
 
+import { createReadStream, statSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 
 const CHUNK = Buffer.alloc(64 * 1024, 120);
+
+/** The bench's files, by route: /file1 and /file100 are BENCH_FILES/file1.bin and file100.bin (made by bench/run.ts). */
+const DIR = process.env.BENCH_FILES;
+const FILES = new Map(DIR === undefined ? [] : ["/file1", "/file100"].map((r) => [r, join(DIR, `${r.slice(1)}.bin`)]));
 
 const server = createServer((req, res) => {
   if (req.url === "/echo") {
@@ -26,6 +32,16 @@ const server = createServer((req, res) => {
       res.end();
     };
     more();
+    return;
+  }
+  const file = FILES.get(req.url);
+  if (file !== undefined) {
+    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": statSync(file).size });
+    const stream = createReadStream(file);
+    // pipe() leaves the file open when the client goes away mid-body (wrk stopping): close it then.
+    res.on("close", () => stream.destroy());
+    stream.on("error", () => res.destroy());
+    stream.pipe(res);
     return;
   }
   res.writeHead(200, { "Content-Type": "text/plain", "Content-Length": 13 });
