@@ -62,12 +62,15 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
   private settle: (() => void) | null = null;
 
   /**
-   * When bytes last arrived, in seconds of performance.now(): precise (one clock read per read
-   * callback), so no deadline measured from it fires early.
+   * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
+   * never before the event (one clock read as a read callback starts, one as it returns when it
+   * ended a response), so no deadline measured from it fires early.
    */
   lastRead: number;
-  /** When the exchange last ended a response (see finished()). */
+  /** When the exchange last read the clock as a response ended (see finished()). */
   private finishedAt = 0;
+  /** This read callback ended a response without a clock read: lastRead is taken as it returns. */
+  private stampDue = false;
   private readonly deadlines = new Deadlines();
 
   private readonly responseDoneBound = (): void => this.responseDone();
@@ -154,6 +157,13 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     }
     this.batching = false;
     this.out.flush();
+    if (this.stampDue) this.stamp();
+  }
+
+  /** Take lastRead now: the responses this read callback ended were not timed one by one. */
+  private stamp(): void {
+    this.stampDue = false;
+    this.lastRead = performance.now() / 1000;
   }
 
   onDrain(): void {
@@ -314,7 +324,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     }
     const hasBody = this.body.begin(p);
     if (hasBody) this.state = State.BODY;
-    this.deadlines.requestStarted(this.lastRead, this.host.timeouts, hasBody);
+    this.deadlines.requestStarted(this.host.timeouts, hasBody);
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -323,8 +333,15 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       this.responseFailed(e);
       return;
     }
-    if (r !== undefined) r.then(this.responseDoneBound, this.responseFailedBound);
-    else this.responseDone();
+    if (r === undefined) {
+      this.responseDone();
+      return;
+    }
+    // The response goes on past this read callback: the app's time counts from the request's
+    // bytes, or from now when responses before it in this callback were not timed.
+    if (this.stampDue) this.stamp();
+    this.deadlines.appSince = this.lastRead;
+    r.then(this.responseDoneBound, this.responseFailedBound);
   }
 
   /** An exchange hook threw past its own error handling: log it and drop the connection. */
@@ -369,8 +386,13 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     const pending = this.state === State.BODY;
     this.body.responseDone(pending);
     if (pending) this.state = State.DISCARD;
-    // Idle from here: the time the exchange took as the response ended, else a clock read now.
-    this.lastRead = this.finishedAt > this.lastRead ? this.finishedAt : performance.now() / 1000;
+    // Idle from here: the time the exchange took as the response ended; else, in a read callback,
+    // one clock read as it returns (however many responses it ends); else a clock read now.
+    if (this.finishedAt > this.lastRead) {
+      this.lastRead = this.finishedAt;
+      this.stampDue = false;
+    } else if (this.batching) this.stampDue = true;
+    else this.lastRead = performance.now() / 1000;
     if (!this.batching) this.resume();
   }
 
@@ -410,6 +432,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       this.batching = false;
     }
     this.out.flush();
+    if (this.stampDue) this.stamp();
   }
 
   /** Refuse a request: the precise status, a closed connection, an access-log line with the reason. */

@@ -38,7 +38,6 @@ export abstract class WSGIExchange implements Exchange {
   /** The current request's environ; null once its access-log line is written. */
   environ: Environ | null = null;
   timeStart = 0;
-  timeFinish = 0;
   /** What the application returned; null once the request is logged (gevent drops it too). */
   result: Body | null = null;
   /** The response being written: framing, length and persistence. */
@@ -53,6 +52,9 @@ export abstract class WSGIExchange implements Exchange {
   protected readonly results: ResultSender;
   /** This request's access-log line is written. */
   private logged = false;
+  /** The response has ended and timeFinish is not read yet (see timeFinish). */
+  private finishPending = false;
+  private finishTime = 0;
   /** The app ran out of time (timeouts.app): what it sends now is refused. */
   protected expired = false;
 
@@ -94,6 +96,24 @@ export abstract class WSGIExchange implements Exchange {
 
   set responseHeaders(v: ResponseHeaders | null) {
     this.response.headers = v;
+  }
+
+  /**
+   * When the response ended (epoch seconds; 0 before): the clock is read once, the first time
+   * this is read after the end (the access log does at once), so a request nobody times costs
+   * no clock read. It is shared with the connection, whose idle deadline counts from it.
+   */
+  get timeFinish(): number {
+    if (this.finishPending) {
+      this.finishPending = false;
+      this.finishTime = epochOf(this.connection.finished());
+    }
+    return this.finishTime;
+  }
+
+  set timeFinish(v: number) {
+    this.finishPending = false;
+    this.finishTime = v;
   }
 
   /** Bytes sent for this response, status line and headers included; 0 when nothing was sent. */
@@ -186,7 +206,7 @@ export abstract class WSGIExchange implements Exchange {
   protected finishRequest(): void {
     if (this.logged) return;
     this.logged = true;
-    this.timeFinish = epochOf(this.connection.finished());
+    this.finishPending = true;
     this.logRequest();
     // As gevent drops its result: an idle keep-alive connection must not keep its last
     // request's body, environ or wsgi.input alive until the next request (or for good).
