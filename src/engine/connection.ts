@@ -63,14 +63,14 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
 
   /**
    * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
-   * never before the event (one clock read as a read callback starts, one as it returns when it
-   * ended a response), so no deadline measured from it fires early.
+   * never before the event, so no deadline measured from it fires early. One clock read per read
+   * callback: when first asked for in it (arrival()), else as it returns.
    */
   lastRead: number;
-  /** When the exchange last read the clock as a response ended (see finished()). */
-  private finishedAt = 0;
-  /** This read callback ended a response without a clock read: lastRead is taken as it returns. */
-  private stampDue = false;
+  /** Bytes arrived or a response ended since lastRead was taken: it is taken again before the read callback returns. */
+  private unstamped = false;
+  /** When the exchange read the clock as the current response ended (see finished()); -1 until it does. */
+  private finishedAt = -1;
   private readonly deadlines = new Deadlines();
 
   private readonly responseDoneBound = (): void => this.responseDone();
@@ -142,7 +142,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
 
   onData(chunk: Buffer): void {
     if (this.state >= State.CLOSING) return;
-    this.lastRead = performance.now() / 1000;
+    this.unstamped = true;
     this.batching = true;
     if (this.state === State.RAW) {
       this.body.push(this.body.rawInput as Input, chunk, false);
@@ -157,13 +157,23 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     }
     this.batching = false;
     this.out.flush();
-    if (this.stampDue) this.stamp();
+    if (this.unstamped) this.stamp();
   }
 
-  /** Take lastRead now: the responses this read callback ended were not timed one by one. */
+  /** Take lastRead now (see lastRead). */
   private stamp(): void {
-    this.stampDue = false;
+    this.unstamped = false;
     this.lastRead = performance.now() / 1000;
+  }
+
+  /**
+   * ConnectionPort: when the current request's bytes arrived, or the response before it ended
+   * (performance.now() seconds). The clock is read the first time this is asked for in a read
+   * callback, and shared with the deadlines.
+   */
+  arrival(): number {
+    if (this.unstamped) this.stamp();
+    return this.lastRead;
   }
 
   onDrain(): void {
@@ -263,9 +273,10 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
 
   /** Parse a request head at buf[pos…] and start its request; -1 when nothing more can be taken now. */
   private parseHead(buf: Buffer, pos: number, end: number): number {
-    if (this.deadlines.headSince < 0) this.deadlines.headSince = this.lastRead;
     const n = this.parser.execute(buf, pos, end);
     if (n === 0) {
+      // The head's first bytes came in this read callback: its deadline counts from them.
+      if (this.deadlines.headSince < 0) this.deadlines.headSince = this.arrival();
       this.hold(buf, pos, end);
       return -1;
     }
@@ -325,6 +336,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     const hasBody = this.body.begin(p);
     if (hasBody) this.state = State.BODY;
     this.deadlines.requestStarted(this.host.timeouts, hasBody);
+    this.finishedAt = -1;
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -338,9 +350,8 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       return;
     }
     // The response goes on past this read callback: the app's time counts from the request's
-    // bytes, or from now when responses before it in this callback were not timed.
-    if (this.stampDue) this.stamp();
-    this.deadlines.appSince = this.lastRead;
+    // bytes, or from now if they were not timed.
+    this.deadlines.appSince = this.arrival();
     r.then(this.responseDoneBound, this.responseFailedBound);
   }
 
@@ -388,11 +399,11 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     if (pending) this.state = State.DISCARD;
     // Idle from here: the time the exchange took as the response ended; else, in a read callback,
     // one clock read as it returns (however many responses it ends); else a clock read now.
-    if (this.finishedAt > this.lastRead) {
+    if (this.finishedAt >= 0) {
       this.lastRead = this.finishedAt;
-      this.stampDue = false;
-    } else if (this.batching) this.stampDue = true;
-    else this.lastRead = performance.now() / 1000;
+      this.unstamped = false;
+    } else if (this.batching) this.unstamped = true;
+    else this.stamp();
     if (!this.batching) this.resume();
   }
 
@@ -432,7 +443,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       this.batching = false;
     }
     this.out.flush();
-    if (this.stampDue) this.stamp();
+    if (this.unstamped) this.stamp();
   }
 
   /** Refuse a request: the precise status, a closed connection, an access-log line with the reason. */
