@@ -56,12 +56,12 @@ export class ResultSender {
 
   /** Send a result: an Array is sized; any other iterable streams. */
   send(result: unknown): void | Promise<void> {
+    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
     if (typeof result !== "object" || result === null || result instanceof String || ArrayBuffer.isView(result)) {
       throw new ContractError(
         "the application must return an iterable of chunks (wrap a single string or Uint8Array in an array)",
       );
     }
-    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
     if (typeof (result as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
       return this.pump((result as AsyncIterable<Chunk>)[Symbol.asyncIterator](), result as Closable);
     }
@@ -71,8 +71,11 @@ export class ResultSender {
     throw new ContractError("the application must return an Array, an Iterable or an AsyncIterable of chunks");
   }
 
+  /**
+   * An Array is sent within this call, so nothing is tracked for abandon(): a connection lost
+   * meanwhile ends the loop (endsEarly), and the Array is closed once, on the way out.
+   */
   private sendSized(chunks: unknown[]): void {
-    this.track(null, chunks as Closable);
     const sink = this.sink;
     try {
       if (!sink.started) throw notStarted();
@@ -88,7 +91,7 @@ export class ResultSender {
       }
       sink.endBody();
     } finally {
-      this.release();
+      closeResult(chunks as Closable);
     }
   }
 
@@ -148,7 +151,7 @@ export class ResultSender {
   }
 
   /** The result being sent: what release() ends. */
-  private track(it: Iterator<Chunk> | AsyncIterator<Chunk> | null, result: Closable): void {
+  private track(it: Iterator<Chunk> | AsyncIterator<Chunk>, result: Closable): void {
     this.iterator = it;
     this.closable = result;
   }
