@@ -44,9 +44,11 @@ export abstract class AppExchange implements Exchange, AccessRecord {
   /** Header fields as received. */
   headers: Array<[string, string]> = [];
   timeStart = 0;
-  timeFinish = 0;
   /** This request's access-log line is written. */
   private logged = false;
+  /** The response has ended and timeFinish is not read yet (see timeFinish). */
+  private finishPending = false;
+  private finishTime = 0;
   /** The app ran out of time (timeouts.app): what it sends now is refused. */
   protected expired = false;
 
@@ -68,6 +70,24 @@ export abstract class AppExchange implements Exchange, AccessRecord {
 
   get code(): number | null {
     return this.response.code;
+  }
+
+  /**
+   * When the response ended (epoch seconds; 0 before): the clock is read once, the first time
+   * this is read after the end (the access log does at once), so a request nobody times costs
+   * no clock read. It is shared with the connection, whose idle deadline counts from it.
+   */
+  get timeFinish(): number {
+    if (this.finishPending) {
+      this.finishPending = false;
+      this.finishTime = epochOf(this.connection.finished());
+    }
+    return this.finishTime;
+  }
+
+  set timeFinish(v: number) {
+    this.finishPending = false;
+    this.finishTime = v;
   }
 
   /** Bytes sent for this response, status line and headers included; 0 when nothing was sent. */
@@ -134,7 +154,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
   protected finishRequest(): void {
     if (this.logged) return;
     this.logged = true;
-    this.timeFinish = epochOf(this.connection.finished());
+    this.finishPending = true;
     this.logRequest();
     this.requestLogged();
   }

@@ -62,12 +62,15 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
   private settle: (() => void) | null = null;
 
   /**
-   * When bytes last arrived, in seconds of performance.now(): precise (one clock read per read
-   * callback), so no deadline measured from it fires early.
+   * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
+   * never before the event, so no deadline measured from it fires early. One clock read per read
+   * callback: when first asked for in it (arrival()), else as it returns.
    */
   lastRead: number;
-  /** When the exchange last ended a response (see finished()). */
-  private finishedAt = 0;
+  /** Bytes arrived or a response ended since lastRead was taken: it is taken again before the read callback returns. */
+  private unstamped = false;
+  /** When the exchange read the clock as the current response ended (see finished()); -1 until it does. */
+  private finishedAt = -1;
   private readonly deadlines = new Deadlines();
 
   private readonly responseDoneBound = (): void => this.responseDone();
@@ -139,7 +142,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
 
   onData(chunk: Buffer): void {
     if (this.state >= State.CLOSING) return;
-    this.lastRead = performance.now() / 1000;
+    this.unstamped = true;
     this.batching = true;
     if (this.state === State.RAW) {
       this.body.push(this.body.rawInput as Input, chunk, false);
@@ -154,6 +157,23 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     }
     this.batching = false;
     this.out.flush();
+    if (this.unstamped) this.stamp();
+  }
+
+  /** Take lastRead now (see lastRead). */
+  private stamp(): void {
+    this.unstamped = false;
+    this.lastRead = performance.now() / 1000;
+  }
+
+  /**
+   * ConnectionPort: when the current request's bytes arrived, or the response before it ended
+   * (performance.now() seconds). The clock is read the first time this is asked for in a read
+   * callback, and shared with the deadlines.
+   */
+  arrival(): number {
+    if (this.unstamped) this.stamp();
+    return this.lastRead;
   }
 
   onDrain(): void {
@@ -253,9 +273,10 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
 
   /** Parse a request head at buf[pos…] and start its request; -1 when nothing more can be taken now. */
   private parseHead(buf: Buffer, pos: number, end: number): number {
-    if (this.deadlines.headSince < 0) this.deadlines.headSince = this.lastRead;
     const n = this.parser.execute(buf, pos, end);
     if (n === 0) {
+      // The head's first bytes came in this read callback: its deadline counts from them.
+      if (this.deadlines.headSince < 0) this.deadlines.headSince = this.arrival();
       this.hold(buf, pos, end);
       return -1;
     }
@@ -314,7 +335,8 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     }
     const hasBody = this.body.begin(p);
     if (hasBody) this.state = State.BODY;
-    this.deadlines.requestStarted(this.lastRead, this.host.timeouts, hasBody);
+    this.deadlines.requestStarted(this.host.timeouts, hasBody);
+    this.finishedAt = -1;
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -323,8 +345,14 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       this.responseFailed(e);
       return;
     }
-    if (r !== undefined) r.then(this.responseDoneBound, this.responseFailedBound);
-    else this.responseDone();
+    if (r === undefined) {
+      this.responseDone();
+      return;
+    }
+    // The response goes on past this read callback: the app's time counts from the request's
+    // bytes, or from now if they were not timed.
+    this.deadlines.appSince = this.arrival();
+    r.then(this.responseDoneBound, this.responseFailedBound);
   }
 
   /** An exchange hook threw past its own error handling: log it and drop the connection. */
@@ -369,8 +397,13 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     const pending = this.state === State.BODY;
     this.body.responseDone(pending);
     if (pending) this.state = State.DISCARD;
-    // Idle from here: the time the exchange took as the response ended, else a clock read now.
-    this.lastRead = this.finishedAt > this.lastRead ? this.finishedAt : performance.now() / 1000;
+    // Idle from here: the time the exchange took as the response ended; else, in a read callback,
+    // one clock read as it returns (however many responses it ends); else a clock read now.
+    if (this.finishedAt >= 0) {
+      this.lastRead = this.finishedAt;
+      this.unstamped = false;
+    } else if (this.batching) this.unstamped = true;
+    else this.stamp();
     if (!this.batching) this.resume();
   }
 
@@ -410,6 +443,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       this.batching = false;
     }
     this.out.flush();
+    if (this.unstamped) this.stamp();
   }
 
   /** Refuse a request: the precise status, a closed connection, an access-log line with the reason. */

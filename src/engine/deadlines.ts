@@ -41,15 +41,15 @@ export class Deadlines {
   headSince = -1;
   /** When the connection started closing (coarse clock, read as the end of its tick). */
   endedAt = 0;
-  private appSince = 0;
+  /** When the request at the app started; set only for a response that outlives its read callback (no tick sees another). */
+  appSince = 0;
   private appLimit = 0;
   private upgradedLimit = 0;
   private readonly bodyRate = new RateWindow();
   private readonly responseRate = new RateWindow();
 
-  /** A request reached the app at `at`: its limits start as the server's. */
-  requestStarted(at: number, t: Timeouts, hasBody: boolean): void {
-    this.appSince = at;
+  /** A request reached the app: its limits start as the server's. */
+  requestStarted(t: Timeouts, hasBody: boolean): void {
     this.appLimit = t.app;
     this.upgradedLimit = t.upgraded;
     if (hasBody) this.bodyRate.reset();

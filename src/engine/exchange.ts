@@ -55,8 +55,11 @@ export interface ConnectionPort {
   mustClose(): boolean;
   /** The app sent 101: after the request's body, bytes go to rawInput. */
   upgradeAccepted(): void;
-  /** When the request's bytes arrived (performance.now() seconds). */
-  readonly lastRead: number;
+  /**
+   * When the request's bytes arrived, or the response before it ended (performance.now() seconds):
+   * at most one clock read per read callback, shared with the deadlines.
+   */
+  arrival(): number;
   /** The time a response ended (performance.now() seconds): one clock read, shared with the idle deadline. */
   finished(): number;
   /** Change a deadline of the current request: "app" (0: none) or "upgraded" (idle after 101). */

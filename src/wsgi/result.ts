@@ -72,12 +72,12 @@ export class ResultSender {
 
   /** Send a result: an Array is sized; any other iterable streams. */
   send(result: unknown): void | Promise<void> {
+    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
     if (typeof result !== "object" || result === null || result instanceof String || ArrayBuffer.isView(result)) {
       throw new ContractError(
         "the application must return an iterable of chunks (wrap a single string or Uint8Array in an array)",
       );
     }
-    if (Array.isArray(result)) return this.sendSized(result as unknown[]);
     if (result instanceof FileWrapper) return this.sendFile(result);
     if (typeof (result as AsyncIterable<Chunk>)[Symbol.asyncIterator] === "function") {
       return this.pump((result as AsyncIterable<Chunk>)[Symbol.asyncIterator](), result as Closable);
@@ -88,8 +88,11 @@ export class ResultSender {
     throw new ContractError("the application must return an Array, an Iterable or an AsyncIterable of chunks");
   }
 
+  /**
+   * An Array is sent within this call, so nothing is tracked for abandon(): a connection lost
+   * meanwhile ends the loop (endsEarly), and the Array is closed once, on the way out.
+   */
   private sendSized(chunks: unknown[]): void {
-    this.track(null, chunks as Closable);
     const sink = this.sink;
     try {
       if (!sink.started) throw notStarted();
@@ -105,7 +108,7 @@ export class ResultSender {
       }
       sink.endBody();
     } finally {
-      this.release();
+      closeResult(chunks as Closable);
     }
   }
 
