@@ -26,8 +26,6 @@ const PAUSE_BUDGET = 8;
 /** Pipelined bytes held while a response is in progress, above which reading pauses. */
 const PIPELINE_HIGH_WATER = 64 * 1024;
 
-const RESOLVED: Promise<void> = Promise.resolve();
-
 export class Connection implements OutputOwner, BodyHost, BudgetWaiter, DeadlineTarget, ConnectionPort {
   readonly socket: ServerSocket;
   readonly host: ConnectionHost;
@@ -58,8 +56,6 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
    */
   private consumedBytes = 0;
   private paused = 0;
-  /** Resolves whenSettled() promises; made only when a stop waits. */
-  private settle: (() => void) | null = null;
 
   /**
    * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
@@ -363,24 +359,10 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     else this.endAfterFlush();
   }
 
-  /** The response of a connection that closed under it has ended: tell the server, and anyone waiting. */
+  /** The response of a connection that closed under it has ended: tell the server. */
   private orphanSettled(): void {
     this.body.responseDone(false);
-    this.settle?.();
-    this.settle = null;
     this.host.orphanSettled(this);
-  }
-
-  /** Settles once no response is in progress (for a stop that waits for results to be closed). */
-  whenSettled(): Promise<void> {
-    if (!this.responding) return RESOLVED;
-    return new Promise<void>((resolve) => {
-      const prev = this.settle;
-      this.settle = () => {
-        prev?.();
-        resolve();
-      };
-    });
   }
 
   private responseDone(): void {
