@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { defaultHeadLimits } from "../src/config/limits.ts";
 import { ParseError } from "../src/http/codes.ts";
 import { FIELD_SLOTS } from "../src/http/fields.ts";
-import { type HeadLimits, RequestParser, TargetForm } from "../src/http/parser.ts";
+import { type HeadLimits, RequestParser } from "../src/http/parser.ts";
+import { TargetForm } from "../src/http/request-line.ts";
 
 const enc = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const dec = (b: Uint8Array): string => String.fromCharCode(...b);

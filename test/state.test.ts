@@ -107,7 +107,7 @@ describe("deadlines, driven by hand", () => {
   test("a head held past timeouts.header gets 408 at the first tick at or after it, not before", () => {
     const s = standIn(hello, { timeouts: { header: 5 } });
     s.feed("GET / HTTP/1.1\r\n");
-    const start = s.conn.lastRead;
+    const start = s.conn.lastActive;
     s.conn.tick(start + 4.999);
     expect(s.take()).toBe("");
     // A hair past the deadline: start + 5 - start may round below 5 in floating point.
@@ -120,7 +120,7 @@ describe("deadlines, driven by hand", () => {
     const s = standIn(hello, { timeouts: { keepAlive: 3 } });
     s.feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     s.take();
-    const at = s.conn.lastRead;
+    const at = s.conn.lastActive;
     s.conn.tick(at + 2.9);
     expect(s.conn.state).toBe(State.HEAD);
     s.conn.tick(at + 3.001);
@@ -140,7 +140,7 @@ describe("deadlines, driven by hand", () => {
       { limits: { minBodyRate: 100 }, timeouts: { minBodyRateGrace: 2, body: 60 } },
     );
     s.feed("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx");
-    const t0 = s.conn.lastRead;
+    const t0 = s.conn.lastActive;
     for (let i = 1; i <= 2; i++) s.conn.tick(t0 + i);
     expect(s.conn.state).toBe(State.BODY);
     s.conn.tick(t0 + 3.001);

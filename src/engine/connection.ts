@@ -1,39 +1,30 @@
-/** @module engine/connection — one socket as a state machine: what its incoming bytes are (head, body, discard, raw, closing), request sequencing, flow control and deadlines. */
+/** @module engine/connection — one socket as a state machine: its events, its state (what its incoming bytes are: engine/intake reads them), request sequencing with its exchange, closing, and the ports its parts see. */
 
 import type { Socket } from "bun";
 import type { HTTPError } from "../errors.ts";
-import { PARSE_ERRORS, PARSE_REASONS } from "../http/codes.ts";
 import type { RequestParser } from "../http/parser.ts";
-import { type BudgetWaiter, budget } from "./budget.ts";
+import { logLine } from "../http/request.ts";
 import { Deadlines, type DeadlineTarget } from "./deadlines.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
-import { HeldBytes } from "./held.ts";
+import { Flow, Pause } from "./flow.ts";
 import type { Input } from "./input.ts";
+import { Intake, type IntakeHost } from "./intake.ts";
 import { Output, type OutputOwner } from "./output.ts";
-import { RELEASE_READ, releaseParser, releaseRead, takeParser } from "./pools.ts";
-import { BODY_FAILED, type BodyHost, RequestBody } from "./request-body.ts";
+import { releaseParser, takeParser } from "./pools.ts";
+import { type BodyHost, RequestBody } from "./request-body.ts";
+import { State, type StateValue } from "./state.ts";
 
 export type ServerSocket = Socket<Connection>;
 
-import { State, type StateValue } from "./state.ts";
-
-/** Pause reasons: reading resumes only when none is left. */
-const PAUSE_OUTPUT = 1;
-const PAUSE_INPUT = 2;
-const PAUSE_PIPELINE = 4;
-const PAUSE_BUDGET = 8;
-
-/** Pipelined bytes held while a response is in progress, above which reading pauses. */
-const PIPELINE_HIGH_WATER = 64 * 1024;
-
-const RESOLVED: Promise<void> = Promise.resolve();
-
-export class Connection implements OutputOwner, BodyHost, BudgetWaiter, DeadlineTarget, ConnectionPort {
+export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTarget, ConnectionPort {
   readonly socket: ServerSocket;
   readonly host: ConnectionHost;
   readonly parser: RequestParser;
   readonly body: RequestBody;
   readonly out: Output;
+  readonly flow: Flow;
+  readonly deadlines: Deadlines;
+  readonly intake: Intake;
   /** The app side: answers each request (set by the server when the connection is served). */
   exchange!: Exchange;
   state: StateValue = State.HEAD;
@@ -50,29 +41,6 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
   /** A read callback is running: output is flushed once, when it returns. */
   batching = false;
 
-  /** A head split across reads, or pipelined requests waiting for the response in progress. */
-  private readonly held = new HeldBytes();
-  /**
-   * Bytes of the read being processed that nothing refers to any more: parsed request heads
-   * (the handler has made its strings) and body bytes copied into a waiting read's buffer.
-   */
-  private consumedBytes = 0;
-  private paused = 0;
-  /** Resolves whenSettled() promises; made only when a stop waits. */
-  private settle: (() => void) | null = null;
-
-  /**
-   * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
-   * never before the event, so no deadline measured from it fires early. One clock read per read
-   * callback: when first asked for in it (arrival()), else as it returns.
-   */
-  lastRead: number;
-  /** Bytes arrived or a response ended since lastRead was taken: it is taken again before the read callback returns. */
-  private unstamped = false;
-  /** When the exchange read the clock as the current response ended (see finished()); -1 until it does. */
-  private finishedAt = -1;
-  private readonly deadlines = new Deadlines();
-
   private readonly responseDoneBound = (): void => this.responseDone();
   private readonly responseFailedBound = (e: unknown): void => this.responseFailed(e);
 
@@ -82,7 +50,11 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     this.parser = takeParser(host.headLimits);
     this.body = new RequestBody(this, host.bodyLimits);
     this.out = new Output(socket, this);
-    this.lastRead = this.out.lastProgress = performance.now() / 1000;
+    this.flow = new Flow(socket);
+    const now = performance.now() / 1000;
+    this.out.lastProgress = now;
+    this.deadlines = new Deadlines(now);
+    this.intake = new Intake(this);
   }
 
   get closed(): boolean {
@@ -108,72 +80,16 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     return this.exchange.headersSent;
   }
 
-  /** BodyHost: unread input is over its mark. */
-  pauseInput(): void {
-    this.pause(PAUSE_INPUT);
-  }
-
-  resumeInput(): void {
-    this.unpause(PAUSE_INPUT);
-  }
-
-  /** BodyHost: the process's buffered bytes are at limits.buffered_bytes: read nothing more until some are freed. */
-  pauseForBudget(): void {
-    this.pause(PAUSE_BUDGET);
-    budget.wait(this);
-  }
-
-  /** BudgetWaiter: bytes were freed. */
-  budgetFreed(): void {
-    this.unpause(PAUSE_BUDGET);
-  }
-
-  /** BodyHost: bytes of the current read nothing refers to any more. */
-  consumed(n: number): void {
-    this.consumedBytes += n;
-  }
-
-  /** OutputOwner: the coarse clock. */
-  get now(): number {
-    return this.host.now;
-  }
-
   // ---- socket events -------------------------------------------------------------------
 
   onData(chunk: Buffer): void {
     if (this.state >= State.CLOSING) return;
-    this.unstamped = true;
+    this.deadlines.bytesArrived();
     this.batching = true;
-    if (this.state === State.RAW) {
-      this.body.push(this.body.rawInput as Input, chunk, false);
-    } else if (this.held.size > 0) {
-      const held = this.held;
-      held.append(chunk);
-      this.process(held.buf as Buffer, held.start, held.end);
-    } else {
-      this.consumedBytes = 0;
-      this.process(chunk, 0, chunk.length);
-      if (this.consumedBytes === chunk.length && chunk.length >= RELEASE_READ) releaseRead(chunk);
-    }
+    this.intake.read(chunk);
     this.batching = false;
     this.out.flush();
-    if (this.unstamped) this.stamp();
-  }
-
-  /** Take lastRead now (see lastRead). */
-  private stamp(): void {
-    this.unstamped = false;
-    this.lastRead = performance.now() / 1000;
-  }
-
-  /**
-   * ConnectionPort: when the current request's bytes arrived, or the response before it ended
-   * (performance.now() seconds). The clock is read the first time this is asked for in a read
-   * callback, and shared with the deadlines.
-   */
-  arrival(): number {
-    if (this.unstamped) this.stamp();
-    return this.lastRead;
+    this.deadlines.stampPending();
   }
 
   onDrain(): void {
@@ -199,7 +115,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     if (this.state === State.BODY) this.body.disconnected("reset the connection");
     this.state = State.CLOSED;
     this.body.closed();
-    budget.forget(this);
+    this.flow.close();
     this.out.close();
     // An exchange still running its app may yet read the parser's fields and the body's bytes:
     // only an idle connection's are let go now, a busy one's when its response ends.
@@ -207,18 +123,13 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       releaseParser(this.parser);
       this.body.responseDone(false);
     } else this.exchange.lost();
-    this.releaseInput();
+    this.intake.release();
     this.host.connectionClosed(this);
   }
 
   // ---- OutputOwner -----------------------------------------------------------------------
 
-  outputBacklogged(): void {
-    this.pause(PAUSE_OUTPUT);
-  }
-
   outputDrained(): void {
-    this.unpause(PAUSE_OUTPUT);
     if (this.state === State.CLOSING) this.socket.end();
   }
 
@@ -226,107 +137,17 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     if (this.state < State.CLOSING) this.state = State.CLOSING;
   }
 
-  // ---- input -----------------------------------------------------------------------------
-
-  /** Hold buf[pos, end) for later; a response in progress with much held pauses reading. */
-  private hold(buf: Buffer, pos: number, end: number): void {
-    this.held.hold(buf, pos, end);
-    if (this.responding && end - pos > PIPELINE_HIGH_WATER) this.pause(PAUSE_PIPELINE);
-  }
-
-  private releaseInput(): void {
-    this.held.release();
-  }
-
-  /** Take buf[pos, end) as far as the states allow: heads, bodies, raw bytes, in order. */
-  private process(buf: Buffer, pos: number, end: number): void {
-    while (pos < end) {
-      switch (this.state) {
-        case State.BODY:
-        case State.DISCARD:
-          pos = this.feedBody(buf, pos, end);
-          if (pos < 0) {
-            this.releaseInput();
-            return;
-          }
-          continue;
-        case State.RAW:
-          // After a 101 and the request's body, the bytes are the new protocol's, unframed.
-          this.body.push(this.body.rawInput as Input, buf.subarray(pos, end), this.held.transient(buf));
-          this.releaseInput();
-          return;
-        case State.HEAD:
-          if (this.responding) {
-            this.hold(buf, pos, end);
-            return;
-          }
-          pos = this.parseHead(buf, pos, end);
-          if (pos < 0) return;
-          continue;
-        default:
-          this.releaseInput();
-          return;
-      }
-    }
-    this.releaseInput();
-  }
-
-  /** Parse a request head at buf[pos…] and start its request; -1 when nothing more can be taken now. */
-  private parseHead(buf: Buffer, pos: number, end: number): number {
-    const n = this.parser.execute(buf, pos, end);
-    if (n === 0) {
-      // The head's first bytes came in this read callback: its deadline counts from them.
-      if (this.deadlines.headSince < 0) this.deadlines.headSince = this.arrival();
-      this.hold(buf, pos, end);
-      return -1;
-    }
-    if (n < 0) {
-      const [status, message] = PARSE_ERRORS[-n] as readonly [number, string];
-      this.refuse(status, message, PARSE_REASONS[-n] as string, buf, pos, end);
-      this.releaseInput();
-      return -1;
-    }
-    this.deadlines.headSince = -1;
-    this.consumedBytes += n;
-    if (this.parser.method === "CONNECT") {
-      // A valid CONNECT asks for a tunnel (RFC 9110 §9.3.6), which an origin server does not make.
-      this.refuse(501, "CONNECT is not supported", "connect_not_supported", buf, pos, pos + n);
-      this.releaseInput();
-      return -1;
-    }
-    this.startRequest(buf, pos);
-    return pos + n;
-  }
-
-  /** Body bytes: into wsgi.input (BODY), or read and dropped (DISCARD); -1 when nothing more can be taken now. */
-  private feedBody(buf: Buffer, pos: number, end: number): number {
-    const body = this.body;
-    const next = body.feed(buf, pos, end, this.state === State.DISCARD, this.held.transient(buf));
-    if (next === BODY_FAILED) {
-      this.bodyBroken();
-      return -1;
-    }
-    if (next < 0) {
-      this.endAfterFlush();
-      return -1;
-    }
-    if (body.done) {
-      if (body.decoder.chunked && this.state === State.BODY) this.exchange.trailers(body.decoder.trailers);
-      this.state = this.upgraded ? State.RAW : State.HEAD;
-    }
-    return next;
-  }
-
-  /** The body failed (its reads reject already): the framing is lost, so the connection closes after the response. */
-  private bodyBroken(): void {
+  /** IntakeHost: the body failed (its reads reject already): the framing is lost, so the connection closes after the response. */
+  bodyBroken(): void {
     this.state = State.HEAD;
     if (!this.responding) this.endAfterFlush();
-    else this.pause(PAUSE_INPUT);
+    else this.flow.pause(Pause.INPUT);
   }
 
   // ---- requests ----------------------------------------------------------------------------
 
-  private startRequest(buf: Buffer, start: number): void {
+  /** IntakeHost: a complete head is at buf[start…]: hand its request to the exchange. */
+  startRequest(buf: Buffer, start: number): void {
     const p = this.parser;
     this.refusal = "";
     if (p.contentLength > this.host.bodyLimits.maxBody) {
@@ -336,7 +157,6 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     const hasBody = this.body.begin(p);
     if (hasBody) this.state = State.BODY;
     this.deadlines.requestStarted(this.host.timeouts, hasBody);
-    this.finishedAt = -1;
     this.responding = true;
     let r: void | Promise<void>;
     try {
@@ -349,9 +169,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
       this.responseDone();
       return;
     }
-    // The response goes on past this read callback: the app's time counts from the request's
-    // bytes, or from now if they were not timed.
-    this.deadlines.appSince = this.arrival();
+    this.deadlines.appStarted();
     r.then(this.responseDoneBound, this.responseFailedBound);
   }
 
@@ -363,24 +181,10 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     else this.endAfterFlush();
   }
 
-  /** The response of a connection that closed under it has ended: tell the server, and anyone waiting. */
+  /** The response of a connection that closed under it has ended: tell the server. */
   private orphanSettled(): void {
     this.body.responseDone(false);
-    this.settle?.();
-    this.settle = null;
     this.host.orphanSettled(this);
-  }
-
-  /** Settles once no response is in progress (for a stop that waits for results to be closed). */
-  whenSettled(): Promise<void> {
-    if (!this.responding) return RESOLVED;
-    return new Promise<void>((resolve) => {
-      const prev = this.settle;
-      this.settle = () => {
-        prev?.();
-        resolve();
-      };
-    });
   }
 
   private responseDone(): void {
@@ -397,23 +201,18 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     const pending = this.state === State.BODY;
     this.body.responseDone(pending);
     if (pending) this.state = State.DISCARD;
-    // Idle from here: the time the exchange took as the response ended; else, in a read callback,
-    // one clock read as it returns (however many responses it ends); else a clock read now.
-    if (this.finishedAt >= 0) {
-      this.lastRead = this.finishedAt;
-      this.unstamped = false;
-    } else if (this.batching) this.unstamped = true;
-    else this.stamp();
+    this.deadlines.responseEnded(this.batching);
     if (!this.batching) this.resume();
   }
 
-  /**
-   * ConnectionPort: the time now (performance.now() seconds), taken once as a response ends and
-   * shared: the exchange logs it, and the idle deadline counts from it.
-   */
+  /** ConnectionPort: when the request's bytes arrived, or the response before it ended (engine/deadlines). */
+  arrival(): number {
+    return this.deadlines.arrival();
+  }
+
+  /** ConnectionPort: the time now, taken once as a response ends and shared with the idle deadline. */
   finished(): number {
-    this.finishedAt = performance.now() / 1000;
-    return this.finishedAt;
+    return this.deadlines.finished();
   }
 
   /**
@@ -429,30 +228,24 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
   upgradeAccepted(): void {
     this.upgraded = true;
     if (this.state === State.HEAD) this.state = State.RAW;
-    // Bytes held while the app ran are the new protocol's; inside a read callback, process() goes on with them.
+    // Bytes held while the app ran are the new protocol's; inside a read callback, the intake goes on with them.
     if (!this.batching) this.resume();
   }
 
   /** After an asynchronous response: go on with pipelined bytes held meanwhile. */
   private resume(): void {
-    this.unpause(PAUSE_PIPELINE);
-    const held = this.held;
-    if (held.size > 0) {
-      this.batching = true;
-      this.process(held.buf as Buffer, held.start, held.end);
-      this.batching = false;
-    }
+    this.flow.resume(Pause.PIPELINE);
+    this.batching = true;
+    this.intake.readHeld();
+    this.batching = false;
     this.out.flush();
-    if (this.unstamped) this.stamp();
+    this.deadlines.stampPending();
   }
 
-  /** Refuse a request: the precise status, a closed connection, an access-log line with the reason. */
-  private refuse(status: number, message: string, reason: string, buf: Uint8Array, start: number, end: number): void {
+  /** IntakeHost: refuse a request: the precise status, a closed connection, an access-log line with the reason. */
+  refuse(status: number, message: string, reason: string, buf: Uint8Array, start: number, end: number): void {
     this.refusal = reason;
-    let e = start;
-    const limit = Math.min(end, start + 1024);
-    while (e < limit && buf[e] !== 13 && buf[e] !== 10) e++;
-    this.exchange.refuse(status, message, escapeLine(buf, start, e));
+    this.exchange.refuse(status, message, logLine(buf, start, end));
     this.endAfterFlush();
   }
 
@@ -464,7 +257,7 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     this.state = State.CLOSING;
     // The coarse clock read as the end of its tick.
     this.deadlines.endedAt = this.host.now + 1;
-    this.releaseInput();
+    this.intake.release();
     this.out.flush();
     if (this.out.queued === 0 && !this.closed) this.socket.end();
   }
@@ -472,17 +265,6 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
   /** Close now, dropping unsent output. */
   terminate(): void {
     if (!this.closed) this.socket.terminate();
-  }
-
-  private pause(reason: number): void {
-    if (this.paused === 0) this.socket.pause();
-    this.paused |= reason;
-  }
-
-  private unpause(reason: number): void {
-    if ((this.paused & reason) === 0) return;
-    this.paused &= ~reason;
-    if (this.paused === 0 && !this.closed) this.socket.resume();
   }
 
   /**
@@ -500,12 +282,12 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
    * closing. Only such a connection may be closed without cutting a request.
    */
   get idle(): boolean {
-    return this.state === State.HEAD && !this.responding && this.held.size === 0;
+    return this.state === State.HEAD && !this.responding && this.intake.held.size === 0;
   }
 
-  /** Seconds (coarse clock) since bytes last arrived: how long an idle connection has been idle. */
+  /** When bytes last arrived or a response ended (performance.now() seconds): how long an idle connection has been idle. */
   get lastActive(): number {
-    return this.lastRead;
+    return this.deadlines.lastRead;
   }
 
   /** Close the connection if it is idle (graceful stop, or a slot wanted for a new connection). */
@@ -520,28 +302,8 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
 
   // ---- DeadlineTarget ----------------------------------------------------------------------
 
-  get heldBytes(): number {
-    return this.held.size;
-  }
-
-  get bodyReceived(): number {
-    return this.body.decoder.received;
-  }
-
-  get pausedForInput(): boolean {
-    return (this.paused & PAUSE_INPUT) !== 0;
-  }
-
-  get pausedForBudget(): boolean {
-    return (this.paused & PAUSE_BUDGET) !== 0;
-  }
-
-  get peer(): string {
-    return this.exchange.clientLabel();
-  }
-
   refuseSlowHead(): void {
-    const held = this.held;
+    const held = this.intake.held;
     this.refuse(408, "request head timed out", "head_timeout", held.buf as Buffer, held.start, held.end);
   }
 
@@ -554,18 +316,4 @@ export class Connection implements OutputOwner, BodyHost, BudgetWaiter, Deadline
     this.refusal = "app_timeout";
     return this.exchange.timedOut(limit);
   }
-
-  logError(msg: string): void {
-    this.exchange.logError(msg);
-  }
-}
-
-/** A request line for the log: latin-1, with control bytes and backslashes escaped. */
-function escapeLine(buf: Uint8Array, s: number, e: number): string {
-  let out = "";
-  for (let i = s; i < e; i++) {
-    const c = buf[i] as number;
-    out += c < 0x20 || c === 0x7f || c === 0x5c || c >= 0x80 ? `\\x${c.toString(16).padStart(2, "0")}` : String.fromCharCode(c);
-  }
-  return out;
 }

@@ -1,9 +1,13 @@
-/** @module engine/deadlines — the deadline of each connection state, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
+/** @module engine/deadlines — when a connection's events happened (one clock read per read callback at most), and the deadline of each of its states, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
 
 import type { Limits, Timeouts } from "../config/limits.ts";
 import { HTTPError } from "../errors.ts";
+import type { Exchange } from "./exchange.ts";
+import { type Flow, Pause } from "./flow.ts";
+import type { Intake } from "./intake.ts";
 import type { Output } from "./output.ts";
 import { RateWindow } from "./rate.ts";
+import type { RequestBody } from "./request-body.ts";
 import { State, type StateValue } from "./state.ts";
 
 /** Seconds a closing connection may linger half-closed before it is cut. */
@@ -13,16 +17,15 @@ const LINGER = 5;
 export interface DeadlineTarget {
   readonly state: StateValue;
   readonly responding: boolean;
-  /** When bytes last arrived (performance.now() seconds). */
-  readonly lastRead: number;
-  /** Bytes of a request head held, waiting for the rest. */
-  readonly heldBytes: number;
+  /** What is held of a request head, waiting for the rest. */
+  readonly intake: Intake;
+  /** The body's bytes received so far. */
+  readonly body: RequestBody;
   readonly out: Output;
-  /** Body bytes received so far. */
-  readonly bodyReceived: number;
-  /** Reading is paused because the app has not read (input) or the process's budget is spent. */
-  readonly pausedForInput: boolean;
-  readonly pausedForBudget: boolean;
+  /** Why reading is paused: the app has not read (input), the process's budget is spent. */
+  readonly flow: Flow;
+  /** Names the peer in messages, and writes them to the error log. */
+  readonly exchange: Exchange;
   /** 408 to a head that never completed. */
   refuseSlowHead(): void;
   /** The body cannot be completed: its reads reject with `err`, the connection closes after the response. */
@@ -31,28 +34,93 @@ export interface DeadlineTarget {
   appTimedOut(limit: number): boolean;
   endAfterFlush(): void;
   terminate(): void;
-  /** The peer, for messages: "host:port" or the socket's path. */
-  readonly peer: string;
-  logError(msg: string): void;
 }
 
-/** One connection's deadlines: when things started, and the request's own limits. */
+/** One connection's deadlines: when things happened, and the request's own limits. */
 export class Deadlines {
+  /**
+   * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
+   * never before the event, so no deadline measured from it fires early. One clock read per read
+   * callback: when first asked for in it (arrival()), else as it returns (stampPending()).
+   */
+  lastRead: number;
+  /** Bytes arrived or a response ended since lastRead was taken: it is taken again before the read callback returns. */
+  private unstamped = false;
+  /** When the exchange read the clock as the current response ended (see finished()); -1 until it does. */
+  private finishedAt = -1;
+  /** When the head being read began to arrive; -1 when none is. */
   headSince = -1;
   /** When the connection started closing (coarse clock, read as the end of its tick). */
   endedAt = 0;
   /** When the request at the app started; set only for a response that outlives its read callback (no tick sees another). */
-  appSince = 0;
+  private appSince = 0;
   private appLimit = 0;
   private upgradedLimit = 0;
   private readonly bodyRate = new RateWindow();
   private readonly responseRate = new RateWindow();
 
+  constructor(now: number) {
+    this.lastRead = now;
+  }
+
+  /** A read callback starts: its bytes are timed when first asked for, else as it returns. */
+  bytesArrived(): void {
+    this.unstamped = true;
+  }
+
+  /** As a read callback (or a run of held requests) returns: take lastRead if an event since is untimed. */
+  stampPending(): void {
+    if (this.unstamped) this.stamp();
+  }
+
+  private stamp(): void {
+    this.unstamped = false;
+    this.lastRead = performance.now() / 1000;
+  }
+
+  /**
+   * When the current request's bytes arrived, or the response before it ended: the clock is read
+   * the first time this is asked for in a read callback.
+   */
+  arrival(): number {
+    if (this.unstamped) this.stamp();
+    return this.lastRead;
+  }
+
+  /** The time now, taken as a response ends and shared: the exchange logs it, the idle deadline counts from it. */
+  finished(): number {
+    this.finishedAt = performance.now() / 1000;
+    return this.finishedAt;
+  }
+
+  /** A head began to arrive in this read callback (and is not complete): its deadline counts from its bytes. */
+  headStarted(): void {
+    if (this.headSince < 0) this.headSince = this.arrival();
+  }
+
   /** A request reached the app: its limits start as the server's. */
   requestStarted(t: Timeouts, hasBody: boolean): void {
+    this.finishedAt = -1;
     this.appLimit = t.app;
     this.upgradedLimit = t.upgraded;
     if (hasBody) this.bodyRate.reset();
+  }
+
+  /** The response goes on past its read callback: the app's time counts from the request's bytes (from now if they were not timed). */
+  appStarted(): void {
+    this.appSince = this.arrival();
+  }
+
+  /**
+   * The response ended: idle from then. The exchange's clock read if it took one; else, inside a
+   * read callback (`batching`), one read as it returns, however many responses it ends; else now.
+   */
+  responseEnded(batching: boolean): void {
+    if (this.finishedAt >= 0) {
+      this.lastRead = this.finishedAt;
+      this.unstamped = false;
+    } else if (batching) this.unstamped = true;
+    else this.stamp();
   }
 
   /** environ["bunwsgi.set_timeout"]: "app" (0: none) or "upgraded". */
@@ -83,24 +151,24 @@ export class Deadlines {
         this.body(c, now, t, limits);
         return;
       case State.DISCARD:
-        if (t.body > 0 && now - c.lastRead >= t.body) c.endAfterFlush();
+        if (t.body > 0 && now - this.lastRead >= t.body) c.endAfterFlush();
         return;
       case State.RAW: {
         // A coarse-clock time is read as the end of its tick: the deadline is never early.
-        const idle = now - Math.max(c.lastRead, c.out.lastSend + 1);
+        const idle = now - Math.max(this.lastRead, c.out.lastSend + 1);
         if (this.upgradedLimit > 0 && idle >= this.upgradedLimit) {
-          c.logError(`closing upgraded connection from ${c.peer}: idle for ${this.upgradedLimit}s`);
+          c.exchange.logError(`closing upgraded connection from ${c.exchange.clientLabel()}: idle for ${this.upgradedLimit}s`);
           c.terminate();
         }
         return;
       }
       case State.HEAD:
         if (c.responding) return;
-        if (this.headSince >= 0 && c.heldBytes > 0) {
+        if (this.headSince >= 0 && c.intake.held.size > 0) {
           if (t.header > 0 && now - this.headSince >= t.header) c.refuseSlowHead();
           return;
         }
-        if (t.keepAlive > 0 && now - c.lastRead >= t.keepAlive) c.endAfterFlush();
+        if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) c.endAfterFlush();
         return;
     }
   }
@@ -120,27 +188,28 @@ export class Deadlines {
       why = `reading the response slower than ${limits.minResponseRate} bytes/s`;
     }
     if (why === "") return false;
-    c.logError(`closing connection from ${c.peer}: ${why}`);
+    c.exchange.logError(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
     c.terminate();
     return true;
   }
 
   /** A body that stalls for `timeouts.body`, or comes slower than `limits.min_body_rate`, gets 408. */
   private body(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): void {
-    const stalled = t.body > 0 && now - c.lastRead >= t.body;
-    if (c.pausedForBudget && stalled) {
+    const stalled = t.body > 0 && now - this.lastRead >= t.body;
+    const flow = c.flow;
+    if (flow.pausedFor(Pause.BUDGET) && stalled) {
       // The server, not the client, is why the body is not read: a request that cannot progress
       // within its deadline is told so (RFC 9110 §15.6.4) rather than left waiting.
       c.failBody(new HTTPError(503, "the server is holding too many request bodies (limits.buffered_bytes)"), "buffered_bytes");
       return;
     }
-    if (c.pausedForInput || c.pausedForBudget) {
+    if (flow.pausedFor(Pause.INPUT | Pause.BUDGET)) {
       // Not reading is the app's or the server's doing, not the client's.
       this.bodyRate.reset();
       return;
     }
     if (stalled) c.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
-    else if (this.bodyRate.tooSlow(now, c.bodyReceived, limits.minBodyRate, Math.max(1, t.minBodyRateGrace))) {
+    else if (this.bodyRate.tooSlow(now, c.body.decoder.received, limits.minBodyRate, Math.max(1, t.minBodyRateGrace))) {
       c.failBody(new HTTPError(408, "request body too slow"), "body_too_slow");
     }
   }

@@ -2,18 +2,19 @@
 
 import type { Socket } from "bun";
 import { ConnectionClosedError } from "../errors.ts";
+import { type Flow, Pause } from "./flow.ts";
 import { copyOf } from "./input.ts";
 
-/** What an Output tells its connection. */
+/** What an Output needs of its connection, and tells it. */
 export interface OutputOwner {
   /** A read callback is running: output is flushed when it returns, not per write. */
   readonly batching: boolean;
   /** The coarse clock, in seconds. */
-  readonly now: number;
+  readonly host: { readonly now: number };
+  /** Reading pauses while queued output is over its high-water mark. */
+  readonly flow: Flow;
   /** The socket refused a write: the peer is gone. */
   outputFailed(): void;
-  /** Queued output went over the high-water mark: stop reading until it drains. */
-  outputBacklogged(): void;
   /** Every queued byte went to the kernel. */
   outputDrained(): void;
 }
@@ -127,7 +128,7 @@ export class Output {
   /** Write b[0, len); what the socket does not take is queued (copied when b is reused, as scratch is). */
   private send(b: Uint8Array, len: number, copy: boolean): void {
     if (this.dead) return;
-    this.lastSend = this.owner.now;
+    this.lastSend = this.owner.host.now;
     if (this.qHead < this.queue.length) {
       const all = b.subarray(0, len);
       this.enqueue(copy ? copyOf(all) : all);
@@ -149,7 +150,7 @@ export class Output {
     if (this.queued === 0) this.lastProgress = performance.now() / 1000;
     this.queue.push(b);
     this.queued += b.length;
-    if (this.queued > OUTPUT_HIGH_WATER) this.owner.outputBacklogged();
+    if (this.queued > OUTPUT_HIGH_WATER) this.owner.flow.pause(Pause.OUTPUT);
   }
 
   /** The socket can take more: write what is queued, as much as it takes. */
@@ -194,6 +195,7 @@ export class Output {
     const resolve = this.drainResolve;
     this.drainPromise = this.drainResolve = this.drainReject = null;
     resolve?.();
+    this.owner.flow.resume(Pause.OUTPUT);
     this.owner.outputDrained();
   }
 

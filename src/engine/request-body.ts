@@ -6,7 +6,9 @@ import { BODY_ERRORS, BODY_REASONS } from "../http/codes.ts";
 import type { RequestParser } from "../http/parser.ts";
 import { isUpgradeRequest } from "../http/request.ts";
 import { budget } from "./budget.ts";
+import { type Flow, Pause } from "./flow.ts";
 import { Input, type InputOwner } from "./input.ts";
+import type { Intake } from "./intake.ts";
 import type { Output } from "./output.ts";
 
 /** What a RequestBody needs of its connection. */
@@ -16,14 +18,10 @@ export interface BodyHost {
   readonly closed: boolean;
   /** The response head is out: a 100 Continue would come too late. */
   readonly headersSent: boolean;
-  /** Unread input is over the high-water mark: stop reading. */
-  pauseInput(): void;
-  /** The process's budget of buffered body bytes is spent: stop reading until bytes are freed. */
-  pauseForBudget(): void;
-  /** A read waits, or the unread input is low again: read on. */
-  resumeInput(): void;
-  /** Bytes of the current read that nothing refers to any more (copied into a waiting read). */
-  consumed(n: number): void;
+  /** Reading stops while unread input is over its high-water mark or the process's budget is spent. */
+  readonly flow: Flow;
+  /** Counts the bytes of the current read that nothing refers to any more (copied into a waiting read). */
+  readonly intake: Intake;
 }
 
 /** Unread request-body bytes above which reading pauses until the app reads. */
@@ -114,11 +112,11 @@ export class RequestBody implements InputOwner {
 
   /** Bytes for an Input; unread input above the mark pauses reading. */
   push(input: Input, view: Uint8Array, copy: boolean): void {
-    if (input.push(view, copy)) this.host.consumed(view.length);
+    if (input.push(view, copy)) this.host.intake.consumed(view.length);
     // Unless the app is waiting for more than that (read() to the end of a large body): then
     // its own request is what bounds the buffer, and the process's budget bounds them all.
-    if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.host.pauseInput();
-    if (budget.exhausted) this.host.pauseForBudget();
+    if (input.pending > INPUT_HIGH_WATER && !input.hungry) this.host.flow.pause(Pause.INPUT);
+    if (budget.exhausted) this.host.flow.waitForBudget();
   }
 
   /** The body cannot be completed: every read it cannot satisfy rejects with `err`. */
@@ -185,11 +183,11 @@ export class RequestBody implements InputOwner {
 
   /** InputOwner: a read waits for more than is buffered. */
   inputStarved(): void {
-    if (!this.failed) this.host.resumeInput();
+    if (!this.failed) this.host.flow.resume(Pause.INPUT);
   }
 
   /** InputOwner: the app read body bytes. */
   inputConsumed(buffered: number): void {
-    if (buffered < INPUT_LOW_WATER && !this.failed) this.host.resumeInput();
+    if (buffered < INPUT_LOW_WATER && !this.failed) this.host.flow.resume(Pause.INPUT);
   }
 }

@@ -20,6 +20,7 @@ import {
   type UnixSocketPerms,
 } from "./listeners.ts";
 import { Pool, type PoolMember } from "./pool.ts";
+import { Served } from "./served.ts";
 
 /**
  * Seconds a stop waits, after cutting the connections left at its deadline, for the results
@@ -78,18 +79,10 @@ export abstract class Server implements ConnectionHost, PoolMember {
   now = performance.now() / 1000;
 
   protected listener: SocketListener<Connection> | null = null;
-  /**
-   * Open served connections, each at its `slot` (swap-remove on close). Not a Set: a Set's
-   * churn of one entry per connection kept JSC doing full collections under
-   * `Connection: close` load (about a tenth of the server's CPU in GC).
-   */
-  private readonly connections: Connection[] = [];
-  /** Connections that closed while their response was in progress, until it ends. */
-  private readonly orphans = new Set<Connection>();
+  private readonly served = new Served();
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopped: Promise<void> | null = null;
   private resolveStopped: (() => void) | null = null;
-  private resolveDrained: (() => void) | null = null;
   private readonly socketHandlers: SocketHandler<Connection, "buffer">;
 
   constructor(listener: ListenerSpec, options: ServerOptions = {}) {
@@ -245,47 +238,19 @@ export abstract class Server implements ConnectionHost, PoolMember {
   async stop(timeout: number = this.timeouts.shutdown): Promise<void> {
     if (!this.stopListening(false)) return;
     const deadline = Math.max(0, timeout);
-    const idleTimer = setTimeout(() => this.closeIdle(), Math.min(this.timeouts.stopIdle, deadline) * 1000);
-    if (this.connections.length > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline * 1000);
-        this.resolveDrained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    const served = this.served;
+    const idleTimer = setTimeout(() => served.closeIdle(), Math.min(this.timeouts.stopIdle, deadline) * 1000);
+    await served.drained(deadline);
     clearTimeout(idleTimer);
-    this.resolveDrained = null;
-    for (const c of [...this.connections]) c.terminate();
-    await this.settleOrphans();
+    served.terminateAll();
+    await served.settleOrphans(CLEANUP_GRACE);
     this.finish();
-  }
-
-  private closeIdle(): void {
-    // Copies: closing a connection removes it from the list.
-    for (const c of [...this.connections]) c.closeIfIdle();
-  }
-
-  /**
-   * Give responses whose connections were cut a moment to end their results and log their
-   * requests; a request still not ended then (an app awaiting something that never settles)
-   * is logged as abandoned, so no request goes unlogged.
-   */
-  private async settleOrphans(): Promise<void> {
-    if (this.orphans.size === 0) return;
-    const all = Promise.all([...this.orphans].map((c) => c.whenSettled()));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_GRACE * 1000)))]);
-    clearTimeout(timer);
-    for (const c of this.orphans) c.exchange.abandon(CLEANUP_GRACE);
-    this.orphans.clear();
   }
 
   /** Close the listener and every connection now. */
   close(): void {
     if (!this.stopListening(true)) return;
-    for (const c of [...this.connections]) c.terminate();
+    this.served.terminateAll();
     this.finish();
   }
 
@@ -313,7 +278,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   /** Number of open connections being served. */
   get connectionCount(): number {
-    return this.connections.length;
+    return this.served.count;
   }
 
   private accept(socket: ServerSocket): void {
@@ -343,8 +308,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   private admit(conn: Connection): void {
     this.pool.active++;
-    conn.slot = this.connections.length;
-    this.connections.push(conn);
+    this.served.add(conn);
     const socket = conn.socket;
     // Each of these getters is a getpeername(2) in Bun: read each once. A unix socket's peer
     // has no address: the socket's path stands for it in logs.
@@ -356,27 +320,13 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   /** PoolMember: the served connection idle the longest, or null when none is idle. */
   longestIdle(): Connection | null {
-    let oldest: Connection | null = null;
-    for (const c of this.connections) if (c.idle && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
-    return oldest;
+    return this.served.longestIdle();
   }
 
   /** ConnectionHost: a socket closed. */
   connectionClosed(conn: Connection): void {
-    if (conn.responding) this.orphans.add(conn);
-    const slot = conn.slot;
-    if (slot < 0) {
-      this.pool.forget(conn);
-      return;
-    }
-    conn.slot = -1;
-    const last = this.connections.pop() as Connection;
-    if (last !== conn) {
-      this.connections[slot] = last;
-      last.slot = slot;
-    }
-    this.pool.release();
-    if (this.stopping && this.connections.length === 0) this.resolveDrained?.();
+    if (this.served.remove(conn)) this.pool.release();
+    else this.pool.forget(conn);
   }
 
   /** ConnectionHost: whether a connection should close after its response to admit one waiting. */
@@ -386,14 +336,12 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   /** ConnectionHost: a cut connection's response has ended. */
   orphanSettled(conn: Connection): void {
-    this.orphans.delete(conn);
+    this.served.orphanSettled(conn);
   }
 
   private tick(): void {
     const now = performance.now() / 1000;
     this.now = now;
-    // Backwards: a connection that closes in its tick swaps in one already visited.
-    const list = this.connections;
-    for (let i = list.length - 1; i >= 0; i--) (list[i] as Connection).tick(now);
+    this.served.tick(now);
   }
 }

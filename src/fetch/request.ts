@@ -1,7 +1,7 @@
 /** @module fetch/request — the Request a fetch app receives: its URL from the target and Host, its headers as received, its body as a stream fed by the connection, and a signal made when first read. */
 
 import type { Input } from "../engine/input.ts";
-import { TargetForm } from "../http/parser.ts";
+import { TargetForm } from "../http/request-line.ts";
 import type { FetchExchange } from "./exchange.ts";
 
 /** Largest chunk a body stream hands out at once: a received chunk, or this much of one. */

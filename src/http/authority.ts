@@ -31,6 +31,21 @@ export function isHttpScheme(buf: Uint8Array, s: number, e: number): boolean {
 }
 
 /**
+ * A Host field value (RFC 9110 §7.2): uri-host [ ":" port ], or empty, which is allowed there for
+ * a target without an authority, and so accepted for every target. The common plain name and port
+ * are checked here; pct-encoding, IP-literals and the rest by isAuthority.
+ */
+export function isHostValue(buf: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  while (i < e && REG_NAME_CHAR[buf[i] as number] === 1) i++;
+  if (i > s && i < e && buf[i] === COLON) {
+    i++;
+    while (i < e && isDigit(buf[i] as number)) i++;
+  }
+  return i === e || isAuthority(buf, s, e, false);
+}
+
+/**
  * uri-host [ ":" port ] in buf[s, e) (RFC 3986 §3.2.2–3.2.3, as Host in RFC 9110 §7.2 and
  * authority-form in RFC 9112 §3.2.3): a non-empty host (RFC 9110 §4.2.1: an http URI with an
  * empty host is invalid), and with `portRequired` a non-empty port. No userinfo: "@" is in

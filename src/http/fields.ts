@@ -1,6 +1,6 @@
-/** @module http/fields — field lines at the byte level: which fields frame a request, interned method names, and the scans for line ends and field-value bytes. */
+/** @module http/fields — field lines at the byte level: which fields frame a request, the scans for line ends and field-value bytes, and the values of the framing fields (Content-Length, Transfer-Encoding, Connection). */
 
-import { ascii, CR, equalsLower, LF, VALUE_CHAR } from "./bytes.ts";
+import { ascii, CR, equalsLower, HTAB, isDigit, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
 import { ParseError } from "./codes.ts";
 
 /** Header kinds the parser recognises for framing; every other field is kind OTHER. */
@@ -54,11 +54,6 @@ export function fieldKind(buf: Uint8Array, s: number, e: number): number {
   }
 }
 
-/** Common methods, so the hot path hands out interned strings instead of decoding bytes. */
-const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"].map(
-  (m) => [m, ascii(m)] as const,
-);
-
 /** Lines up to this long are searched for their LF here: cheaper than the native search. */
 const SHORT_LINE = 64;
 
@@ -94,22 +89,90 @@ export function checkValue(buf: Uint8Array, s: number, e: number): number {
   return 0;
 }
 
-export function methodName(buf: Uint8Array, s: number, e: number): string {
-  // Indexed, not for-of with destructuring: that goes through the iterator protocol per request.
-  for (let m = 0; m < METHODS.length; m++) {
-    const entry = METHODS[m] as (typeof METHODS)[number];
-    const name = entry[0];
-    const bytes = entry[1];
-    if (bytes.length === e - s) {
-      let same = true;
-      for (let i = 0; i < bytes.length; i++) {
-        if (buf[s + i] !== bytes[i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return name;
+/**
+ * Largest Content-Length accepted: every value up to it is an exact JS integer. The value is
+ * capped, not the digit count: "1*DIGIT" (RFC 9110 §8.6) allows leading zeros.
+ */
+const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A Content-Length value: 1*DIGIT, or a list of identical values (RFC 9110 §8.6), which must also
+ * equal `prev`, the value of an earlier Content-Length field (-1 if none). Returns the length, or
+ * a negated {@link ParseError} code.
+ */
+export function contentLengthValue(buf: Uint8Array, s: number, e: number, prev: number): number {
+  let length = prev;
+  let i = s;
+  while (i <= e) {
+    let n = 0;
+    const d0 = i;
+    while (i < e && isDigit(buf[i] as number)) {
+      // n is at most 2^53 - 1 before this step, so the comparison after it is still exact enough.
+      n = n * 10 + ((buf[i] as number) - 48);
+      if (n > MAX_CONTENT_LENGTH) return -ParseError.BAD_CONTENT_LENGTH;
+      i++;
     }
+    if (i === d0) return -ParseError.BAD_CONTENT_LENGTH;
+    if (length !== -1 && length !== n) return -ParseError.BAD_CONTENT_LENGTH;
+    length = n;
+    while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
+    if (i === e) return length;
+    if (buf[i] !== 0x2c) return -ParseError.BAD_CONTENT_LENGTH;
+    i++;
+    while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
   }
-  return String.fromCharCode(...buf.subarray(s, e));
+  return -ParseError.BAD_CONTENT_LENGTH;
+}
+
+/**
+ * The transfer codings of one Transfer-Encoding field, after those of earlier ones (`chunked`:
+ * they ended with chunked). chunked must be last and only once (RFC 9112 §6.3 → 400); any other
+ * coding is one we do not implement (§6.1 → 501). Returns 1 when the codings so far end with
+ * chunked, 0 when there are none yet, or a negated {@link ParseError} code.
+ */
+export function transferEncodingValue(buf: Uint8Array, s: number, e: number, chunked: boolean): number {
+  let i = s;
+  for (;;) {
+    while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
+    if (i >= e) return chunked ? 1 : 0;
+    const t = i;
+    while (i < e && TCHAR[buf[i] as number] === 1) i++;
+    if (i === t) return -ParseError.TE_NOT_CHUNKED;
+    const isChunked = i - t === W_CHUNKED.length && equalsLower(buf, t, W_CHUNKED);
+    // A coding after chunked means chunked is not final.
+    if (chunked) return -ParseError.TE_NOT_CHUNKED;
+    if (!isChunked) {
+      // Skip parameters, then see whether anything follows: unknown-but-final is still 400.
+      while (i < e && buf[i] !== 0x2c) i++;
+      let j = i;
+      while (j < e && (buf[j] === SP || buf[j] === HTAB || buf[j] === 0x2c)) j++;
+      return j < e ? -ParseError.UNKNOWN_CODING : -ParseError.TE_NOT_CHUNKED;
+    }
+    chunked = true;
+    while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
+    if (i < e && buf[i] !== 0x2c) return -ParseError.TE_NOT_CHUNKED;
+  }
+}
+
+/** The Connection options the server acts on (RFC 9110 §7.6.1), as bits of {@link connectionOptions}. */
+export const ConnectionOption = {
+  CLOSE: 1,
+  KEEP_ALIVE: 2,
+  UPGRADE: 4,
+} as const;
+
+/** The options of a Connection field value that the server acts on, as {@link ConnectionOption} bits. */
+export function connectionOptions(buf: Uint8Array, s: number, e: number): number {
+  let options = 0;
+  let i = s;
+  while (i < e) {
+    while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
+    const t = i;
+    while (i < e && buf[i] !== 0x2c && buf[i] !== SP && buf[i] !== HTAB) i++;
+    const len = i - t;
+    if (len === 5 && equalsLower(buf, t, W_CLOSE)) options |= ConnectionOption.CLOSE;
+    else if (len === 10 && equalsLower(buf, t, W_KEEP_ALIVE)) options |= ConnectionOption.KEEP_ALIVE;
+    else if (len === 7 && equalsLower(buf, t, W_UPGRADE)) options |= ConnectionOption.UPGRADE;
+  }
+  return options;
 }

@@ -1,22 +1,22 @@
 /** @module http/parser — pure, incremental HTTP/1.1 request-head parser over Uint8Array views (RFC 9112 §2–§7). */
 
-import { authorityError, isAuthority, isHttpScheme, REG_NAME_CHAR, SCHEME_CHAR } from "./authority.ts";
-import { COLON, CR, equalsLower, HTAB, isAlpha, isDigit, LF, SP, TCHAR } from "./bytes.ts";
+import { isHostValue } from "./authority.ts";
+import { COLON, CR, equalsLower, HTAB, LF, SP, TCHAR } from "./bytes.ts";
 import { ParseError } from "./codes.ts";
 import {
+  ConnectionOption,
   checkValue,
+  connectionOptions,
+  contentLengthValue,
   FIELD_SLOTS,
   FieldKind,
   fieldKind,
   findLF,
-  methodName,
+  transferEncodingValue,
   valueEnd,
   W_100_CONTINUE,
-  W_CHUNKED,
-  W_CLOSE,
-  W_KEEP_ALIVE,
-  W_UPGRADE,
 } from "./fields.ts";
+import { parseRequestLine, type RequestLine, TargetForm } from "./request-line.ts";
 
 /** Limits on a request head; exceeding one is an error code, never an exception. */
 export interface HeadLimits {
@@ -28,29 +28,8 @@ export interface HeadLimits {
   maxHeaders: number;
 }
 
-/** The four request-target forms (RFC 9112 §3.2), as {@link RequestParser.targetForm}. */
-export const TargetForm = {
-  ORIGIN: 0,
-  ABSOLUTE: 1,
-  AUTHORITY: 2,
-  ASTERISK: 3,
-} as const;
-
-/**
- * Request-target bytes: visible US-ASCII (RFC 9112 §3.2, RFC 3986). '#' is refused: a fragment
- * is never sent in a request-target, and raw octets above 0x7E are refused rather than guessed at.
- */
-const TARGET_CHAR = new Uint8Array(256);
-for (let i = 0x21; i < 0x7f; i++) TARGET_CHAR[i] = i === 0x23 ? 0 : 1;
-
 /** Bytes of CRLFs tolerated before a request line. */
 const MAX_LEADING_BLANK = 8;
-
-/**
- * Largest Content-Length accepted: every value up to it is an exact JS integer. The value is
- * capped, not the digit count: "1*DIGIT" (RFC 9110 §8.6) allows leading zeros.
- */
-const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
 
 /**
  * One parser per connection, reused for every request on it. Feed it the bytes of one request
@@ -60,25 +39,22 @@ const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
  * After a successful {@link execute}, offsets in {@link fields} and the target/version fields are
  * relative to `start`, and the request's framing is decoded into plain numbers and flags.
  */
-export class RequestParser {
+export class RequestParser implements RequestLine {
   readonly limits: HeadLimits;
   /** Field slots ({@link FIELD_SLOTS} numbers per field), offsets relative to the head start. */
   readonly fields: Int32Array;
   fieldCount = 0;
 
+  // The request line (http/request-line's RequestLine).
   method = "";
   targetStart = 0;
   targetEnd = 0;
-  /** Which of the four forms the target has ({@link TargetForm}). */
   targetForm: number = TargetForm.ORIGIN;
-  /**
-   * The target's authority (absolute-form and authority-form; empty otherwise), offsets relative
-   * to the head start: with absolute-form it replaces Host (RFC 9112 §3.2.2).
-   */
   authorityStart = 0;
   authorityEnd = 0;
-  /** The parser admits major version 1 only (others are 505): the minor version is all there is. */
   versionMinor = 1;
+  lineStart = 0;
+  lineEnd = 0;
   /** -1 when the request has no Content-Length. */
   contentLength = -1;
   chunked = false;
@@ -88,9 +64,6 @@ export class RequestParser {
   connectionUpgrade = false;
   hasUpgrade = false;
   expectContinue = false;
-  /** Length of the request line without its CRLF, and where it begins (after skipped blank lines). */
-  lineStart = 0;
-  lineEnd = 0;
 
   // Resumable scan state, relative to the head start.
   private scanned = 0;
@@ -159,7 +132,7 @@ export class RequestParser {
           if (this.curLine > MAX_LEADING_BLANK) return -ParseError.BAD_REQUEST_LINE;
           continue;
         }
-        err = this.requestLine(buf, start, lineStart, lineEnd);
+        err = parseRequestLine(this, buf, start, lineStart, lineEnd, this.limits.maxRequestLine);
         // Any other CR in the line is bare, and that is the verdict whatever else is wrong: a
         // read that ends between it and the next byte reports it before the rest of the line is
         // seen. Only a failed line can hold one (no part of its grammar admits a CR), so a good
@@ -205,89 +178,6 @@ export class RequestParser {
   private checkPartial(have: number): number {
     if (!this.haveRequestLine) return have - this.curLine > this.limits.maxRequestLine + 1 ? -ParseError.URI_TOO_LONG : 0;
     return have - this.lineEnd - 2 > this.limits.maxHeaderBytes + 2 ? -ParseError.HEADERS_TOO_LARGE : 0;
-  }
-
-  private requestLine(buf: Uint8Array, base: number, s: number, e: number): number {
-    if (e - s > this.limits.maxRequestLine) return -ParseError.URI_TOO_LONG;
-    this.lineStart = s - base;
-    this.lineEnd = e - base;
-    // method SP request-target SP HTTP-version, single spaces (RFC 9112 §3).
-    let i = s;
-    while (i < e && TCHAR[buf[i] as number] === 1) i++;
-    if (i === s) return -ParseError.BAD_METHOD;
-    if (i === e) return -ParseError.BAD_REQUEST_LINE;
-    if (buf[i] !== SP) return buf[i] === 0 ? -ParseError.NUL : -ParseError.BAD_METHOD;
-    this.method = methodName(buf, s, i);
-    const t0 = ++i;
-    while (i < e && TARGET_CHAR[buf[i] as number] === 1) i++;
-    if (i === t0 || i === e) return -ParseError.BAD_REQUEST_LINE;
-    if (buf[i] !== SP) return buf[i] === 0 ? -ParseError.NUL : -ParseError.BAD_TARGET;
-    this.targetStart = t0 - base;
-    this.targetEnd = i - base;
-    // Version first: an HTTP/2 preface ("PRI * HTTP/2.0") is a 505, not a bad target.
-    const err = this.version(buf, i + 1, e);
-    return err < 0 ? err : this.checkTarget(buf, base, t0, i);
-  }
-
-  /**
-   * The four request-target forms (RFC 9112 §3.2) and which methods may use them: authority-form
-   * with CONNECT only and CONNECT with nothing else (§3.2.3), asterisk-form with OPTIONS only
-   * (§3.2.4). Its bytes are already visible ASCII without "#".
-   */
-  private checkTarget(buf: Uint8Array, base: number, s: number, e: number): number {
-    const first = buf[s];
-    const connect = this.method === "CONNECT";
-    this.authorityStart = this.authorityEnd = 0;
-    if (first === 0x2f) {
-      this.targetForm = TargetForm.ORIGIN;
-      return connect ? -ParseError.TARGET_FORM : 0;
-    }
-    if (first === 0x2a) {
-      this.targetForm = TargetForm.ASTERISK;
-      if (e - s !== 1) return -ParseError.BAD_TARGET;
-      return this.method === "OPTIONS" ? 0 : -ParseError.TARGET_FORM;
-    }
-    let i = s;
-    while (i < e && SCHEME_CHAR[buf[i] as number] === 1) i++;
-    if (isAlpha(first as number) && e - i >= 3 && buf[i] === COLON && buf[i + 1] === 0x2f && buf[i + 2] === 0x2f) {
-      // absolute-form (§3.2.2): an origin server serves http and https URIs only (RFC 9110 §4.2).
-      this.targetForm = TargetForm.ABSOLUTE;
-      if (connect) return -ParseError.TARGET_FORM;
-      if (!isHttpScheme(buf, s, i)) return -ParseError.BAD_SCHEME;
-      const a = i + 3;
-      let ae = a;
-      while (ae < e && buf[ae] !== 0x2f && buf[ae] !== 0x3f) ae++;
-      // An http(s) authority has a host, and no userinfo (RFC 9110 §4.2.1, §4.2.4).
-      if (!isAuthority(buf, a, ae, false)) return authorityError(buf, a, ae);
-      this.authorityStart = a - base;
-      this.authorityEnd = ae - base;
-      return 0;
-    }
-    // authority-form: uri-host ":" port, the port required (§3.2.3).
-    this.targetForm = TargetForm.AUTHORITY;
-    if (!isAuthority(buf, s, e, true)) return connect ? authorityError(buf, s, e) : -ParseError.BAD_TARGET;
-    if (!connect) return -ParseError.TARGET_FORM;
-    this.authorityStart = s - base;
-    this.authorityEnd = e - base;
-    return 0;
-  }
-
-  private version(buf: Uint8Array, s: number, e: number): number {
-    // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3); a later major version gets 505 (RFC 9110 §15.6.6).
-    if (e - s < 6 || buf[s] !== 72 || buf[s + 1] !== 84 || buf[s + 2] !== 84 || buf[s + 3] !== 80 || buf[s + 4] !== 0x2f) {
-      return -ParseError.BAD_VERSION;
-    }
-    const major = (buf[s + 5] as number) - 48;
-    if (major < 0 || major > 9) return -ParseError.BAD_VERSION;
-    if (major !== 1) {
-      if (e - s === 6 || (e - s === 8 && buf[s + 6] === 0x2e && isDigit(buf[s + 7] as number))) {
-        return -ParseError.VERSION_NOT_SUPPORTED;
-      }
-      return -ParseError.BAD_VERSION;
-    }
-    if (e - s !== 8 || buf[s + 6] !== 0x2e || !isDigit(buf[s + 7] as number)) return -ParseError.BAD_VERSION;
-    this.versionMinor = (buf[s + 7] as number) - 48;
-    return 0;
   }
 
   private fieldLine(buf: Uint8Array, base: number, s: number, e: number): number {
@@ -389,30 +279,26 @@ export class RequestParser {
       const ve = base + (f[k + 3] as number);
       let err = 0;
       switch (f[k + 4]) {
-        case FieldKind.HOST: {
+        case FieldKind.HOST:
           hosts++;
-          // Host = uri-host [ ":" port ] (RFC 9110 §7.2); an empty value is allowed there, for a
-          // target without an authority, and so accepted for every target. The common plain
-          // name and port are checked here; pct-encoding, IP-literals and errors by isAuthority.
-          let i = vs;
-          while (i < ve && REG_NAME_CHAR[buf[i] as number] === 1) i++;
-          if (i > vs && i < ve && buf[i] === COLON) {
-            i++;
-            while (i < ve && isDigit(buf[i] as number)) i++;
-          }
-          if (i !== ve && !isAuthority(buf, vs, ve, false)) return -ParseError.BAD_HOST;
+          if (!isHostValue(buf, vs, ve)) return -ParseError.BAD_HOST;
           break;
-        }
         case FieldKind.CONTENT_LENGTH:
-          err = this.contentLengthValue(buf, vs, ve);
+          err = contentLengthValue(buf, vs, ve, this.contentLength);
+          if (err >= 0) this.contentLength = err;
           break;
         case FieldKind.TRANSFER_ENCODING:
           sawTE = true;
-          err = this.transferEncodingValue(buf, vs, ve);
+          err = transferEncodingValue(buf, vs, ve, this.chunked);
+          this.chunked = err === 1;
           break;
-        case FieldKind.CONNECTION:
-          this.connectionValue(buf, vs, ve);
+        case FieldKind.CONNECTION: {
+          const options = connectionOptions(buf, vs, ve);
+          if ((options & ConnectionOption.CLOSE) !== 0) this.connectionClose = true;
+          if ((options & ConnectionOption.KEEP_ALIVE) !== 0) this.connectionKeepAlive = true;
+          if ((options & ConnectionOption.UPGRADE) !== 0) this.connectionUpgrade = true;
           break;
+        }
         case FieldKind.UPGRADE:
           this.hasUpgrade = true;
           break;
@@ -433,70 +319,5 @@ export class RequestParser {
       if (!this.chunked) return -ParseError.TE_NOT_CHUNKED;
     }
     return 0;
-  }
-
-  /** 1*DIGIT, or a list of identical values (RFC 9110 §8.6); anything else is an error. */
-  private contentLengthValue(buf: Uint8Array, s: number, e: number): number {
-    let i = s;
-    while (i <= e) {
-      let n = 0;
-      const d0 = i;
-      while (i < e && isDigit(buf[i] as number)) {
-        // n is at most 2^53 - 1 before this step, so the comparison after it is still exact enough.
-        n = n * 10 + ((buf[i] as number) - 48);
-        if (n > MAX_CONTENT_LENGTH) return -ParseError.BAD_CONTENT_LENGTH;
-        i++;
-      }
-      if (i === d0) return -ParseError.BAD_CONTENT_LENGTH;
-      if (this.contentLength !== -1 && this.contentLength !== n) return -ParseError.BAD_CONTENT_LENGTH;
-      this.contentLength = n;
-      while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
-      if (i === e) return 0;
-      if (buf[i] !== 0x2c) return -ParseError.BAD_CONTENT_LENGTH;
-      i++;
-      while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
-    }
-    return -ParseError.BAD_CONTENT_LENGTH;
-  }
-
-  /**
-   * Transfer codings in order across all TE fields. chunked must be last and only once
-   * (RFC 9112 §6.3 → 400); any other coding is one we do not implement (§6.1 → 501).
-   */
-  private transferEncodingValue(buf: Uint8Array, s: number, e: number): number {
-    let i = s;
-    for (;;) {
-      while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
-      if (i >= e) return 0;
-      const t = i;
-      while (i < e && TCHAR[buf[i] as number] === 1) i++;
-      if (i === t) return -ParseError.TE_NOT_CHUNKED;
-      const isChunked = i - t === W_CHUNKED.length && equalsLower(buf, t, W_CHUNKED);
-      // A coding after chunked means chunked is not final.
-      if (this.chunked) return -ParseError.TE_NOT_CHUNKED;
-      if (!isChunked) {
-        // Skip parameters, then see whether anything follows: unknown-but-final is still 400.
-        while (i < e && buf[i] !== 0x2c) i++;
-        let j = i;
-        while (j < e && (buf[j] === SP || buf[j] === HTAB || buf[j] === 0x2c)) j++;
-        return j < e ? -ParseError.UNKNOWN_CODING : -ParseError.TE_NOT_CHUNKED;
-      }
-      this.chunked = true;
-      while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
-      if (i < e && buf[i] !== 0x2c) return -ParseError.TE_NOT_CHUNKED;
-    }
-  }
-
-  private connectionValue(buf: Uint8Array, s: number, e: number): void {
-    let i = s;
-    while (i < e) {
-      while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
-      const t = i;
-      while (i < e && buf[i] !== 0x2c && buf[i] !== SP && buf[i] !== HTAB) i++;
-      const len = i - t;
-      if (len === 5 && equalsLower(buf, t, W_CLOSE)) this.connectionClose = true;
-      else if (len === 10 && equalsLower(buf, t, W_KEEP_ALIVE)) this.connectionKeepAlive = true;
-      else if (len === 7 && equalsLower(buf, t, W_UPGRADE)) this.connectionUpgrade = true;
-    }
   }
 }

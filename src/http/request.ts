@@ -1,7 +1,7 @@
 /** @module http/request — request-head decoding: interned field names, obs-fold, percent-decoding, and the per-request facts framing needs. */
 
 import { ConfigError } from "../errors.ts";
-import { CR, hexValue, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
+import { CR, hexValue, LF, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
 import { FIELD_SLOTS } from "./fields.ts";
 import type { RequestParser } from "./parser.ts";
 
@@ -80,6 +80,22 @@ export function unquoteLatin1(s: string): string {
       }
     }
     out += s[i];
+  }
+  return out;
+}
+
+/**
+ * The request line of the head at buf[start, end), for a log: up to its first CR or LF and at
+ * most 1024 bytes, latin-1, with control bytes, DEL, backslashes and non-ASCII bytes escaped.
+ */
+export function logLine(buf: Uint8Array, start: number, end: number): string {
+  let e = start;
+  const limit = Math.min(end, start + 1024);
+  while (e < limit && buf[e] !== CR && buf[e] !== LF) e++;
+  let out = "";
+  for (let i = start; i < e; i++) {
+    const c = buf[i] as number;
+    out += c < 0x20 || c === 0x7f || c === 0x5c || c >= 0x80 ? `\\x${c.toString(16).padStart(2, "0")}` : String.fromCharCode(c);
   }
   return out;
 }

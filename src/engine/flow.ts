@@ -1,0 +1,59 @@
+/** @module engine/flow — why a connection is not reading (output backed up, input unread, pipelined bytes held, the process's budget spent): the socket reads again only when no reason is left. */
+
+import type { Socket } from "bun";
+import { type BudgetWaiter, budget } from "./budget.ts";
+
+/** Reasons to stop reading, as bits. */
+export const Pause = {
+  /** Queued output is over its high-water mark. */
+  OUTPUT: 1,
+  /** Unread request-body bytes are over theirs: the app has not asked for more. */
+  INPUT: 2,
+  /** Pipelined bytes held while a response is in progress are over theirs. */
+  PIPELINE: 4,
+  /** The process's budget of buffered request-body bytes is spent (engine/budget). */
+  BUDGET: 8,
+} as const;
+
+export class Flow implements BudgetWaiter {
+  private readonly socket: Socket<unknown>;
+  private paused = 0;
+  /** The socket closed: it is never resumed again. */
+  private closed = false;
+
+  constructor(socket: Socket<unknown>) {
+    this.socket = socket;
+  }
+
+  pause(reason: number): void {
+    if (this.paused === 0) this.socket.pause();
+    this.paused |= reason;
+  }
+
+  resume(reason: number): void {
+    if ((this.paused & reason) === 0) return;
+    this.paused &= ~reason;
+    if (this.paused === 0 && !this.closed) this.socket.resume();
+  }
+
+  pausedFor(reason: number): boolean {
+    return (this.paused & reason) !== 0;
+  }
+
+  /** The process's buffered bytes are at limits.buffered_bytes: read nothing more until some are freed. */
+  waitForBudget(): void {
+    this.pause(Pause.BUDGET);
+    budget.wait(this);
+  }
+
+  /** BudgetWaiter: bytes were freed. */
+  budgetFreed(): void {
+    this.resume(Pause.BUDGET);
+  }
+
+  /** The socket closed. */
+  close(): void {
+    this.closed = true;
+    budget.forget(this);
+  }
+}
