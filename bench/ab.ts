@@ -1,0 +1,147 @@
+/**
+ * @module bench/ab — the JavaScript cost per request of two checkouts of bunwsgi compared in one
+ * process: each loads its own Connection and WSGIServer, 50 stand-in connections each take reads
+ * of DEPTH wrk requests (16: the pipelined scenario; 1: keep-alive), and rounds alternate between
+ * the two, so the machine's drift hits both alike. Prints B/A of the CPU time per request.
+ *
+ * Run: bun bench/ab.ts DIR_A DIR_B   (env: DEPTH=16, PROCS=8, ROUNDS=20, REQS=80000 per round)
+ *
+ * What a plain alternation gets wrong, and what this does about it. The copy warmed first runs a
+ * few % slower for the whole process, and a copy whose sources match code loaded before it runs a
+ * few % faster (so no third copy is warmed first: it would favour whichever side it resembles):
+ * every other process gives A the first role, the others B, and the result is the geometric mean
+ * of the processes' medians. A round function shared by both copies would be polymorphic: each
+ * copy has its own. A process's JIT decisions differ from the next one's by a few %: PROCS
+ * processes. CPU time, not wall time: other processes on the CPU do not count.
+ */
+
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Application } from "../src/index.ts";
+
+interface StandIn {
+  onData(chunk: Buffer): void;
+}
+
+const DEPTH = Number(process.env.DEPTH ?? 16);
+const REQUESTS = Number(process.env.REQS ?? 80_000);
+const ROUNDS = Number(process.env.ROUNDS ?? 20);
+const PROCS = Number(process.env.PROCS ?? 8);
+const CONNECTIONS = 50;
+
+const app: Application = (_environ, startResponse) => {
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return ["Hello, World!"];
+};
+
+/** A checkout's Connection and WSGIServer with CONNECTIONS stand-in connections (every write taken whole). */
+async function load(dir: string): Promise<StandIn[]> {
+  // Checkouts before the engine/ layer kept the connection in src/.
+  const connection = existsSync(`${dir}/src/engine/connection.ts`) ? "src/engine/connection.ts" : "src/connection.ts";
+  const { Connection } = await import(resolve(dir, connection));
+  const { WSGIServer } = await import(resolve(dir, "src/index.ts"));
+  const server = new WSGIServer("127.0.0.1:0", app, { log: null });
+  const conns: StandIn[] = [];
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const socket = {
+      data: null as unknown,
+      remoteAddress: "127.0.0.1",
+      remotePort: 40000 + i,
+      write: (_buf: Uint8Array, _offset: number, length: number): number => length,
+      pause(): void {},
+      resume(): void {},
+      end(): void {},
+      terminate(): void {},
+    };
+    const conn = new Connection(socket, server);
+    socket.data = conn;
+    server.handle(socket, ["127.0.0.1", 40000 + i]);
+    conns.push(conn);
+  }
+  return conns;
+}
+
+/** A round function of its own for each copy (its own code and inline caches): CPU ns per request of `n` reads. */
+function roundFunction(tag: string): (conns: StandIn[], n: number, batch: Buffer) => number {
+  return new Function(
+    "conns",
+    "n",
+    "batch",
+    `// ${tag}
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      const b = Buffer.allocUnsafe(batch.length);
+      batch.copy(b);
+      conns[i % conns.length].onData(b);
+    }
+    Bun.gc(false);
+    const c = process.cpuUsage(c0);
+    return ((c.user + c.system) * 1e3) / (n * ${DEPTH});`,
+  ) as (conns: StandIn[], n: number, batch: Buffer) => number;
+}
+
+/** One process: rounds of A and B, alternating which goes first; prints {a, b} as JSON. */
+async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> {
+  const batch = Buffer.concat(Array(DEPTH).fill(Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1")));
+  const reads = Math.max(1, Math.round(REQUESTS / DEPTH));
+  // SWAP: B takes the first role in everything (loaded, warmed and timed first).
+  const first = await load(swap ? dirB : dirA);
+  const second = await load(swap ? dirA : dirB);
+  const runFirst = roundFunction("A");
+  const runSecond = roundFunction("B");
+  for (let i = 0; i < 80; i++) {
+    runFirst(first, reads / 20, batch);
+    runSecond(second, reads / 20, batch);
+  }
+  const f: number[] = [];
+  const s: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      f.push(runFirst(first, reads, batch));
+      s.push(runSecond(second, reads, batch));
+    } else {
+      s.push(runSecond(second, reads, batch));
+      f.push(runFirst(first, reads, batch));
+    }
+  }
+  console.log(JSON.stringify(swap ? { a: s, b: f } : { a: f, b: s }));
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((p, q) => p - q);
+  return s[s.length >> 1] as number;
+};
+
+async function main(): Promise<void> {
+  const [dirA, dirB] = process.argv.slice(2);
+  if (dirA === undefined || dirB === undefined) {
+    console.error("usage: bun bench/ab.ts DIR_A DIR_B");
+    process.exit(2);
+  }
+  const role = process.env.AB_SWAP;
+  if (role !== undefined) {
+    await worker(dirA, dirB, role === "1");
+    return;
+  }
+  const perProcess: number[] = [];
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let p = 0; p < PROCS; p++) {
+    const run = Bun.spawnSync([process.execPath, import.meta.path, dirA, dirB], {
+      env: { ...process.env, AB_SWAP: p % 2 === 0 ? "0" : "1" },
+      stderr: "inherit",
+    });
+    if (run.exitCode !== 0) process.exit(1);
+    const rounds = JSON.parse(run.stdout.toString().trim().split("\n").pop() as string) as { a: number[]; b: number[] };
+    perProcess.push(median(rounds.a.map((x, i) => (rounds.b[i] as number) / x)));
+    a.push(...rounds.a);
+    b.push(...rounds.b);
+  }
+  const mean = Math.exp(perProcess.reduce((sum, r) => sum + Math.log(r), 0) / perProcess.length);
+  console.log(
+    `depth ${DEPTH}: A ${median(a).toFixed(0)} B ${median(b).toFixed(0)} CPU ns/request; ` +
+      `B/A ${mean.toFixed(3)} (geometric mean of each process's median: ${perProcess.map((x) => x.toFixed(3)).join(" ")}; A first in the 1st, 3rd, …)`,
+  );
+}
+
+await main();
