@@ -19,7 +19,7 @@ export const errorText = (e: unknown): string => (e instanceof Error ? (e.stack 
  * the Exchange methods the connection calls. WSGIHandler adds gevent's hooks on top; the hooks
  * this class calls are declared here and defined there.
  */
-export abstract class WSGIExchange implements Exchange {
+export abstract class WSGIExchange implements Exchange, ResultSink {
   protocolVersion = "HTTP/1.1";
   readonly socket: ServerSocket;
   /** [host, port] for TCP; the socket path for a unix socket. */
@@ -48,7 +48,8 @@ export abstract class WSGIExchange implements Exchange {
   protected readonly decoder = new RequestDecoder();
   protected readonly environs: EnvironBuilder;
   protected upgradeRequested = false;
-  protected startCalled = false;
+  /** startResponse() was called for this request. */
+  startCalled = false;
   protected readonly results: ResultSender;
   /** This request's access-log line is written. */
   private logged = false;
@@ -65,7 +66,7 @@ export abstract class WSGIExchange implements Exchange {
     this.connection = socket.data;
     this.environs = new EnvironBuilder(socket, address);
     this.response = new ResponseWriter(socket.data);
-    this.results = new ResultSender(this.sink());
+    this.results = new ResultSender(this);
   }
 
   abstract handleOneRequest(): void | Promise<void>;
@@ -226,35 +227,8 @@ export abstract class WSGIExchange implements Exchange {
     }
   }
 
-  /** What the result sender sees of this handler. */
-  private sink(): ResultSink {
-    const handler = this;
-    const conn = this.connection;
-    return {
-      write: (data) => handler.write(data),
-      get started() {
-        return handler.startCalled;
-      },
-      setSized: (total) => {
-        handler.response.sized = total;
-      },
-      // The rest of an unsized result is abandoned once its Content-Length is passed, the
-      // connection is gone, or the head of a HEAD response is out (RFC 9110 §9.3.2: nothing
-      // more of it would be sent, and an endless stream would otherwise run on for nobody).
-      endsEarly: () => {
-        const r = handler.response;
-        return r.overflowed || conn.closed || (r.headersSent && handler.command === "HEAD");
-      },
-      get backpressured() {
-        return conn.out.backpressured;
-      },
-      waitDrain: () => conn.out.waitDrain(),
-      endBody: () => handler.finishBody(),
-    };
-  }
-
   /** The body is complete: send headers if nothing was sent, end chunked framing, check the length. */
-  protected finishBody(): void {
+  finishBody(): void {
     const response = this.response;
     if (this.connection.closed) return;
     if (!response.headersSent) {

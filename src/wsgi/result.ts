@@ -1,6 +1,7 @@
 /** @module wsgi/result — sends what a WSGI app returned: an Array sized, iterables streamed with backpressure, and the result ended exactly once on every path. */
 
-import { chunkLength } from "../engine/response.ts";
+import type { ConnectionPort } from "../engine/exchange.ts";
+import { chunkLength, type ResponseWriter } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
 import type { Chunk } from "./types.ts";
 
@@ -18,19 +19,20 @@ function closeResult(result: Closable | null): void {
   if (result !== null && typeof result.close === "function") result.close();
 }
 
-/** What the sender needs of its handler: its write() hook (so an override sees every chunk) and the response's state. */
+/**
+ * What the sender needs of its handler (the handler itself, not closures around it: one object
+ * per connection, not eight): its write() hook, so an override sees every chunk, and the state of
+ * the request and its response.
+ */
 export interface ResultSink {
   write(data: Chunk): Promise<void>;
   /** startResponse() was called for this request. */
-  readonly started: boolean;
-  /** Total length of a sized body, for Content-Length. */
-  setSized(total: number): void;
-  /** Stop taking chunks: the body's end is decided (Content-Length passed, HEAD's head out, connection gone). */
-  endsEarly(): boolean;
-  readonly backpressured: boolean;
-  waitDrain(): Promise<void>;
+  readonly startCalled: boolean;
+  readonly command: string;
+  readonly response: ResponseWriter;
+  readonly connection: ConnectionPort;
   /** The body is complete: headers if nothing was sent, then the end of its framing. */
-  endBody(): void;
+  finishBody(): void;
 }
 
 const notStarted = (): ContractError => new ContractError("the application returned without calling startResponse()");
@@ -78,18 +80,18 @@ export class ResultSender {
   private sendSized(chunks: unknown[]): void {
     const sink = this.sink;
     try {
-      if (!sink.started) throw notStarted();
+      if (!sink.startCalled) throw notStarted();
       let total = 0;
       for (const c of chunks) {
         checkChunk(c);
         total += chunkLength(c);
       }
-      sink.setSized(total);
+      sink.response.sized = total;
       for (const c of chunks) {
         sink.write(c as Chunk);
-        if (sink.endsEarly()) break;
+        if (this.endsEarly()) break;
       }
-      sink.endBody();
+      sink.finishBody();
     } finally {
       closeResult(chunks as Closable);
     }
@@ -110,14 +112,14 @@ export class ResultSender {
         }
         checkChunk(step.value);
         sink.write(step.value);
-        if (sink.endsEarly()) break;
-        if (sink.backpressured) {
+        if (this.endsEarly()) break;
+        if (sink.connection.out.backpressured) {
           handedOff = true;
-          return sink.waitDrain().then(() => this.pump(it, result));
+          return sink.connection.out.waitDrain().then(() => this.pump(it, result));
         }
       }
-      if (done && !sink.started) throw notStarted();
-      sink.endBody();
+      if (done && !sink.startCalled) throw notStarted();
+      sink.finishBody();
     } finally {
       if (!handedOff) {
         if (done) this.iterator = null;
@@ -140,14 +142,26 @@ export class ResultSender {
         }
         checkChunk(step.value);
         await sink.write(step.value);
-        if (sink.endsEarly()) break;
+        if (this.endsEarly()) break;
       }
-      if (done && !sink.started) throw notStarted();
-      sink.endBody();
+      if (done && !sink.startCalled) throw notStarted();
+      sink.finishBody();
     } finally {
       if (done) this.iterator = null;
       await this.release();
     }
+  }
+
+  /**
+   * Stop taking chunks: the body's end is decided. The rest of an unsized result is abandoned once
+   * its Content-Length is passed, the connection is gone, or the head of a HEAD response is out
+   * (RFC 9110 §9.3.2: nothing more of it would be sent, and an endless stream would otherwise run
+   * on for nobody).
+   */
+  private endsEarly(): boolean {
+    const sink = this.sink;
+    const r = sink.response;
+    return r.overflowed || sink.connection.closed || (r.headersSent && sink.command === "HEAD");
   }
 
   /** The result being sent: what release() ends. */
