@@ -76,7 +76,7 @@ export const clientLabel = (a: ClientAddress): string => (typeof a === "string" 
 
 const remoteAddr = (r: AccessRecord): string => clientHost(r.clientAddress);
 const dash = (s: string | null): string => (s === null || s === "" ? "-" : s);
-const duration = (r: AccessRecord): number => (r.timeStart > 0 && r.timeFinish > 0 ? r.timeFinish - r.timeStart : 0);
+const duration = (r: AccessRecord): number => (r.timeFinish > 0 ? r.timeFinish - r.timeStart : 0);
 const targetPath = (r: AccessRecord): string => {
   const q = r.path.indexOf("?");
   return q < 0 ? r.path : r.path.slice(0, q);
