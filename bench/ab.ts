@@ -1,52 +1,53 @@
 /**
- * @module bench/ab — before/after of the JavaScript per request, low-noise: two checkouts' Connection and WSGIServer loaded in ONE process, 50 stand-in-socket connections each, fed the same requests (`--depth N` pipelined per read, fresh buffer each) in alternating rounds; prints both medians and the median of the per-round ratios B/A. Usage: bun bench/ab.ts DIR_A DIR_B [--depth 16] [--rounds 15]
- * Same-time rounds in one process cancel the machine's drift that makes separate runs useless
- * for a few-percent difference; JIT state still favours whichever runs first, so swap A and B and
- * read both orders.
+ * @module bench/ab — the JavaScript cost per request of two checkouts of bunwsgi compared in one
+ * process: each loads its own Connection and WSGIServer, 50 stand-in connections each take reads
+ * of DEPTH wrk requests (16: the pipelined scenario; 1: keep-alive), and rounds alternate between
+ * the two, so the machine's drift hits both alike. Prints B/A of the CPU time per request.
+ *
+ * Run: bun bench/ab.ts DIR_A DIR_B   (env: DEPTH=16, PROCS=8, ROUNDS=20, REQS=80000 per round)
+ *
+ * What a plain alternation gets wrong, and what this does about it. The copy warmed first runs a
+ * few % slower for the whole process, and a copy whose sources match code loaded before it runs a
+ * few % faster (so no third copy is warmed first: it would favour whichever side it resembles):
+ * every other process gives A the first role, the others B, and the result is the geometric mean
+ * of the processes' medians. A round function shared by both copies would be polymorphic: each
+ * copy has its own. A process's JIT decisions differ from the next one's by a few %: PROCS
+ * processes. CPU time, not wall time: other processes on the CPU do not count.
  */
 
 import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
+import type { Application } from "../src/index.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const dirs = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
-if (dirs.length !== 2) {
-  console.error("usage: bun bench/ab.ts DIR_A DIR_B [--depth N] [--rounds N]");
-  process.exit(2);
-}
-const DEPTH = opt("--depth", 16);
-const ROUNDS = opt("--rounds", 15);
-const CONNECTIONS = 50;
-const BATCHES = 10_000;
-
-/** What this uses of a connection, in any checkout's layout. */
-interface Fed {
+interface StandIn {
   onData(chunk: Buffer): void;
 }
 
-async function connections(dir: string): Promise<Fed[]> {
-  const root = resolve(dir);
-  const connPath = existsSync(join(root, "src/engine/connection.ts")) ? "src/engine/connection.ts" : "src/connection.ts";
-  const { Connection } = (await import(join(root, connPath))) as { Connection: new (s: unknown, h: unknown) => Fed };
-  const api = (await import(join(root, "src/index.ts"))) as {
-    WSGIServer: new (l: string, app: unknown, o: object) => { handle(s: unknown, a: [string, number]): void };
-  };
-  const app = (_env: unknown, sr: (s: string, h: Array<[string, string]>) => void): string[] => {
-    sr("200 OK", [["Content-Type", "text/plain"]]);
-    return ["Hello, World!"];
-  };
-  const server = new api.WSGIServer("127.0.0.1:0", app, { log: null });
-  const out: Fed[] = [];
+const DEPTH = Number(process.env.DEPTH ?? 16);
+const REQUESTS = Number(process.env.REQS ?? 80_000);
+const ROUNDS = Number(process.env.ROUNDS ?? 20);
+const PROCS = Number(process.env.PROCS ?? 8);
+const CONNECTIONS = 50;
+
+const app: Application = (_environ, startResponse) => {
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return ["Hello, World!"];
+};
+
+/** A checkout's Connection and WSGIServer with CONNECTIONS stand-in connections (every write taken whole). */
+async function load(dir: string): Promise<StandIn[]> {
+  // Checkouts before the engine/ layer kept the connection in src/.
+  const connection = existsSync(`${dir}/src/engine/connection.ts`) ? "src/engine/connection.ts" : "src/connection.ts";
+  const { Connection } = await import(resolve(dir, connection));
+  const { WSGIServer } = await import(resolve(dir, "src/index.ts"));
+  const server = new WSGIServer("127.0.0.1:0", app, { log: null });
+  const conns: StandIn[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
     const socket = {
       data: null as unknown,
       remoteAddress: "127.0.0.1",
       remotePort: 40000 + i,
-      write: (_b: Uint8Array, _o: number, length: number): number => length,
+      write: (_buf: Uint8Array, _offset: number, length: number): number => length,
       pause(): void {},
       resume(): void {},
       end(): void {},
@@ -55,41 +56,92 @@ async function connections(dir: string): Promise<Fed[]> {
     const conn = new Connection(socket, server);
     socket.data = conn;
     server.handle(socket, ["127.0.0.1", 40000 + i]);
-    out.push(conn);
+    conns.push(conn);
   }
-  return out;
+  return conns;
 }
 
-const one = Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1");
-const batch = Buffer.concat(Array.from({ length: DEPTH }, () => one));
+/** A round function of its own for each copy (its own code and inline caches): CPU ns per request of `n` reads. */
+function roundFunction(tag: string): (conns: StandIn[], n: number, batch: Buffer) => number {
+  return new Function(
+    "conns",
+    "n",
+    "batch",
+    `// ${tag}
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      const b = Buffer.allocUnsafe(batch.length);
+      batch.copy(b);
+      conns[i % conns.length].onData(b);
+    }
+    Bun.gc(false);
+    const c = process.cpuUsage(c0);
+    return ((c.user + c.system) * 1e3) / (n * ${DEPTH});`,
+  ) as (conns: StandIn[], n: number, batch: Buffer) => number;
+}
 
-function round(conns: Fed[]): number {
-  const t0 = performance.now();
-  for (let i = 0; i < BATCHES; i++) {
-    const b = Buffer.allocUnsafe(batch.length);
-    batch.copy(b);
-    (conns[i % CONNECTIONS] as Fed).onData(b);
+/** One process: rounds of A and B, alternating which goes first; prints {a, b} as JSON. */
+async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> {
+  const batch = Buffer.concat(Array(DEPTH).fill(Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1")));
+  const reads = Math.max(1, Math.round(REQUESTS / DEPTH));
+  // SWAP: B takes the first role in everything (loaded, warmed and timed first).
+  const first = await load(swap ? dirB : dirA);
+  const second = await load(swap ? dirA : dirB);
+  const runFirst = roundFunction("A");
+  const runSecond = roundFunction("B");
+  for (let i = 0; i < 80; i++) {
+    runFirst(first, reads / 20, batch);
+    runSecond(second, reads / 20, batch);
   }
-  return ((performance.now() - t0) * 1e6) / (BATCHES * DEPTH);
+  const f: number[] = [];
+  const s: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      f.push(runFirst(first, reads, batch));
+      s.push(runSecond(second, reads, batch));
+    } else {
+      s.push(runSecond(second, reads, batch));
+      f.push(runFirst(first, reads, batch));
+    }
+  }
+  console.log(JSON.stringify(swap ? { a: s, b: f } : { a: f, b: s }));
 }
 
-const a = await connections(dirs[0] as string);
-const b = await connections(dirs[1] as string);
-for (let r = 0; r < 3; r++) {
-  round(a);
-  round(b);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((p, q) => p - q);
+  return s[s.length >> 1] as number;
+};
+
+async function main(): Promise<void> {
+  const [dirA, dirB] = process.argv.slice(2);
+  if (dirA === undefined || dirB === undefined) {
+    console.error("usage: bun bench/ab.ts DIR_A DIR_B");
+    process.exit(2);
+  }
+  const role = process.env.AB_SWAP;
+  if (role !== undefined) {
+    await worker(dirA, dirB, role === "1");
+    return;
+  }
+  const perProcess: number[] = [];
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let p = 0; p < PROCS; p++) {
+    const run = Bun.spawnSync([process.execPath, import.meta.path, dirA, dirB], {
+      env: { ...process.env, AB_SWAP: p % 2 === 0 ? "0" : "1" },
+      stderr: "inherit",
+    });
+    if (run.exitCode !== 0) process.exit(1);
+    const rounds = JSON.parse(run.stdout.toString().trim().split("\n").pop() as string) as { a: number[]; b: number[] };
+    perProcess.push(median(rounds.a.map((x, i) => (rounds.b[i] as number) / x)));
+    a.push(...rounds.a);
+    b.push(...rounds.b);
+  }
+  const mean = Math.exp(perProcess.reduce((sum, r) => sum + Math.log(r), 0) / perProcess.length);
+  console.log(
+    `depth ${DEPTH}: A ${median(a).toFixed(0)} B ${median(b).toFixed(0)} CPU ns/request; ` +
+      `B/A ${mean.toFixed(3)} (geometric mean of each process's median: ${perProcess.map((x) => x.toFixed(3)).join(" ")}; A first in the 1st, 3rd, …)`,
+  );
 }
-const ra: number[] = [];
-const rb: number[] = [];
-const ratio: number[] = [];
-for (let r = 0; r < ROUNDS; r++) {
-  const x = round(a);
-  const y = round(b);
-  ra.push(x);
-  rb.push(y);
-  ratio.push(y / x);
-}
-const median = (v: number[]): number => [...v].sort((p, q) => p - q)[v.length >> 1] as number;
-console.log(
-  `depth ${DEPTH}: A ${median(ra).toFixed(0)} ns/request, B ${median(rb).toFixed(0)} ns/request, B/A ${median(ratio).toFixed(3)} (median of ${ROUNDS} rounds)`,
-);
+
+await main();

@@ -84,7 +84,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   onData(chunk: Buffer): void {
     if (this.state >= State.CLOSING) return;
-    this.deadlines.bytesArrived();
+    this.deadlines.readStarted();
     this.batching = true;
     this.intake.read(chunk);
     this.batching = false;
@@ -114,8 +114,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     if (this.state === State.CLOSED) return;
     if (this.state === State.BODY) this.body.disconnected("reset the connection");
     this.state = State.CLOSED;
-    this.body.closed();
     this.flow.close();
+    this.body.closed();
     this.out.close();
     // An exchange still running its app may yet read the parser's fields and the body's bytes:
     // only an idle connection's are let go now, a busy one's when its response ends.

@@ -1,4 +1,4 @@
-/** @module engine/deadlines — when a connection's events happened (one clock read per read callback at most), and the deadline of each of its states, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
+/** @module engine/deadlines — when a connection's events happened (a clock read per read callback, and one per batch of responses it ends), and the deadline of each of its states, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
 
 import type { Limits, Timeouts } from "../config/limits.ts";
 import { HTTPError } from "../errors.ts";
@@ -40,11 +40,11 @@ export interface DeadlineTarget {
 export class Deadlines {
   /**
    * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
-   * never before the event, so no deadline measured from it fires early. One clock read per read
-   * callback: when first asked for in it (arrival()), else as it returns (stampPending()).
+   * never before the event, so no deadline measured from it fires early. A clock read as a read
+   * callback starts, and one as it returns if it ended a response the exchange did not time.
    */
   lastRead: number;
-  /** Bytes arrived or a response ended since lastRead was taken: it is taken again before the read callback returns. */
+  /** A response ended in this read callback without a clock read: lastRead is taken again as it returns. */
   private unstamped = false;
   /** When the exchange read the clock as the current response ended (see finished()); -1 until it does. */
   private finishedAt = -1;
@@ -63,12 +63,12 @@ export class Deadlines {
     this.lastRead = now;
   }
 
-  /** A read callback starts: its bytes are timed when first asked for, else as it returns. */
-  bytesArrived(): void {
-    this.unstamped = true;
+  /** A read callback starts: its bytes arrived now. */
+  readStarted(): void {
+    this.stamp();
   }
 
-  /** As a read callback (or a run of held requests) returns: take lastRead if an event since is untimed. */
+  /** As a read callback (or a run of held requests) returns: take lastRead again if a response ended untimed. */
   stampPending(): void {
     if (this.unstamped) this.stamp();
   }
@@ -78,12 +78,8 @@ export class Deadlines {
     this.lastRead = performance.now() / 1000;
   }
 
-  /**
-   * When the current request's bytes arrived, or the response before it ended: the clock is read
-   * the first time this is asked for in a read callback.
-   */
+  /** When the current request's bytes arrived, or the response before it ended. */
   arrival(): number {
-    if (this.unstamped) this.stamp();
     return this.lastRead;
   }
 
@@ -95,7 +91,7 @@ export class Deadlines {
 
   /** A head began to arrive in this read callback (and is not complete): its deadline counts from its bytes. */
   headStarted(): void {
-    if (this.headSince < 0) this.headSince = this.arrival();
+    if (this.headSince < 0) this.headSince = this.lastRead;
   }
 
   /** A request reached the app: its limits start as the server's. */
@@ -106,9 +102,13 @@ export class Deadlines {
     if (hasBody) this.bodyRate.reset();
   }
 
-  /** The response goes on past its read callback: the app's time counts from the request's bytes (from now if they were not timed). */
+  /**
+   * The response goes on past its read callback: the app's time counts from the request's bytes,
+   * or, after responses this callback ended untimed, from a clock read now (never before its start).
+   */
   appStarted(): void {
-    this.appSince = this.arrival();
+    if (this.unstamped) this.stamp();
+    this.appSince = this.lastRead;
   }
 
   /**

@@ -55,10 +55,7 @@ export interface ConnectionPort {
   mustClose(): boolean;
   /** The app sent 101: after the request's body, bytes go to rawInput. */
   upgradeAccepted(): void;
-  /**
-   * When the request's bytes arrived, or the response before it ended (performance.now() seconds):
-   * at most one clock read per read callback, shared with the deadlines.
-   */
+  /** When the request's bytes arrived, or the response before it ended (performance.now() seconds): the deadlines' time. */
   arrival(): number;
   /** The time a response ended (performance.now() seconds): one clock read, shared with the idle deadline. */
   finished(): number;

@@ -52,9 +52,8 @@ export class FetchExchange extends AppExchange implements SendHost {
     this.resetRequest();
     const conn = this.connection;
     const p = conn.parser;
-    // When its bytes arrived (a clock read the connection shares: one per read at most), if the
-    // access log will read it; else no clock is read for the request's times.
-    this.timeStart = this.server.log instanceof NullLog ? 0 : epochOf(conn.arrival());
+    // When its bytes arrived: the connection took the time already (one clock read per read).
+    this.timeStart = epochOf(conn.arrival());
     const line = this.decoder.requestLine(p, buf, start);
     this.requestline = line;
     this.command = p.method;

@@ -76,7 +76,7 @@ export const clientLabel = (a: ClientAddress): string => (typeof a === "string" 
 
 const remoteAddr = (r: AccessRecord): string => clientHost(r.clientAddress);
 const dash = (s: string | null): string => (s === null || s === "" ? "-" : s);
-const duration = (r: AccessRecord): number => (r.timeStart > 0 && r.timeFinish > 0 ? r.timeFinish - r.timeStart : 0);
+const duration = (r: AccessRecord): number => (r.timeFinish > 0 ? r.timeFinish - r.timeStart : 0);
 const targetPath = (r: AccessRecord): string => {
   const q = r.path.indexOf("?");
   return q < 0 ? r.path : r.path.slice(0, q);
@@ -115,7 +115,7 @@ export const LOG_FIELDS: Readonly<Record<string, { doc: string; get: (r: AccessR
 /** gevent's line: `ADDR - - [YYYY-MM-DD HH:MM:SS] "REQUEST LINE" STATUS LENGTH SECONDS`. */
 export const geventLine: AccessFormatter = (r) => {
   const length = r.responseLength > 0 ? String(r.responseLength) : "-";
-  const delta = r.timeStart > 0 && r.timeFinish > 0 ? (r.timeFinish - r.timeStart).toFixed(6) : "-";
+  const delta = r.timeFinish > 0 ? (r.timeFinish - r.timeStart).toFixed(6) : "-";
   return `${clientHost(r.clientAddress)} - - [${clock.localTimestamp()}] "${r.requestline ?? ""}" ${r.code ?? "000"} ${length} ${delta}`;
 };
 

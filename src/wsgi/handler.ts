@@ -31,14 +31,6 @@ export class WSGIHandler extends WSGIExchange {
   /** Called once when the connection opens; requests then arrive through handleOneRequest(). */
   handle(): void {}
 
-  /**
-   * Whether anything reads this request's times (timeStart, timeFinish): the access log, or the
-   * hooks of a subclass, which may read them anywhere.
-   */
-  protected get timed(): boolean {
-    return this.constructor !== WSGIHandler || !(this.server.log instanceof NullLog);
-  }
-
   /** The request line of the current request, decoded as latin-1. */
   readRequestline(): string {
     return this.decoder.requestLine(this.connection.parser, this.headBuf as Buffer, this.headStart);
@@ -74,9 +66,8 @@ export class WSGIHandler extends WSGIExchange {
   /** Handle the request whose head the connection just parsed. */
   handleOneRequest(): void | Promise<void> {
     this.resetRequest();
-    // When its bytes arrived (a clock read the connection shares: one per read at most), if
-    // anything reads the request's times; else no clock is read for them.
-    this.timeStart = this.timed ? epochOf(this.connection.arrival()) : 0;
+    // When its bytes arrived: the connection took the time already (one clock read per read).
+    this.timeStart = epochOf(this.connection.arrival());
     const line = this.readRequestline();
     this.requestline = line;
     try {
