@@ -10,6 +10,9 @@
  *  5. config/ imports no engine class: from engine/ only the listener-spec parser (listeners.ts).
  *  6. Nothing imports cli.ts; only cli.ts imports index.ts (the public API it lends to apps).
  *  7. Every file opens with a one-line `@module` comment saying its job.
+ *  8. process/ (a lone server, a master, a worker) is imported only by cli.ts and process/; the
+ *     master's runtime imports, followed all the way, reach no app loader or kind of app
+ *     (app.ts, wsgi/, fetch/): the master imports no app.
  */
 
 import { describe, expect, test } from "bun:test";
@@ -108,6 +111,19 @@ describe("the layers of src/", () => {
 
   test("6. nothing imports cli.ts, and only cli.ts imports index.ts", () => {
     expect(violations((i) => i.to === "cli.ts" || (i.to === "index.ts" && i.from !== "cli.ts"))).toEqual([]);
+  });
+
+  test("8. only cli.ts imports process/, and the master reaches no app loader or kind of app", () => {
+    expect(violations((i) => layer(i.to) === "process" && i.from !== "cli.ts" && layer(i.from) !== "process")).toEqual([]);
+    const reached = new Set<string>();
+    const visit = (f: string): void => {
+      if (reached.has(f)) return;
+      reached.add(f);
+      for (const i of imports) if (i.from === f && !i.typeOnly && inSrc(i)) visit(i.to);
+    };
+    visit("process/master.ts");
+    expect(reached.has("process/descriptors.ts")).toBe(true);
+    expect([...reached].filter((f) => f === "app.ts" || ["wsgi", "fetch"].includes(layer(f)))).toEqual([]);
   });
 
   test("7. every file opens with a one-line @module comment saying its job", () => {

@@ -12,7 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
+import { buildBinary, Proc } from "./binary.ts";
 import { makeCertificates, RawClient } from "./helpers.ts";
 
 /*
@@ -20,16 +20,9 @@ import { makeCertificates, RawClient } from "./helpers.ts";
  * imports a relative module) and a bunwsgi.toml, as a user deploys it.
  */
 
-const root = join(import.meta.dir, "..");
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-cli-"));
 const binary = join(dir, "bin", "bunwsgi");
 const embeddedBinary = join(dir, "bin", "bunwsgi-embedded");
-
-async function build(args: string[]): Promise<void> {
-  const p = Bun.spawn([process.execPath, "build.ts", ...args], { cwd: root, stdout: "pipe", stderr: "pipe" });
-  const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
-  if (code !== 0) throw new Error(`build ${args.join(" ")} failed: ${err}`);
-}
 
 const APP = `import { greeting } from "./greeting.ts";
 export default function app(env: Record<string, unknown>, startResponse: (s: string, h: [string, string][]) => unknown) {
@@ -55,57 +48,13 @@ beforeAll(async () => {
   writeFileSync(join(dir, "greeting.ts"), 'export const greeting = "hello v1";\n');
   writeFileSync(join(dir, "app.ts"), APP);
   await Promise.all([
-    build(["--outfile", binary]),
-    build(["--outfile", embeddedBinary, "--app", join(dir, "app.ts")]),
+    buildBinary(["--outfile", binary]),
+    buildBinary(["--outfile", embeddedBinary, "--app", join(dir, "app.ts")]),
     makeCertificates(dir),
   ]);
 }, 120_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A running binary whose stderr is collected as it arrives. */
-class Proc {
-  readonly p: Subprocess<"ignore", "pipe", "pipe">;
-  stderr = "";
-  private readonly done: Promise<void>;
-
-  constructor(args: string[], cwd: string, bin = binary) {
-    const p = Bun.spawn([bin, ...args], { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    this.p = p;
-    this.done = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of p.stderr) this.stderr += decoder.decode(chunk, { stream: true });
-    })();
-  }
-
-  async waitFor(text: string | RegExp, ms = 10_000): Promise<RegExpMatchArray | string> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (typeof text === "string" ? this.stderr.includes(text) : text.test(this.stderr)) {
-        return typeof text === "string" ? text : (this.stderr.match(text) as RegExpMatchArray);
-      }
-      if (this.p.exitCode !== null) break;
-      await Bun.sleep(20);
-    }
-    throw new Error(`binary never printed ${text}; exit ${this.p.exitCode}; stderr:\n${this.stderr}`);
-  }
-
-  /** The port of the first TCP listener, from the start-up line. */
-  async port(scheme = "http"): Promise<number> {
-    const m = (await this.waitFor(new RegExp(`listening on ${scheme}://127\\.0\\.0\\.1:(\\d+)`))) as RegExpMatchArray;
-    return Number(m[1]);
-  }
-
-  async exit(): Promise<number> {
-    const code = await this.p.exited;
-    await this.done;
-    return code;
-  }
-
-  kill(signal: NodeJS.Signals = "SIGTERM"): void {
-    if (this.p.exitCode === null) this.p.kill(signal);
-  }
-}
 
 const running: Proc[] = [];
 afterAll(async () => {

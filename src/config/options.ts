@@ -2,6 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import type { TLSOptions } from "bun";
+import type { UnixSocketPerms } from "../engine/listeners.ts";
 import { ConfigError } from "../errors.ts";
 import { LEVEL_NUMBERS, type LogLevel } from "../observe/log.ts";
 import type { WSGIServerOptions } from "../wsgi/server.ts";
@@ -59,17 +60,22 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
   };
 }
 
-/** WSGIServer options from a config, except the logs, spawn pool and application the caller owns. */
-export function serverOptions(c: Config): WSGIServerOptions {
-  const { limits, timeouts } = limitsOf(c);
-  const tls = tlsOptions(c);
+/** The permissions a config gives unix socket files; a group unknown on this host is a ConfigError. */
+export function unixPerms(c: Config): UnixSocketPerms {
   const mode = c.str("unix_socket_mode");
   const group = c.str("unix_socket_group");
   const gid = group === null ? null : groupId(group);
   if (group !== null && gid === null) throw new ConfigError(`unix_socket_group: no group ${JSON.stringify(group)} on this host`);
+  return { mode: mode === null ? null : Number.parseInt(mode, 8), gid };
+}
+
+/** WSGIServer options from a config, except the logs, spawn pool and application the caller owns. */
+export function serverOptions(c: Config): WSGIServerOptions {
+  const { limits, timeouts } = limitsOf(c);
+  const tls = tlsOptions(c);
   return {
     backlog: c.num("backlog"),
-    unixSocketPerms: { mode: mode === null ? null : Number.parseInt(mode, 8), gid },
+    unixSocketPerms: unixPerms(c),
     environ: c.environ(),
     logFormat: c.str("log.format") ?? "gevent",
     logLevel: LEVEL_NUMBERS[(c.str("log.level") ?? "info").toUpperCase() as LogLevel],

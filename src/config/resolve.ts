@@ -153,6 +153,13 @@ class Resolver {
           : bad('an octal mode as a string of 3 or 4 digits, such as "0660"');
       case "group":
         return typeof value === "string" && value !== "" ? value : bad("a group name or number as a string");
+      case "workers": {
+        if (value === "auto") return value;
+        const n = fromFlag ? ((value as string).trim() === "" ? Number.NaN : Number(value)) : value;
+        return typeof n === "number" && Number.isInteger(n) && n >= (s.min as number) && n <= (s.max as number)
+          ? n
+          : bad(`"auto" or an integer from ${s.min} to ${s.max}`);
+      }
       case "urlpath":
         try {
           return checkRootPath(value as string) || bad('a path such as "/app"');

@@ -15,7 +15,8 @@ type Kind =
   | "format"
   | "mode"
   | "group"
-  | "urlpath";
+  | "urlpath"
+  | "workers";
 
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | string[] | EnvironTable | null;
@@ -131,6 +132,39 @@ const rows: Row[] = [
     reload: false,
     example: '"/run/bunwsgi/bunwsgi.pid"',
     doc: "Write the process id here once listening; removed at exit. Refuses to start if it names a live process.",
+  },
+  {
+    key: "workers",
+    kind: "workers",
+    default: 0,
+    min: 0,
+    max: 1024,
+    metavar: "N|auto",
+    reload: true,
+    example: "2",
+    doc: "Worker processes. 0: this process serves, alone (no master). N: a master binds every listener once and supervises N workers of the same binary that serve them (replaced when they exit or hang, rolled on SIGHUP). `auto`: one per CPU this process may use (its affinity mask, as `taskset` and container limits set it).",
+  },
+  {
+    key: "max_requests",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 1_000_000_000,
+    metavar: "N",
+    reload: true,
+    example: "100000",
+    doc: "With workers: a worker that has served this many requests is replaced; its replacement is ready before it stops accepting. 0: never. Counted once a second, so a worker may serve a second's worth more.",
+  },
+  {
+    key: "max_requests_jitter",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 1_000_000_000,
+    metavar: "N",
+    reload: true,
+    example: "1000",
+    doc: "Each worker's `max_requests` is raised by a random 0 to N, so workers started together are not all replaced at once.",
   },
   {
     key: "root_path",
@@ -375,6 +409,11 @@ const rows: Row[] = [
         "app",
         0,
         "A request whose app has not finished its response this long gets 503 (or, once its head was sent, a cut connection), its result closed and an error-log line (uWSGI's harakiri); 0: no limit. The app may change it per request (`bunwsgi.set_timeout`).",
+      ],
+      [
+        "worker",
+        30,
+        "With workers: a worker must report ready this long after it starts, and its event loop must answer the master's heartbeat within this long; else it is killed (SIGTERM, SIGKILL 3 s later) and replaced, and the error log names its pid, how long it was stuck and the last request it started. 0: no heartbeat.",
       ],
       ["min_body_rate_grace", 5, "Seconds a request body may start slowly before `limits.min_body_rate` applies."],
       ["min_response_rate_grace", 5, "Seconds a client may read a response slowly before `limits.min_response_rate` applies."],

@@ -154,6 +154,9 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
       this.refuse(413, "request body too large", "body_too_large", buf, start, start + p.lineEnd);
       return;
     }
+    const host = this.host;
+    host.requests++;
+    if (host.watch !== null) host.watch.started(buf, start, start + p.lineEnd);
     const hasBody = this.body.begin(p);
     if (hasBody) this.state = State.BODY;
     this.deadlines.requestStarted(this.host.timeouts, hasBody);

@@ -74,7 +74,15 @@ export interface ConnectionHost {
   readonly crowded: boolean;
   /** Coarse clock in seconds, advanced by the server's one timer. */
   readonly now: number;
+  /** Requests begun (max_requests counts them). */
+  requests: number;
+  readonly watch: RequestWatch | null;
   connectionClosed(conn: ConnectionPort): void;
   /** A connection that closed while its response was in progress has finished that response. */
   orphanSettled(conn: ConnectionPort): void;
+}
+
+/** Sees each request start (process/watch); the bytes are valid only during the call. */
+export interface RequestWatch {
+  started(buf: Buffer, start: number, end: number): void;
 }

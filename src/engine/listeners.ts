@@ -85,15 +85,15 @@ export function bind(
   const { mode, gid } = perms;
   let listener: SocketListener<Connection>;
   // A umask while binding, so the file never exists with more permissions than asked for.
-  const umask = a.unix !== null && mode !== null ? process.umask(~mode & 0o777) : null;
+  const umask = a.unix !== null && a.fd < 0 && mode !== null ? process.umask(~mode & 0o777) : null;
   try {
-    if (a.unix !== null) {
-      listener = Bun.listen<Connection>({ ...common, unix: a.unix });
-    } else if (a.fd >= 0) {
-      // Bun.listen adopts an already-listening descriptor (systemd socket activation,
-      // a supervisor's socket); its typings do not list `fd` yet.
+    if (a.fd >= 0) {
+      // Bun.listen adopts an already-listening descriptor (systemd socket activation, a
+      // master's socket); its typings do not list `fd` yet.
       const options = { ...common, fd: a.fd } as unknown as Parameters<typeof Bun.listen<Connection>>[0];
       listener = Bun.listen<Connection>(options);
+    } else if (a.unix !== null) {
+      listener = Bun.listen<Connection>({ ...common, unix: a.unix });
     } else {
       listener = Bun.listen<Connection>({
         ...common,
@@ -102,27 +102,27 @@ export function bind(
       });
     }
   } catch (e) {
-    const where = a.unix !== null ? `unix:${a.unix}` : a.fd >= 0 ? `fd://${a.fd}` : `${a.hostname}:${a.port}`;
+    const where = a.fd >= 0 ? `fd://${a.fd}` : a.unix !== null ? `unix:${a.unix}` : `${a.hostname}:${a.port}`;
     const code = (e as { code?: string }).code;
     const folder = a.unix !== null ? dirname(a.unix) : "";
     const causes: Record<string, string> =
-      a.unix !== null
+      a.fd >= 0
         ? {
-            ENOENT: `folder ${folder} does not exist: create it (under systemd, RuntimeDirectory= makes one in /run)`,
-            EACCES: `permission denied: this user cannot create files in ${folder}; make the folder writable for it or bind elsewhere`,
-            EADDRINUSE: "a file is in the way at that path: remove it if no server uses it",
-            EINVAL:
-              Buffer.byteLength(a.unix) > 107
-                ? `the path is ${Buffer.byteLength(a.unix)} bytes and a unix socket path can have at most 107: use a shorter one`
-                : "the path is not usable for a socket",
-            ENOTDIR: `a part of ${folder} is not a folder`,
-            EROFS: `${folder} is on a read-only file system (under systemd's ProtectSystem=strict, add it to ReadWritePaths= or use RuntimeDirectory=)`,
+            EINVAL: `descriptor ${a.fd} is not a listening socket: was it passed to this process? (systemd passes the first at 3)`,
+            EBADF: `descriptor ${a.fd} is not open in this process: start bunwsgi from its socket unit, or pass the socket at ${a.fd}`,
+            ENOTSOCK: `descriptor ${a.fd} is not a socket`,
           }
-        : a.fd >= 0
+        : a.unix !== null
           ? {
-              EINVAL: `descriptor ${a.fd} is not a listening socket: was it passed to this process? (systemd passes the first at 3)`,
-              EBADF: `descriptor ${a.fd} is not open in this process: start bunwsgi from its socket unit, or pass the socket at ${a.fd}`,
-              ENOTSOCK: `descriptor ${a.fd} is not a socket`,
+              ENOENT: `folder ${folder} does not exist: create it (under systemd, RuntimeDirectory= makes one in /run)`,
+              EACCES: `permission denied: this user cannot create files in ${folder}; make the folder writable for it or bind elsewhere`,
+              EADDRINUSE: "a file is in the way at that path: remove it if no server uses it",
+              EINVAL:
+                Buffer.byteLength(a.unix) > 107
+                  ? `the path is ${Buffer.byteLength(a.unix)} bytes and a unix socket path can have at most 107: use a shorter one`
+                  : "the path is not usable for a socket",
+              ENOTDIR: `a part of ${folder} is not a folder`,
+              EROFS: `${folder} is on a read-only file system (under systemd's ProtectSystem=strict, add it to ReadWritePaths= or use RuntimeDirectory=)`,
             }
           : {
               EADDRINUSE: `address already in use: another process listens on port ${a.port} (see \`ss -ltnp 'sport = :${a.port}'\`); stop it or choose another port`,
@@ -138,7 +138,7 @@ export function bind(
   } finally {
     if (umask !== null) process.umask(umask);
   }
-  if (a.unix !== null && (mode !== null || gid !== null)) {
+  if (a.unix !== null && a.fd < 0 && (mode !== null || gid !== null)) {
     try {
       if (gid !== null) chownSync(a.unix, -1, gid);
       if (mode !== null) chmodSync(a.unix, mode);

@@ -9,7 +9,7 @@ import { type AccessFormatter, compileLogFormat } from "../observe/access.ts";
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
-import type { ConnectionHost } from "./exchange.ts";
+import type { ConnectionHost, RequestWatch } from "./exchange.ts";
 import {
   type Address,
   BUN_BACKLOG,
@@ -56,6 +56,14 @@ export interface ServerOptions {
    * name to connect, it needs write permission, through the group or the mode.
    */
   unixSocketPerms?: UnixSocketPerms;
+  /**
+   * A listening descriptor this process inherited for the bind (a worker's, from its master; a
+   * new master's, from the old one on SIGUSR2): adopted instead of bound, and a unix socket's
+   * file is left in place at stop, since the process that bound it owns it.
+   */
+  adopt?: number;
+  /** Told the request line of every request as it starts (process/watch: what a hung worker was doing). */
+  watch?: RequestWatch | null;
 }
 
 /** A server on Bun.listen. `start()` binds and returns; `serveForever()` resolves once it has been stopped or closed. */
@@ -77,6 +85,11 @@ export abstract class Server implements ConnectionHost, PoolMember {
   timeouts!: Timeouts;
   stopping = false;
   now = performance.now() / 1000;
+  /** Requests begun on this server's connections (max_requests counts them). */
+  requests = 0;
+  readonly watch: RequestWatch | null;
+  /** An adopted TCP descriptor's bound address, asked of the kernel once (Bun does not keep it). */
+  private adoptedName: { address: string; port: number } | null = null;
 
   protected listener: SocketListener<Connection> | null = null;
   private readonly served = new Served();
@@ -87,6 +100,8 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   constructor(listener: ListenerSpec, options: ServerOptions = {}) {
     this.address = parseListener(listener);
+    if (options.adopt !== undefined) this.address = { ...this.address, fd: options.adopt };
+    this.watch = options.watch ?? null;
     this.backlog = options.backlog ?? null;
     const spawn = options.spawn ?? "default";
     this.pool = spawn instanceof Pool ? spawn : new Pool(spawn === "default" ? Number.POSITIVE_INFINITY : spawn);
@@ -175,20 +190,22 @@ export abstract class Server implements ConnectionHost, PoolMember {
   /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */
   get serverHost(): string {
     if (this.address.unix !== null) return "";
-    return (this.listener as TCPSocketListener<Connection> | null)?.hostname ?? this.address.hostname;
+    return (
+      this.adoptedName?.address ?? (this.listener as TCPSocketListener<Connection> | null)?.hostname ?? this.address.hostname
+    );
   }
 
   /** Port the server listens on (the real one after start() when 0 was asked for; 0 if unknown). */
   get serverPort(): number {
     if (this.address.unix !== null) return 0;
-    return (this.listener as TCPSocketListener<Connection> | null)?.port ?? this.address.port;
+    return this.adoptedName?.port ?? (this.listener as TCPSocketListener<Connection> | null)?.port ?? this.address.port;
   }
 
   /** The listener as a URL-ish label for messages: http://host:port, unix:/path or fd://N. */
   get label(): string {
     const a = this.address;
     if (a.unix !== null) return `unix:${a.unix}`;
-    if (a.fd >= 0) return `fd://${a.fd}`;
+    if (a.fd >= 0 && this.adoptedName === null) return `fd://${a.fd}`;
     const host = this.serverHost;
     return `${this.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${this.serverPort}`;
   }
@@ -200,7 +217,15 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   /** Bind the listening socket (see engine/listeners for what a failure says). */
   initSocket(): void {
-    this.listener = bind(this.address, this.socketHandlers, this.tls, this.unixSocketPerms);
+    const listener = bind(this.address, this.socketHandlers, this.tls, this.unixSocketPerms);
+    this.listener = listener;
+    if (this.address.fd >= 0 && this.address.unix === null) {
+      // Bun fills an object with the socket's name; its typings do not list getsockname yet.
+      const name: { address?: string; port?: number } = {};
+      (listener as unknown as { getsockname(out: object): void }).getsockname(name);
+      this.adoptedName =
+        typeof name.address === "string" && typeof name.port === "number" ? { address: name.address, port: name.port } : null;
+    }
   }
 
   /** Start listening and serving; returns once bound. */
@@ -261,7 +286,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
     this.stopping = true;
     listener.stop(closeAll);
     this.pool.detach(this);
-    if (this.address.unix !== null) removeSocketFile(this.address.unix);
+    if (this.address.unix !== null && this.address.fd < 0) removeSocketFile(this.address.unix);
     for (const c of this.pool.take(this)) c.terminate();
     return true;
   }

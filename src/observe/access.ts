@@ -108,7 +108,7 @@ export const LOG_FIELDS: Readonly<Record<string, { doc: string; get: (r: AccessR
   duration_ms: { doc: "milliseconds taken, 3 decimals", get: (r) => (duration(r) * 1000).toFixed(3) },
   referer: { doc: "Referer header or -", get: (r) => escapeLogField(dash(requestHeader(r, "referer"))) },
   user_agent: { doc: "User-Agent header or -", get: (r) => escapeLogField(dash(requestHeader(r, "user-agent"))) },
-  pid: { doc: "server process id", get: () => String(process.pid) },
+  pid: { doc: "server process id (with workers: the worker's)", get: () => String(process.pid) },
   reason: { doc: "why the server refused or cut the request (bare_cr, head_timeout, …) or -", get: (r) => dash(r.reason) },
 };
 
@@ -142,6 +142,8 @@ const json: AccessFormatter = (r) =>
     referer: requestHeader(r, "referer"),
     user_agent: requestHeader(r, "user-agent"),
     reason: r.reason,
+    // Which process served it: with workers, several write the same log.
+    pid: process.pid,
   });
 
 /**

@@ -1,8 +1,16 @@
 /** @module observe/log — log sinks: stream and file writers, the leveled error log, LoggingLogAdapter, and how log options resolve. */
 
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import type { FileSink } from "bun";
 import { clock } from "./clock.ts";
+
+/** With workers, the process id every error-log line names (gunicorn's `[pid]`); "" alone. */
+let linePid = "";
+
+/** Name this process's pid in its error-log lines: a master's and its workers' lines share the sinks. */
+export function setLinePid(pid: number): void {
+  linePid = `[${pid}] `;
+}
 
 /** Error-log levels, as they appear in a line: `[2026-12-03 12:00:00] [INFO] …`. */
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR";
@@ -101,7 +109,7 @@ export class LevelLog implements LogSink {
     if (LEVEL_NUMBERS[lvl] < this.threshold) return;
     let line = s;
     if (this.atLineStart || level !== undefined) {
-      line = `${this.atLineStart ? "" : "\n"}[${clock.localTimestamp()}] [${lvl}] ${s}`;
+      line = `${this.atLineStart ? "" : "\n"}[${clock.localTimestamp()}] ${linePid}[${lvl}] ${s}`;
     }
     this.target.write(line, lvl);
     this.atLineStart = s.endsWith("\n");
@@ -118,67 +126,84 @@ export class NullLog implements LogSink {
   flush(): void {}
 }
 
+/** A file sink's buffer is written once it holds this much (else after the current task). */
+const FILE_BATCH = 64 * 1024;
+
 /**
  * Buffered writer for stderr, stdout or a file: many lines per syscall, flushed after the
  * current task so a line is never held back longer than one turn of the event loop.
  * Files are opened for appending (O_APPEND), so a restart or a second writer never
- * overwrites lines already there.
+ * overwrites lines already there, and are written whole lines at a time, each batch with one
+ * write(2): the workers of a master append to the same file, and O_APPEND makes each write land
+ * whole after the others', so their lines never interleave, however long.
  */
 export class StreamLog implements LogSink {
   readonly path: string | null;
-  private sink: FileSink;
+  private sink: FileSink | null = null;
   private fd = -1;
+  /** A file's text not yet written: whole lines, then perhaps the start of one. */
+  private pending = "";
   private scheduled = false;
   private readonly flushBound = (): void => {
     this.scheduled = false;
-    this.sink.flush();
+    this.flushLines();
   };
 
   /** Opens a file target at once: a path that cannot be opened throws here, not on the first line. */
   constructor(target: "stderr" | "stdout" | { path: string }) {
     this.path = typeof target === "string" ? null : target.path;
-    this.sink = this.open(target);
-  }
-
-  private open(target: "stderr" | "stdout" | { path: string }): FileSink {
-    if (target === "stderr") return Bun.stderr.writer();
-    if (target === "stdout") return Bun.stdout.writer();
-    // Bun.file(path).writer() writes from offset 0 without truncating; O_APPEND is what a log wants.
-    this.fd = openSync(target.path, "a", 0o640);
-    return Bun.file(this.fd).writer({ highWaterMark: 64 * 1024 });
+    if (target === "stderr") this.sink = Bun.stderr.writer();
+    else if (target === "stdout") this.sink = Bun.stdout.writer();
+    else this.fd = openSync(target.path, "a", 0o640);
   }
 
   write(s: string): void {
-    this.sink.write(s);
+    if (this.sink !== null) this.sink.write(s);
+    else if (this.fd >= 0) {
+      this.pending += s;
+      if (this.pending.length >= FILE_BATCH) this.flushLines();
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushBound);
     }
   }
 
+  /** Write what is buffered up to its last newline (a file), or all of it (a stream). */
+  private flushLines(): void {
+    if (this.sink !== null) {
+      this.sink.flush();
+      return;
+    }
+    const end = this.pending.lastIndexOf("\n") + 1;
+    if (end === 0 || this.fd < 0) return;
+    const lines = end === this.pending.length ? this.pending : this.pending.slice(0, end);
+    this.pending = this.pending.slice(end);
+    writeSync(this.fd, lines);
+  }
+
+  /** Write everything buffered, an unfinished line too. */
   flush(): void {
-    this.sink.flush();
+    this.flushLines();
+    if (this.fd >= 0 && this.pending !== "") {
+      writeSync(this.fd, this.pending);
+      this.pending = "";
+    }
   }
 
   /** Re-open a file sink at its path (after logrotate moved it); a stream sink just flushes. */
   reopen(): void {
-    if (this.path === null) {
-      this.sink.flush();
-      return;
-    }
-    const old = this.sink;
+    this.flush();
+    if (this.path === null) return;
     const oldFd = this.fd;
-    old.flush();
-    this.sink = this.open({ path: this.path });
-    old.end();
+    this.fd = openSync(this.path, "a", 0o640);
     closeSync(oldFd);
   }
 
   /** Flush and close a file sink (stdout/stderr stay open). */
   close(): void {
-    this.sink.flush();
+    this.flush();
     if (this.fd >= 0) {
-      this.sink.end();
       closeSync(this.fd);
       this.fd = -1;
     }

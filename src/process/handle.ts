@@ -1,0 +1,96 @@
+/** @module process/handle — one worker process as its master sees it: its slot, generation and state, its last heartbeat, its output relayed in whole lines, and stopping it (SIGTERM, then SIGKILL past a deadline). */
+
+import { rmSync, writeFileSync } from "node:fs";
+import { defaultLog, type LogSink } from "../observe/log.ts";
+import type { HeldSocket } from "./descriptors.ts";
+import { relayLines } from "./lines.ts";
+import { spawnWorker, type WorkerProcess } from "./spawn.ts";
+import { WATCH_FILE_SIZE } from "./watch.ts";
+
+/** Seconds between SIGTERM and SIGKILL for a worker that is hung (a hung event loop runs no SIGTERM handler). */
+export const KILL_GRACE = 3;
+
+export type WorkerState = "starting" | "serving" | "stopping";
+
+export const now = (): number => performance.now() / 1000;
+
+/** A worker process: see the module comment. */
+export class WorkerHandle {
+  readonly proc: WorkerProcess;
+  readonly startedAt = now();
+  state: WorkerState = "starting";
+  lastBeat = this.startedAt;
+  /** Asked to stop (rolled, retired, scaled down, the master stopping): its exit is expected. */
+  asked = false;
+  retiring = false;
+  /** Killed for a missed heartbeat or a start that took too long. */
+  hung = false;
+  private killTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Resolves once the process has exited and its output is relayed. */
+  readonly ended: Promise<void>;
+
+  constructor(
+    readonly slot: number,
+    /** Order of starting: a ready worker replaces the older ones of its slot. */
+    readonly serial: number,
+    /** The roll (SIGHUP) that started it. */
+    readonly generation: number,
+    /** The shared file its request lines go to (process/watch). */
+    readonly watchFile: string,
+    sockets: readonly HeldSocket[],
+    stdout: LogSink,
+    private readonly errorLog: LogSink,
+    onMessage: (w: WorkerHandle, m: unknown) => void,
+  ) {
+    writeFileSync(watchFile, Buffer.alloc(WATCH_FILE_SIZE));
+    const proc = spawnWorker(slot, sockets, watchFile, (m) => onMessage(this, m));
+    this.proc = proc;
+    const out = relayLines(proc.stdout, (s) => stdout.write(s));
+    const err = relayLines(proc.stderr, (s) => defaultLog().write(s));
+    this.ended = Promise.all([proc.exited, out, err]).then(() => {
+      if (this.killTimer !== null) clearTimeout(this.killTimer);
+      rmSync(watchFile, { force: true });
+    });
+  }
+
+  get name(): string {
+    return `worker ${this.slot} (pid ${this.proc.pid})`;
+  }
+
+  /** How it ended: "exit code 0", "signal SIGKILL". */
+  get how(): string {
+    const code = this.proc.exitCode;
+    return code !== null ? `exit code ${code}` : `signal ${this.proc.signalCode}`;
+  }
+
+  /** Graceful stop: SIGTERM (the worker drains for `shutdown` seconds), SIGKILL if it outlives that. */
+  ask(shutdown: number): void {
+    if (this.asked || this.hung) return;
+    this.asked = true;
+    this.state = "stopping";
+    this.proc.kill("SIGTERM");
+    const limit = shutdown + KILL_GRACE;
+    this.killAfter(limit, `still running ${limit}s after SIGTERM`);
+  }
+
+  /** A hung worker: SIGTERM now, SIGKILL after the grace. */
+  terminate(): void {
+    this.hung = true;
+    this.proc.kill("SIGTERM");
+    this.killAfter(KILL_GRACE, `did not exit ${KILL_GRACE}s after SIGTERM`);
+  }
+
+  /** The master's second signal: the worker closes its connections at once. */
+  hurry(): void {
+    this.proc.kill("SIGTERM");
+  }
+
+  private killAfter(seconds: number, why: string): void {
+    if (this.killTimer !== null) clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+      this.errorLog.write(`bunwsgi: ${this.name} ${why}: SIGKILL\n`, "WARNING");
+      this.proc.kill("SIGKILL");
+    }, seconds * 1000);
+  }
+}

@@ -1,0 +1,30 @@
+/** @module process/messages — what a master and its workers tell each other: the environment a worker or a new master starts with, the IPC messages, and the exit code that stops restarts. */
+
+/** Environment variables a master sets for its workers (apps may read the first two). */
+export const ENV_WORKER = "BUNWSGI_WORKER";
+export const ENV_MASTER_PID = "BUNWSGI_MASTER_PID";
+/** { bind: descriptor }: the listening sockets a worker or a new master inherits, by bind. */
+export const ENV_SOCKETS = "BUNWSGI_SOCKETS";
+/** The file a worker writes each request line to, for the master's report of a hung worker. */
+export const ENV_WATCH = "BUNWSGI_WATCH_FILE";
+
+/** Worker → master. */
+export type WorkerMessage =
+  /** Listening, app imported: it may take the place of an older worker. */
+  | { t: "ready" }
+  /** The event loop is turning (sent on a timer). */
+  | { t: "beat" }
+  /** max_requests reached: start my replacement, then stop me. */
+  | { t: "retire"; requests: number };
+
+export function isWorkerMessage(m: unknown): m is WorkerMessage {
+  if (typeof m !== "object" || m === null) return false;
+  const t = (m as { t?: unknown }).t;
+  return t === "ready" || t === "beat" || t === "retire";
+}
+
+/**
+ * A worker's exit code when its config or app cannot start at all: the master does not restart
+ * it in a loop (at start-up it stops with the worker's reason; on SIGHUP it keeps the old workers).
+ */
+export const EXIT_UNSTARTABLE = 2;

@@ -1,0 +1,301 @@
+/** @module process/service — one process serving the app on every bind (alone, or as one worker of a master): start-up, SIGHUP reload, log reopening and graceful stop. */
+
+import { rmSync } from "node:fs";
+import { type AppKindSetting, type EmbeddedApp, kindOf, type LoadedApp, loadApplication } from "../app.ts";
+import type { CommandLine } from "../config/args.ts";
+import { serverOptions } from "../config/options.ts";
+import { type Config, resolveConfig } from "../config/resolve.ts";
+import { clearStaleUnixSocket, parseListener } from "../engine/listeners.ts";
+import { Pool } from "../engine/pool.ts";
+import { ConfigError } from "../errors.ts";
+import { FetchServer } from "../fetch/server.ts";
+import { closeLog, type LogSink, NullLog, reopenLog } from "../observe/log.ts";
+import { VERSION, WSGIServer, type WSGIServerOptions } from "../wsgi/server.ts";
+import { openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
+import { EXIT_UNSTARTABLE, type WorkerMessage } from "./messages.ts";
+import { WatchWriter } from "./watch.ts";
+
+export async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
+  const setting = (config.str("app_kind") ?? "auto") as AppKindSetting;
+  const spec = config.str("app");
+  const loaded =
+    spec !== null
+      ? await loadApplication(spec, setting, errorLog)
+      : embedded !== undefined
+        ? { ...kindOf(embedded.app, setting, `embedded ${embedded.name}`), label: `${embedded.name} (embedded)`, graph: null }
+        : null;
+  if (loaded === null) throw new ConfigError("no application given");
+  if (loaded.kind === "fetch") {
+    // Settings that shape a WSGI environ have no meaning for a fetch app: say so rather than ignore them.
+    for (const key of ["environ", "root_path"]) {
+      if (config.sources.get(key) !== "default") {
+        loaded.graph?.dispose();
+        throw new ConfigError(`${key}: applies to WSGI apps only, and ${loaded.label} is a fetch app (${loaded.why})`);
+      }
+    }
+  }
+  return loaded;
+}
+
+/** A server of the loaded app's kind on one bind. */
+type AppServer = WSGIServer | FetchServer;
+
+function serverFor(bind: string, loaded: LoadedApp, options: WSGIServerOptions): AppServer {
+  return loaded.kind === "fetch" ? new FetchServer(bind, loaded.app, options) : new WSGIServer(bind, loaded.app, options);
+}
+
+/** Apply a reload to a running server; the kind cannot change without a restart (its connections are of that kind). */
+function reconfigure(server: AppServer, loaded: LoadedApp, options: WSGIServerOptions): void {
+  if (server instanceof FetchServer && loaded.kind === "fetch") server.reconfigure(loaded.app, options);
+  else if (server instanceof WSGIServer && loaded.kind === "wsgi") server.reconfigure(loaded.app, options);
+}
+
+/** What a worker is told by its master (null: the process serves alone). */
+export interface WorkerRole {
+  /** Its slot, 0 to workers − 1: a replacement takes the slot of the worker it replaces. */
+  readonly index: number;
+  readonly masterPid: number;
+  /** The shared mapped file its request lines go to (process/watch), or null. */
+  readonly watchFile: string | null;
+}
+
+/** The running service: one server per bind sharing one app, pool and logs. */
+class Service {
+  private reloading = false;
+  private stopping = false;
+  /**
+   * The config the servers started with: its restart-only values (binds, TLS, pidfile) are
+   * the ones running, whatever a later SIGHUP read. `config` is the last config read.
+   */
+  private readonly applied: Config;
+  private readonly appliedTls: Map<string, string>;
+
+  constructor(
+    private config: Config,
+    private loaded: LoadedApp,
+    private readonly servers: AppServer[],
+    private readonly pool: Pool,
+    private readonly commandLine: CommandLine,
+    private readonly embedded: EmbeddedApp | undefined,
+    private readonly role: WorkerRole | null,
+  ) {
+    this.applied = config;
+    this.appliedTls = tlsFiles(config);
+  }
+
+  get errorLog(): LogSink {
+    return (this.servers[0] as AppServer).errorLog;
+  }
+
+  listen(): void {
+    process.on("SIGTERM", () => void this.stop("SIGTERM"));
+    process.on("SIGUSR1", () => this.reopenLogs());
+    if (this.role === null) {
+      process.on("SIGINT", () => void this.stop("SIGINT"));
+      process.on("SIGHUP", () => void this.reload());
+      process.on("SIGUSR2", () =>
+        this.errorLog.write("bunwsgi: SIGUSR2 ignored: a binary upgrade in place needs a master (workers ≥ 1)\n", "WARNING"),
+      );
+      return;
+    }
+    // The master decides for its workers: a terminal's ^C or hangup reaches the whole process
+    // group, and the master turns it into one SIGTERM per worker; the others would stop a worker
+    // (SIGTTIN, SIGTTOU, SIGUSR2's default actions) or reload it behind the master's back.
+    for (const sig of ["SIGINT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR2"] as const) process.on(sig, () => {});
+    // A master that is gone (killed with SIGKILL) leaves no one to supervise: stop serving. Its
+    // end of this worker's stdout and stderr is gone too: a write there fails forever (Bun retries
+    // it, spinning), so nothing more is logged through them.
+    process.on("disconnect", () => {
+      for (const s of this.servers) {
+        s.log = new NullLog();
+        s.errorLog = new NullLog();
+      }
+      void this.stop("master gone");
+    });
+    this.beat();
+  }
+
+  /**
+   * A worker's heartbeat to its master, from a timer (a blocked event loop sends none), and its
+   * request count against max_requests (+ jitter), checked on the same beat.
+   */
+  private beat(): void {
+    const send = (m: WorkerMessage): void => {
+      if (process.connected) process.send?.(m);
+    };
+    const config = this.config;
+    const max = config.num("max_requests") as number;
+    const limit = max > 0 ? max + Math.floor(Math.random() * ((config.num("max_requests_jitter") as number) + 1)) : 0;
+    const timeout = config.num("timeouts.worker") as number;
+    // Several beats per timeout, so one late timer is not a missed deadline; at least one a second.
+    const every = timeout > 0 ? Math.min(1, timeout / 4) : 1;
+    let retiring = false;
+    const timer = setInterval(() => {
+      send({ t: "beat" });
+      if (limit > 0 && !retiring && !this.stopping) {
+        let requests = 0;
+        for (const s of this.servers) requests += s.requests;
+        if (requests >= limit) {
+          retiring = true;
+          send({ t: "retire", requests });
+        }
+      }
+    }, every * 1000);
+    timer.unref();
+    send({ t: "ready" });
+  }
+
+  /** Graceful stop; a second signal cuts in-flight requests at once. */
+  async stop(signal: string): Promise<void> {
+    if (this.stopping) {
+      this.errorLog.write(`bunwsgi: ${signal} again: closing all connections now\n`, "WARNING");
+      for (const s of this.servers) s.close();
+      return;
+    }
+    this.stopping = true;
+    const deadline = this.config.num("timeouts.shutdown") as number;
+    this.errorLog.write(`bunwsgi: ${signal}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
+    await Promise.all(this.servers.map((s) => s.stop(deadline)));
+    this.errorLog.write("bunwsgi: stopped\n", "INFO");
+    const pidfile = this.applied.str("pidfile");
+    if (pidfile !== null && this.role === null) rmSync(pidfile, { force: true });
+    const first = this.servers[0] as AppServer;
+    closeLog(first.log);
+    closeLog(first.errorLog);
+    process.exit(0);
+  }
+
+  reopenLogs(): void {
+    const first = this.servers[0] as AppServer;
+    try {
+      reopenLog(first.log);
+      reopenLog(first.errorLog);
+      first.errorLog.write("bunwsgi: SIGUSR1: log files reopened\n", "INFO");
+    } catch (e) {
+      first.errorLog.write(`bunwsgi: SIGUSR1: cannot reopen log files: ${(e as Error).message}\n`);
+    }
+  }
+
+  /**
+   * SIGHUP: re-read the config and re-import the app into a new module graph. Listening sockets
+   * stay; requests already running finish on the old app. Any failure keeps the old setup.
+   */
+  async reload(): Promise<void> {
+    const log = this.errorLog;
+    if (this.reloading || this.stopping) {
+      log.write("bunwsgi: SIGHUP ignored: a reload or stop is already in progress\n", "WARNING");
+      return;
+    }
+    this.reloading = true;
+    try {
+      const { config, errors } = resolveConfig({
+        commandLine: this.commandLine,
+        cwd: process.cwd(),
+        embedded: this.embedded !== undefined,
+      });
+      if (errors.length > 0) throw new ConfigError(errors.join("\n  "));
+      const loaded = await appFor(config, this.embedded, log);
+      if (loaded.kind !== this.loaded.kind) {
+        loaded.graph?.dispose();
+        throw new ConfigError(
+          `${loaded.label} is now a ${loaded.kind} app (${loaded.why}), and a ${this.loaded.kind} app is running: restart to change the kind`,
+        );
+      }
+      let accessLog: LogSink;
+      let errorLog: LogSink;
+      try {
+        [accessLog, errorLog] = openLogs(config);
+      } catch (e) {
+        loaded.graph?.dispose();
+        throw e;
+      }
+      const kept = restartWarnings(this.applied, this.appliedTls, config);
+      const first = this.servers[0] as AppServer;
+      const oldAccess = first.log;
+      const oldError = first.errorLog;
+      const options = { ...serverOptions(config), log: accessLog, errorLog };
+      for (const s of this.servers) reconfigure(s, loaded, options);
+      this.pool.resize(config.num("spawn") ?? Number.POSITIVE_INFINITY);
+      if (oldAccess !== accessLog) closeLog(oldAccess);
+      if (oldError !== errorLog) closeLog(oldError);
+      const old = this.loaded;
+      this.loaded = loaded;
+      this.config = config;
+      // Requests already running keep the old app's module instances until the graceful deadline.
+      if (old.graph !== null)
+        setTimeout(() => old.graph?.dispose(), ((config.num("timeouts.shutdown") as number) + 1) * 1000).unref();
+      errorLog.write(`bunwsgi: SIGHUP: reloaded ${config.file ?? "flags"}; serving ${loaded.label}\n`, "INFO");
+      for (const w of kept) errorLog.write(`bunwsgi: SIGHUP: ${w}\n`, "WARNING");
+    } catch (e) {
+      log.write(
+        `bunwsgi: SIGHUP: reload failed, still serving the previous configuration: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`,
+      );
+    } finally {
+      this.reloading = false;
+    }
+  }
+}
+
+/**
+ * Serve the app on every bind until stopped: alone (`role` null), or as a worker of a master.
+ * `sockets` are listening descriptors this process inherited, by bind (a worker's from its
+ * master; all of them, or none, when a master's binary upgrade started a single process):
+ * those binds are adopted, the others bound. Resolves to the exit code once stopped; a start
+ * that fails is EXIT_UNSTARTABLE, which a master does not retry in a loop.
+ */
+export async function serve(
+  config: Config,
+  commandLine: CommandLine,
+  embedded: EmbeddedApp | undefined,
+  role: WorkerRole | null,
+  sockets: ReadonlyMap<string, number>,
+): Promise<number> {
+  let accessLog: LogSink;
+  let errorLog: LogSink;
+  try {
+    [accessLog, errorLog] = openLogs(config);
+  } catch (e) {
+    process.stderr.write(`bunwsgi: ${(e as Error).message}\n`);
+    return EXIT_UNSTARTABLE;
+  }
+  const servers: AppServer[] = [];
+  try {
+    const loaded = await appFor(config, embedded, errorLog);
+    const pool = new Pool(config.num("spawn") ?? Number.POSITIVE_INFINITY);
+    const options = { ...serverOptions(config), spawn: pool, log: accessLog, errorLog };
+    if (role !== null) {
+      if (loaded.kind === "wsgi") {
+        // PEP 3333: several processes serve the app; and which one this is, for per-worker set-up.
+        options.environ = {
+          ...options.environ,
+          "wsgi.multiprocess": true,
+          "bunwsgi.worker": role.index,
+          "bunwsgi.master_pid": role.masterPid,
+        };
+      }
+      if (role.watchFile !== null) options.watch = new WatchWriter(role.watchFile);
+    }
+    for (const bind of config.list("bind")) {
+      const fd = sockets.get(bind);
+      if (fd === undefined && role !== null) throw new ConfigError(`bind ${bind}: the master passed no listening socket for it`);
+      const unix = parseListener(bind).unix;
+      if (unix !== null && fd === undefined) await clearStaleUnixSocket(unix);
+      const server = serverFor(bind, loaded, fd === undefined ? options : { ...options, adopt: fd });
+      server.start();
+      servers.push(server);
+    }
+    const pidfile = config.str("pidfile");
+    if (pidfile !== null && role === null) writePidfile(pidfile);
+    const who = role === null ? `pid ${process.pid}` : `worker ${role.index}, pid ${process.pid}`;
+    errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label}, a ${loaded.kind} app (${who})\n`, "INFO");
+    for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, role === null ? "INFO" : "DEBUG");
+    new Service(config, loaded, servers, pool, commandLine, embedded, role).listen();
+  } catch (e) {
+    for (const s of servers) s.close();
+    errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+    closeLog(errorLog);
+    return EXIT_UNSTARTABLE;
+  }
+  await Promise.all(servers.map((s) => s.serveForever()));
+  return 0;
+}

@@ -1,0 +1,371 @@
+/**
+ * @module test/workers — `workers = N` as real processes: the compiled binary's master and its
+ * workers sharing TCP and unix listeners, supervised (crash, hang, start-up failure), recycled,
+ * rolled on SIGHUP, upgraded in place on SIGUSR2, reopening logs on SIGUSR1 and stopping on
+ * SIGTERM, under continuous client load that must see no failed request.
+ */
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildBinary, Proc } from "./binary.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "bunwsgi-workers-"));
+const binary = join(dir, "bin", "bunwsgi");
+
+const APP = `import { version } from "./version.ts";
+export default function app(env: Record<string, unknown>, startResponse: (s: string, h: [string, string][]) => unknown) {
+  if (env.PATH_INFO === "/block") {
+    const end = Date.now() + 20_000;
+    while (Date.now() < end) {}
+  }
+  if (env.PATH_INFO === "/spin") {
+    // Busy for 3 ms: while one worker spins, the other accepts the next connections.
+    const end = performance.now() + 3;
+    while (performance.now() < end) {}
+  }
+  if (env.PATH_INFO === "/slow") {
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return (async function* () {
+      await Bun.sleep(700);
+      yield \`\${version} \${process.pid} slow\`;
+    })();
+  }
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return [\`\${version} \${process.pid} \${env["bunwsgi.worker"]} \${env["wsgi.multiprocess"]}\`];
+}
+`;
+
+beforeAll(async () => {
+  mkdirSync(join(dir, "bin"));
+  await buildBinary(["--outfile", binary]);
+}, 120_000);
+
+const running: Proc[] = [];
+afterAll(async () => {
+  for (const p of running) {
+    // The master's workers go with it: they stop when their master's channel closes.
+    p.kill("SIGKILL");
+  }
+  await Bun.sleep(200);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let sites = 0;
+/** A fresh folder with the app (version v1) and a config; returns the folder. */
+function site(toml: string): string {
+  const d = join(dir, `site${++sites}`);
+  mkdirSync(d);
+  writeFileSync(join(d, "app.ts"), APP);
+  writeFileSync(join(d, "version.ts"), 'export const version = "v1";\n');
+  writeFileSync(join(d, "bunwsgi.toml"), toml);
+  return d;
+}
+
+function start(cwd: string, args: string[] = []): Proc {
+  const p = new Proc(args, cwd, binary);
+  running.push(p);
+  return p;
+}
+
+/** Each worker's pid, from the master's "ready" lines. */
+function readyPids(p: Proc): number[] {
+  return [...p.stderr.matchAll(/worker \d+ \(pid (\d+)\) ready/g)].map((m) => Number(m[1]));
+}
+
+async function waitReady(p: Proc, n: number, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (readyPids(p).length < n) {
+    if (Date.now() > deadline || p.p.exitCode !== null) throw new Error(`not ${n} workers ready; stderr:\n${p.stderr}`);
+    await Bun.sleep(25);
+  }
+}
+
+const get = async (url: string, unix?: string): Promise<string> => {
+  const res = await fetch(url, { headers: { connection: "close" }, ...(unix ? { unix } : {}) });
+  if (res.status !== 200) throw new Error(`status ${res.status}`);
+  return res.text();
+};
+
+/**
+ * Clients sending requests one after another on new connections until `stop()` (and at most
+ * `max` each, 60 s in all): the bodies answered, and every failure with its error.
+ */
+function load(url: string, clients = 4, max = 20_000): { bodies: string[]; failures: string[]; stop: () => Promise<void> } {
+  const bodies: string[] = [];
+  const failures: string[] = [];
+  let go = true;
+  const until = Date.now() + 60_000;
+  const loops = Array.from({ length: clients }, async () => {
+    for (let i = 0; go && i < max && Date.now() < until; i++) {
+      try {
+        bodies.push(await get(url));
+      } catch (e) {
+        failures.push(String(e));
+      }
+    }
+  });
+  return {
+    bodies,
+    failures,
+    stop: async () => {
+      go = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Wait until `cond` holds (polling), or fail with `what`. */
+async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+const pidOf = (body: string): number => Number(body.split(" ")[1]);
+
+describe("workers", () => {
+  test("two workers share a TCP and a unix listener: over 200 connections each answers, and the environ says which it is", async () => {
+    const d = site('app = "app.ts"\nbind = ["127.0.0.1:0", "unix:./w.sock"]\nworkers = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const pids = readyPids(p);
+    // 200 connections at once, again (at most 5 times) while one worker has taken them all: the
+    // kernel hands a shared listener's connections to whichever worker asks first.
+    const spread = async (send: () => Promise<string>): Promise<string[]> => {
+      const bodies: string[] = [];
+      for (let i = 0; i < 5 && new Set(bodies.map(pidOf)).size < 2; i++) {
+        bodies.push(...(await Promise.all(Array.from({ length: 200 }, send))));
+      }
+      return bodies;
+    };
+    const tcp = await spread(() => get(`http://127.0.0.1:${port}/spin`));
+    const unix = await spread(() => get("http://localhost/spin", join(d, "w.sock")));
+    for (const bodies of [tcp, unix]) {
+      expect(new Set(bodies.map(pidOf))).toEqual(new Set(pids));
+      for (const b of bodies) expect(b).toMatch(/^v1 \d+ [01] true$/);
+    }
+    // The master serves nothing: its own pid never answers.
+    expect(tcp.map(pidOf)).not.toContain(p.p.pid);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+    expect(existsSync(join(d, "w.sock"))).toBe(false);
+  }, 30_000);
+
+  test("kill -9 of a worker under load: it is replaced, and no request on the other worker fails", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const [victim, survivor] = readyPids(p) as [number, number];
+    const l = load(`http://127.0.0.1:${port}/`, 2);
+    await until(() => l.bodies.length > 50, "load");
+    process.kill(victim, "SIGKILL");
+    await waitReady(p, 3);
+    const replacement = readyPids(p)[2] as number;
+    await until(() => l.bodies.some((b) => pidOf(b) === replacement), "the replacement answering");
+    await l.stop();
+    expect(p.stderr).toContain(`(pid ${victim}) exited unexpectedly (signal SIGKILL): replacing it`);
+    // Only a request the killed worker had accepted can fail: at most one per client.
+    expect(l.failures.length).toBeLessThanOrEqual(2);
+    expect(l.bodies.some((b) => pidOf(b) === survivor)).toBe(true);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("a worker whose event loop blocks past timeouts.worker is killed and replaced; the other answers throughout; the log names the request", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[timeouts]\nworker = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const blocked = fetch(`http://127.0.0.1:${port}/block`).then(
+      () => "answered",
+      () => "cut",
+    );
+    await Bun.sleep(200);
+    const l = load(`http://127.0.0.1:${port}/`, 2);
+    const m = (await p.waitFor(/worker \d \(pid (\d+)\) stuck: its event loop has not answered for ([\d.]+)s[^\n]*/)) as RegExpMatchArray;
+    expect(Number(m[2])).toBeGreaterThanOrEqual(2);
+    expect(m[0]).toContain('the last request it started was "GET /block HTTP/1.1"');
+    await waitReady(p, 3);
+    expect(await blocked).toBe("cut");
+    await p.waitFor(`(pid ${m[1]}) did not exit 3s after SIGTERM: SIGKILL`);
+    await l.stop();
+    expect(l.failures).toEqual([]);
+    expect(l.bodies.length).toBeGreaterThan(20);
+    expect(l.bodies.map(pidOf)).not.toContain(Number(m[1]));
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("SIGHUP under load rolls the workers: no request fails, and the answers switch to the new app", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const l = load(`http://127.0.0.1:${port}/`);
+    await until(() => l.bodies.length > 50, "load");
+    writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
+    p.kill("SIGHUP");
+    await until(() => l.bodies.slice(-20).every((b) => b.startsWith("v2 ")) && l.bodies.length > 20, "v2 answers");
+    await p.waitFor("the previous ones are draining");
+    const after = l.bodies.length;
+    await until(() => l.bodies.length > after + 50, "load after the roll");
+    await l.stop();
+    expect(l.failures).toEqual([]);
+    expect(l.bodies[0]).toStartWith("v1 ");
+    // Once switched, never back: the old workers take no new connection after the roll.
+    const first = l.bodies.findIndex((b) => b.startsWith("v2 "));
+    expect(l.bodies.slice(first + 8).every((b) => b.startsWith("v2 "))).toBe(true);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 40_000);
+
+  test("SIGHUP with an app that cannot import keeps the old workers serving, and says why", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    writeFileSync(join(d, "version.ts"), 'export const version = "v2";\nthrow new Error("broken at import");\n');
+    p.kill("SIGHUP");
+    await p.waitFor("SIGHUP: reload failed, the previous workers keep serving");
+    expect(p.stderr).toContain("broken at import");
+    const bodies = await Promise.all(Array.from({ length: 20 }, () => get(`http://127.0.0.1:${port}/`)));
+    for (const b of bodies) expect(b).toStartWith("v1 ");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("max_requests recycles workers under load: each replacement is ready before the old one stops, and no request fails", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\nmax_requests = 300\nmax_requests_jitter = 50\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const l = load(`http://127.0.0.1:${port}/`);
+    await until(() => readyPids(p).length >= 5, "three recycled workers", 25_000);
+    await l.stop();
+    expect(l.failures).toEqual([]);
+    expect(p.stderr).toMatch(/served \d+ requests \(max_requests\): starting its replacement/);
+    expect(new Set(l.bodies.map(pidOf)).size).toBeGreaterThanOrEqual(4);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 40_000);
+
+  test("SIGUSR2 starts the new binary as a new master on the same sockets; SIGTERM to the old one drains it: no request fails", async () => {
+    const d = site(
+      'app = "app.ts"\nbind = ["127.0.0.1:0", "unix:./u.sock"]\nworkers = 2\npidfile = "bunwsgi.pid"\n[log]\naccess = "none"\n',
+    );
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const pidfile = join(d, "bunwsgi.pid");
+    expect(readFileSync(pidfile, "utf8").trim()).toBe(String(p.p.pid));
+    const l = load(`http://127.0.0.1:${port}/`);
+    await until(() => l.bodies.length > 50, "load");
+    writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
+    p.kill("SIGUSR2");
+    const m = (await p.waitFor(/started a new master \(pid (\d+)\)/)) as RegExpMatchArray;
+    const heir = Number(m[1]);
+    await until(() => existsSync(pidfile) && readFileSync(pidfile, "utf8").trim() === String(heir), "the new pidfile");
+    expect(readFileSync(`${pidfile}.oldbin`, "utf8").trim()).toBe(String(p.p.pid));
+    await until(() => l.bodies.some((b) => b.startsWith("v2 ")), "the new master's workers answering");
+    p.kill("SIGTERM");
+    // The new master writes to the same stderr pipe, so the pipe stays open: wait for the exit only.
+    expect(await p.p.exited).toBe(0);
+    const after = l.bodies.length;
+    await until(() => l.bodies.length > after + 50, "load after the old master left");
+    await l.stop();
+    expect(l.failures).toEqual([]);
+    expect(l.bodies.slice(-20).every((b) => b.startsWith("v2 "))).toBe(true);
+    expect(existsSync(`${pidfile}.oldbin`)).toBe(false);
+    expect(await get("http://localhost/", join(d, "u.sock"))).toStartWith("v2 ");
+    process.kill(heir, "SIGTERM");
+    await until(() => !existsSync(pidfile), "the new master's exit");
+    expect(existsSync(join(d, "u.sock"))).toBe(false);
+  }, 40_000);
+
+  test("SIGUSR1 after the access log was moved: every worker writes to the new file, lines whole and each with its pid", async () => {
+    const d = site(
+      'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "access.log"\nformat = "{pid} {status} {header:x-pad}"\n',
+    );
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const pids = readyPids(p);
+    const log = join(d, "access.log");
+    // Lines over 4 KiB (PIPE_BUF), from both workers at once.
+    const pad = "x".repeat(6000);
+    const send = (n: number) =>
+      Promise.all(
+        Array.from({ length: n }, () =>
+          fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close", "x-pad": pad } }).then((r) => r.text()),
+        ),
+      );
+    await send(100);
+    renameSync(log, `${log}.1`);
+    p.kill("SIGUSR1");
+    await p.waitFor("SIGUSR1: log files reopened (master and workers)");
+    await until(() => (p.stderr.match(/SIGUSR1: log files reopened\n/g) ?? []).length >= 2, "both workers reopening");
+    await send(200);
+    await until(() => existsSync(log) && readFileSync(log, "utf8").split("\n").length > 200, "200 lines in the new file");
+    for (const file of [`${log}.1`, log]) {
+      const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+      for (const line of lines) expect(line).toMatch(new RegExp(`^(${pids.join("|")}) 200 x{6000}$`));
+    }
+    const fresh = readFileSync(log, "utf8").trimEnd().split("\n");
+    expect(new Set(fresh.map((line) => Number(line.split(" ")[0])))).toEqual(new Set(pids));
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("SIGTERM under load: every request already received is answered, then the master exits 0", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const slow = Array.from({ length: 20 }, () => get(`http://127.0.0.1:${port}/slow`));
+    await Bun.sleep(300);
+    p.kill("SIGTERM");
+    const bodies = await Promise.all(slow);
+    for (const b of bodies) expect(b).toMatch(/^v1 \d+ slow$/);
+    expect(await p.exit()).toBe(0);
+    expect(p.stderr).toContain("master stopped");
+  }, 30_000);
+
+  test("an app that cannot import stops the master at start-up with the reason, instead of a restart loop", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n');
+    writeFileSync(join(d, "version.ts"), 'export const version = "v1";\nthrow new Error("broken at import");\n');
+    const p = start(d);
+    expect(await p.exit()).toBe(2);
+    expect(p.stderr).toContain("broken at import");
+    expect(p.stderr).toMatch(/cannot start the app \(exit code 2; its reason is above\): stopping/);
+    // No worker is started again (the second may be stopped before it reports its own failure).
+    const tries = (p.stderr.match(/\[\d+\] \[ERROR\] bunwsgi: cannot start:/g) ?? []).length;
+    expect(tries).toBeGreaterThanOrEqual(1);
+    expect(tries).toBeLessThanOrEqual(2);
+    expect(p.stderr).not.toContain("starting it again");
+  }, 30_000);
+
+  test("SIGTTIN adds a worker and SIGTTOU removes one", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 1);
+    p.kill("SIGTTIN");
+    await waitReady(p, 2);
+    const both = await Promise.all(Array.from({ length: 100 }, () => get(`http://127.0.0.1:${port}/spin`)));
+    expect(new Set(both.map(pidOf)).size).toBe(2);
+    p.kill("SIGTTOU");
+    await p.waitFor("SIGTTOU: 1 worker");
+    const gone = readyPids(p)[1] as number;
+    await p.waitFor(`worker 1 (pid ${gone}) stopped`);
+    const one = await Promise.all(Array.from({ length: 50 }, () => get(`http://127.0.0.1:${port}/`)));
+    expect(new Set(one.map(pidOf))).toEqual(new Set([readyPids(p)[0] as number]));
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+});
