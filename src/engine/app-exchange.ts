@@ -50,7 +50,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
   private finishPending = false;
   private finishTime = 0;
   /** The app ran out of time (timeouts.app): what it sends now is refused. */
-  protected expired = false;
+  expired = false;
 
   constructor(socket: ServerSocket, address: ClientAddress) {
     this.socket = socket;

@@ -109,14 +109,14 @@ export class RequestParser implements RequestLine {
         // (unless the limit came first). The search starts a byte back in a line begun earlier:
         // a CR that ended the last read is decided now that its next byte is here.
         const cr = buf.indexOf(CR, pos > start + this.curLine ? pos - 1 : pos);
-        if (cr !== -1 && cr < end - 1 && cr + 2 <= this.limitAt(start)) return -ParseError.BARE_CR;
+        if (cr !== -1 && cr < end - 1 && cr + 2 <= this.limitAt(start, start + this.curLine)) return -ParseError.BARE_CR;
         this.scanned = end - start;
         return this.checkPartial(end - start);
       }
       const lineStart = start + this.curLine;
-      const limitAt = this.limitAt(start);
       if (lf === lineStart || buf[lf - 1] !== CR) {
         // Whatever a byte-by-byte read meets first is the verdict: a bare CR, the limit, or this LF.
+        const limitAt = this.limitAt(start, lineStart);
         const err = this.bareCR(buf, lineStart, lf, limitAt);
         if (err < 0) return err;
         return limitAt <= lf ? this.checkPartial(limitAt - start) : -ParseError.BARE_LF;
@@ -137,7 +137,7 @@ export class RequestParser implements RequestLine {
         // read that ends between it and the next byte reports it before the rest of the line is
         // seen. Only a failed line can hold one (no part of its grammar admits a CR), so a good
         // line is not searched. Field lines below follow the same rule.
-        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, limitAt) || err;
+        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start, lineStart)) || err;
         this.haveRequestLine = true;
       } else if (lineEnd === lineStart) {
         const used = pos - start;
@@ -146,10 +146,10 @@ export class RequestParser implements RequestLine {
         return err < 0 ? err : used;
       } else {
         if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) {
-          return this.bareCR(buf, lineStart, lineEnd, limitAt) || -ParseError.HEADERS_TOO_LARGE;
+          return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start, lineStart)) || -ParseError.HEADERS_TOO_LARGE;
         }
         err = this.fieldLine(buf, start, lineStart, lineEnd);
-        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, limitAt) || err;
+        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start, lineStart)) || err;
       }
       if (err < 0) return err;
     }
@@ -161,8 +161,8 @@ export class RequestParser implements RequestLine {
    * The `end` (absolute) at which {@link checkPartial} first fails for the line being read:
    * where a byte-by-byte read reports the line's limit.
    */
-  private limitAt(start: number): number {
-    if (!this.haveRequestLine) return start + this.curLine + this.limits.maxRequestLine + 2;
+  private limitAt(start: number, lineStart: number): number {
+    if (!this.haveRequestLine) return lineStart + this.limits.maxRequestLine + 2;
     return start + this.lineEnd + this.limits.maxHeaderBytes + 5;
   }
 

@@ -2,8 +2,6 @@
 
 import { AppExchange, errorText } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
-import { fileSpan } from "../engine/ranges.ts";
-import { bodiless } from "../http/framing.ts";
 import { RequestDecoder } from "../http/request.ts";
 import { EnvironBuilder } from "./environ.ts";
 import { ResultSender, type ResultSink } from "./result.ts";
@@ -15,7 +13,7 @@ import type { Body, Chunk, Environ, ResponseHeaders } from "./types.ts";
  * the Exchange methods the connection calls. WSGIHandler adds gevent's hooks on top; the hooks
  * this class calls are declared here and defined there.
  */
-export abstract class WSGIExchange extends AppExchange {
+export abstract class WSGIExchange extends AppExchange implements ResultSink {
   protocolVersion = "HTTP/1.1";
   readonly server: WSGIServer;
 
@@ -30,14 +28,15 @@ export abstract class WSGIExchange extends AppExchange {
   protected readonly decoder = new RequestDecoder();
   protected readonly environs: EnvironBuilder;
   protected upgradeRequested = false;
-  protected startCalled = false;
+  /** startResponse() was called for this request. */
+  startCalled = false;
   protected readonly results: ResultSender;
 
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     super(socket, address);
     this.server = server;
     this.environs = new EnvironBuilder(socket, address);
-    this.results = new ResultSender(this.sink());
+    this.results = new ResultSender(this);
   }
 
   abstract handleOneRequest(): void | Promise<void>;
@@ -131,41 +130,8 @@ export abstract class WSGIExchange extends AppExchange {
     }
   }
 
-  /** What the result sender sees of this handler. */
-  private sink(): ResultSink {
-    const handler = this;
-    const conn = this.connection;
-    return {
-      write: (data) => handler.write(data),
-      get started() {
-        return handler.startCalled;
-      },
-      setSized: (total) => {
-        handler.response.sized = total;
-      },
-      // The rest of an unsized result is abandoned once its Content-Length is passed, the
-      // connection is gone, the request's time is up, or the head of a HEAD response is out
-      // (RFC 9110 §9.3.2: nothing more of it would be sent, and an endless stream would
-      // otherwise run on for nobody).
-      endsEarly: () => {
-        const r = handler.response;
-        return r.overflowed || conn.closed || handler.expired || (r.headersSent && handler.command === "HEAD");
-      },
-      get bodyless() {
-        const code = handler.response.code;
-        return handler.command === "HEAD" || (code !== null && bodiless(code));
-      },
-      fileSpan: (size, mtimeMs) => fileSpan(handler.response, handler.headers, handler.command, size, mtimeMs),
-      get backpressured() {
-        return conn.out.backpressured;
-      },
-      waitDrain: () => conn.out.waitDrain(),
-      endBody: () => handler.finishBody(),
-    };
-  }
-
   /** The body is complete: send headers if nothing was sent, end chunked framing, check the length. */
-  protected finishBody(): void {
+  finishBody(): void {
     const response = this.response;
     if (this.connection.closed) return;
     if (!response.headersSent) {

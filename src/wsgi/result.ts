@@ -1,9 +1,11 @@
 /** @module wsgi/result — sends what a WSGI app returned: an Array sized, iterables streamed with backpressure, and the result ended exactly once on every path. */
 
+import type { ConnectionPort } from "../engine/exchange.ts";
 import { RESOLVED } from "../engine/output.ts";
-import type { Span } from "../engine/ranges.ts";
-import { chunkLength } from "../engine/response.ts";
+import { fileSpan } from "../engine/ranges.ts";
+import { chunkLength, type ResponseWriter } from "../engine/response.ts";
 import { ContractError } from "../errors.ts";
+import { bodiless } from "../http/framing.ts";
 import { FileWrapper } from "./file.ts";
 import type { Chunk } from "./types.ts";
 
@@ -21,23 +23,24 @@ function closeResult(result: Closable | null): void {
   if (result !== null && typeof result.close === "function") result.close();
 }
 
-/** What the sender needs of its handler: its write() hook (so an override sees every chunk) and the response's state. */
+/**
+ * What the sender reads of its handler: the handler itself, not closures around it (one object
+ * per connection that a request touches, not nine). Its write() hook, so an override sees every
+ * chunk, and the state of the request and its response.
+ */
 export interface ResultSink {
   write(data: Chunk): Promise<void>;
   /** startResponse() was called for this request. */
-  readonly started: boolean;
-  /** Total length of a sized body, for Content-Length. */
-  setSized(total: number): void;
-  /** Stop taking chunks: the body's end is decided (Content-Length passed, HEAD's head out, connection gone). */
-  endsEarly(): boolean;
-  /** No body bytes will be sent (HEAD, or a status without a body): a file need not be read. */
-  readonly bodyless: boolean;
-  /** What of a file to send, Range and If-Range judged (engine/ranges); the head may become 206 or 416. */
-  fileSpan(size: number, mtimeMs: number): Span;
-  readonly backpressured: boolean;
-  waitDrain(): Promise<void>;
+  readonly startCalled: boolean;
+  /** The app ran out of time (timeouts.app): nothing more of its result is taken. */
+  readonly expired: boolean;
+  readonly command: string;
+  /** The request's header fields (Range and If-Range for a file). */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  readonly response: ResponseWriter;
+  readonly connection: ConnectionPort;
   /** The body is complete: headers if nothing was sent, then the end of its framing. */
-  endBody(): void;
+  finishBody(): void;
 }
 
 /**
@@ -95,18 +98,18 @@ export class ResultSender {
   private sendSized(chunks: unknown[]): void {
     const sink = this.sink;
     try {
-      if (!sink.started) throw notStarted();
+      if (!sink.startCalled) throw notStarted();
       let total = 0;
       for (const c of chunks) {
         checkChunk(c);
         total += chunkLength(c);
       }
-      sink.setSized(total);
+      sink.response.sized = total;
       for (const c of chunks) {
         unawaited(sink.write(c as Chunk));
-        if (sink.endsEarly()) break;
+        if (this.endsEarly()) break;
       }
-      sink.endBody();
+      sink.finishBody();
     } finally {
       closeResult(chunks as Closable);
     }
@@ -118,17 +121,17 @@ export class ResultSender {
    */
   private sendFile(file: FileWrapper): void | Promise<void> {
     const sink = this.sink;
-    if (!sink.started) {
+    if (!sink.startCalled) {
       this.track(null, file);
       this.release();
       throw notStarted();
     }
-    const span = sink.fileSpan(file.size, file.mtimeMs);
-    sink.setSized(span.length);
-    if (sink.bodyless || span.length === 0) {
+    const span = fileSpan(sink.response, sink.headers, sink.command, file.size, file.mtimeMs);
+    sink.response.sized = span.length;
+    if (this.bodyless() || span.length === 0) {
       this.track(null, file);
       try {
-        sink.endBody();
+        sink.finishBody();
       } finally {
         this.release();
       }
@@ -152,14 +155,14 @@ export class ResultSender {
         }
         checkChunk(step.value);
         unawaited(sink.write(step.value));
-        if (sink.endsEarly()) break;
-        if (sink.backpressured) {
+        if (this.endsEarly()) break;
+        if (sink.connection.out.backpressured) {
           handedOff = true;
-          return sink.waitDrain().then(() => this.pump(it, result));
+          return sink.connection.out.waitDrain().then(() => this.pump(it, result));
         }
       }
-      if (done && !sink.started) throw notStarted();
-      sink.endBody();
+      if (done && !sink.startCalled) throw notStarted();
+      sink.finishBody();
     } finally {
       if (!handedOff) {
         if (done) this.iterator = null;
@@ -182,14 +185,31 @@ export class ResultSender {
         }
         checkChunk(step.value);
         await sink.write(step.value);
-        if (sink.endsEarly()) break;
+        if (this.endsEarly()) break;
       }
-      if (done && !sink.started) throw notStarted();
-      sink.endBody();
+      if (done && !sink.startCalled) throw notStarted();
+      sink.finishBody();
     } finally {
       if (done) this.iterator = null;
       await this.release();
     }
+  }
+
+  /**
+   * The rest of the result is abandoned once its Content-Length is passed, the connection is
+   * gone, the request's time is up, or the head of a HEAD response is out (RFC 9110 §9.3.2:
+   * nothing more of it would be sent, and an endless stream would otherwise run on for nobody).
+   */
+  private endsEarly(): boolean {
+    const sink = this.sink;
+    const r = sink.response;
+    return r.overflowed || sink.connection.closed || sink.expired || (r.headersSent && sink.command === "HEAD");
+  }
+
+  /** No body bytes will be sent (HEAD, or a status without a body): a file need not be read. */
+  private bodyless(): boolean {
+    const code = this.sink.response.code;
+    return this.sink.command === "HEAD" || (code !== null && bodiless(code));
   }
 
   /** The result being sent: what release() ends. */
