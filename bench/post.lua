@@ -1,5 +1,4 @@
--- 1 MiB POST echoed back.
+-- 1 MiB POSTed to the URL's path (/echo, /echo-stream).
 wrk.method = "POST"
-wrk.path = "/echo"
 wrk.body = string.rep("x", 1048576)
 wrk.headers["Content-Type"] = "application/octet-stream"

@@ -9,10 +9,14 @@
  * --servers node: node:http and its reference). A group's reference runs whenever any of its servers does.
  * The file scenarios (--only file) download a 1 MiB and a 100 MiB file that this script writes once into a
  * temporary directory (deterministic bytes, removed at exit) and hands to the servers as BENCH_FILES; they run
- * only on the servers that serve files (not the bare floor), each server's bytes checked once before timing.
+ * only on the servers that serve files (not the bare floor), each server's bytes checked once before timing, and on
+ * nginx (Debian's, static files with sendfile, one worker, as a non-root user) as the reference for the physical limit:
+ * skipped with the reason printed when nginx is not installed or cannot start.
+ * "1 MiB POST echo, streamed" is each server's streaming echo (bunwsgi: read(65536) in an async generator, chunked;
+ * Bun.serve: `new Response(req.body)`; node:http: `req.pipe(res)`); the bare floor has none.
  */
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -55,6 +59,10 @@ interface ServerKind {
   cmd: (port: number) => string[];
   /** Serves /file1 and /file100 from BENCH_FILES: runs the file scenarios. */
   files?: boolean;
+  /** Serves nothing but the files (nginx). */
+  filesOnly?: boolean;
+  /** Scenarios it has no route for. */
+  lacks?: string[];
 }
 
 /** Whether a name passes a list filter: no filter, or one of its words as a substring, case-insensitively. */
@@ -77,6 +85,58 @@ const baseline = (name: string, group: Group, file: string): ServerKind[] =>
         },
       ];
 
+/** nginx's temporary prefixes (config, pid, temp folders), removed at exit. */
+const nginxDirs: string[] = [];
+/** Why the file scenarios have no nginx row, when they have none. */
+let noNginx = "";
+
+/**
+ * Debian's nginx serving the bench's files with sendfile, the physical limit's reference: one process (no master,
+ * worker_processes 1, so its CPU and RSS are read like the others'), access log off, keep-alive without a request cap
+ * (like the other servers), run as `nobody` when this script runs as root. Its command picks its own free port and
+ * says "ready PORT" before exec'ing nginx (startServer then waits for the port to accept).
+ */
+function nginxKind(): ServerKind[] {
+  const nginx = Bun.which("nginx") ?? (existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : null);
+  if (nginx === null) {
+    noNginx = "nginx is not installed (Debian/Ubuntu: apt-get install -y nginx)";
+    return [];
+  }
+  const asNobody = process.getuid?.() === 0 && Bun.which("setpriv") !== null;
+  return [
+    {
+      name: "nginx",
+      group: "plain",
+      files: true,
+      filesOnly: true,
+      cmd: () => {
+        const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+        const port = probe.port;
+        probe.stop(true);
+        const prefix = mkdtempSync(join(tmpdir(), "bunwsgi-bench-nginx-"));
+        nginxDirs.push(prefix);
+        // nobody writes its pid and temp folders here and reads the files.
+        chmodSync(prefix, 0o777);
+        chmodSync(FILES_DIR, 0o755);
+        const files = ["file1", "file100"]
+          .map((f) => `    location = /${f} { alias ${join(FILES_DIR, `${f}.bin`)}; }`)
+          .join("\n");
+        writeFileSync(
+          join(prefix, "nginx.conf"),
+          `daemon off;\nmaster_process off;\nworker_processes 1;\npid ${join(prefix, "nginx.pid")};\nerror_log stderr warn;\n` +
+            "events { worker_connections 1024; }\n" +
+            "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 1000000000;\n  default_type application/octet-stream;\n" +
+            // Debian's build keeps its temp folders in /var/lib/nginx, which nobody cannot write.
+            ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `  ${t}_temp_path ${join(prefix, t)};\n`).join("") +
+            `  server {\n    listen 127.0.0.1:${port};\n${files}\n  }\n}\n`,
+        );
+        const run = `${asNobody ? "setpriv --reuid=nobody --regid=nogroup --clear-groups " : ""}${nginx} -e stderr -p ${prefix} -c ${join(prefix, "nginx.conf")}`;
+        return ["sh", "-c", `echo ready ${port}; exec ${run}`];
+      },
+    },
+  ];
+}
+
 const ALL_SERVERS: ServerKind[] = [
   {
     name: "bunwsgi",
@@ -92,7 +152,13 @@ const ALL_SERVERS: ServerKind[] = [
     files: true,
   },
   { name: "node:http", group: "plain", cmd: (p) => ["node", join(here, "servers/node.mjs"), String(p)], files: true },
-  { name: "bare Bun.listen", group: "plain", cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)] },
+  {
+    name: "bare Bun.listen",
+    group: "plain",
+    cmd: (p) => [process.execPath, join(here, "servers/bare.ts"), String(p)],
+    lacks: ["1 MiB POST echo, streamed"],
+  },
+  ...nginxKind(),
   {
     name: "bunwsgi + Hono",
     group: "Hono",
@@ -126,13 +192,14 @@ interface Scenario {
 
 const MiB = 1024 * 1024;
 const pipeline = join(here, "pipeline.lua");
-const post = join(here, "post.lua"); // posts to /echo whatever the URL's path
+const post = join(here, "post.lua"); // posts 1 MiB to the URL's path
 const ALL_SCENARIOS: Scenario[] = [
   { name: "keep-alive", group: "plain", wrk: [], path: "/", bytesPerRequest: 0, peak: true },
   { name: "16 pipelined", group: "plain", wrk: ["-s", pipeline], path: "/", bytesPerRequest: 0 },
   { name: "Connection: close", group: "plain", wrk: ["-H", "Connection: close"], path: "/", bytesPerRequest: 0 },
   { name: "browser request", group: "plain", wrk: ["-s", join(here, "browser.lua")], path: "/", bytesPerRequest: 0 },
   { name: "1 MiB POST echo", group: "plain", wrk: ["-s", post], path: "/echo", bytesPerRequest: MiB },
+  { name: "1 MiB POST echo, streamed", group: "plain", wrk: ["-s", post], path: "/echo-stream", bytesPerRequest: MiB },
   { name: "1 MiB streamed response", group: "plain", wrk: [], path: "/stream", bytesPerRequest: MiB },
   // 50 connections take 50 MiB at a time; for 100 MiB that would be 5 GiB in flight, a run too short to finish
   // any, so 4 (a request then takes ~0.1–1 s; those still in flight when wrk stops are not counted, by every server
@@ -156,7 +223,8 @@ const ALL_SCENARIOS: Scenario[] = [
 ];
 const chosenScenarios = ALL_SCENARIOS.filter((s) => picked(s.name, ONLY));
 /** Whether a server can run a scenario: its group's, and a file download only on a server that serves files. */
-const able = (k: ServerKind, s: Scenario): boolean => k.group === s.group && (s.file !== true || k.files === true);
+const able = (k: ServerKind, s: Scenario): boolean =>
+  k.group === s.group && (s.file === true ? k.files === true : k.filesOnly !== true) && !(k.lacks ?? []).includes(s.name);
 /** Whether a scenario runs on a server: it passes --servers, or it is the reference and another server it runs on does. */
 const runs = (k: ServerKind, s: Scenario): boolean =>
   able(k, s) &&
@@ -168,6 +236,7 @@ if (SCENARIOS.length === 0) {
   console.error(`bench: no scenario left by --only/--servers; scenarios: ${ALL_SCENARIOS.map((s) => s.name).join(", ")}`);
   process.exit(2);
 }
+if (noNginx !== "" && SCENARIOS.some((s) => s.file === true)) console.log(`bench: no nginx row: ${noNginx}`);
 const NAME_WIDTH = Math.max(...SERVERS.map((k) => k.name.length));
 /** wrk -c, with the scenarios that use another count. */
 const connectionsNote = (): string =>
@@ -209,6 +278,7 @@ const EXPECTED = new Map<string, { size: number; hash: bigint | number }>();
 process.on("exit", () => {
   for (const proc of alive) proc.kill("SIGKILL");
   if (FILES_DIR !== "") rmSync(FILES_DIR, { recursive: true, force: true });
+  for (const d of nginxDirs) rmSync(d, { recursive: true, force: true });
 });
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(signal === "SIGINT" ? 130 : 143));
 if (FILES_DIR !== "") {
@@ -263,7 +333,21 @@ async function startServer(kind: ServerKind): Promise<{ proc: Subprocess<"ignore
     text += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  return { proc, port: Number((text.match(/ready (\d+)/) as RegExpMatchArray)[1]) };
+  const port = Number((text.match(/ready (\d+)/) as RegExpMatchArray)[1]);
+  // nginx says ready before it has bound its port (its command prints, then execs it): wait until it accepts.
+  for (;;) {
+    const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+      (s) => {
+        s.end();
+        return true;
+      },
+      () => false,
+    );
+    if (up) break;
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${kind.name} did not start listening on ${port}`);
+    await Bun.sleep(20);
+  }
+  return { proc, port };
 }
 
 async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ requests: number; errors: number; out: string }> {

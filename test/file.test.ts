@@ -1,11 +1,22 @@
-/** @module test/file — environ["wsgi.file_wrapper"] (PEP 3333): a file sent sized from its size in large reads, HEAD without reading it, the app's Content-Length kept, a descriptor closed on every path, a missing file a 500. */
+/** @module test/file — environ["wsgi.file_wrapper"] (PEP 3333): a file sent sized from its size in large reads, byte for byte from 0 B to 100 MiB, HEAD without reading it, the app's Content-Length kept, a descriptor closed on every path, a missing file a 500, a file that shrinks or is removed while it is sent cut short, never a hang. */
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Application, FileWrapper } from "../src/index.ts";
-import { RawClient, serverPool, waitFor } from "./helpers.ts";
+import { RawClient, type Running, serveFetch, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-file-"));
@@ -137,6 +148,164 @@ describe("wsgi.file_wrapper", () => {
       expect(() => new FileWrapper(fd)).toThrow("is not a regular file");
     } finally {
       closeSync(fd);
+    }
+  });
+});
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Write `size` deterministic bytes (xorshift32, different in every block) a MiB at a time; their SHA-256. */
+function writeFile(file: string, size: number): string {
+  const hash = new Bun.CryptoHasher("sha256");
+  const block = new Uint8Array(MiB);
+  const words = new Uint32Array(block.buffer);
+  let x = 2463534242 ^ size;
+  const fd = openSync(file, "w");
+  try {
+    for (let at = 0; at < size; at += MiB) {
+      for (let i = 0; i < words.length; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        words[i] = x >>> 0;
+      }
+      const part = block.subarray(0, Math.min(MiB, size - at));
+      writeSync(fd, part);
+      hash.update(part);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+describe("wsgi.file_wrapper: every size, byte for byte", () => {
+  const SIZES = [0, 1, 64 * KiB - 1, 64 * KiB, 64 * KiB + 1, 100 * MiB];
+  const files = new Map(SIZES.map((size) => [size, { path: join(dir, `size-${size}.bin`), hash: "" }]));
+  const r = start((env, sr) => {
+    const f = files.get(Number(env.PATH_INFO.slice(1)));
+    sr("200 OK", [["Content-Type", "application/octet-stream"]]);
+    return env["wsgi.file_wrapper"]((f as { path: string }).path);
+  });
+
+  test.each(SIZES)(
+    "%d bytes: Content-Length is the size, the body hashes to the file's, HEAD says the size",
+    async (size) => {
+      const file = files.get(size) as { path: string; hash: string };
+      file.hash = writeFile(file.path, size);
+      const res = await fetch(`http://127.0.0.1:${r.port}/${size}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-length")).toBe(String(size));
+      // Hashed as it streams in: a 100 MiB body is never held whole on this side.
+      const hash = new Bun.CryptoHasher("sha256");
+      let received = 0;
+      for await (const chunk of res.body as ReadableStream<Uint8Array>) {
+        hash.update(chunk);
+        received += chunk.length;
+      }
+      expect(received).toBe(size);
+      expect(hash.digest("hex")).toBe(file.hash);
+      const head = await fetch(`http://127.0.0.1:${r.port}/${size}`, { method: "HEAD" });
+      expect(head.headers.get("content-length")).toBe(String(size));
+      rmSync(file.path);
+    },
+    30_000,
+  );
+});
+
+/** Open descriptors of this process (the servers run in it): sockets and files alike. */
+const openFds = (): number => readdirSync("/proc/self/fd").length;
+
+describe("a file that changes while it is sent", () => {
+  const BIG = 32 * MiB;
+  const CUT = MiB;
+  const original = Buffer.alloc(BIG);
+  for (let i = 0; i < BIG; i += 4) original.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const kinds: Array<[string, (file: string) => Running<Running["server"] | ReturnType<typeof serveFetch>["server"]>]> = [
+    ["wsgi.file_wrapper(path)", (file) => start(fileApp((env) => env["wsgi.file_wrapper"](file)))],
+    ["wsgi.file_wrapper(descriptor)", (file) => start(fileApp(() => new FileWrapper(openSync(file, "r"))))],
+    ["a fetch app's Bun.file(path)", (file) => serveFetch(() => new Response(Bun.file(file)))],
+  ];
+
+  /**
+   * Start sending `file` to a client that does not read, so that the server has read part of it and waits
+   * for the socket; `change` it; read again. What the client got, and whether the server closed within 3 s.
+   */
+  async function changeWhileSending(
+    serve: (file: string) => Running<Running["server"] | ReturnType<typeof serveFetch>["server"]>,
+    file: string,
+    change: () => void,
+  ): Promise<{ length: number; body: Buffer; closed: boolean; errors: string }> {
+    writeFileSync(file, original);
+    const r = serve(file);
+    const c = await RawClient.connect(r.port);
+    try {
+      c.pauseReading();
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await Bun.sleep(200);
+      change();
+      c.resumeReading();
+      let closed = true;
+      await c.waitClosed(3000).catch(() => {
+        closed = false;
+      });
+      const raw = c.take();
+      const headEnd = raw.indexOf("\r\n\r\n");
+      const length = Number(/content-length: (\d+)/i.exec(raw.slice(0, headEnd))?.[1]);
+      return { length, body: Buffer.from(raw.slice(headEnd + 4), "latin1"), closed, errors: r.errors.join("") };
+    } finally {
+      c.close();
+      r.server.close();
+    }
+  }
+
+  for (const [kind, serve] of kinds) {
+    test(`${kind} truncated mid-send: the connection is cut short of its Content-Length, and what came is the file's`, async () => {
+      const file = join(dir, "shrinks.bin");
+      const got = await changeWhileSending(serve, file, () => truncateSync(file, CUT));
+      expect(got.length).toBe(BIG);
+      expect(got.closed).toBe(true);
+      expect(got.body.length).toBeLessThan(BIG);
+      expect(got.body.equals(original.subarray(0, got.body.length))).toBe(true);
+      expect(got.errors).toContain(`of its Content-Length of ${BIG}; connection closed`);
+    });
+  }
+
+  test("removed mid-send: a path is cut at its next read (ENOENT logged), an open descriptor is sent whole", async () => {
+    const [[, byPath], [, byFd], [, fetchPath]] = kinds as [
+      (typeof kinds)[number],
+      (typeof kinds)[number],
+      (typeof kinds)[number],
+    ];
+    for (const serve of [byPath, fetchPath]) {
+      const file = join(dir, "removed.bin");
+      const got = await changeWhileSending(serve, file, () => unlinkSync(file));
+      expect(got.closed).toBe(true);
+      expect(got.body.length).toBeLessThan(BIG);
+      expect(got.body.equals(original.subarray(0, got.body.length))).toBe(true);
+      expect(got.errors).toContain("ENOENT");
+    }
+    const file = join(dir, "removed-open.bin");
+    const whole = await changeWhileSending(byFd, file, () => unlinkSync(file));
+    expect(whole.body.equals(original)).toBe(true);
+    expect(whole.closed).toBe(false);
+  });
+
+  test("a client gone mid-file (path or Bun.file): the server's socket and every file it opened are closed", async () => {
+    const file = join(dir, "gone.bin");
+    writeFileSync(file, original);
+    for (const [, serve] of kinds) {
+      const r = serve(file);
+      const before = openFds();
+      const c = await RawClient.connect(r.port);
+      c.pauseReading();
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await waitFor(() => openFds() > before + 1);
+      await Bun.sleep(100);
+      c.abort();
+      await waitFor(() => openFds() <= before);
+      r.server.close();
     }
   });
 });

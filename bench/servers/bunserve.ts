@@ -16,6 +16,9 @@ const server = Bun.serve({
     if (path === "/echo") {
       return new Response(await req.arrayBuffer(), { headers: { "Content-Type": "application/octet-stream" } });
     }
+    if (path === "/echo-stream") {
+      return new Response(req.body, { headers: { "Content-Type": "application/octet-stream" } });
+    }
     if (path === "/stream") {
       let i = 0;
       const body = new ReadableStream({

@@ -1,4 +1,4 @@
-/** @module bench/servers/bunwsgi — the benchmark app on bunwsgi: hello, 1 MiB echo, 1 MiB generator stream, files (wsgi.file_wrapper). */
+/** @module bench/servers/bunwsgi — the benchmark app on bunwsgi: hello, 1 MiB echo (read whole, or streamed back as read), 1 MiB generator stream, files (wsgi.file_wrapper). */
 
 import { join } from "node:path";
 import { type Application, WSGIServer } from "../../src/index.ts";
@@ -21,6 +21,14 @@ const app: Application = (environ, startResponse) => {
       const body = await environ["wsgi.input"].read();
       startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
       return [body];
+    })();
+  }
+  if (path === "/echo-stream") {
+    // The body streamed back as it is read, 64 KiB at a time (chunked): a proxy's or an upload's shape.
+    const input = environ["wsgi.input"];
+    startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+    return (async function* () {
+      for (let part = await input.read(65536); part.length > 0; part = await input.read(65536)) yield part;
     })();
   }
   if (path === "/stream") {

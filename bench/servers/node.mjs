@@ -21,6 +21,11 @@ const server = createServer((req, res) => {
     });
     return;
   }
+  if (req.url === "/echo-stream") {
+    res.writeHead(200, { "Content-Type": "application/octet-stream" });
+    req.pipe(res);
+    return;
+  }
   if (req.url === "/stream") {
     res.writeHead(200, { "Content-Type": "application/octet-stream" });
     let i = 0;

@@ -1,4 +1,4 @@
-/** @module bench/stress/app — the application the stress scripts serve: hello, a body reader, a large async stream, a small stream, an upgrade echo and a sleeper. */
+/** @module bench/stress/app — the application the stress scripts serve: hello, a body reader, a streaming body sink, a large async stream, a file (STRESS_FILE, by wsgi.file_wrapper), a small stream, an upgrade echo and a sleeper. */
 
 import type { Application, Chunk } from "../../src/index.ts";
 
@@ -23,6 +23,19 @@ const app: Application = async (environ, startResponse) => {
     const body = await environ["wsgi.input"].read();
     startResponse("200 OK", TEXT);
     return [`read ${body.length}\n`];
+  }
+  if (path === "/sink") {
+    // Reads the body 64 KiB at a time and keeps none of it, as an upload to object storage would.
+    const input = environ["wsgi.input"];
+    let n = 0;
+    for (let part = await input.read(64 * KiB); part.length > 0; part = await input.read(64 * KiB)) n += part.length;
+    startResponse("200 OK", TEXT);
+    return [`sank ${n}\n`];
+  }
+  const file = process.env.STRESS_FILE;
+  if (path === "/file" && file !== undefined) {
+    startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+    return environ["wsgi.file_wrapper"](file);
   }
   if (path === "/big") {
     const mib = Math.min(Number(/mib=(\d+)/.exec(environ.QUERY_STRING)?.[1] ?? 64), 1024);

@@ -1,4 +1,4 @@
-/** @module bench/stress/fetch-app — the stress application as a fetch app (`--kind fetch`): the same routes as app.ts, less the upgrade echo (fetch apps have no upgrade). */
+/** @module bench/stress/fetch-app — the stress application as a fetch app (`--kind fetch`): the same routes as app.ts (the file as `Bun.file`), less the upgrade echo (fetch apps have no upgrade). */
 
 const KiB = 1024;
 const CHUNK = new Uint8Array(64 * KiB).fill(120);
@@ -23,6 +23,17 @@ export default {
         // Reads the whole body (Content-Length or chunked) and answers its size.
         const body = await request.arrayBuffer();
         return new Response(`read ${body.byteLength}\n`, { headers: TEXT });
+      }
+      case "/sink": {
+        // Reads the body as it comes and keeps none of it, as an upload to object storage would.
+        let n = 0;
+        if (request.body !== null) for await (const part of request.body) n += part.length;
+        return new Response(`sank ${n}\n`, { headers: TEXT });
+      }
+      case "/file": {
+        const file = process.env.STRESS_FILE;
+        if (file !== undefined) return new Response(Bun.file(file));
+        break;
       }
       case "/big": {
         const mib = Math.min(Number(/mib=(\d+)/.exec(url.search)?.[1] ?? 64), 1024);

@@ -189,14 +189,20 @@ export function stopAllServers(): void {
 process.on("exit", stopAllServers);
 
 /**
- * Start `bun src/cli.ts APP --bind 127.0.0.1:0 --log-access none ...flags` on CPU 0 and wait for
+ * Start `bun src/cli.ts APP --bind 127.0.0.1:0 --log-access none ...flags` on CPU 0 (with `env` added to this
+ * process's environment: Bun.spawn does not pass on changes made to process.env) and wait for
  * its "listening on" line (the port the kernel picked). A server that exits first (an unknown
  * flag, say) throws a StartError carrying what it printed.
  */
-export async function startServer(flags: readonly string[], app: string = APP): Promise<Server> {
+export async function startServer(
+  flags: readonly string[],
+  app: string = APP,
+  env: Record<string, string> = {},
+): Promise<Server> {
   const cmd = [BUN, join(ROOT, "src/cli.ts"), app, "--bind", "127.0.0.1:0", "--log-access", "none", ...flags];
   const proc = Bun.spawn(Bun.which("taskset") !== null ? ["taskset", "-c", "0", ...cmd] : cmd, {
     cwd: ROOT,
+    env: { ...process.env, ...env },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",

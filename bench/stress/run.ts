@@ -8,6 +8,7 @@ const SCRIPTS = [
   { name: "slowloris", fast: false },
   { name: "body-trickle", fast: true },
   { name: "slow-readers", fast: true },
+  { name: "big-bodies", fast: true },
   { name: "soak", fast: true },
   { name: "fuzz", fast: true },
 ] as const;

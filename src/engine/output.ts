@@ -20,7 +20,7 @@ export interface OutputOwner {
 }
 
 /** Unsent response bytes above which the app's write() waits and reading pauses. */
-const OUTPUT_HIGH_WATER = 256 * 1024;
+export const OUTPUT_HIGH_WATER = 256 * 1024;
 /**
  * Chunks at least this large are written from the caller's buffer; smaller ones are copied
  * into the scratch buffer, which costs less than the extra write(2) it saves (framing and

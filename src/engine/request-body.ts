@@ -25,7 +25,7 @@ export interface BodyHost {
 }
 
 /** Unread request-body bytes above which reading pauses until the app reads. */
-const INPUT_HIGH_WATER = 256 * 1024;
+export const INPUT_HIGH_WATER = 256 * 1024;
 const INPUT_LOW_WATER = 64 * 1024;
 /** Unread body bytes the server will read and drop after a response to keep the connection. */
 export const MAX_DISCARD = 256 * 1024;

@@ -51,6 +51,12 @@ export class ResponseWriter {
   closeConnection = false;
   /** Total length of a body known in advance (an Array result), or -1. */
   sized = -1;
+  /**
+   * The Content-Length the head carries, the app's or the server's (from `sized`), or -1: a body
+   * that ends short of it closes the connection. A file that shrank while it was sent ends short
+   * of the size it had when its head was written.
+   */
+  promised = -1;
   /** The app sent more than its Content-Length: the rest of its body is to be dropped. */
   overflowed = false;
   /** What checking the status and headers found. */
@@ -73,6 +79,7 @@ export class ResponseWriter {
     this.headersSent = false;
     this.closeConnection = false;
     this.sized = -1;
+    this.promised = -1;
     this.overflowed = false;
     this.chunked = false;
     this.isHead = false;
@@ -129,6 +136,7 @@ export class ResponseWriter {
     this.isHead = method === "HEAD";
     const length = bodyFraming(code, this.isHead, http10, head.declared, this.sized);
     this.chunked = length === CHUNKED;
+    this.promised = head.declared >= 0 ? head.declared : Math.max(length, -1);
     const persist = persists(clientCloses(p), this.closeConnection || head.hasClose, conn.mustClose(), code, length);
     this.closeConnection = !persist;
     const connection = connectionField(persist, http10, code, head.hasClose);
@@ -185,7 +193,7 @@ export class ResponseWriter {
   }
 
   /**
-   * The body is complete: end chunked framing. Returns how many bytes short of the app's
+   * The body is complete: end chunked framing. Returns how many bytes short of the head's
    * Content-Length it ended (then the connection closes: the client must not wait for them).
    */
   end(): number {
@@ -194,8 +202,8 @@ export class ResponseWriter {
     if (this.chunked) {
       this.out.writeLatin1("0\r\n\r\n");
       this.length += 5;
-    } else if (this.declared > this.bodySent && !this.isHead && !bodiless(code)) {
-      short = this.declared - this.bodySent;
+    } else if (this.promised > this.bodySent && !this.isHead && !bodiless(code)) {
+      short = this.promised - this.bodySent;
       this.closeConnection = true;
     }
     // After 101 the connection is the app's, and ends with its body.

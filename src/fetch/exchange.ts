@@ -141,7 +141,7 @@ export class FetchExchange extends AppExchange implements SendHost {
     // Fewer bytes than declared: the client must not wait for the rest of a body that will not come.
     if (response.end() > 0) {
       this.logError(
-        `${this.requestline}: the Response sent ${response.bodySent} bytes of its Content-Length of ${response.declared}; connection closed`,
+        `${this.requestline}: the Response sent ${response.bodySent} bytes of its Content-Length of ${response.promised}; connection closed`,
       );
     }
   }

@@ -17,7 +17,7 @@ const TEXT_PLAIN = "text/plain;charset=utf-8";
 /** …and for one given as bytes. */
 const OCTET_STREAM = "application/octet-stream";
 /** A Blob or file is read in slices of this size: a slice of a file is one read into one buffer. */
-const BLOB_SLICE = 512 * 1024;
+export const BLOB_SLICE = 512 * 1024;
 
 const NativeResponse = globalThis.Response;
 const BODY = Symbol("bunwsgi.body");

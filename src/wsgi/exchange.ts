@@ -141,7 +141,7 @@ export abstract class WSGIExchange extends AppExchange implements ResultSink {
     // Fewer bytes than declared: the client must not wait for the rest of a body that will not come.
     if (response.end() > 0) {
       this.logError(
-        `${this.requestline}: application sent ${response.bodySent} of its Content-Length of ${response.declared}; connection closed`,
+        `${this.requestline}: application sent ${response.bodySent} of its Content-Length of ${response.promised}; connection closed`,
       );
     }
   }

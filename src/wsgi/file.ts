@@ -5,7 +5,7 @@ import { blobSlices } from "../engine/blob.ts";
 import { ContractError } from "../errors.ts";
 
 /** Bytes read per slice unless the app asks for another block size. */
-const DEFAULT_BLOCK = 512 * 1024;
+export const DEFAULT_BLOCK = 512 * 1024;
 
 /** What environ["wsgi.file_wrapper"] wraps: a path, a Blob (`Bun.file(…)`), or an open file descriptor. */
 export type FileLike = string | Blob | number;
