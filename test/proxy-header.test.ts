@@ -3,18 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { PROXY_REASONS, ProxyError } from "../src/http/codes.ts";
 import { MAX_V2_LENGTH, type ProxyHeader, type ProxyMode, ProxyParser } from "../src/http/proxy-protocol.ts";
+import { ascii, SIG, tlv, u16, V2_TCP4, v2 } from "./proxy-bytes.ts";
 
-const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
-const ascii = (s: string): number[] => [...Buffer.from(s, "latin1")];
-const u16 = (n: number): number[] => [n >> 8, n & 0xff];
-const tlv = (type: number, value: number[]): number[] => [type, ...u16(value.length), ...value];
-
-/** A v2 header: version/command byte, family byte, then the body (address block and TLVs). */
-export function v2(verCmd: number, fam: number, body: number[]): Uint8Array {
-  return Uint8Array.from([...SIG, verCmd, fam, ...u16(body.length), ...body]);
-}
-export const V2_TCP4 = (tlvs: number[] = []): Uint8Array =>
-  v2(0x21, 0x11, [203, 0, 113, 7, 192, 0, 2, 1, ...u16(51234), ...u16(443), ...tlvs]);
 const V2_TCP6 = v2(0x21, 0x21, [
   0x20,
   0x01,
