@@ -111,7 +111,10 @@ ${site}
     procs.push(proxy);
     const ca = readFileSync(join(dir, "ca.pem"), "utf8");
     const get = (path: string, headers: Record<string, string> = {}): Promise<Response> =>
-      fetch(`https://127.0.0.1:${port}${path}`, { tls: { ca, serverName: "localhost" }, headers: { host: "localhost", ...headers } });
+      fetch(`https://127.0.0.1:${port}${path}`, {
+        tls: { ca, serverName: "localhost" },
+        headers: { host: "localhost", ...headers },
+      });
     await waitFor(
       () =>
         get("/").then(
