@@ -126,7 +126,9 @@ describe("resolving a config", () => {
     const { errors } = resolveWith(
       'app = "app.ts"\nbind = 8000\nspawn = 0\n[limits]\nbody = 1.5\n[timeouts]\nheader = "20s"\n[tls]\nclient_auth = "always"\n',
     );
-    expect(errors.join("\n")).toContain(":2: bind: expected a non-empty string or a list of them, got number 8000");
+    expect(errors.join("\n")).toContain(
+      ":2: bind: expected a non-empty string, a table { address, … } or a list of them, got number 8000",
+    );
     expect(errors.join("\n")).toContain(":3: spawn: expected an integer from 1 to 10,000,000, got number 0");
     expect(errors.join("\n")).toContain(":5: limits.body: expected an integer from 1 to");
     expect(errors.join("\n")).toContain(
@@ -309,5 +311,73 @@ describe("unix socket permissions", () => {
     expect(groupId("root")).toBe(0);
     expect(groupId("12345")).toBe(12345);
     expect(groupId("no-such-group-x")).toBeNull();
+  });
+});
+
+describe("trusted proxies and per-bind PROXY protocol", () => {
+  test("forwarded_* and proxy_protocol_from become the server's proxies; booleans and lists from flags too", () => {
+    const { config, errors } = resolveWith(
+      'app = "app.ts"\nforwarded_allow_ips = ["10.0.0.0/8", "::1"]\nforwarded_headers = ["X-Forwarded-For", "forwarded"]\nforwarded_strip_untrusted = true\n',
+      ["--forwarded-allow-unix", "true", "--proxy-protocol-from", "192.0.2.0/24"],
+    );
+    expect(errors).toEqual([]);
+    expect(serverOptions(config).proxies).toEqual({
+      forwardedAllowIps: ["10.0.0.0/8", "::1"],
+      forwardedAllowUnix: true,
+      forwardedHeaders: ["x-forwarded-for", "forwarded"],
+      forwardedStripUntrusted: true,
+      proxyProtocolFrom: ["192.0.2.0/24"],
+    });
+  });
+
+  test("a bad address, range, field or boolean names the file, line, key and what was expected", () => {
+    const { errors } = resolveWith(
+      'app = "app.ts"\nforwarded_allow_ips = ["127.0.0.1", "localhost"]\nproxy_protocol_from = ["10.1.0.0/8"]\nforwarded_headers = ["x-real-ip"]\nforwarded_allow_unix = "yes"\n',
+    );
+    const text = errors.join("\n");
+    expect(text).toContain(
+      ':2: forwarded_allow_ips: expected IP addresses, CIDR ranges or "*" ("localhost" is not an IP address or CIDR range)',
+    );
+    expect(text).toContain(
+      ':3: proxy_protocol_from: expected IP addresses, CIDR ranges or "*" ("10.1.0.0/8" has bits set after its /8 prefix',
+    );
+    expect(text).toContain(':4: forwarded_headers: expected a list of "x-forwarded-for", "x-forwarded-proto"');
+    expect(text).toContain(':5: forwarded_allow_unix: expected true or false, got the string "yes"');
+  });
+
+  test("[[bind]] tables and the string option give the same binds; a unix path in a table resolves against the file", () => {
+    const { config, errors, d } = resolveWith(
+      'app = "app.ts"\n\n[[bind]]\naddress = "127.0.0.1:8001"\nproxy_protocol = "v2"\n\n[[bind]]\naddress = "unix:run.sock"\nproxy_protocol = "auto"\n',
+    );
+    expect(errors).toEqual([]);
+    expect(config.list("bind")).toEqual(["127.0.0.1:8001 proxy_protocol=v2", `unix:${join(d, "run.sock")} proxy_protocol=auto`]);
+    const flags = resolveWith(null, ["app.ts", "--bind", "127.0.0.1:8001 proxy_protocol=v1"]);
+    expect(flags.errors).toEqual([]);
+    expect(flags.config.list("bind")).toEqual(["127.0.0.1:8001 proxy_protocol=v1"]);
+  });
+
+  test("a bad bind table names its line, the option and the values it takes", () => {
+    const { errors } = resolveWith(
+      'app = "app.ts"\nbind = [\n  "127.0.0.1:8000",\n  { address = "127.0.0.1:8001", proxy_protocol = "v3" },\n  { address = "127.0.0.1:8002", proxy_protocl = "v1" },\n]\n',
+    );
+    expect(errors.join("\n")).toContain(
+      ':4: bind.proxy_protocol: expected one of "off", "v1", "v2", "auto", got the string "v3"',
+    );
+    expect(errors.join("\n")).toContain(':5: bind.proxy_protocl: unknown bind option; did you mean "proxy_protocol"?');
+  });
+
+  test("proxy_protocol with TLS is refused, saying why (Bun.listen reads no byte before the handshake)", () => {
+    const { errors } = resolveWith(null, [
+      "app.ts",
+      "--bind",
+      "127.0.0.1:8443 proxy_protocol=v2",
+      "--tls-cert",
+      "c.pem",
+      "--tls-key",
+      "k.pem",
+    ]);
+    expect(errors.join("\n")).toContain(
+      'bind: "127.0.0.1:8443 proxy_protocol=v2": proxy_protocol cannot be used with tls.cert: Bun.listen starts the TLS handshake on a connection\'s first bytes',
+    );
   });
 });

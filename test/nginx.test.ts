@@ -42,7 +42,7 @@ const APP = `export default (env: Record<string, any>, startResponse: (s: string
     })();
   }
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
-  return [\`via \${env.HTTP_X_FORWARDED_PROTO} to \${env.PATH_INFO}\`];
+  return [\`\${env["wsgi.url_scheme"]} from \${env.REMOTE_ADDR} to \${env.PATH_INFO}\`];
 };
 `;
 
@@ -110,8 +110,11 @@ ${site}
     });
     procs.push(proxy);
     const ca = readFileSync(join(dir, "ca.pem"), "utf8");
-    const get = (path: string): Promise<Response> =>
-      fetch(`https://127.0.0.1:${port}${path}`, { tls: { ca, serverName: "localhost" }, headers: { host: "localhost" } });
+    const get = (path: string, headers: Record<string, string> = {}): Promise<Response> =>
+      fetch(`https://127.0.0.1:${port}${path}`, {
+        tls: { ca, serverName: "localhost" },
+        headers: { host: "localhost", ...headers },
+      });
     await waitFor(
       () =>
         get("/").then(
@@ -124,7 +127,13 @@ ${site}
 
     const res = await get("/hello");
     const log = (): string => readFileSync(join(prefix, "logs", "error.log"), "utf8");
-    expect(`${res.status} ${await res.text()}`, log()).toBe("200 via https to /hello");
+    // bunwsgi's peer is nginx on a unix socket: the client's address and https come from nginx's
+    // X-Forwarded-For and X-Forwarded-Proto (forwarded_allow_unix in the README's TOML).
+    expect(`${res.status} ${await res.text()}`, log()).toBe("200 https from 127.0.0.1 to /hello");
+    // A client's own forwarding fields: nginx keeps its X-Forwarded-For to the left of the address
+    // it appends (never read) and replaces its X-Forwarded-Proto.
+    const spoof = await get("/spoof", { "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "http" });
+    expect(await spoof.text()).toBe("https from 127.0.0.1 to /spoof");
 
     // An Upgrade through the README's /ws/ location: nginx passes it on, the app answers 101
     // and then echoes lines both ways over the connection it owns.

@@ -13,15 +13,51 @@ afterAll(() => {
 
 describe("listener specs", () => {
   test("accepts host:port, [v6]:port, unix:, tuples and objects", () => {
-    expect(parseListener("127.0.0.1:8080")).toEqual({ hostname: "127.0.0.1", port: 8080, unix: null, fd: -1 });
-    expect(parseListener("[::1]:0")).toEqual({ hostname: "::1", port: 0, unix: null, fd: -1 });
-    expect(parseListener(":80")).toEqual({ hostname: "0.0.0.0", port: 80, unix: null, fd: -1 });
-    expect(parseListener("unix:/tmp/s.sock")).toEqual({ hostname: "", port: 0, unix: "/tmp/s.sock", fd: -1 });
-    expect(parseListener(["localhost", 1])).toEqual({ hostname: "localhost", port: 1, unix: null, fd: -1 });
-    expect(parseListener({ hostname: "::", port: 2 })).toEqual({ hostname: "::", port: 2, unix: null, fd: -1 });
-    expect(parseListener({ unix: "/x" })).toEqual({ hostname: "", port: 0, unix: "/x", fd: -1 });
-    expect(parseListener("fd://3")).toEqual({ hostname: "", port: 0, unix: null, fd: 3 });
-    expect(parseListener({ fd: 4 })).toEqual({ hostname: "", port: 0, unix: null, fd: 4 });
+    expect(parseListener("127.0.0.1:8080")).toEqual({
+      hostname: "127.0.0.1",
+      port: 8080,
+      unix: null,
+      fd: -1,
+      proxyProtocol: "off",
+    });
+    expect(parseListener("[::1]:0")).toEqual({ hostname: "::1", port: 0, unix: null, fd: -1, proxyProtocol: "off" });
+    expect(parseListener(":80")).toEqual({ hostname: "0.0.0.0", port: 80, unix: null, fd: -1, proxyProtocol: "off" });
+    expect(parseListener("unix:/tmp/s.sock")).toEqual({
+      hostname: "",
+      port: 0,
+      unix: "/tmp/s.sock",
+      fd: -1,
+      proxyProtocol: "off",
+    });
+    expect(parseListener(["localhost", 1])).toEqual({ hostname: "localhost", port: 1, unix: null, fd: -1, proxyProtocol: "off" });
+    expect(parseListener({ hostname: "::", port: 2 })).toEqual({
+      hostname: "::",
+      port: 2,
+      unix: null,
+      fd: -1,
+      proxyProtocol: "off",
+    });
+    expect(parseListener({ unix: "/x" })).toEqual({ hostname: "", port: 0, unix: "/x", fd: -1, proxyProtocol: "off" });
+    expect(parseListener("fd://3")).toEqual({ hostname: "", port: 0, unix: null, fd: 3, proxyProtocol: "off" });
+    expect(parseListener({ fd: 4 })).toEqual({ hostname: "", port: 0, unix: null, fd: 4, proxyProtocol: "off" });
+  });
+
+  test("a bind's options follow its address after a space, HAProxy-style; a unix path keeps its other spaces", () => {
+    expect(parseListener("0.0.0.0:8000 proxy_protocol=v2")).toMatchObject({
+      hostname: "0.0.0.0",
+      port: 8000,
+      proxyProtocol: "v2",
+    });
+    expect(parseListener("unix:/tmp/a b.sock proxy_protocol=auto")).toMatchObject({
+      unix: "/tmp/a b.sock",
+      proxyProtocol: "auto",
+    });
+    expect(() => parseListener("127.0.0.1:80 proxy_protocol=v3")).toThrow(
+      'proxy_protocol must be one of "off", "v1", "v2", "auto"',
+    );
+    expect(() => parseListener("127.0.0.1:80 accept_proxy=1")).toThrow(
+      'unknown bind option "accept_proxy" (bind options: proxy_protocol)',
+    );
   });
 
   test("rejects a bad port or shape with a message saying what was expected", () => {

@@ -1,4 +1,4 @@
-/** @module config/limits — limits and timeouts in a server's terms, and their defaults taken from the settings table. */
+/** @module config/limits — limits, timeouts and trusted proxies in a server's terms, and their defaults taken from the settings table. */
 
 import { type Setting, settingByKey } from "./settings.ts";
 
@@ -100,5 +100,32 @@ export function defaultTimeouts(): Timeouts {
     app: defaultOf("timeouts.app"),
     minBodyRateGrace: defaultOf("timeouts.min_body_rate_grace"),
     minResponseRateGrace: defaultOf("timeouts.min_response_rate_grace"),
+  };
+}
+
+/** Trusted proxies in a server's terms (the forwarded_* and proxy_protocol_from settings). */
+export interface Proxies {
+  /** Peers whose forwarding fields are believed: IPs, CIDR ranges, "*". */
+  forwardedAllowIps: readonly string[];
+  /** Peers on unix: binds are trusted too. */
+  forwardedAllowUnix: boolean;
+  /** The forwarding fields read (lower-case names). */
+  forwardedHeaders: readonly string[];
+  /** From an untrusted peer, the forwarding fields are removed from what the app sees. */
+  forwardedStripUntrusted: boolean;
+  /** Peers that may send a PROXY protocol header. */
+  proxyProtocolFrom: readonly string[];
+}
+
+const setting = (key: string): Setting["default"] => (settingByKey(key) as Setting).default;
+
+/** The trusted proxies the table's defaults give. */
+export function defaultProxies(): Proxies {
+  return {
+    forwardedAllowIps: setting("forwarded_allow_ips") as string[],
+    forwardedAllowUnix: setting("forwarded_allow_unix") as boolean,
+    forwardedHeaders: setting("forwarded_headers") as string[],
+    forwardedStripUntrusted: setting("forwarded_strip_untrusted") as boolean,
+    proxyProtocolFrom: setting("proxy_protocol_from") as string[],
   };
 }

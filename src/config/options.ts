@@ -1,4 +1,4 @@
-/** @module config/options — a resolved configuration in a server's terms: limits, timeouts, TLS and the other WSGIServer options. */
+/** @module config/options — a resolved configuration in a server's terms: limits, timeouts, TLS, trusted proxies and the other WSGIServer options. */
 
 import { readFileSync } from "node:fs";
 import type { TLSOptions } from "bun";
@@ -80,6 +80,13 @@ export function serverOptions(c: Config): WSGIServerOptions {
     logFormat: c.str("log.format") ?? "gevent",
     logLevel: LEVEL_NUMBERS[(c.str("log.level") ?? "info").toUpperCase() as LogLevel],
     rootPath: c.str("root_path") ?? "",
+    proxies: {
+      forwardedAllowIps: c.list("forwarded_allow_ips"),
+      forwardedAllowUnix: c.bool("forwarded_allow_unix"),
+      forwardedHeaders: c.list("forwarded_headers"),
+      forwardedStripUntrusted: c.bool("forwarded_strip_untrusted"),
+      proxyProtocolFrom: c.list("proxy_protocol_from"),
+    },
     limits,
     timeouts,
     ...(tls !== undefined ? { tls } : {}),

@@ -2,10 +2,11 @@
 
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { parseListener } from "../engine/listeners.ts";
+import { AddressSet } from "../http/address.ts";
 import { checkRootPath } from "../http/request.ts";
 import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
+import { bindText, checkBinds, describe, isTable, proxyProtocolOverTls } from "./binds.ts";
 import {
   DEFAULT_CONFIG_FILE,
   type EnvironTable,
@@ -19,7 +20,7 @@ import {
 import { lineOf, lineOfItem, tomlErrorPosition } from "./toml.ts";
 
 /** Where a value came from, for messages: "bunwsgi.toml:7", "--bind" or "default". */
-interface Origin {
+export interface Origin {
   source: Source;
   label: string;
   /** Folder that relative paths are resolved against. */
@@ -61,6 +62,10 @@ export class Config {
   list(key: string): string[] {
     const v = this.get(key);
     return Array.isArray(v) ? v : [];
+  }
+
+  bool(key: string): boolean {
+    return this.get(key) === true;
   }
 
   environ(): EnvironTable {
@@ -136,13 +141,39 @@ class Resolver {
           return undefined;
         }
         return value;
-      case "binds":
+      case "binds": {
+        const list = typeof value === "string" || isTable(value) ? [value] : value;
+        if (!Array.isArray(list) || list.length === 0) return bad("a non-empty string, a table { address, … } or a list of them");
+        const fail = (where: string, key: string, why: string): void => this.fail(where, key, why);
+        const binds = list.map((b) => bindText(s.key, b, o, fail));
+        return binds.includes(null) ? undefined : checkBinds(s.key, binds as string[], o, fail);
+      }
       case "sinks": {
         const list = typeof value === "string" ? [value] : value;
         if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === "string" && x !== "")) {
           return bad("a non-empty string or a list of them");
         }
-        return s.kind === "binds" ? this.binds(s, list as string[], o) : this.sinks(s, list as string[], o);
+        return this.sinks(s, list as string[], o);
+      }
+      case "bool":
+        if (fromFlag && (value === "true" || value === "false")) return value === "true";
+        return typeof value === "boolean" ? value : bad("true or false");
+      case "addresses": {
+        const list = fromFlag || typeof value === "string" ? [value] : value;
+        if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+          return bad('a list of IP addresses, CIDR ranges or "*", such as ["127.0.0.1", "10.0.0.0/8"]');
+        }
+        const set = AddressSet.parse(list as string[]);
+        if (typeof set === "string") return bad(`IP addresses, CIDR ranges or "*" (${set})`);
+        return list as string[];
+      }
+      case "fields": {
+        const list = fromFlag || typeof value === "string" ? [value] : value;
+        const choices = s.choices ?? [];
+        if (!Array.isArray(list) || !list.every((x) => typeof x === "string" && choices.includes(x.toLowerCase()))) {
+          return bad(`a list of ${choices.map((c) => JSON.stringify(c)).join(", ")}`);
+        }
+        return (list as string[]).map((x) => x.toLowerCase());
       }
       case "table":
         return this.table(s, value, o);
@@ -167,30 +198,6 @@ class Resolver {
           return bad('a path such as "/app": starting with "/", without a trailing "/" or a query');
         }
     }
-  }
-
-  /** Every bad bind is reported, each at its own line when the file spreads the list over several. */
-  private binds(s: Setting, list: string[], o: Origin): string[] | undefined {
-    const seen = new Set<string>();
-    let ok = true;
-    for (const b of list) {
-      const where = o.item?.(b) ?? o.label;
-      try {
-        parseListener(b);
-      } catch (e) {
-        this.fail(where, s, (e as Error).message);
-        ok = false;
-        continue;
-      }
-      if (seen.has(b)) {
-        this.fail(where, s, `${JSON.stringify(b)} is listed twice`);
-        ok = false;
-      }
-      seen.add(b);
-    }
-    if (!ok) return undefined;
-    // A unix socket path is relative to the config file like every other path.
-    return list.map((b) => (b.startsWith("unix:") ? `unix:${resolve(o.base, b.slice(5))}` : b));
   }
 
   private sinks(s: Setting, list: string[], o: Origin): string[] | undefined {
@@ -263,6 +270,7 @@ class Resolver {
         `${where("tls.client_auth")}: tls.client_auth: needs tls.ca, the CA that client certificates must chain to`,
       );
     }
+    if (cert !== null) this.errors.push(...proxyProtocolOverTls(c.list("bind"), where("bind")));
     const unixBinds = c.list("bind").filter((b) => b.startsWith("unix:"));
     for (const key of ["unix_socket_mode", "unix_socket_group"]) {
       if (c.get(key) !== null && unixBinds.length === 0) {
@@ -282,13 +290,6 @@ class Resolver {
     }
   }
 }
-
-const describe = (v: unknown): string => {
-  if (Array.isArray(v)) return `a list (${JSON.stringify(v)})`;
-  if (v !== null && typeof v === "object") return "a table";
-  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
-  return `${typeof v} ${String(v)}`;
-};
 
 const isFile = (p: string): boolean => {
   try {

@@ -16,10 +16,13 @@ type Kind =
   | "mode"
   | "group"
   | "urlpath"
-  | "workers";
+  | "workers"
+  | "bool"
+  | "addresses"
+  | "fields";
 
 export type EnvironTable = Record<string, string | number | boolean>;
-export type Value = string | number | string[] | EnvironTable | null;
+export type Value = string | number | boolean | string[] | EnvironTable | null;
 export type Source = "default" | "file" | "flag";
 
 export interface Setting {
@@ -82,7 +85,7 @@ const rows: Row[] = [
     metavar: "ADDR",
     reload: false,
     example: '["0.0.0.0:8000", "[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
-    doc: "Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several.",
+    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
   },
   {
     key: "unix_socket_mode",
@@ -139,7 +142,7 @@ const rows: Row[] = [
     default: 0,
     min: 0,
     max: 1024,
-    metavar: "N|auto",
+    metavar: "COUNT",
     reload: true,
     example: "2",
     doc: "Worker processes. 0: this process serves, alone (no master). N: a master binds every listener once and supervises N workers of the same binary that serve them (replaced when they exit or hang, rolled on SIGHUP). `auto`: one per CPU this process may use (its affinity mask, as `taskset` and container limits set it).",
@@ -183,6 +186,52 @@ const rows: Row[] = [
     reload: true,
     example: '{ APP_ENV = "production" }',
     doc: "Extra keys added to every request's environ. Repeat the flag for several.",
+  },
+  {
+    key: "forwarded_allow_ips",
+    kind: "addresses",
+    default: ["127.0.0.1", "::1"],
+    metavar: "ADDR",
+    reload: true,
+    example: '["127.0.0.1", "::1", "10.0.0.0/8"]',
+    doc: 'Proxies whose forwarding fields (`forwarded_headers`) are believed: IPs and CIDR ranges of both families, or `"*"` (any peer; the hops it reports are still walked past only when listed). From such a peer, `REMOTE_ADDR`/`REMOTE_PORT`, `wsgi.url_scheme`/`HTTPS` and the host come from those fields, walking the chain from the right to the first hop not listed; from any other peer they are ignored. `[]` trusts none.',
+  },
+  {
+    key: "forwarded_allow_unix",
+    kind: "bool",
+    default: false,
+    metavar: "BOOL",
+    reload: true,
+    example: "false",
+    doc: "Believe the forwarding fields of peers on `unix:` binds (such as nginx on the same host): a unix socket's peer has no address to match, so this is said here, not assumed.",
+  },
+  {
+    key: "forwarded_headers",
+    kind: "fields",
+    default: ["x-forwarded-for", "x-forwarded-proto"],
+    choices: ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "forwarded"],
+    metavar: "FIELD",
+    reload: true,
+    example: '["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]',
+    doc: "Which forwarding fields are read from a trusted peer: `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`, `x-forwarded-port`, `forwarded` (RFC 7239; when listed and present it is read alone). List only fields your proxy sets or clears: one it passes on unchanged is the client's to write.",
+  },
+  {
+    key: "forwarded_strip_untrusted",
+    kind: "bool",
+    default: false,
+    metavar: "BOOL",
+    reload: true,
+    example: "true",
+    doc: "From a peer that is not trusted, remove the five forwarding fields from the environ (`HTTP_X_FORWARDED_*`, `HTTP_FORWARDED`) and from a fetch app's Request headers, so an app that reads them cannot be fooled (`bunwsgi.headers` keeps the fields as received).",
+  },
+  {
+    key: "proxy_protocol_from",
+    kind: "addresses",
+    default: ["127.0.0.1", "::1"],
+    metavar: "ADDR",
+    reload: true,
+    example: '["10.0.0.0/8"]',
+    doc: 'Peers that may send a PROXY protocol header on a bind with `proxy_protocol` on: IPs, CIDR ranges or `"*"`; any other peer on such a bind is closed at once. On a `unix:` bind the socket file\'s permissions decide who may connect, and so who may send one.',
   },
   {
     key: "tls.cert",

@@ -29,8 +29,14 @@ export const errorText = (e: unknown): string => (e instanceof Error ? (e.stack 
  */
 export abstract class AppExchange implements Exchange, AccessRecord {
   readonly socket: ServerSocket;
-  /** [host, port] for TCP; the socket path for a unix socket. */
-  readonly clientAddress: ClientAddress;
+  /**
+   * The client of the current request (gevent's client_address; the access log's): [host, port]
+   * for TCP, the socket path for a unix socket. The connection's peer, or the client a trusted
+   * proxy's forwarding fields name for this request.
+   */
+  clientAddress: ClientAddress;
+  /** The connection's peer: the socket's, or the client its PROXY header named. */
+  readonly peerAddress: ClientAddress;
   /** What this exchange sees of its connection. */
   readonly connection: ConnectionPort;
   /** The response being written: framing, length and persistence. */
@@ -55,6 +61,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
   constructor(socket: ServerSocket, address: ClientAddress) {
     this.socket = socket;
     this.clientAddress = address;
+    this.peerAddress = address;
     this.connection = socket.data;
     this.response = new ResponseWriter(socket.data);
   }
@@ -116,6 +123,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
 
   protected resetRequest(): void {
     this.requestline = null;
+    this.clientAddress = this.peerAddress;
     this.response.reset();
     this.timeFinish = 0;
     this.expired = false;

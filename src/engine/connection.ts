@@ -10,6 +10,7 @@ import { Flow, Pause } from "./flow.ts";
 import type { Input } from "./input.ts";
 import { Intake, type IntakeHost } from "./intake.ts";
 import { Output, type OutputOwner } from "./output.ts";
+import type { ProxiedPeer } from "./peer.ts";
 import { releaseParser, takeParser } from "./pools.ts";
 import { type BodyHost, RequestBody } from "./request-body.ts";
 import { State, type StateValue } from "./state.ts";
@@ -40,6 +41,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   slot = -1;
   /** A read callback is running: output is flushed once, when it returns. */
   batching = false;
+  /** ConnectionPort: what this connection's PROXY header said (engine/proxy-stage), or null. */
+  proxy: ProxiedPeer | null = null;
 
   private readonly responseDoneBound = (): void => this.responseDone();
   private readonly responseFailedBound = (e: unknown): void => this.responseFailed(e);

@@ -5,6 +5,7 @@ import type { BodyLimits } from "../http/body.ts";
 import type { HeadLimits, RequestParser } from "../http/parser.ts";
 import type { Input } from "./input.ts";
 import type { Output } from "./output.ts";
+import type { ProxiedPeer } from "./peer.ts";
 
 /**
  * The app side of a connection: it turns each parsed request into a response (a WSGI handler;
@@ -49,6 +50,8 @@ export interface ConnectionPort {
   /** The response's bytes. */
   readonly out: Output;
   readonly closed: boolean;
+  /** What the connection's PROXY header said (its client, the socket's own peer, TLVs), or null. */
+  readonly proxy: ProxiedPeer | null;
   /** Why the request was refused or cut, as a stable name, or "". */
   readonly failReason: string;
   /** The engine cannot keep the connection after this response. */

@@ -4,6 +4,7 @@ import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SocketHandler, SocketListener, TLSOptions } from "bun";
 import { ConfigError } from "../errors.ts";
+import type { ProxyMode } from "../http/proxy-protocol.ts";
 import type { Connection } from "./connection.ts";
 
 /**
@@ -21,6 +22,36 @@ export interface Address {
   unix: string | null;
   /** An inherited listening socket's descriptor, or -1. */
   fd: number;
+  /** Whether each connection starts with a PROXY protocol header, and of which version. */
+  proxyProtocol: "off" | ProxyMode;
+}
+
+/** A bind's options and the values each takes ("0.0.0.0:8000 proxy_protocol=v2"). */
+export const BIND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  proxy_protocol: ["off", "v1", "v2", "auto"],
+};
+
+/**
+ * Why a TLS bind cannot take a PROXY header. Found by trying (Bun 1.4): a TLS listener's first
+ * bytes go to its handshake, which fails on a PROXY header (WRONG_VERSION_NUMBER) before any
+ * handler sees them, and Bun.listen has no hook before the handshake.
+ */
+export const PROXY_OVER_TLS =
+  "Bun.listen starts the TLS handshake on a connection's first bytes, so a PROXY header before it is never read; let the proxy end TLS, or pass TLS through without proxy_protocol";
+
+/**
+ * A bind string's address and its options: the trailing `name=value` words after a space, as
+ * HAProxy's `bind` and nginx's `listen` take them; a unix path keeps any other spaces.
+ */
+export function splitBindOptions(spec: string): { address: string; options: Array<[string, string]> } {
+  const words = spec.split(" ");
+  const options: Array<[string, string]> = [];
+  while (words.length > 1 && /^[a-z_]+=/.test(words[words.length - 1] as string)) {
+    const word = words.pop() as string;
+    const eq = word.indexOf("=");
+    options.unshift([word.slice(0, eq), word.slice(eq + 1)]);
+  }
+  return { address: words.join(" ").trim(), options };
 }
 
 /** A unix socket file's permissions: mode (null: the umask decides) and group id (null: the process's). */
@@ -39,26 +70,36 @@ export function parseListener(spec: ListenerSpec): Address {
     if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) bad("port must be an integer from 0 to 65535");
     return n as number;
   };
-  const tcp = (hostname: string, p: unknown): Address => ({ hostname, port: port(p), unix: null, fd: -1 });
+  let proxyProtocol: Address["proxyProtocol"] = "off";
+  const tcp = (hostname: string, p: unknown): Address => ({ hostname, port: port(p), unix: null, fd: -1, proxyProtocol });
   const fd = (n: unknown): Address => {
     const v = typeof n === "string" && /^\d{1,9}$/.test(n) ? Number(n) : n;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) bad("fd must be a descriptor number such as fd://3");
-    return { hostname: "", port: 0, unix: null, fd: v as number };
+    return { hostname: "", port: 0, unix: null, fd: v as number, proxyProtocol };
   };
   if (Array.isArray(spec)) return tcp(spec[0] || "0.0.0.0", spec[1]);
   if (typeof spec === "object" && spec !== null) {
     if ("unix" in spec) {
       if (typeof spec.unix !== "string" || spec.unix === "") bad("unix path must be a non-empty string");
-      return { hostname: "", port: 0, unix: spec.unix, fd: -1 };
+      return { hostname: "", port: 0, unix: spec.unix, fd: -1, proxyProtocol };
     }
     if ("fd" in spec) return fd(spec.fd);
     return tcp(spec.hostname || "0.0.0.0", spec.port);
   }
   if (typeof spec !== "string") return bad("expected a string, [host, port], { hostname, port }, { unix } or { fd }");
+  const split = splitBindOptions(spec);
+  for (const [name, value] of split.options) {
+    const values = BIND_OPTIONS[name];
+    if (values === undefined)
+      bad(`unknown bind option ${JSON.stringify(name)} (bind options: ${Object.keys(BIND_OPTIONS).join(", ")})`);
+    else if (!values.includes(value)) bad(`${name} must be one of ${values.map((v) => JSON.stringify(v)).join(", ")}`);
+    else proxyProtocol = value as Address["proxyProtocol"];
+  }
+  spec = split.address;
   if (spec.startsWith("unix:")) {
     const path = spec.slice(5);
     if (path === "") bad("unix: needs a path");
-    return { hostname: "", port: 0, unix: path, fd: -1 };
+    return { hostname: "", port: 0, unix: path, fd: -1, proxyProtocol };
   }
   if (spec.startsWith("fd://")) return fd(spec.slice(5));
   if (spec.startsWith("[")) {

@@ -1,11 +1,21 @@
 /** @module engine/server — a listening socket and its connections: admission under the spawn pool, the one coarse timer, graceful stop; the kind of app on top makes each connection's Exchange. */
 
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
-import { bodyLimitsOf, defaultLimits, defaultTimeouts, headLimitsOf, type Limits, type Timeouts } from "../config/limits.ts";
+import {
+  bodyLimitsOf,
+  defaultLimits,
+  defaultProxies,
+  defaultTimeouts,
+  headLimitsOf,
+  type Limits,
+  type Proxies,
+  type Timeouts,
+} from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
 import type { BodyLimits } from "../http/body.ts";
 import type { HeadLimits } from "../http/parser.ts";
-import { type AccessFormatter, compileLogFormat } from "../observe/access.ts";
+import type { ProxyMode } from "../http/proxy-protocol.ts";
+import { type AccessFormatter, type ClientAddress, compileLogFormat } from "../observe/access.ts";
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
@@ -15,11 +25,14 @@ import {
   BUN_BACKLOG,
   bind,
   type ListenerSpec,
+  PROXY_OVER_TLS,
   parseListener,
   removeSocketFile,
   type UnixSocketPerms,
 } from "./listeners.ts";
+import { ProxyPolicy } from "./peer.ts";
 import { Pool, type PoolMember } from "./pool.ts";
+import { ProxyStage, type ProxyStageHost } from "./proxy-stage.ts";
 import { Served } from "./served.ts";
 
 /**
@@ -64,10 +77,18 @@ export interface ServerOptions {
   adopt?: number;
   /** Told the request line of every request as it starts (process/watch: what a hung worker was doing). */
   watch?: RequestWatch | null;
+  /**
+   * Trusted proxies: whose forwarding fields are believed (forwardedAllowIps, forwardedAllowUnix,
+   * forwardedHeaders, forwardedStripUntrusted) and who may send a PROXY header
+   * (proxyProtocolFrom); unset keys take the settings table's defaults.
+   */
+  proxies?: Partial<Proxies>;
+  /** Every connection starts with a PROXY protocol header of this version ("off": none); else the listener spec's option. */
+  proxyProtocol?: "off" | ProxyMode;
 }
 
 /** A server on Bun.listen. `start()` binds and returns; `serveForever()` resolves once it has been stopped or closed. */
-export abstract class Server implements ConnectionHost, PoolMember {
+export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHost {
   readonly address: Address;
   readonly backlog: number | null;
   readonly pool: Pool;
@@ -90,6 +111,10 @@ export abstract class Server implements ConnectionHost, PoolMember {
   readonly watch: RequestWatch | null;
   /** An adopted TCP descriptor's bound address, asked of the kernel once (Bun does not keep it). */
   private adoptedName: { address: string; port: number } | null = null;
+  /** Trusted proxies, compiled. */
+  proxies: ProxyPolicy;
+  /** The PROXY protocol stage of this bind, or null when its connections start with HTTP. */
+  readonly proxyStage: ProxyStage | null;
 
   protected listener: SocketListener<Connection> | null = null;
   private readonly served = new Served();
@@ -112,15 +137,25 @@ export abstract class Server implements ConnectionHost, PoolMember {
     this.tls = options.tls;
     this.unixSocketPerms = options.unixSocketPerms ?? { mode: null, gid: null };
     this.setLimits(options.limits, options.timeouts);
+    this.proxies = new ProxyPolicy({ ...defaultProxies(), ...options.proxies });
+    const mode = options.proxyProtocol ?? this.address.proxyProtocol;
+    if (mode !== "off" && this.tls !== undefined)
+      throw new ConfigError(`proxy_protocol cannot be used with TLS: ${PROXY_OVER_TLS}`);
+    const stage = mode === "off" ? null : new ProxyStage(this, mode);
+    this.proxyStage = stage;
     const server = this;
     this.socketHandlers = {
       binaryType: "buffer",
       open(socket) {
         server.accept(socket);
       },
-      data(socket, data) {
-        socket.data.onData(data);
-      },
+      // A bind with the PROXY protocol has its own data handler: other binds pay nothing for it.
+      data:
+        stage === null
+          ? (socket, data) => socket.data.onData(data)
+          : (socket, data) => {
+              if (stage.size === 0 || !stage.read(socket.data, data)) socket.data.onData(data);
+            },
       drain(socket) {
         socket.data.onDrain();
       },
@@ -185,6 +220,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
     this.accessFormat = compileLogFormat(options.logFormat ?? "gevent");
     this.logLevel = options.logLevel ?? 20;
     this.setLimits(options.limits, options.timeouts);
+    this.proxies = new ProxyPolicy({ ...defaultProxies(), ...options.proxies });
   }
 
   /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */
@@ -288,6 +324,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
     this.pool.detach(this);
     if (this.address.unix !== null && this.address.fd < 0) removeSocketFile(this.address.unix);
     for (const c of this.pool.take(this)) c.terminate();
+    this.proxyStage?.terminateAll();
     return true;
   }
 
@@ -333,14 +370,25 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   private admit(conn: Connection): void {
     this.pool.active++;
-    this.served.add(conn);
     const socket = conn.socket;
     // Each of these getters is a getpeername(2) in Bun: read each once. A unix socket's peer
     // has no address: the socket's path stands for it in logs.
     const port = this.address.unix !== null ? undefined : socket.remotePort;
     const address: [string, number] | string = port === undefined ? (this.address.unix ?? "") : [socket.remoteAddress, port];
     // No setNoDelay(): Bun sets TCP_NODELAY on every accepted socket itself (seen with strace).
-    this.handle(socket, address);
+    if (this.proxyStage !== null) this.proxyStage.begin(conn, address);
+    else this.proxied(conn, address);
+  }
+
+  /** ProxyStageHost: serve the connection's requests as from `address` (its peer, or the client its PROXY header named). */
+  proxied(conn: Connection, address: ClientAddress): void {
+    this.served.add(conn);
+    this.handle(conn.socket, address);
+  }
+
+  /** ProxyStageHost: a debug line in the error log. */
+  debug(line: string): void {
+    this.errorLog.write(`${line}\n`, "DEBUG");
   }
 
   /** PoolMember: the served connection idle the longest, or null when none is idle. */
@@ -350,7 +398,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
 
   /** ConnectionHost: a socket closed. */
   connectionClosed(conn: Connection): void {
-    if (this.served.remove(conn)) this.pool.release();
+    if (this.served.remove(conn) || this.proxyStage?.closed(conn)) this.pool.release();
     else this.pool.forget(conn);
   }
 
@@ -367,6 +415,7 @@ export abstract class Server implements ConnectionHost, PoolMember {
   private tick(): void {
     const now = performance.now() / 1000;
     this.now = now;
+    if (this.proxyStage !== null && this.proxyStage.size > 0) this.proxyStage.tick(now);
     this.served.tick(now);
   }
 }

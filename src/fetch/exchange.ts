@@ -2,12 +2,14 @@
 
 import { AppExchange } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
+import { proxyTlsFacts } from "../engine/peer.ts";
 import { tlsFacts } from "../engine/tls.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
+import { type Forwarded, forwardedAuthority, forwardingIndex } from "../http/forwarded.ts";
 import type { RequestParser } from "../http/parser.ts";
 import { HTTP_1X, RequestDecoder } from "../http/request.ts";
 import type { ClientAddress } from "../observe/access.ts";
-import { geventLine } from "../observe/access.ts";
+import { clientLabel, geventLine } from "../observe/access.ts";
 import { epochOf } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { bodyStream, IncomingRequest, requestURL } from "./request.ts";
@@ -33,6 +35,14 @@ export class FetchExchange extends AppExchange implements SendHost {
   /** The connection's TLS facts, read once. */
   private tls: Readonly<Record<string, string>> | null = null;
   private readonly sender: ResponseSender;
+  /** The peer is a trusted proxy: its requests' forwarding fields are read (decided once per connection). */
+  private readonly trusted: boolean;
+  /** The peer is not trusted, and its requests' forwarding fields are left out of their headers. */
+  private readonly strip: boolean;
+  /** The URL scheme of this connection's requests: the listener's, or https when a PROXY header's SSL TLV says so. */
+  private readonly scheme: string;
+  /** What the last request's forwarding fields said, kept while a client repeats its fields. */
+  private lastForwarded: Forwarded | null = null;
   private readonly sendBound = (res: Response): void | Promise<void> => this.respond(res);
   private readonly doneBound = (): void => this.finishRequest();
   private readonly failedBound = (e: unknown): void => this.failed(e);
@@ -41,6 +51,10 @@ export class FetchExchange extends AppExchange implements SendHost {
     super(socket, address);
     this.server = server;
     this.sender = new ResponseSender(this);
+    this.trusted = server.proxies.trusts(address);
+    this.strip = !this.trusted && server.proxies.strip;
+    const proxy = this.connection.proxy;
+    this.scheme = proxy !== null && proxyTlsFacts(proxy.header) !== null ? "https" : server.scheme;
   }
 
   protected get host(): FetchServer {
@@ -85,11 +99,23 @@ export class FetchExchange extends AppExchange implements SendHost {
 
   /** The Request for the parsed head; null (answered 400) when its URL is not one. */
   private makeRequest(p: RequestParser): IncomingRequest | null {
-    const server = this.server;
-    const url = requestURL(p.targetForm, this.path, server.scheme, this.authority(p));
+    let scheme = this.scheme;
+    let authority = this.authority(p);
+    const repeated = this.decoder.fieldsRepeated;
+    if (this.trusted) {
+      // Only when the fields change: a keep-alive client repeating them gets the same answer.
+      if (!repeated || this.lastHeaders === null) this.lastForwarded = this.forwarded();
+      const f = this.lastForwarded;
+      if (f !== null) {
+        if (f.addr !== null) this.clientAddress = [f.addr, /^\d+$/.test(f.port) ? Number(f.port) : 0];
+        if (f.scheme !== null) scheme = f.scheme;
+        if (f.host !== null || f.hostPort !== null) authority = forwardedAuthority(f, authority, scheme);
+      }
+    }
+    const url = requestURL(p.targetForm, this.path, scheme, authority);
     let headers = this.lastHeaders;
-    if (headers === null || !this.decoder.fieldsRepeated) {
-      headers = new Headers(this.headers);
+    if (headers === null || !repeated) {
+      headers = new Headers(this.strip ? this.headers.filter((h) => forwardingIndex(h[0]) < 0) : this.headers);
       this.lastHeaders = headers;
     }
     const init: StreamInit = { headers };
@@ -122,6 +148,16 @@ export class FetchExchange extends AppExchange implements SendHost {
       }
     }
     return this.server.authority;
+  }
+
+  /** What a trusted proxy's forwarding fields say of this request's client (engine/peer); malformed values get a debug line. */
+  private forwarded(): Forwarded | null {
+    const server = this.server;
+    const f = server.proxies.forwarded(this.headers);
+    if (f !== null && f.problem !== "" && server.logLevel <= 10) {
+      server.errorLog.write(`ignored forwarding fields from ${clientLabel(this.peerAddress)}: ${f.problem}\n`, "DEBUG");
+    }
+    return f;
   }
 
   private failed(e: unknown): void {
@@ -162,7 +198,8 @@ export class FetchExchange extends AppExchange implements SendHost {
 
   /** The TLS facts of this connection (server.tlsInfo), read from the socket once. */
   tlsFacts(): Readonly<Record<string, string>> {
-    this.tls ??= tlsFacts(this.socket);
+    const proxy = this.connection.proxy;
+    this.tls ??= (proxy !== null ? proxyTlsFacts(proxy.header) : null) ?? tlsFacts(this.socket);
     return this.tls;
   }
 

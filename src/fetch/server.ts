@@ -4,6 +4,7 @@ import type { ServerSocket } from "../engine/connection.ts";
 import type { ListenerSpec } from "../engine/listeners.ts";
 import { Server, type ServerOptions } from "../engine/server.ts";
 import { ConfigError } from "../errors.ts";
+import { parseIP } from "../http/address.ts";
 import type { ClientAddress } from "../observe/access.ts";
 import { FetchExchange } from "./exchange.ts";
 import { IncomingRequest } from "./request.ts";
@@ -113,11 +114,12 @@ class ServeObject implements FetchServe {
   }
 
   requestIP(request: Request): SocketAddress | null {
-    const address = IncomingRequest.originOf(request)?.clientAddress;
-    // A unix socket's peer has no address (Bun.serve gives null too).
-    if (address === undefined || typeof address === "string") return null;
-    const [host, port] = address;
-    return { address: host, port, family: host.includes(":") ? "IPv6" : "IPv4" };
+    return socketAddress(IncomingRequest.originOf(request)?.clientAddress);
+  }
+
+  peerIP(request: Request): SocketAddress | null {
+    const origin = IncomingRequest.originOf(request);
+    return socketAddress(origin?.connection.proxy?.socketPeer ?? origin?.peerAddress);
   }
 
   timeout(request: Request, seconds: number): void {
@@ -151,6 +153,16 @@ class ServeObject implements FetchServe {
   stop(): never {
     return notOffered("stop()", "send the process SIGTERM for a graceful stop (or call stop() on the FetchServer)");
   }
+}
+
+/**
+ * A client address as Bun's SocketAddress: null for a unix socket's peer (Bun.serve gives null
+ * too) and for a client a proxy names without an IP (RFC 7239's "unknown" or "_hidden").
+ */
+function socketAddress(address: ClientAddress | undefined): SocketAddress | null {
+  if (address === undefined || typeof address === "string" || parseIP(address[0]) === null) return null;
+  const [host, port] = address;
+  return { address: host, port, family: host.includes(":") ? "IPv6" : "IPv4" };
 }
 
 function notOffered(member: string, instead: string): never {

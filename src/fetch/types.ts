@@ -24,6 +24,11 @@ export interface FetchServe {
   /** The peer of a request this server is answering; null for a unix socket or a request it did not receive. */
   requestIP(request: Request): SocketAddress | null;
   /**
+   * bunwsgi's: the socket's own peer of this request, which is the proxy when requestIP gives the
+   * client a trusted proxy's forwarding fields or PROXY header named.
+   */
+  peerIP(request: Request): SocketAddress | null;
+  /**
    * This request's app deadline: seconds from its start until its response is done (the
    * request's own timeouts.app; 0: none). Bun.serve's is an idle timeout; this bounds the whole
    * response, so a long stream turns it off.

@@ -1,4 +1,4 @@
-/** @module http/codes — every error the parser and the body decoder return: a stable code, its status and message, and its lower-case name (the access log's and the metrics' `reason`). Codes are appended, never renumbered. */
+/** @module http/codes — every error the parser, the body decoder and the PROXY protocol reader return: a stable code, its status and message, and its lower-case name (the access log's and the metrics' `reason`). Codes are appended, never renumbered. */
 
 /**
  * Error codes returned (negated) by {@link RequestParser.execute}. Each maps to a status and a
@@ -99,6 +99,48 @@ export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = 
   11: [400, "framing, routing or connection field in trailer section"],
 };
 
+/**
+ * Why a connection's PROXY protocol header (v1 or v2) was refused: returned (negated) by
+ * {@link ProxyParser.execute}, or found by the engine (untrusted, timeout, closed). The
+ * connection is closed without a response: there is no HTTP to answer in yet.
+ */
+export const ProxyError = {
+  PROXY_MISSING: 1,
+  PROXY_V1_TOO_LONG: 2,
+  PROXY_V1_MALFORMED: 3,
+  PROXY_V1_BAD_ADDRESS: 4,
+  PROXY_V1_BAD_PORT: 5,
+  PROXY_V2_BAD_VERSION: 6,
+  PROXY_V2_BAD_COMMAND: 7,
+  PROXY_V2_BAD_FAMILY: 8,
+  PROXY_V2_TOO_LONG: 9,
+  PROXY_V2_SHORT_ADDRESS: 10,
+  PROXY_V2_BAD_TLV: 11,
+  PROXY_WRONG_VERSION: 12,
+  PROXY_UNTRUSTED: 13,
+  PROXY_TIMEOUT: 14,
+  PROXY_CLOSED: 15,
+} as const;
+
+/** The message of each {@link ProxyError} code. */
+export const PROXY_ERRORS: Readonly<Record<number, string>> = {
+  1: "the connection does not start with a PROXY protocol header",
+  2: "PROXY v1 line longer than 107 bytes",
+  3: "malformed PROXY v1 line",
+  4: "PROXY v1 address not of its family",
+  5: "PROXY v1 port not 0 to 65535",
+  6: "PROXY v2 version is not 2",
+  7: "PROXY v2 command is neither LOCAL nor PROXY",
+  8: "PROXY v2 address family or transport not supported",
+  9: "PROXY v2 header longer than bunwsgi accepts",
+  10: "PROXY v2 address block shorter than its family's",
+  11: "PROXY v2 TLV runs past the header",
+  12: "PROXY header of a version this bind does not accept",
+  13: "PROXY header from a peer not in proxy_protocol_from",
+  14: "PROXY header not complete within timeouts.header",
+  15: "connection closed before its PROXY header was complete",
+};
+
 /** Each code's name in lower case ("bare_cr", "bad_chunk_size"): stable names for logs and metrics. */
 const names = (table: Readonly<Record<string, number>>): string[] => {
   const out: string[] = [];
@@ -107,3 +149,4 @@ const names = (table: Readonly<Record<string, number>>): string[] => {
 };
 export const PARSE_REASONS: readonly string[] = names(ParseError);
 export const BODY_REASONS: readonly string[] = names(BodyError);
+export const PROXY_REASONS: readonly string[] = names(ProxyError);

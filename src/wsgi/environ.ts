@@ -1,12 +1,15 @@
-/** @module wsgi/environ — the PEP 3333 environ of a request: CGI keys, headers as HTTP_*, TLS facts, and a per-connection template reused while a client repeats its fields. */
+/** @module wsgi/environ — the PEP 3333 environ of a request: CGI keys, headers as HTTP_*, TLS facts, a trusted proxy's client, and a per-connection template reused while a client repeats its fields. */
 
 import type { ServerSocket } from "../engine/connection.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { Input } from "../engine/input.ts";
+import { type ProxyPolicy, proxyTlsFacts } from "../engine/peer.ts";
 import { tlsFacts } from "../engine/tls.ts";
 import { ContractError } from "../errors.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
+import { forwardedAuthority, forwardingIndex } from "../http/forwarded.ts";
 import { unquoteLatin1 } from "../http/request.ts";
+import { type ClientAddress, clientLabel } from "../observe/access.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Environ, SetTimeout } from "./types.ts";
 
@@ -26,12 +29,13 @@ function envKey(name: string): string | null {
   return key;
 }
 
-/** What the environ is built from: the handler's decoded request line and fields. */
+/** What the environ is built from: the handler's decoded request line and fields; and where the client a trusted proxy names is told. */
 export interface RequestFacts {
   readonly command: string;
   readonly path: string;
   readonly requestVersion: string;
   readonly headers: Array<[string, string]>;
+  clientAddress: ClientAddress;
 }
 
 /** Builds the environs of one connection's requests. */
@@ -48,10 +52,29 @@ export class EnvironBuilder {
   private readonly templateValues: string[] = [];
   /** environ["bunwsgi.set_timeout"]: one per connection, it changes the current request's deadlines. */
   private readonly setTimeout: SetTimeout;
+  private readonly policy: ProxyPolicy;
+  /** The peer is a trusted proxy: its requests' forwarding fields are read (decided once per connection). */
+  private readonly trusted: boolean;
+  /** The peer is not trusted, and its requests' forwarding fields are left out. */
+  private readonly strip: boolean;
+  /** environ["bunwsgi.peer"]: the socket's own peer, whoever the requests are from. */
+  private readonly peer: ClientAddress;
+  /** The keys a PROXY header gives every request (bunwsgi.proxy, its TLS facts), or null. */
+  private readonly proxyEnv: Record<string, unknown> | null;
+  /** The client the template's forwarding fields name, or null. */
+  private client: ClientAddress | null = null;
+  /** The template's host is the forwarded one: a request's own authority does not replace it. */
+  private hostForwarded = false;
 
-  constructor(socket: ServerSocket, address: [string, number] | string) {
+  constructor(socket: ServerSocket, address: [string, number] | string, policy: ProxyPolicy) {
     this.socket = socket;
     const conn = socket.data;
+    this.policy = policy;
+    this.trusted = policy.trusts(address);
+    this.strip = !this.trusted && policy.strip;
+    const proxy = conn.proxy;
+    this.peer = proxy === null ? address : proxy.socketPeer;
+    this.proxyEnv = proxy === null ? null : { "bunwsgi.proxy": proxy.header, ...proxyEnviron(proxy.header) };
     this.setTimeout = (kind, seconds) => {
       if ((kind !== "app" && kind !== "upgraded") || typeof seconds !== "number" || !(seconds >= 0)) {
         throw new ContractError(
@@ -119,14 +142,16 @@ export class EnvironBuilder {
     }
     env.PATH_INFO = path;
     env.SERVER_PROTOCOL = req.requestVersion;
-    if (authority !== null) {
+    // The host a trusted proxy was asked for (hostForwarded) stands over the proxy's own request's.
+    if (authority !== null && !this.hostForwarded) {
       // RFC 9112 §3.2.2: the target's authority, not Host, names the host this request is for.
       env.HTTP_HOST = authority;
       hostToServerName(env, authority, schemePort);
-    } else if (server.nameFromHost) {
+    } else if (server.nameFromHost && !this.hostForwarded) {
       const host = env.HTTP_HOST;
-      if (typeof host === "string" && host !== "") hostToServerName(env, host, server.tls ? "443" : "80");
+      if (typeof host === "string" && host !== "") hostToServerName(env, host, env["wsgi.url_scheme"] === "https" ? "443" : "80");
     }
+    if (this.client !== null) req.clientAddress = this.client;
     env["wsgi.input"] = conn.input;
     env["bunwsgi.headers"] = headers;
     if (upgrade && conn.rawInput !== null) env["bunwsgi.raw_input"] = conn.rawInput;
@@ -164,12 +189,16 @@ export class EnvironBuilder {
     env.SERVER_PROTOCOL = "";
     env.REMOTE_ADDR = this.remoteAddr;
     env.REMOTE_PORT = this.remotePort;
+    env["bunwsgi.peer"] = this.peer;
     if (server.tls !== undefined) Object.assign(env, this.tls());
+    if (this.proxyEnv !== null) Object.assign(env, this.proxyEnv);
     const f = p.fields;
+    const strip = this.strip;
     for (let n = 0; n < headers.length; n++) {
       // Indexed, not destructured: destructuring goes through the iterator protocol.
       const pair = headers[n] as readonly [string, string];
       const name = pair[0];
+      if (strip && forwardingIndex(name) >= 0) continue;
       const value = pair[1];
       const kind = f[n * FIELD_SLOTS + 4];
       if (kind === FieldKind.CONTENT_TYPE) {
@@ -190,7 +219,43 @@ export class EnvironBuilder {
     env["wsgi.input"] = NO_INPUT;
     env["wsgi.input_terminated"] = true;
     env["bunwsgi.headers"] = [];
+    this.client = null;
+    this.hostForwarded = false;
+    if (this.trusted) this.forward(server, env, headers);
     return env;
+  }
+
+  /**
+   * A trusted proxy's forwarding fields (engine/peer, http/forwarded): the client's address and
+   * port, the scheme it used and the host it asked for, as PEP 3333 reconstructs a URL from them
+   * (wsgi.url_scheme, then HTTP_HOST, else SERVER_NAME and SERVER_PORT). Malformed values are
+   * left out, with a debug line.
+   */
+  private forward(server: WSGIServer, env: Environ, headers: ReadonlyArray<readonly [string, string]>): void {
+    const f = this.policy.forwarded(headers);
+    if (f === null) return;
+    if (f.problem !== "" && server.logLevel <= 10) {
+      server.errorLog.write(`ignored forwarding fields from ${clientLabel(this.peer)}: ${f.problem}\n`, "DEBUG");
+    }
+    if (f.addr !== null) {
+      env.REMOTE_ADDR = f.addr;
+      env.REMOTE_PORT = f.port;
+      this.client = [f.addr, /^\d+$/.test(f.port) ? Number(f.port) : 0];
+    }
+    let scheme = env["wsgi.url_scheme"] as string;
+    if (f.scheme !== null) {
+      scheme = f.scheme;
+      env["wsgi.url_scheme"] = scheme;
+      if (scheme === "https") env.HTTPS = "on";
+      else if (env.HTTPS !== undefined) env.HTTPS = "off";
+    }
+    const host = typeof env.HTTP_HOST === "string" ? env.HTTP_HOST : "";
+    if (f.host !== null || (f.hostPort !== null && host !== "")) {
+      const authority = forwardedAuthority(f, host, scheme);
+      env.HTTP_HOST = authority;
+      hostToServerName(env, authority, scheme === "https" ? "443" : "80");
+      this.hostForwarded = true;
+    }
   }
 
   /** Whether `headers` holds the same strings as when the environ template was made. */
@@ -216,6 +281,12 @@ export class EnvironBuilder {
       values[n] = pair[1];
     }
   }
+}
+
+/** A PROXY header's TLS facts as environ keys, with the scheme its client used (https when PP2_CLIENT_SSL says so). */
+function proxyEnviron(header: Parameters<typeof proxyTlsFacts>[0]): Record<string, string> {
+  const tls = proxyTlsFacts(header);
+  return tls === null ? {} : { "wsgi.url_scheme": "https", HTTPS: "on", ...tls };
 }
 
 /**

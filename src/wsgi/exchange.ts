@@ -35,7 +35,7 @@ export abstract class WSGIExchange extends AppExchange implements ResultSink {
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     super(socket, address);
     this.server = server;
-    this.environs = new EnvironBuilder(socket, address);
+    this.environs = new EnvironBuilder(socket, address, server.proxies);
     this.results = new ResultSender(this);
   }
 
