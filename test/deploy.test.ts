@@ -157,7 +157,7 @@ describe("the README's config blocks", () => {
 
   test("every systemd unit has known sections and keys, and the units agree with the configs", () => {
     const units = blocks("ini");
-    expect(units.length).toBe(3);
+    expect(units.length).toBe(4);
     const known: Record<string, string[]> = {
       Unit: ["Description", "After", "Requires"],
       Service: [
@@ -175,6 +175,9 @@ describe("the README's config blocks", () => {
         "NoNewPrivileges",
         "ProtectSystem",
         "ReadWritePaths",
+        "PIDFile",
+        "ExitType",
+        "RuntimeDirectoryPreserve",
       ],
       Socket: ["ListenStream", "NoDelay", "SocketUser", "SocketGroup", "SocketMode"],
       Install: ["WantedBy"],
@@ -207,6 +210,10 @@ describe("the README's config blocks", () => {
     expect(readme).toContain('pidfile = "/run/bunwsgi/bunwsgi.pid"');
     expect(parsed.get("bunwsgi-activated.service")?.get("ExecStart")).toContain("--bind fd://3");
     expect(parsed.get("bunwsgi-activated.service")?.get("Requires")).toBe("bunwsgi.socket");
+    // The upgrade unit's reload reads the pidfile its ExecStart writes.
+    const upgrade = parsed.get("bunwsgi-workers.service") as Map<string, string>;
+    expect(upgrade.get("ExecStart")).toContain(`--pidfile ${upgrade.get("PIDFile")}`);
+    expect(upgrade.get("ExecReload")).toContain(`p=${upgrade.get("PIDFile")};`);
   });
 
   test("systemd-analyze verify accepts the units", () => {

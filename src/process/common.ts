@@ -8,6 +8,12 @@ import { closeLog, LEVEL_NUMBERS, type LogLevel, type LogSink, openErrorLog, ope
 
 /** Refuse a pidfile naming a live process; otherwise (re)write it. */
 export function writePidfile(path: string): void {
+  checkPidfile(path);
+  writeFileSync(path, `${process.pid}\n`);
+}
+
+/** Refuse a pidfile naming a live process other than this one. */
+export function checkPidfile(path: string): void {
   let old = Number.NaN;
   try {
     old = Number.parseInt(readFileSync(path, "utf8"), 10);
@@ -23,7 +29,6 @@ export function writePidfile(path: string): void {
     }
     if (alive) throw new ConfigError(`pidfile ${path} names process ${old}, which is running: is bunwsgi already started?`);
   }
-  writeFileSync(path, `${process.pid}\n`);
 }
 
 /** The access and error sinks a config names; a file that cannot be opened is a ConfigError. */

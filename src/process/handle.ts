@@ -4,6 +4,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { defaultLog, type LogSink } from "../observe/log.ts";
 import type { HeldSocket } from "./descriptors.ts";
 import { relayLines } from "./lines.ts";
+import type { MasterMessage } from "./messages.ts";
 import { spawnWorker, type WorkerProcess } from "./spawn.ts";
 import { WATCH_FILE_SIZE } from "./watch.ts";
 
@@ -63,12 +64,17 @@ export class WorkerHandle {
     return code !== null ? `exit code ${code}` : `signal ${this.proc.signalCode}`;
   }
 
-  /** Graceful stop: SIGTERM (the worker drains for `shutdown` seconds), SIGKILL if it outlives that. */
+  /** Graceful stop: a stop message, or SIGTERM if the channel is gone (the worker drains for `shutdown` seconds), SIGKILL if it outlives that. */
   ask(shutdown: number): void {
     if (this.asked || this.hung) return;
     this.asked = true;
     this.state = "stopping";
-    this.proc.kill("SIGTERM");
+    const stop: MasterMessage = { t: "stop" };
+    try {
+      this.proc.send(stop);
+    } catch {
+      this.proc.kill("SIGTERM");
+    }
     const limit = shutdown + KILL_GRACE;
     this.killAfter(limit, `still running ${limit}s after SIGTERM`);
   }

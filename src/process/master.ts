@@ -8,7 +8,7 @@ import { unixPerms } from "../config/options.ts";
 import { type Config, resolveConfig } from "../config/resolve.ts";
 import { ConfigError } from "../errors.ts";
 import { closeLog, defaultLog, type LogSink, reopenLog, StreamLog } from "../observe/log.ts";
-import { openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
+import { checkPidfile, openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
 import { type HeldSocket, holdSockets } from "./descriptors.ts";
 import { KILL_GRACE, now, WorkerHandle } from "./handle.ts";
 import { EXIT_UNSTARTABLE, isWorkerMessage, type WorkerMessage } from "./messages.ts";
@@ -121,7 +121,17 @@ class Master {
   private ready(w: WorkerHandle): void {
     if (w.state !== "starting") return;
     w.state = "serving";
-    this.everReady = true;
+    if (!this.everReady) {
+      this.everReady = true;
+      const pidfile = this.applied.str("pidfile");
+      if (pidfile !== null) {
+        try {
+          writePidfile(pidfile);
+        } catch (e) {
+          this.log(`cannot write the pidfile: ${(e as Error).message}`, "ERROR");
+        }
+      }
+    }
     this.failures.delete(w.slot);
     this.log(`${w.name} ready`);
     const roll = this.rolling;
@@ -383,7 +393,8 @@ export async function runMaster(
       config.str("tls.cert") !== null ? "https" : "http",
     );
     const pidfile = config.str("pidfile");
-    if (pidfile !== null) writePidfile(pidfile);
+    // Written once a worker serves (a binary upgrade's script waits for it); refused now if taken.
+    if (pidfile !== null) checkPidfile(pidfile);
   } catch (e) {
     errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
     closeLog(errorLog);

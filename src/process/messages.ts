@@ -24,6 +24,16 @@ export function isWorkerMessage(m: unknown): m is WorkerMessage {
 }
 
 /**
+ * Master → worker: a graceful stop. Not SIGTERM: a service manager that signals the whole group
+ * (systemd's KillMode=control-group) sends each worker its own SIGTERM too, and a second SIGTERM
+ * means "at once"; a message repeats harmlessly.
+ */
+export type MasterMessage = { t: "stop" };
+
+export const isMasterMessage = (m: unknown): m is MasterMessage =>
+  typeof m === "object" && m !== null && (m as { t?: unknown }).t === "stop";
+
+/**
  * A worker's exit code when its config or app cannot start at all: the master does not restart
  * it in a loop (at start-up it stops with the worker's reason; on SIGHUP it keeps the old workers).
  */

@@ -12,7 +12,7 @@ import { FetchServer } from "../fetch/server.ts";
 import { closeLog, type LogSink, NullLog, reopenLog } from "../observe/log.ts";
 import { VERSION, WSGIServer, type WSGIServerOptions } from "../wsgi/server.ts";
 import { openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
-import { EXIT_UNSTARTABLE, type WorkerMessage } from "./messages.ts";
+import { EXIT_UNSTARTABLE, isMasterMessage, type WorkerMessage } from "./messages.ts";
 import { WatchWriter } from "./watch.ts";
 
 export async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
@@ -112,6 +112,9 @@ class Service {
       }
       void this.stop("master gone");
     });
+    process.on("message", (m) => {
+      if (isMasterMessage(m)) void this.stop("the master's stop", true);
+    });
     this.beat();
   }
 
@@ -146,7 +149,8 @@ class Service {
   }
 
   /** Graceful stop; a second signal cuts in-flight requests at once. */
-  async stop(signal: string): Promise<void> {
+  async stop(signal: string, repeatable = false): Promise<void> {
+    if (this.stopping && repeatable) return;
     if (this.stopping) {
       this.errorLog.write(`bunwsgi: ${signal} again: closing all connections now\n`, "WARNING");
       for (const s of this.servers) s.close();
