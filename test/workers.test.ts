@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBinary, Proc } from "./binary.ts";
 
@@ -155,6 +155,50 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
     expect(existsSync(join(d, "w.sock"))).toBe(false);
   }, 30_000);
+
+  test("an fd://3 socket from a supervisor (systemd-style) and an IPv6 bind are shared by the workers too", async () => {
+    const d = site('app = "app.ts"\nbind = ["fd://3", "[::1]:0"]\nworkers = 2\n[log]\naccess = "none"\n');
+    // Node makes the listening socket and hands it to the binary as descriptor 3, as systemd does.
+    const launcher = `
+      const net = require("node:net"); const { spawn } = require("node:child_process");
+      const s = net.createServer(); s.listen(0, "127.0.0.1", () => {
+        const child = spawn(${JSON.stringify(binary)}, [], { cwd: ${JSON.stringify(d)}, stdio: ["ignore", "inherit", "inherit", s._handle.fd] });
+        console.log(s.address().port); s.close();
+        process.on("SIGTERM", () => child.kill("SIGTERM")); child.on("exit", (c) => process.exit(c));
+      });`;
+    const node = Bun.spawn(["node", "-e", launcher], { stdout: "pipe", stderr: "pipe" });
+    let err = "";
+    const reading = (async () => {
+      for await (const chunk of node.stderr) err += new TextDecoder().decode(chunk);
+    })();
+    try {
+      const port = Number(new TextDecoder().decode((await node.stdout.getReader().read()).value).trim());
+      await until(() => (err.match(/\) ready/g) ?? []).length >= 2, "two workers ready");
+      const v6 = Number(err.match(/listening on http:\/\/\[::1\]:(\d+)/)?.[1]);
+      expect(v6).toBeGreaterThan(0);
+      for (const url of [`http://127.0.0.1:${port}/spin`, `http://[::1]:${v6}/spin`]) {
+        const pids = new Set<number>();
+        for (let i = 0; i < 5 && pids.size < 2; i++) {
+          for (const b of await Promise.all(Array.from({ length: 200 }, () => get(url)))) pids.add(pidOf(b));
+        }
+        expect(pids.size).toBe(2);
+      }
+    } finally {
+      node.kill("SIGTERM");
+    }
+    expect(await node.exited).toBe(0);
+    await reading;
+    expect(err).toContain("master stopped");
+  }, 30_000);
+
+  test("bunwsgi check says how many workers the config resolves to", async () => {
+    const d = site('app = "app.ts"\nworkers = "auto"\n');
+    const p = Bun.spawnSync([binary, "check"], { cwd: d, stdout: "pipe", stderr: "pipe" });
+    expect(p.exitCode).toBe(0);
+    expect(p.stdout.toString()).toContain(`# workers: a master and ${availableParallelism()} worker`);
+    expect(p.stdout.toString()).toContain("(auto: the CPUs this process may use)");
+    expect(p.stdout.toString()).toContain('workers = "auto"');
+  });
 
   test("kill -9 of a worker under load: it is replaced, and no request on the other worker fails", async () => {
     const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
@@ -334,6 +378,20 @@ describe("workers", () => {
     for (const b of bodies) expect(b).toMatch(/^v1 \d+ slow$/);
     expect(await p.exit()).toBe(0);
     expect(p.stderr).toContain("master stopped");
+  }, 30_000);
+
+  test("SIGTERM to the master and every worker at once (systemd's control-group stop) still drains: requests in flight are answered", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 2);
+    const slow = Array.from({ length: 20 }, () => get(`http://127.0.0.1:${port}/slow`));
+    await Bun.sleep(300);
+    for (const pid of [...readyPids(p), p.p.pid]) process.kill(pid, "SIGTERM");
+    const bodies = await Promise.all(slow);
+    for (const b of bodies) expect(b).toMatch(/^v1 \d+ slow$/);
+    expect(await p.exit()).toBe(0);
+    expect(p.stderr).not.toContain("closing all connections now");
   }, 30_000);
 
   test("an app that cannot import stops the master at start-up with the reason, instead of a restart loop", async () => {

@@ -69,12 +69,7 @@ export class WorkerHandle {
     if (this.asked || this.hung) return;
     this.asked = true;
     this.state = "stopping";
-    const stop: MasterMessage = { t: "stop" };
-    try {
-      this.proc.send(stop);
-    } catch {
-      this.proc.kill("SIGTERM");
-    }
+    this.tell({ t: "stop" });
     const limit = shutdown + KILL_GRACE;
     this.killAfter(limit, `still running ${limit}s after SIGTERM`);
   }
@@ -88,7 +83,16 @@ export class WorkerHandle {
 
   /** The master's second signal: the worker closes its connections at once. */
   hurry(): void {
-    this.proc.kill("SIGTERM");
+    this.tell({ t: "hurry" });
+  }
+
+  /** A message to the worker, or SIGTERM if its channel is gone. */
+  private tell(m: MasterMessage): void {
+    try {
+      this.proc.send(m);
+    } catch {
+      this.proc.kill("SIGTERM");
+    }
   }
 
   private killAfter(seconds: number, why: string): void {

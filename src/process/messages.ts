@@ -28,10 +28,16 @@ export function isWorkerMessage(m: unknown): m is WorkerMessage {
  * (systemd's KillMode=control-group) sends each worker its own SIGTERM too, and a second SIGTERM
  * means "at once"; a message repeats harmlessly.
  */
-export type MasterMessage = { t: "stop" };
+export type MasterMessage =
+  | { t: "stop" }
+  /** The master's second stop signal: close every connection now. */
+  | { t: "hurry" };
 
-export const isMasterMessage = (m: unknown): m is MasterMessage =>
-  typeof m === "object" && m !== null && (m as { t?: unknown }).t === "stop";
+export function isMasterMessage(m: unknown): m is MasterMessage {
+  if (typeof m !== "object" || m === null) return false;
+  const t = (m as { t?: unknown }).t;
+  return t === "stop" || t === "hurry";
+}
 
 /**
  * A worker's exit code when its config or app cannot start at all: the master does not restart

@@ -63,6 +63,8 @@ export interface WorkerRole {
 class Service {
   private reloading = false;
   private stopping = false;
+  /** Stop signals received (SIGTERM, SIGINT): the second one stops at once. */
+  private signals = 0;
   /**
    * The config the servers started with: its restart-only values (binds, TLS, pidfile) are
    * the ones running, whatever a later SIGHUP read. `config` is the last config read.
@@ -110,10 +112,15 @@ class Service {
         s.log = new NullLog();
         s.errorLog = new NullLog();
       }
-      void this.stop("master gone");
+      void this.stop("master gone", false);
     });
     process.on("message", (m) => {
-      if (isMasterMessage(m)) void this.stop("the master's stop", true);
+      if (!isMasterMessage(m)) return;
+      if (m.t === "stop") void this.stop("the master's stop", false);
+      else {
+        this.errorLog.write("bunwsgi: the master's second stop: closing all connections now\n", "WARNING");
+        for (const s of this.servers) s.close();
+      }
     });
     this.beat();
   }
@@ -148,17 +155,23 @@ class Service {
     send({ t: "ready" });
   }
 
-  /** Graceful stop; a second signal cuts in-flight requests at once. */
-  async stop(signal: string, repeatable = false): Promise<void> {
-    if (this.stopping && repeatable) return;
+  /**
+   * Graceful stop; a second stop signal cuts in-flight requests at once. `signalled`: a signal
+   * asked (one of two makes "at once"); a master's messages and a lost master stop gracefully,
+   * and only repeat harmlessly, so a worker signalled by a service manager and told by its
+   * master, in either order, still drains.
+   */
+  async stop(why: string, signalled = true): Promise<void> {
+    if (signalled) this.signals++;
     if (this.stopping) {
-      this.errorLog.write(`bunwsgi: ${signal} again: closing all connections now\n`, "WARNING");
+      if (!signalled || this.signals < 2) return;
+      this.errorLog.write(`bunwsgi: ${why} again: closing all connections now\n`, "WARNING");
       for (const s of this.servers) s.close();
       return;
     }
     this.stopping = true;
     const deadline = this.config.num("timeouts.shutdown") as number;
-    this.errorLog.write(`bunwsgi: ${signal}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
+    this.errorLog.write(`bunwsgi: ${why}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
     await Promise.all(this.servers.map((s) => s.stop(deadline)));
     this.errorLog.write("bunwsgi: stopped\n", "INFO");
     const pidfile = this.applied.str("pidfile");
