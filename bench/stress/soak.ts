@@ -1,4 +1,4 @@
-/** @module bench/stress/soak — a mixed soak for `--seconds N` (default 30): wrk keep-alive load beside new connections, pipelined requests, chunked POSTs and slow (but compliant) clients, fds and RSS sampled each second: no failed request, fds back to idle after, RSS growth < 5 % from the first third to the last. */
+/** @module bench/stress/soak — a mixed soak for `--seconds N` (default 30): wrk keep-alive load beside new connections, pipelined requests, chunked POSTs and slow (but compliant) clients, fds and RSS sampled each second: no failed request, fds back to idle after, RSS growth < 5 % (or under 8 MiB: collector noise) from the first third to the last, medians. */
 
 import {
   check,
@@ -16,6 +16,12 @@ import {
 } from "./lib.ts";
 
 const RSS_GROWTH = 0.05;
+/**
+ * Growth below this many KiB passes whatever its share: one collector cycle moves RSS by a few
+ * MiB, which in a short run (the CI's 10 s) is more than 5 % of it. A leak worth finding is far
+ * above it: 100 bytes a request over the fast run's ~200k requests is 20 MiB.
+ */
+const RSS_NOISE_KIB = 8 * 1024;
 
 await runScript("soak", 180, async (opts) => {
   const seconds = Math.max(6, Math.round(opts.seconds ?? (opts.fast ? 10 : 30)));
@@ -115,12 +121,20 @@ await runScript("soak", 180, async (opts) => {
   const alive = server.alive;
   await server.stop();
 
-  // RSS: the first and last thirds of the samples taken under load, after a 2 s warm-up.
+  // RSS: the first and last thirds of the samples taken under load, after a 2 s warm-up; medians,
+  // so one sample taken just before a collection does not decide.
   const under = samples.filter((s) => s.t >= 2 && s.t <= seconds);
   const third = Math.max(1, Math.floor(under.length / 3));
-  const mean = (xs: Array<{ rss: number }>): number => xs.reduce((a, s) => a + s.rss, 0) / Math.max(1, xs.length);
-  const first = mean(under.slice(0, third));
-  const last = mean(under.slice(-third));
+  const median = (xs: Array<{ rss: number }>): number => {
+    const v = xs.map((s) => s.rss).sort((a, b) => a - b);
+    return v.length === 0
+      ? 0
+      : v.length % 2 === 1
+        ? (v[v.length >> 1] as number)
+        : ((v[v.length / 2 - 1] as number) + (v[v.length / 2] as number)) / 2;
+  };
+  const first = median(under.slice(0, third));
+  const last = median(under.slice(-third));
   const growth = (last - first) / first;
   const fdPeak = Math.max(...samples.map((s) => s.fds));
   const sideFailed = [...failures.values()].reduce((a, b) => a + b, 0);
@@ -131,14 +145,14 @@ await runScript("soak", 180, async (opts) => {
   console.log(
     `  RSS MiB per second: ${samples.map((s) => mib(s.rss)).join(" ")}; fds per second: ${samples.map((s) => s.fds).join(" ")}`,
   );
-  const rssOk = under.length >= 3 && growth < RSS_GROWTH;
+  const rssOk = under.length >= 3 && (growth < RSS_GROWTH || last - first < RSS_NOISE_KIB);
   const pass = wrkBad === 0 && sideFailed === 0 && back.fds <= idle && rssOk && alive;
   return {
     pass,
     figures:
       `${seconds}s, wrk ${w.requests} requests socket errors ${wrkBad} (${check(wrkBad === 0)}), non-2xx ${w.non2xx}, side requests failed ${sideFailed} (${check(sideFailed === 0)}), ` +
       `fds idle ${idle} peak ${fdPeak} → ${back.fds} after ${back.ms} ms (${check(back.fds <= idle)}), ` +
-      `RSS ${mib(first)} → ${mib(last)} MiB (${(growth * 100).toFixed(1)} %, ${check(rssOk)} < 5 %)` +
+      `RSS ${mib(first)} → ${mib(last)} MiB (${(growth * 100).toFixed(1)} %, ${check(rssOk)} < 5 % or < 8 MiB)` +
       `${alive ? "" : `, server died (${server.exitStatus})`}`,
   };
 });
