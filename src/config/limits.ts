@@ -38,6 +38,8 @@ export interface Timeouts {
   write: number;
   /** Graceful-stop deadline used by signals and stop() without an argument. */
   shutdown: number;
+  /** Before a graceful stop begins: readiness is 503 while the listeners still serve this long (0: none). */
+  drainDelay: number;
   /**
    * During a graceful stop, idle keep-alive connections stay open this long (capped by the
    * stop's deadline): a request already on its way is answered with `Connection: close`
@@ -95,6 +97,7 @@ export function defaultTimeouts(): Timeouts {
     body: defaultOf("timeouts.body"),
     write: defaultOf("timeouts.write"),
     shutdown: defaultOf("timeouts.shutdown"),
+    drainDelay: defaultOf("timeouts.drain_delay"),
     stopIdle: defaultOf("timeouts.stop_idle"),
     upgraded: defaultOf("timeouts.upgraded"),
     app: defaultOf("timeouts.app"),

@@ -51,6 +51,7 @@ export function limitsOf(c: Config): { limits: Limits; timeouts: Timeouts } {
       body: n("timeouts.body"),
       write: n("timeouts.write"),
       shutdown: n("timeouts.shutdown"),
+      drainDelay: n("timeouts.drain_delay"),
       stopIdle: n("timeouts.stop_idle"),
       upgraded: n("timeouts.upgraded"),
       app: n("timeouts.app"),
@@ -89,6 +90,8 @@ export function serverOptions(c: Config): WSGIServerOptions {
     },
     limits,
     timeouts,
+    // "" is the urlpath kind's "none": a probe path of "" is off.
+    health: { live: c.str("health.live_path") || null, ready: c.str("health.ready_path") || null },
     ...(tls !== undefined ? { tls } : {}),
   };
 }

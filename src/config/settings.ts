@@ -54,6 +54,7 @@ export const SECTIONS: Readonly<Record<string, string>> = {
   "": "Top level",
   tls: "[tls] — serve HTTPS",
   log: "[log] — access and error logs",
+  health: "[health] — probes the server answers itself, before the app",
   limits: "[limits] — request size limits",
   timeouts: "[timeouts] — seconds; 0 turns one off",
 };
@@ -325,6 +326,30 @@ const rows: Row[] = [
     example: '"combined"',
     doc: "Access-log line: `gevent` (gevent.pywsgi's), `combined` (Apache/nginx), `json` (one object per line) or a template such as `{remote_addr} {method} {path} {status} {duration_ms}ms`.",
   },
+  ...(
+    [
+      [
+        "live_path",
+        '"/livez"',
+        "Liveness probe: a GET or HEAD of exactly this request-target (no query) is answered `200` by the server itself, before the app and `root_path`, whenever the process serves. Other methods get `405` with `Allow: GET, HEAD`; every answer is `Cache-Control: no-store`. Probes are not access-logged and not counted by `max_requests`. Unset: off, and the app sees the path.",
+      ],
+      [
+        "ready_path",
+        '"/readyz"',
+        'Readiness probe, answered like `health.live_path`: `200` while serving, `503` from the moment a stop begins (SIGTERM, a master\'s stop) through `timeouts.drain_delay` and the graceful stop, so a balancer stops sending new requests first. With workers, each worker answers; while none serves, nothing answers and the probe times out (see "Behind a load balancer").',
+      ],
+    ] as const
+  ).map(
+    ([name, example, doc]): Row => ({
+      key: `health.${name}`,
+      kind: "urlpath",
+      default: null,
+      metavar: "PATH",
+      reload: true,
+      example,
+      doc,
+    }),
+  ),
   {
     key: "limits.request_line",
     kind: "int",
@@ -444,6 +469,11 @@ const rows: Row[] = [
       ["body", 60, "Request body may stall this long between reads, else 408 and close."],
       ["write", 60, "A client that accepts no response bytes this long is cut off."],
       ["shutdown", 10, "Graceful stop (SIGTERM/SIGINT) waits this long for in-flight requests."],
+      [
+        "drain_delay",
+        0,
+        "On SIGTERM, before the graceful stop: `health.ready_path` answers `503` at once while the listeners keep accepting and serving this long (each response closing its connection), so a load balancer or Kubernetes stops routing here first (the preStop sleep, built in). A second SIGTERM ends it; SIGINT skips it. A service manager's stop timeout must cover `drain_delay` + `shutdown`.",
+      ],
       [
         "stop_idle",
         2,

@@ -151,6 +151,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   /** IntakeHost: a complete head is at buf[start…]: hand its request to the exchange. */
   startRequest(buf: Buffer, start: number): void {
+    const health = this.host.health;
+    if (health?.answer(this, buf, start)) return;
     const p = this.parser;
     this.refusal = "";
     if (p.contentLength > this.host.bodyLimits.maxBody) {
@@ -275,11 +277,12 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   /**
    * The engine cannot keep this connection after the current response (RFC 9112 §9.3, §9.6):
-   * the peer half-closed, the body failed, the server is stopping or wants the slot, or a body
+   * the peer half-closed, the body failed, the server is draining, stopping or wants the slot, or a body
    * is left that would have to be read and dropped, or that the client was never told to send.
    */
   mustClose(): boolean {
-    if (this.peerEnded || this.body.failed || this.host.stopping || this.host.crowded) return true;
+    const host = this.host;
+    if (this.peerEnded || this.body.failed || host.stopping || host.draining || host.crowded) return true;
     return this.state === State.BODY && this.body.blocksReuse;
   }
 

@@ -3,6 +3,7 @@
 import type { Limits, Timeouts } from "../config/limits.ts";
 import type { BodyLimits } from "../http/body.ts";
 import type { HeadLimits, RequestParser } from "../http/parser.ts";
+import type { Health } from "./health.ts";
 import type { Input } from "./input.ts";
 import type { Output } from "./output.ts";
 import type { ProxiedPeer } from "./peer.ts";
@@ -73,6 +74,10 @@ export interface ConnectionHost {
   readonly limits: Limits;
   readonly timeouts: Timeouts;
   readonly stopping: boolean;
+  /** A drain before a stop has begun: readiness says 503, and responses close their connections. */
+  readonly draining: boolean;
+  /** The probes answered before the app, or null (off: the one check a request pays). */
+  readonly health: Health | null;
   /** Connections wait for a slot: close after the response instead of keeping the connection idle. */
   readonly crowded: boolean;
   /** Coarse clock in seconds, advanced by the server's one timer. */

@@ -20,6 +20,7 @@ import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
 import type { ConnectionHost, RequestWatch } from "./exchange.ts";
+import { Health, type HealthPaths } from "./health.ts";
 import {
   type Address,
   BUN_BACKLOG,
@@ -85,6 +86,8 @@ export interface ServerOptions {
   proxies?: Partial<Proxies>;
   /** Every connection starts with a PROXY protocol header of this version ("off": none); else the listener spec's option. */
   proxyProtocol?: "off" | ProxyMode;
+  /** Liveness and readiness paths the server answers itself, before the app (engine/health); unset: none. */
+  health?: HealthPaths | null;
 }
 
 /** A server on Bun.listen. `start()` binds and returns; `serveForever()` resolves once it has been stopped or closed. */
@@ -105,6 +108,10 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   limits!: Limits;
   timeouts!: Timeouts;
   stopping = false;
+  /** drain() has begun: readiness probes get 503 while the listener still serves. */
+  draining = false;
+  /** The probes answered before the app, or null when none are configured. */
+  health: Health | null;
   now = performance.now() / 1000;
   /** Requests begun on this server's connections (max_requests counts them). */
   requests = 0;
@@ -138,6 +145,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     this.unixSocketPerms = options.unixSocketPerms ?? { mode: null, gid: null };
     this.setLimits(options.limits, options.timeouts);
     this.proxies = new ProxyPolicy({ ...defaultProxies(), ...options.proxies });
+    this.health = Health.of(options.health);
     const mode = options.proxyProtocol ?? this.address.proxyProtocol;
     if (mode !== "off" && this.tls !== undefined)
       throw new ConfigError(`proxy_protocol cannot be used with TLS: ${PROXY_OVER_TLS}`);
@@ -221,6 +229,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     this.logLevel = options.logLevel ?? 20;
     this.setLimits(options.limits, options.timeouts);
     this.proxies = new ProxyPolicy({ ...defaultProxies(), ...options.proxies });
+    this.health = Health.of(options.health);
   }
 
   /** Host the server listens on ("" for a unix socket; for an inherited fd, "" until known). */
@@ -268,6 +277,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   start(): void {
     if (this.listener !== null) throw new ConfigError("server already started");
     this.stopping = false;
+    this.draining = false;
     this.initSocket();
     this.pool.attach(this);
     if (this.backlog !== null && this.backlog !== BUN_BACKLOG) {
@@ -288,6 +298,26 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   serveForever(): Promise<void> {
     if (this.listener === null) this.start();
     return this.stopped as Promise<void>;
+  }
+
+  /**
+   * Before a stop, the Kubernetes preStop pattern: readiness turns 503 at once while the listener
+   * keeps accepting and serving for `seconds` (responses close their connections, so keep-alive
+   * clients reconnect elsewhere), giving a balancer time to see it and send new requests to
+   * other instances. Resolves after `seconds`, or at once if the server is closed meanwhile.
+   */
+  async drain(seconds: number = this.timeouts.drainDelay): Promise<void> {
+    if (this.listener === null || this.stopping) return;
+    this.draining = true;
+    if (seconds <= 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, seconds * 1000);
+      }),
+      this.stopped,
+    ]);
+    clearTimeout(timer);
   }
 
   /**

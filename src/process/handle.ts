@@ -64,13 +64,16 @@ export class WorkerHandle {
     return code !== null ? `exit code ${code}` : `signal ${this.proc.signalCode}`;
   }
 
-  /** Graceful stop: a stop message, or SIGTERM if the channel is gone (the worker drains for `shutdown` seconds), SIGKILL if it outlives that. */
-  ask(shutdown: number): void {
+  /**
+   * Graceful stop: a stop message, or SIGTERM if the channel is gone (the worker drains for
+   * `drain` seconds, then finishes its requests for `shutdown` seconds), SIGKILL if it outlives that.
+   */
+  ask(shutdown: number, drain = 0): void {
     if (this.asked || this.hung) return;
     this.asked = true;
     this.state = "stopping";
-    this.tell({ t: "stop" });
-    const limit = shutdown + KILL_GRACE;
+    this.tell(drain > 0 ? { t: "stop", drain: true } : { t: "stop" });
+    const limit = drain + shutdown + KILL_GRACE;
     this.killAfter(limit, `still running ${limit}s after SIGTERM`);
   }
 

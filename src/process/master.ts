@@ -339,8 +339,12 @@ class Master {
     this.rolling = null;
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
-    this.log(`${signal}: stopping ${this.workers.size} worker${this.workers.size === 1 ? "" : "s"} gracefully`);
-    for (const w of this.workers) this.ask(w);
+    // SIGTERM is a stop a balancer should see coming: every worker drains (readiness 503) first.
+    const drain = signal === "SIGTERM" ? (this.config.num("timeouts.drain_delay") as number) : 0;
+    this.log(
+      `${signal}: stopping ${this.workers.size} worker${this.workers.size === 1 ? "" : "s"} gracefully${drain > 0 ? ` after a ${drain}s drain` : ""}`,
+    );
+    for (const w of this.workers) w.ask(this.config.num("timeouts.shutdown") as number, drain);
     if (this.workers.size === 0) this.finish();
   }
 

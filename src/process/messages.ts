@@ -29,7 +29,15 @@ export function isWorkerMessage(m: unknown): m is WorkerMessage {
  * means "at once"; a message repeats harmlessly.
  */
 export type MasterMessage =
-  | { t: "stop" }
+  | {
+      t: "stop";
+      /**
+       * The whole service stops (the master's SIGTERM): the worker drains first (timeouts.drain_delay,
+       * readiness 503). Not when one worker is replaced (a roll, max_requests, scaling down): the
+       * others serve the same sockets, so readiness stays what it was.
+       */
+      drain?: boolean;
+    }
   /** The master's second stop signal: close every connection now. */
   | { t: "hurry" };
 

@@ -90,7 +90,7 @@ class Service {
   }
 
   listen(): void {
-    process.on("SIGTERM", () => void this.stop("SIGTERM"));
+    process.on("SIGTERM", () => void this.stop("SIGTERM", true, true));
     process.on("SIGUSR1", () => this.reopenLogs());
     if (this.role === null) {
       process.on("SIGINT", () => void this.stop("SIGINT"));
@@ -116,7 +116,7 @@ class Service {
     });
     process.on("message", (m) => {
       if (!isMasterMessage(m)) return;
-      if (m.t === "stop") void this.stop("the master's stop", false);
+      if (m.t === "stop") void this.stop("the master's stop", false, m.drain === true);
       else {
         this.errorLog.write("bunwsgi: the master's second stop: closing all connections now\n", "WARNING");
         for (const s of this.servers) s.close();
@@ -156,12 +156,13 @@ class Service {
   }
 
   /**
-   * Graceful stop; a second stop signal cuts in-flight requests at once. `signalled`: a signal
-   * asked (one of two makes "at once"); a master's messages and a lost master stop gracefully,
-   * and only repeat harmlessly, so a worker signalled by a service manager and told by its
-   * master, in either order, still drains.
+   * Graceful stop; a second stop signal cuts in-flight requests at once, a drain included.
+   * `signalled`: a signal asked (one of two makes "at once"); a master's messages and a lost
+   * master stop gracefully, and only repeat harmlessly, so a worker signalled by a service
+   * manager and told by its master, in either order, still drains. `drain` (SIGTERM, the
+   * master's SIGTERM): `timeouts.drain_delay` seconds of readiness 503 first.
    */
-  async stop(why: string, signalled = true): Promise<void> {
+  async stop(why: string, signalled = true, drain = false): Promise<void> {
     if (signalled) this.signals++;
     if (this.stopping) {
       if (!signalled || this.signals < 2) return;
@@ -171,6 +172,11 @@ class Service {
     }
     this.stopping = true;
     const deadline = this.config.num("timeouts.shutdown") as number;
+    const delay = drain ? (this.config.num("timeouts.drain_delay") as number) : 0;
+    if (delay > 0) {
+      this.errorLog.write(`bunwsgi: ${why}: draining for ${delay}s (readiness 503, still serving)\n`, "INFO");
+      await Promise.all(this.servers.map((s) => s.drain(delay)));
+    }
     this.errorLog.write(`bunwsgi: ${why}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
     await Promise.all(this.servers.map((s) => s.stop(deadline)));
     this.errorLog.write("bunwsgi: stopped\n", "INFO");
