@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { makeCertificates } from "./helpers.ts";
@@ -238,6 +238,150 @@ describe("the README's config blocks", () => {
     });
     const out = `${p.stdout.toString()}${p.stderr.toString()}`;
     expect(out.split("\n").filter((l) => l.includes("/units/"))).toEqual([]);
+    expect(p.exitCode).toBe(0);
+  });
+});
+
+describe("deploy/", () => {
+  const deploy = join(root, "deploy");
+  const file = (name: string): string => readFileSync(join(deploy, name), "utf8");
+  /** What `bunwsgi check` says of deploy/bunwsgi.toml, beside a stand-in app. */
+  const checked = (): { stderr: string; exitCode: number | null } => {
+    const site = join(dir, "deploy-site");
+    mkdirSync(site, { recursive: true });
+    writeFileSync(join(site, "bunwsgi.toml"), file("bunwsgi.toml"));
+    writeFileSync(join(site, "app.ts"), "export default () => [];\n");
+    const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), "check"], { cwd: site, stderr: "pipe", stdout: "pipe" });
+    return { stderr: p.stderr.toString(), exitCode: p.exitCode };
+  };
+  const toml = Bun.TOML.parse(file("bunwsgi.toml")) as {
+    bind: string[];
+    health: { live_path: string; ready_path: string };
+    timeouts: { drain_delay: number; shutdown: number };
+  };
+
+  test("bunwsgi.toml passes `bunwsgi check`, with both probes and a drain", () => {
+    expect(checked()).toEqual({ stderr: "bunwsgi: configuration is valid\n", exitCode: 0 });
+    expect(toml.health.live_path).toStartWith("/");
+    expect(toml.health.ready_path).toStartWith("/");
+    expect(toml.timeouts.drain_delay).toBeGreaterThan(0);
+  });
+
+  test("kubernetes.yaml: a Deployment whose probes ask bunwsgi.toml's paths on its plain port, a grace period that covers drain_delay + shutdown, and a Service", () => {
+    const docs = Bun.YAML.parse(file("kubernetes.yaml")) as Array<Record<string, unknown>>;
+    expect(docs.map((d) => d.kind)).toEqual(["Deployment", "Service"]);
+    type Probe = { httpGet: { path: string; port: string } };
+    type Container = {
+      args: string[];
+      ports: Array<{ name: string; containerPort: number }>;
+      livenessProbe: Probe;
+      readinessProbe: Probe;
+      startupProbe: Probe;
+    };
+    const deployment = docs[0] as {
+      apiVersion: string;
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: {
+            terminationGracePeriodSeconds: number;
+            securityContext: { runAsNonRoot: boolean; runAsUser: number };
+            containers: Container[];
+          };
+        };
+      };
+    };
+    expect(deployment.apiVersion).toBe("apps/v1");
+    const pod = deployment.spec.template.spec;
+    expect(deployment.spec.template.metadata.labels).toMatchObject(deployment.spec.selector.matchLabels);
+    const c = pod.containers[0] as Container;
+    expect(c.args).toEqual(["--config", "/srv/site/bunwsgi.toml"]);
+    // The kubelet sends no PROXY header: the probes go to the bind without proxy_protocol.
+    const plain = toml.bind.find((b) => !b.includes("proxy_protocol")) as string;
+    const port = (name: string): number => (c.ports.find((p) => p.name === name) as { containerPort: number }).containerPort;
+    for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) {
+      expect(plain).toEndWith(`:${port(probe.httpGet.port)}`);
+    }
+    expect(c.livenessProbe.httpGet.path).toBe(toml.health.live_path);
+    expect(c.startupProbe.httpGet.path).toBe(toml.health.live_path);
+    expect(c.readinessProbe.httpGet.path).toBe(toml.health.ready_path);
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(toml.timeouts.drain_delay + toml.timeouts.shutdown);
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
+    const service = docs[1] as {
+      apiVersion: string;
+      spec: { selector: Record<string, string>; ports: Array<{ targetPort: string }> };
+    };
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    expect(c.ports.map((p) => p.name)).toContain(service.spec.ports[0]?.targetPort as string);
+  });
+
+  test("Dockerfile: a build stage makes the binary with build.ts, a slim glibc stage runs it as a non-root user (Docker itself is not run here)", () => {
+    const lines = file("Dockerfile")
+      .split("\n")
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    const stages = lines.filter((l) => l.startsWith("FROM "));
+    expect(stages).toEqual(["FROM node:22-bookworm-slim AS build", "FROM debian:bookworm-slim AS run"]);
+    const run = lines.slice(lines.indexOf(stages[1] as string));
+    const build = lines.slice(0, lines.indexOf(stages[1] as string));
+    expect(build.some((l) => /^RUN .*build\.ts --outfile \/out\/bunwsgi/.test(l))).toBe(true);
+    expect(run).toContain("COPY --from=build /out/bunwsgi /usr/local/bin/bunwsgi");
+    expect(run).toContain("COPY --chown=root:root deploy/bunwsgi.toml ./bunwsgi.toml");
+    const user = run.find((l) => l.startsWith("USER ")) as string;
+    expect(user).toBeDefined();
+    expect(user).not.toMatch(/^USER (root|0)\b/);
+    // The user the image runs as is the one the Deployment asks for.
+    expect(file("kubernetes.yaml")).toContain(`runAsUser: ${user.slice(5).split(":")[0]}`);
+    expect(run.findIndex((l) => l.startsWith("USER "))).toBeGreaterThan(run.findIndex((l) => l.startsWith("COPY --from=build")));
+    expect(run.at(-2)).toBe('ENTRYPOINT ["/usr/local/bin/bunwsgi"]');
+    // Every COPY source outside the build stage exists in the repository (the build context).
+    for (const l of lines.filter((x) => x.startsWith("COPY ") && !x.includes("--from="))) {
+      const parts = l.split(/\s+/).filter((p) => !p.startsWith("--"));
+      for (const src of parts.slice(1, -1)) expect(`${src}: ${existsSync(join(root, src))}`).toBe(`${src}: true`);
+    }
+  });
+
+  test("haproxy.cfg: `haproxy -c` accepts it; it sends PROXY v2 to bunwsgi.toml's PROXY bind and checks its readiness path", () => {
+    const cfg = file("haproxy.cfg");
+    const proxyPort = (toml.bind.find((b) => b.includes("proxy_protocol=v2")) as string).split(" ")[0]?.split(":")[1];
+    expect(cfg).toContain(`uri ${toml.health.ready_path} `);
+    expect(cfg).toMatch(/default-server send-proxy-v2 check /);
+    expect(cfg).toContain("option httpchk");
+    expect([...cfg.matchAll(/^\s+server \S+ [\d.]+:(\d+)$/gm)].map((m) => m[1])).toEqual([proxyPort, proxyPort]);
+    const haproxy = Bun.which("haproxy") ?? Bun.which("/usr/sbin/haproxy");
+    if (haproxy === null) {
+      console.warn("SKIPPED: haproxy is not installed; deploy/haproxy.cfg was only read");
+      return;
+    }
+    const p = Bun.spawnSync([haproxy, "-c", "-f", join(deploy, "haproxy.cfg")], { stdout: "pipe", stderr: "pipe" });
+    expect(`${p.stdout.toString()}${p.stderr.toString()}`).toBe("Configuration file is valid\n");
+    expect(p.exitCode).toBe(0);
+  });
+
+  test("nginx.conf: `nginx -t` accepts it inside an http block; it sets X-Forwarded-For and -Proto toward bunwsgi.toml's plain bind", () => {
+    const conf = file("nginx.conf");
+    const plainPort = (toml.bind.find((b) => !b.includes("proxy_protocol")) as string).split(":")[1];
+    expect(conf).toContain("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;");
+    expect(conf).toContain("proxy_set_header X-Forwarded-Proto $scheme;");
+    expect([...conf.matchAll(/^\s+server [\d.]+:(\d+) /gm)].map((m) => m[1])).toEqual([plainPort, plainPort]);
+    const nginx = Bun.which("nginx") ?? Bun.which("/usr/sbin/nginx");
+    if (nginx === null) {
+      console.warn("SKIPPED: nginx is not installed; deploy/nginx.conf was only read");
+      return;
+    }
+    const prefix = join(dir, "nginx-t");
+    mkdirSync(join(prefix, "logs"), { recursive: true });
+    writeFileSync(
+      join(prefix, "nginx.conf"),
+      `error_log ${prefix}/logs/error.log;\npid ${prefix}/nginx.pid;\nevents {}\nhttp {\n  access_log off;\n  include ${join(deploy, "nginx.conf")};\n}\n`,
+    );
+    // Testing a config does not bind its listen ports; as a non-root user nginx says so in a warning only.
+    const p = Bun.spawnSync([nginx, "-t", "-p", prefix, "-c", join(prefix, "nginx.conf"), "-g", "daemon off;"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(p.stderr.toString()).toContain("test is successful");
     expect(p.exitCode).toBe(0);
   });
 });
