@@ -188,7 +188,9 @@ describe("workers", () => {
     );
     await Bun.sleep(200);
     const l = load(`http://127.0.0.1:${port}/`, 2);
-    const m = (await p.waitFor(/worker \d \(pid (\d+)\) stuck: its event loop has not answered for ([\d.]+)s[^\n]*/)) as RegExpMatchArray;
+    const m = (await p.waitFor(
+      /worker \d \(pid (\d+)\) stuck: its event loop has not answered for ([\d.]+)s[^\n]*/,
+    )) as RegExpMatchArray;
     expect(Number(m[2])).toBeGreaterThanOrEqual(2);
     expect(m[0]).toContain('the last request it started was "GET /block HTTP/1.1"');
     await waitReady(p, 3);
@@ -241,7 +243,9 @@ describe("workers", () => {
   }, 30_000);
 
   test("max_requests recycles workers under load: each replacement is ready before the old one stops, and no request fails", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\nmax_requests = 300\nmax_requests_jitter = 50\n[log]\naccess = "none"\n');
+    const d = site(
+      'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\nmax_requests = 300\nmax_requests_jitter = 50\n[log]\naccess = "none"\n',
+    );
     const p = start(d);
     const port = await p.port();
     await waitReady(p, 2);
