@@ -4,7 +4,8 @@
  * of DEPTH wrk requests (16: the pipelined scenario; 1: keep-alive), and rounds alternate between
  * the two, so the machine's drift hits both alike. Prints B/A of the CPU time per request.
  *
- * Run: bun bench/ab.ts DIR_A DIR_B   (env: DEPTH=16, PROCS=8, ROUNDS=20, REQS=80000 per round)
+ * Run: bun bench/ab.ts DIR_A DIR_B   (env: DEPTH=16, PROCS=8, ROUNDS=20, REQS=80000 per round;
+ * METRICS=B: B counts its requests for metrics, as with metrics_bind set)
  *
  * What a plain alternation gets wrong, and what this does about it. The copy warmed first runs a
  * few % slower for the whole process, and a copy whose sources match code loaded before it runs a
@@ -28,6 +29,7 @@ const REQUESTS = Number(process.env.REQS ?? 80_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 20);
 const PROCS = Number(process.env.PROCS ?? 8);
 const CONNECTIONS = 50;
+const METRICS_B = process.env.METRICS === "B";
 
 const app: Application = (_environ, startResponse) => {
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
@@ -35,7 +37,11 @@ const app: Application = (_environ, startResponse) => {
 };
 
 /** A checkout's Connection and WSGIServer with CONNECTIONS stand-in connections (every write taken whole). */
-async function load(dir: string): Promise<StandIn[]> {
+async function load(dir: string, metrics: boolean): Promise<StandIn[]> {
+  if (metrics) {
+    const { counters } = await import(resolve(dir, "src/engine/counters.ts"));
+    counters.on = true;
+  }
   // Checkouts before the engine/ layer kept the connection in src/.
   const connection = existsSync(`${dir}/src/engine/connection.ts`) ? "src/engine/connection.ts" : "src/connection.ts";
   const { Connection } = await import(resolve(dir, connection));
@@ -85,8 +91,8 @@ async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> 
   const batch = Buffer.concat(Array(DEPTH).fill(Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1")));
   const reads = Math.max(1, Math.round(REQUESTS / DEPTH));
   // SWAP: B takes the first role in everything (loaded, warmed and timed first).
-  const first = await load(swap ? dirB : dirA);
-  const second = await load(swap ? dirA : dirB);
+  const first = await load(swap ? dirB : dirA, swap && METRICS_B);
+  const second = await load(swap ? dirA : dirB, !swap && METRICS_B);
   const runFirst = roundFunction("A");
   const runSecond = roundFunction("B");
   for (let i = 0; i < 80; i++) {

@@ -84,3 +84,13 @@ export const describe = (v: unknown): string => {
   if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
   return `${typeof v} ${String(v)}`;
 };
+
+/** Whether `spec` is a plain TCP address, "host:port" or "[v6]:port", with no options (metrics_bind). */
+export function tcpEndpoint(spec: string): boolean {
+  try {
+    const a = parseListener(spec);
+    return a.unix === null && a.fd < 0 && a.proxyProtocol === "off" && !/\s/.test(spec);
+  } catch {
+    return false;
+  }
+}

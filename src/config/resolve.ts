@@ -6,7 +6,7 @@ import { AddressSet } from "../http/address.ts";
 import { checkRootPath } from "../http/request.ts";
 import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
-import { bindText, checkBinds, describe, isTable, proxyProtocolOverTls } from "./binds.ts";
+import { bindText, checkBinds, describe, isTable, proxyProtocolOverTls, tcpEndpoint } from "./binds.ts";
 import {
   DEFAULT_CONFIG_FILE,
   type EnvironTable,
@@ -191,6 +191,10 @@ class Resolver {
           ? n
           : bad(`"auto" or an integer from ${s.min} to ${s.max}`);
       }
+      case "endpoint":
+        return typeof value === "string" && tcpEndpoint(value)
+          ? value
+          : bad('a TCP address "host:port", such as "127.0.0.1:9101"');
       case "urlpath":
         try {
           return checkRootPath(value as string) || bad('a path such as "/app"');

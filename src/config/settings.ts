@@ -19,7 +19,8 @@ type Kind =
   | "workers"
   | "bool"
   | "addresses"
-  | "fields";
+  | "fields"
+  | "endpoint";
 
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | boolean | string[] | EnvironTable | null;
@@ -233,6 +234,15 @@ const rows: Row[] = [
     reload: true,
     example: '["10.0.0.0/8"]',
     doc: 'Peers that may send a PROXY protocol header on a bind with `proxy_protocol` on: IPs, CIDR ranges or `"*"`; any other peer on such a bind is closed at once. On a `unix:` bind the socket file\'s permissions decide who may connect, and so who may send one.',
+  },
+  {
+    key: "metrics_bind",
+    kind: "endpoint",
+    default: null,
+    metavar: "HOST:PORT",
+    reload: false,
+    example: '"127.0.0.1:9101"',
+    doc: 'Serve Prometheus metrics (text format 0.0.4) at `/metrics` on this address of its own, never on a `bind`: `"127.0.0.1:9101"`, `"[::1]:9101"`. With workers the master serves one page summed over them. Unset: no metrics, and no cost for them (see "Metrics").',
   },
   {
     key: "tls.cert",

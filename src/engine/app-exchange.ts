@@ -6,6 +6,7 @@ import { clientLabel } from "../observe/access.ts";
 import { epochOf, timeNow } from "../observe/clock.ts";
 import { type LogSink, NullLog } from "../observe/log.ts";
 import type { ServerSocket } from "./connection.ts";
+import { counters } from "./counters.ts";
 import type { ConnectionPort, Exchange } from "./exchange.ts";
 import { ResponseWriter } from "./response.ts";
 
@@ -57,6 +58,8 @@ export abstract class AppExchange implements Exchange, AccessRecord {
   private finishTime = 0;
   /** The app ran out of time (timeouts.app): what it sends now is refused. */
   expired = false;
+  /** The connection refused this request before it reached the app (its method is not one to count by). */
+  private refused = false;
 
   constructor(socket: ServerSocket, address: ClientAddress) {
     this.socket = socket;
@@ -128,6 +131,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     this.timeFinish = 0;
     this.expired = false;
     this.logged = false;
+    this.refused = false;
   }
 
   /** Exchange: a chunked request body ended with these trailer fields (kinds that expose them override). */
@@ -163,6 +167,11 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     if (this.logged) return;
     this.logged = true;
     this.finishPending = true;
+    if (counters.on) {
+      // timeFinish reads the clock here, once: the access line below shares the reading.
+      const method = this.refused ? null : this.command;
+      counters.requestEnded(method, this.response.code, this.timeFinish - this.timeStart, this.connection.failReason);
+    }
     this.logRequest();
     this.requestLogged();
   }
@@ -212,6 +221,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
       );
     }
     this.resetRequest();
+    this.refused = true;
     this.timeStart = timeNow();
     this.requestline = requestline;
     this.sendError(status);

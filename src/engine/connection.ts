@@ -4,6 +4,7 @@ import type { Socket } from "bun";
 import type { HTTPError } from "../errors.ts";
 import type { RequestParser } from "../http/parser.ts";
 import { logLine } from "../http/request.ts";
+import { counters } from "./counters.ts";
 import { Deadlines, type DeadlineTarget } from "./deadlines.ts";
 import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
 import { Flow, Pause } from "./flow.ts";
@@ -86,6 +87,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   // ---- socket events -------------------------------------------------------------------
 
   onData(chunk: Buffer): void {
+    counters.bytesIn += chunk.length;
     if (this.state >= State.CLOSING) return;
     this.deadlines.readStarted();
     this.batching = true;
@@ -161,6 +163,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     }
     const host = this.host;
     host.requests++;
+    counters.begun++;
     if (host.watch !== null) host.watch.started(buf, start, start + p.lineEnd);
     const hasBody = this.body.begin(p);
     if (hasBody) this.state = State.BODY;

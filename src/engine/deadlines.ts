@@ -2,6 +2,7 @@
 
 import type { Limits, Timeouts } from "../config/limits.ts";
 import { HTTPError } from "../errors.ts";
+import { counters, Timeout } from "./counters.ts";
 import type { Exchange } from "./exchange.ts";
 import { type Flow, Pause } from "./flow.ts";
 import type { Intake } from "./intake.ts";
@@ -135,11 +136,15 @@ export class Deadlines {
       case State.CLOSED:
         return;
       case State.CLOSING:
-        if (now >= this.endedAt + LINGER) c.terminate();
+        if (now >= this.endedAt + LINGER) {
+          counters.timedOut(Timeout.LINGER);
+          c.terminate();
+        }
         return;
     }
     if (c.responding && this.appLimit > 0 && now - this.appSince >= this.appLimit) {
       // The app's time is up (uWSGI's harakiri): 503 if nothing was sent, else a cut.
+      counters.timedOut(Timeout.APP);
       if (c.appTimedOut(this.appLimit)) c.endAfterFlush();
       else c.terminate();
       return;
@@ -151,12 +156,16 @@ export class Deadlines {
         this.body(c, now, t, limits);
         return;
       case State.DISCARD:
-        if (t.body > 0 && now - this.lastRead >= t.body) c.endAfterFlush();
+        if (t.body > 0 && now - this.lastRead >= t.body) {
+          counters.timedOut(Timeout.BODY);
+          c.endAfterFlush();
+        }
         return;
       case State.RAW: {
         // A coarse-clock time is read as the end of its tick: the deadline is never early.
         const idle = now - Math.max(this.lastRead, c.out.lastSend + 1);
         if (this.upgradedLimit > 0 && idle >= this.upgradedLimit) {
+          counters.timedOut(Timeout.UPGRADED);
           c.exchange.logError(`closing upgraded connection from ${c.exchange.clientLabel()}: idle for ${this.upgradedLimit}s`);
           c.terminate();
         }
@@ -165,10 +174,16 @@ export class Deadlines {
       case State.HEAD:
         if (c.responding) return;
         if (this.headSince >= 0 && c.intake.held.size > 0) {
-          if (t.header > 0 && now - this.headSince >= t.header) c.refuseSlowHead();
+          if (t.header > 0 && now - this.headSince >= t.header) {
+            counters.timedOut(Timeout.HEAD);
+            c.refuseSlowHead();
+          }
           return;
         }
-        if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) c.endAfterFlush();
+        if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) {
+          counters.timedOut(Timeout.KEEP_ALIVE);
+          c.endAfterFlush();
+        }
         return;
     }
   }
@@ -183,9 +198,12 @@ export class Deadlines {
     const out = c.out;
     out.poke();
     let why = "";
-    if (t.write > 0 && now - out.lastProgress >= t.write) why = `no response bytes accepted for ${t.write}s`;
-    else if (this.responseRate.tooSlow(now, out.accepted, limits.minResponseRate, Math.max(1, t.minResponseRateGrace))) {
+    if (t.write > 0 && now - out.lastProgress >= t.write) {
+      why = `no response bytes accepted for ${t.write}s`;
+      counters.timedOut(Timeout.WRITE);
+    } else if (this.responseRate.tooSlow(now, out.accepted, limits.minResponseRate, Math.max(1, t.minResponseRateGrace))) {
       why = `reading the response slower than ${limits.minResponseRate} bytes/s`;
+      counters.timedOut(Timeout.RESPONSE_RATE);
     }
     if (why === "") return false;
     c.exchange.logError(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
@@ -200,6 +218,7 @@ export class Deadlines {
     if (flow.pausedFor(Pause.BUDGET) && stalled) {
       // The server, not the client, is why the body is not read: a request that cannot progress
       // within its deadline is told so (RFC 9110 §15.6.4) rather than left waiting.
+      counters.timedOut(Timeout.BODY_BUDGET);
       c.failBody(new HTTPError(503, "the server is holding too many request bodies (limits.buffered_bytes)"), "buffered_bytes");
       return;
     }
@@ -208,8 +227,11 @@ export class Deadlines {
       this.bodyRate.reset();
       return;
     }
-    if (stalled) c.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
-    else if (this.bodyRate.tooSlow(now, c.body.decoder.received, limits.minBodyRate, Math.max(1, t.minBodyRateGrace))) {
+    if (stalled) {
+      counters.timedOut(Timeout.BODY);
+      c.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
+    } else if (this.bodyRate.tooSlow(now, c.body.decoder.received, limits.minBodyRate, Math.max(1, t.minBodyRateGrace))) {
+      counters.timedOut(Timeout.BODY_RATE);
       c.failBody(new HTTPError(408, "request body too slow"), "body_too_slow");
     }
   }

@@ -2,6 +2,7 @@
 
 import type { Socket } from "bun";
 import { ConnectionClosedError } from "../errors.ts";
+import { counters } from "./counters.ts";
 import { type Flow, Pause } from "./flow.ts";
 import { copyOf } from "./input.ts";
 
@@ -140,6 +141,7 @@ export class Output {
       this.fail();
       return;
     }
+    counters.bytesOut += n;
     if (n < len) {
       const rest = b.subarray(n, len);
       this.enqueue(copy ? copyOf(rest) : rest);
@@ -176,6 +178,7 @@ export class Output {
       if (n > 0) {
         this.lastProgress = performance.now() / 1000;
         this.accepted += n;
+        counters.bytesOut += n;
       }
       if (n < c.length) {
         this.queue[this.qHead] = c.subarray(n);

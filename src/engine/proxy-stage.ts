@@ -5,6 +5,7 @@ import { type ProxyMode, ProxyParser } from "../http/proxy-protocol.ts";
 import type { ClientAddress } from "../observe/access.ts";
 import { clientLabel } from "../observe/access.ts";
 import type { Connection } from "./connection.ts";
+import { counters, Timeout } from "./counters.ts";
 import { type ProxiedPeer, type ProxyPolicy, proxiedAddress } from "./peer.ts";
 
 /** What the stage needs of its server. */
@@ -86,7 +87,10 @@ export class ProxyStage {
     const limit = this.host.timeouts.header;
     if (limit <= 0) return;
     for (const [conn, w] of this.waiting) {
-      if (!w.refused && now - w.since >= limit) this.refuse(conn, w, ProxyError.PROXY_TIMEOUT);
+      if (!w.refused && now - w.since >= limit) {
+        counters.timedOut(Timeout.PROXY_HEADER);
+        this.refuse(conn, w, ProxyError.PROXY_TIMEOUT);
+      }
     }
   }
 
@@ -112,6 +116,7 @@ export class ProxyStage {
 
   private count(peer: ClientAddress, code: number): void {
     this.refused[code] = (this.refused[code] ?? 0) + 1;
+    counters.proxyRefusal(code);
     if (this.host.logLevel <= 10) {
       this.host.debug(`closed connection from ${clientLabel(peer)}: ${PROXY_ERRORS[code]} (${PROXY_REASONS[code]})`);
     }

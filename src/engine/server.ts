@@ -19,6 +19,7 @@ import { type AccessFormatter, type ClientAddress, compileLogFormat } from "../o
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
+import { counters } from "./counters.ts";
 import type { ConnectionHost, RequestWatch } from "./exchange.ts";
 import { Health, type HealthPaths } from "./health.ts";
 import {
@@ -374,6 +375,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   }
 
   private accept(socket: ServerSocket): void {
+    counters.accepted++;
     const conn = new Connection(socket, this);
     socket.data = conn;
     if (this.stopping) {
@@ -428,6 +430,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
 
   /** ConnectionHost: a socket closed. */
   connectionClosed(conn: Connection): void {
+    counters.closed++;
     if (this.served.remove(conn) || this.proxyStage?.closed(conn)) this.pool.release();
     else this.pool.forget(conn);
   }

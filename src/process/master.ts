@@ -8,10 +8,12 @@ import { unixPerms } from "../config/options.ts";
 import { type Config, resolveConfig } from "../config/resolve.ts";
 import { ConfigError } from "../errors.ts";
 import { closeLog, defaultLog, type LogSink, reopenLog, StreamLog } from "../observe/log.ts";
+import { Aggregate, addSamples, ProcessStats, type Samples, series } from "../observe/metrics.ts";
 import { checkPidfile, openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
 import { type HeldSocket, holdSockets } from "./descriptors.ts";
 import { KILL_GRACE, now, WorkerHandle } from "./handle.ts";
 import { EXIT_UNSTARTABLE, isWorkerMessage, type WorkerMessage } from "./messages.ts";
+import { type MetricsPage, serveMetrics } from "./metrics-page.ts";
 import { Upgrade } from "./upgrade.ts";
 import { lastRequest } from "./watch.ts";
 
@@ -22,6 +24,37 @@ const MAX_BACKOFF = 30;
 export function workerCount(config: Config): number {
   const v = config.get("workers");
   return v === "auto" ? availableParallelism() : (v as number);
+}
+
+/** Why a worker was replaced: bunwsgi_worker_restarts_total's reasons. */
+type RestartReason = "exited" | "start_failed" | "start_timeout" | "hung" | "max_requests" | "reload";
+
+/** The master's metrics page: its workers' last snapshots summed, the master's own figures, its workers and restarts. */
+class MasterMetrics {
+  readonly workers = new Aggregate();
+  readonly restarts: Record<RestartReason, number> = {
+    exited: 0,
+    start_failed: 0,
+    start_timeout: 0,
+    hung: 0,
+    max_requests: 0,
+    reload: 0,
+  };
+  private readonly stats = new ProcessStats();
+  page: MetricsPage | null = null;
+
+  samples(workers: Iterable<WorkerHandle>): Samples {
+    const out: Samples = {};
+    this.workers.write(out);
+    const own: Samples = {};
+    this.stats.write(own);
+    addSamples(out, own);
+    const states = { starting: 0, serving: 0, stopping: 0 };
+    for (const w of workers) states[w.state]++;
+    for (const [state, n] of Object.entries(states)) out[series("bunwsgi_workers", { state })] = n;
+    for (const [reason, n] of Object.entries(this.restarts)) out[series("bunwsgi_worker_restarts_total", { reason })] = n;
+    return out;
+  }
 }
 
 /** The master process: see the module comment. */
@@ -47,6 +80,8 @@ class Master {
   private readonly applied: Config;
   private readonly appliedTls: Map<string, string>;
   private exitCode = 0;
+  /** With metrics_bind: the page and what it sums. */
+  private readonly metrics: MasterMetrics | null;
   private resolveDone: ((code: number) => void) | null = null;
 
   constructor(
@@ -62,6 +97,7 @@ class Master {
     this.target = workerCount(config);
     this.watchDir = mkdtempSync(join(tmpdir(), "bunwsgi-master-"));
     this.upgrade = new Upgrade(sockets, config.str("pidfile"), (msg, level) => this.log(msg, level));
+    this.metrics = config.str("metrics_bind") === null ? null : new MasterMetrics();
   }
 
   start(): Promise<number> {
@@ -81,6 +117,12 @@ class Master {
     process.on("SIGTTIN", () => this.scale(+1));
     process.on("SIGTTOU", () => this.scale(-1));
     for (const s of this.sockets) this.log(`listening on ${s.label}`);
+    const metricsBind = this.applied.str("metrics_bind");
+    const metrics = this.metrics;
+    if (metrics !== null && metricsBind !== null) {
+      metrics.page = serveMetrics(metricsBind, () => metrics.samples(this.workers));
+      this.log(`metrics on ${metrics.page.url}`);
+    }
     for (let slot = 0; slot < this.target; slot++) this.spawn(slot, this.generation);
     this.timer = setInterval(() => this.tick(), 1000);
     return done;
@@ -114,7 +156,10 @@ class Master {
     if (!isWorkerMessage(m)) return;
     const msg: WorkerMessage = m;
     w.lastBeat = now();
-    if (msg.t === "ready") this.ready(w);
+    if (msg.t === "beat") {
+      if (this.metrics !== null && typeof msg.metrics === "object" && msg.metrics !== null)
+        this.metrics.workers.update(w.serial, msg.metrics);
+    } else if (msg.t === "ready") this.ready(w);
     else if (msg.t === "retire") this.retire(w, msg.requests);
   }
 
@@ -143,6 +188,7 @@ class Master {
       // The whole new generation listens with the new app: only now do the old ones drain.
       this.rolling = null;
       this.adopt(roll);
+      this.restarted("reload", roll.target);
       for (const old of this.workers) if (old.generation !== gen) this.ask(old);
       this.log(`SIGHUP: ${this.target} new worker${this.target === 1 ? "" : "s"} ready; the previous ones are draining`);
       return;
@@ -155,6 +201,7 @@ class Master {
   private retire(w: WorkerHandle, requests: number): void {
     if (w.retiring || w.asked || this.stopping || this.rolling !== null) return;
     w.retiring = true;
+    this.restarted("max_requests");
     this.log(`${w.name} served ${requests} requests (max_requests): starting its replacement`);
     this.spawn(w.slot, w.generation);
   }
@@ -163,8 +210,15 @@ class Master {
     w.ask(this.config.num("timeouts.shutdown") as number);
   }
 
+  /** Count a worker replaced for `reason` on the metrics page. */
+  private restarted(reason: RestartReason, n = 1): void {
+    if (this.metrics !== null) this.metrics.restarts[reason] += n;
+  }
+
   private exited(w: WorkerHandle): void {
     this.workers.delete(w);
+    // Its counters up to its last snapshot stay in the totals; only what it counted since is lost.
+    this.metrics?.workers.exited(w.serial);
     const code = w.proc.exitCode;
     const how = w.how;
     if (this.stopping) {
@@ -193,10 +247,12 @@ class Master {
       this.failures.set(w.slot, n);
       const delay = Math.min(MAX_BACKOFF, 0.5 * 2 ** (n - 1));
       this.log(`${w.name} exited before it was ready (${how}); starting it again in ${delay}s`, "ERROR");
+      this.restarted(w.hung ? "start_timeout" : "start_failed");
     } else if (w.hung) {
       this.log(`${w.name} ended (${how})`);
     } else {
       this.log(`${w.name} exited unexpectedly (${how}): replacing it`, "ERROR");
+      this.restarted("exited");
     }
     this.fill();
   }
@@ -245,6 +301,7 @@ class Master {
           "ERROR",
         );
         w.terminate();
+        this.restarted("hung");
         this.spawn(w.slot, w.generation);
       }
     }
@@ -352,6 +409,7 @@ class Master {
   private finish(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.metrics?.page?.stop();
     const handedOver = this.upgrade.handedOver;
     for (const s of this.sockets) {
       if (!s.bind.startsWith("fd://")) closeSync(s.fd);

@@ -1,5 +1,7 @@
 /** @module process/messages — what a master and its workers tell each other: the environment a worker or a new master starts with, the IPC messages, and the exit code that stops restarts. */
 
+import type { Samples } from "../observe/metrics.ts";
+
 /** Environment variables a master sets for its workers (apps may read the first two). */
 export const ENV_WORKER = "BUNWSGI_WORKER";
 export const ENV_MASTER_PID = "BUNWSGI_MASTER_PID";
@@ -12,8 +14,8 @@ export const ENV_WATCH = "BUNWSGI_WATCH_FILE";
 export type WorkerMessage =
   /** Listening, app imported: it may take the place of an older worker. */
   | { t: "ready" }
-  /** The event loop is turning (sent on a timer). */
-  | { t: "beat" }
+  /** The event loop is turning (sent on a timer); with metrics_bind, the worker's cumulative metric samples. */
+  | { t: "beat"; metrics?: Samples }
   /** max_requests reached: start my replacement, then stop me. */
   | { t: "retire"; requests: number };
 

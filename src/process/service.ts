@@ -5,14 +5,17 @@ import { type AppKindSetting, type EmbeddedApp, kindOf, type LoadedApp, loadAppl
 import type { CommandLine } from "../config/args.ts";
 import { serverOptions } from "../config/options.ts";
 import { type Config, resolveConfig } from "../config/resolve.ts";
+import { counters } from "../engine/counters.ts";
 import { clearStaleUnixSocket, parseListener } from "../engine/listeners.ts";
 import { Pool } from "../engine/pool.ts";
 import { ConfigError } from "../errors.ts";
 import { FetchServer } from "../fetch/server.ts";
 import { closeLog, type LogSink, NullLog, reopenLog } from "../observe/log.ts";
+import { ProcessStats, type Samples } from "../observe/metrics.ts";
 import { VERSION, WSGIServer, type WSGIServerOptions } from "../wsgi/server.ts";
 import { openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
 import { EXIT_UNSTARTABLE, isMasterMessage, type WorkerMessage } from "./messages.ts";
+import { type MetricsPage, serveMetrics } from "./metrics-page.ts";
 import { WatchWriter } from "./watch.ts";
 
 export async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
@@ -59,6 +62,24 @@ export interface WorkerRole {
   readonly watchFile: string | null;
 }
 
+/** This process's metrics (metrics_bind set): its counters and figures, and the page a lone server serves. */
+class ServiceMetrics {
+  private readonly stats = new ProcessStats();
+  page: MetricsPage | null = null;
+
+  constructor() {
+    counters.on = true;
+    this.stats.startLag();
+  }
+
+  samples(): Samples {
+    const out: Samples = {};
+    counters.write(out);
+    this.stats.write(out);
+    return out;
+  }
+}
+
 /** The running service: one server per bind sharing one app, pool and logs. */
 class Service {
   private reloading = false;
@@ -80,6 +101,7 @@ class Service {
     private readonly commandLine: CommandLine,
     private readonly embedded: EmbeddedApp | undefined,
     private readonly role: WorkerRole | null,
+    private readonly metrics: ServiceMetrics | null,
   ) {
     this.applied = config;
     this.appliedTls = tlsFiles(config);
@@ -140,8 +162,10 @@ class Service {
     // Several beats per timeout, so one late timer is not a missed deadline; at least one a second.
     const every = timeout > 0 ? Math.min(1, timeout / 4) : 1;
     let retiring = false;
+    const metrics = this.metrics;
     const timer = setInterval(() => {
-      send({ t: "beat" });
+      // With metrics, each beat carries a snapshot of the cumulative counters (the master keeps the last).
+      send(metrics === null ? { t: "beat" } : { t: "beat", metrics: metrics.samples() });
       if (limit > 0 && !retiring && !this.stopping) {
         let requests = 0;
         for (const s of this.servers) requests += s.requests;
@@ -179,6 +203,8 @@ class Service {
     }
     this.errorLog.write(`bunwsgi: ${why}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
     await Promise.all(this.servers.map((s) => s.stop(deadline)));
+    this.metrics?.page?.stop();
+    if (this.metrics !== null && this.role !== null) await this.lastSnapshot(this.metrics);
     this.errorLog.write("bunwsgi: stopped\n", "INFO");
     const pidfile = this.applied.str("pidfile");
     if (pidfile !== null && this.role === null) rmSync(pidfile, { force: true });
@@ -186,6 +212,20 @@ class Service {
     closeLog(first.log);
     closeLog(first.errorLog);
     process.exit(0);
+  }
+
+  /** A stopping worker's final counters, so the master's page loses none of its requests. */
+  private async lastSnapshot(metrics: ServiceMetrics): Promise<void> {
+    if (!process.connected) return;
+    const m: WorkerMessage = { t: "beat", metrics: metrics.samples() };
+    // Sent before exit (the message is written asynchronously), but never waited on for long.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      process.send?.(m, undefined, undefined, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   reopenLogs(): void {
@@ -312,7 +352,13 @@ export async function serve(
     const who = role === null ? `pid ${process.pid}` : `worker ${role.index}, pid ${process.pid}`;
     errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label}, a ${loaded.kind} app (${who})\n`, "INFO");
     for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, role === null ? "INFO" : "DEBUG");
-    new Service(config, loaded, servers, pool, commandLine, embedded, role).listen();
+    const metricsBind = config.str("metrics_bind");
+    const metrics = metricsBind === null ? null : new ServiceMetrics();
+    if (metrics !== null && metricsBind !== null && role === null) {
+      metrics.page = serveMetrics(metricsBind, () => metrics.samples());
+      errorLog.write(`bunwsgi: metrics on ${metrics.page.url}\n`, "INFO");
+    }
+    new Service(config, loaded, servers, pool, commandLine, embedded, role, metrics).listen();
   } catch (e) {
     for (const s of servers) s.close();
     errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
