@@ -529,6 +529,9 @@ async function runWrk(
   return { requests, errors, out, cpuSeconds: cpu === undefined ? Number.NaN : Number(cpu) / 1e6 };
 }
 
+/** The 1-minute load average, read at the start and at the end: the workers group uses both cores, so other work on the machine shows in its figures. */
+const loadAverage = (): string => readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?";
+const LOAD_AT_START = loadAverage();
 const results = new Map<string, Sample[]>();
 const rss = new Map<string, { idle: number[]; warm: number[]; peak: number[] }>();
 const key = (server: string, scenario: string): string => `${server}\u0000${scenario}`;
@@ -743,7 +746,8 @@ if (WORKERS.length > 0) {
     `Workers group: Bun ${Bun.version}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
       `${ROUNDS} interleaved rounds × ${DURATION}s; servers and \`wrk -t1 -c${CONNECTIONS}\` NOT pinned (each may use any of the ${cores} cores); ` +
       `server CPU = its process + its children (a master + its workers), from /proc; cores busy = server CPU s ÷ wall s; ` +
-      `/cpu = FNV-1a over ${CPU.bytes} bytes (${CPU.msPerRun.toFixed(3)} ms in the bench process, calibrated to 0.5 ms), the same code in every server; median (min–max).`,
+      `/cpu = FNV-1a over ${CPU.bytes} bytes (${CPU.msPerRun.toFixed(3)} ms in the bench process, calibrated to 0.5 ms), the same code in every server; ` +
+      `load average ${LOAD_AT_START} at the start, ${loadAverage()} at the end; median (min–max).`,
     "",
     "| scenario | server | req/s | server CPU µs/req | cores busy | wrk CPU µs/req |",
     "|---|---|---|---|---|---|",
