@@ -14,12 +14,20 @@
  * skipped with the reason printed when nginx is not installed or cannot start.
  * "1 MiB POST echo, streamed" is each server's streaming echo (bunwsgi: read(65536) in an async generator, chunked;
  * Bun.serve: `new Response(req.body)`; node:http: `req.pipe(res)`); the bare floor has none.
+ * The workers group (issue #17) runs only when an --only word names it (`--only workers`; `--only "workers: CPU"` for one
+ * of its scenarios), never in the default run: its servers are NOT pinned (they may use both cores) and neither is wrk
+ * (still -t1). Servers: the bunwsgi CLI serving servers/workers-app.ts as a single process, with workers = 1 and with
+ * workers = 2, and Bun.serve (servers/workers-bunserve.ts). Scenarios: hello keep-alive, and a CPU-bound route (/cpu: an
+ * FNV-1a checksum over a fixed buffer, servers/cpu-work.ts, its length calibrated once here to ~0.5 ms and handed to every
+ * server as BENCH_CPU_BYTES; each server's checksum checked once before timing). A server's CPU and RSS are summed over
+ * its process and its children (a master and its workers), each process's share reported; wrk's own CPU is reported too.
  */
 
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { calibrate, checksum } from "./servers/cpu-work.ts";
 
 const here = import.meta.dir;
 const args = process.argv.slice(2);
@@ -48,10 +56,10 @@ for (const tool of ["wrk", "taskset", "node"]) {
   }
 }
 
-/** Which app a server runs: the plain benchmark app, or the Hono one; a scenario runs on the servers of its group. */
-type Group = "plain" | "Hono";
-/** The server each group's ratios are to. */
-const REFERENCE: Record<Group, string> = { plain: "Bun.serve", Hono: "Bun.serve + Hono" };
+/** Which app a server runs: the plain benchmark app, the Hono one, or the workers group's; a scenario runs on the servers of its group. */
+type Group = "plain" | "Hono" | "workers";
+/** The server each group's ratios are to (the workers group's: the one that also runs whenever another of its servers does). */
+const REFERENCE: Record<Group, string> = { plain: "Bun.serve", Hono: "Bun.serve + Hono", workers: "bunwsgi, workers = 1" };
 
 interface ServerKind {
   name: string;
@@ -63,6 +71,8 @@ interface ServerKind {
   filesOnly?: boolean;
   /** Scenarios it has no route for. */
   lacks?: string[];
+  /** The bunwsgi CLI with this `--workers` (0: a single process): ready once its error log says it listens and every worker is ready. */
+  workers?: number;
 }
 
 /** Whether a name passes a list filter: no filter, or one of its words as a substring, case-insensitively. */
@@ -137,6 +147,24 @@ function nginxKind(): ServerKind[] {
   ];
 }
 
+/** A workers-group server on the bunwsgi CLI: servers/workers-app.ts on an ephemeral port, no access log. */
+const cliKind = (name: string, workers: number): ServerKind => ({
+  name,
+  group: "workers",
+  workers,
+  cmd: () => [
+    process.execPath,
+    join(here, "../src/cli.ts"),
+    join(here, "servers/workers-app.ts"),
+    "--bind",
+    "127.0.0.1:0",
+    "--workers",
+    String(workers),
+    "--log-access",
+    "none",
+  ],
+});
+
 const ALL_SERVERS: ServerKind[] = [
   {
     name: "bunwsgi",
@@ -169,6 +197,14 @@ const ALL_SERVERS: ServerKind[] = [
     name: "Bun.serve + Hono",
     group: "Hono",
     cmd: (p) => [process.execPath, join(here, "servers/hono-bunserve.ts"), String(p)],
+  },
+  cliKind("bunwsgi, 1 process", 0),
+  cliKind("bunwsgi, workers = 1", 1),
+  cliKind("bunwsgi, workers = 2", 2),
+  {
+    name: "Bun.serve, unpinned",
+    group: "workers",
+    cmd: (p) => [process.execPath, join(here, "servers/workers-bunserve.ts"), String(p)],
   },
 ];
 
@@ -220,8 +256,15 @@ const ALL_SCENARIOS: Scenario[] = [
   { name: "Hono 16 pipelined", group: "Hono", wrk: ["-s", pipeline], path: "/", bytesPerRequest: 0 },
   { name: "Hono 1 MiB POST echo", group: "Hono", wrk: ["-s", post], path: "/echo", bytesPerRequest: MiB },
   { name: "Hono 1 MiB streamed response", group: "Hono", wrk: [], path: "/stream", bytesPerRequest: MiB },
+  { name: "workers: keep-alive", group: "workers", wrk: [], path: "/", bytesPerRequest: 0, peak: true },
+  { name: "workers: CPU-bound 0.5 ms", group: "workers", wrk: [], path: "/cpu", bytesPerRequest: 0 },
 ];
-const chosenScenarios = ALL_SCENARIOS.filter((s) => picked(s.name, ONLY));
+/** The scenarios asked for: those --only names; the workers group only when an --only word names it (it has "worker" in it). */
+const chosenScenarios = ALL_SCENARIOS.filter((s) =>
+  s.group === "workers"
+    ? ONLY.some((o) => o.toLowerCase().includes("worker") && s.name.toLowerCase().includes(o.toLowerCase()))
+    : picked(s.name, ONLY),
+);
 /** Whether a server can run a scenario: its group's, and a file download only on a server that serves files. */
 const able = (k: ServerKind, s: Scenario): boolean =>
   k.group === s.group && (s.file === true ? k.files === true : k.filesOnly !== true) && !(k.lacks ?? []).includes(s.name);
@@ -248,9 +291,16 @@ const SCENARIO_WIDTH = Math.max(...SCENARIOS.map((s) => s.name.length));
 
 interface Sample {
   rps: number;
+  /** Server CPU per request, over its process and its children (a master's workers). */
   cpuUsPerReq: number;
   gbps: number;
   errors: number;
+  /** The server's CPU seconds per second of the run: how many cores it kept busy. */
+  cores: number;
+  /** wrk's own CPU (user + system) per request. */
+  wrkCpuUsPerReq: number;
+  /** Each process's CPU per request, by label ("process"; "master", "worker 0", …). */
+  procs: Map<string, number>;
 }
 
 const TICK = 100; // USER_HZ: /proc/PID/stat counts clock ticks of 1/100 s on Linux.
@@ -267,6 +317,25 @@ function memoryKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   const m = status.match(new RegExp(`${field}:\\s+(\\d+) kB`));
   return m ? Number(m[1]) : Number.NaN;
 }
+
+/** A process's children (a bunwsgi master's workers), from /proc/PID/task/TID/children, or `pgrep -P` where the kernel has no such file. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(" "))
+      .filter((x) => x !== "")
+      .map(Number);
+  } catch {
+    const out = Bun.spawnSync(["pgrep", "-P", String(pid)]).stdout.toString();
+    return out
+      .split("\n")
+      .filter((x) => x !== "")
+      .map(Number);
+  }
+}
+
+/** A server's processes: its own and its children's (a master and its workers). */
+const tree = (pid: number): number[] => [pid, ...childrenOf(pid).sort((a, b) => a - b)];
 
 /** The servers alive now: killed at exit too, should this script be stopped mid-round. */
 const alive = new Set<Subprocess>();
@@ -315,23 +384,81 @@ async function checkFiles(kind: ServerKind, port: number): Promise<void> {
   }
 }
 
-async function startServer(kind: ServerKind): Promise<{ proc: Subprocess<"ignore", "pipe", "inherit">; port: number }> {
-  const proc = Bun.spawn(["taskset", "-c", "0", ...kind.cmd(0)], {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "inherit",
-    env: FILES_DIR === "" ? process.env : { ...process.env, BENCH_FILES: FILES_DIR },
-  });
-  alive.add(proc);
-  const reader = proc.stdout.getReader();
+/** The workers group's CPU-bound route: the bytes each request checksums, calibrated once here (workers group only). */
+const CPU = SCENARIOS.some((s) => s.group === "workers") ? calibrate(0.5) : { bytes: 0, msPerRun: 0 };
+/** Its checksum, which every server's /cpu must answer. */
+const CPU_SUM = SCENARIOS.some((s) => s.group === "workers") ? `${checksum(CPU.bytes)}\n` : "";
+
+/** A server running: its process (a bunwsgi master's, for the CLI kinds), port, and each worker's slot by pid. */
+interface Running {
+  kind: ServerKind;
+  proc: Subprocess;
+  port: number;
+  slots: Map<number, number>;
+}
+
+/** Read a stream until `done(text so far)`, within the deadline; returns all it read, and the reader, still locked. */
+async function readUntil(stream: ReadableStream<Uint8Array>, done: (text: string) => boolean, deadline: number, name: string) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
   let text = "";
-  const deadline = Date.now() + 10_000;
-  while (!/ready \d+/.test(text)) {
-    if (Date.now() > deadline) throw new Error(`${kind.name} did not start`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${kind.name} exited: ${text}`);
-    text += new TextDecoder().decode(value);
+  while (!done(text)) {
+    const left = deadline - Date.now();
+    let timer: Timer | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), Math.max(left, 0));
+    });
+    const r = await Promise.race([reader.read(), late]);
+    clearTimeout(timer);
+    if (r === "late") throw new Error(`${name} did not start: ${text}`);
+    if (r.done) throw new Error(`${name} exited: ${text}`);
+    text += decoder.decode(r.value, { stream: true });
   }
+  return { text, reader };
+}
+
+/** What a CLI kind's error log says once it serves: the port it listens on and, with workers, each worker's pid by slot. */
+const LISTENING = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
+const WORKER_READY = /worker (\d+) \(pid (\d+)\) ready/g;
+
+async function startServer(kind: ServerKind): Promise<Running> {
+  const env = {
+    ...process.env,
+    ...(FILES_DIR === "" ? {} : { BENCH_FILES: FILES_DIR }),
+    ...(kind.group === "workers" ? { BENCH_CPU_BYTES: String(CPU.bytes) } : {}),
+  };
+  const deadline = Date.now() + (kind.workers === undefined ? 10_000 : 30_000);
+  // The workers group's servers are not pinned: they may use both cores.
+  const cmd = kind.group === "workers" ? kind.cmd(0) : ["taskset", "-c", "0", ...kind.cmd(0)];
+  if (kind.workers !== undefined) {
+    const workers = kind.workers;
+    const proc = Bun.spawn(cmd, { cwd: here, stdin: "ignore", stdout: "ignore", stderr: "pipe", env });
+    alive.add(proc);
+    const { text, reader } = await readUntil(
+      proc.stderr,
+      (t) => LISTENING.test(t) && [...t.matchAll(WORKER_READY)].length >= workers,
+      deadline,
+      kind.name,
+    );
+    const port = Number((text.match(LISTENING) as RegExpMatchArray)[1]);
+    const slots = new Map([...text.matchAll(WORKER_READY)].map((m) => [Number(m[2]), Number(m[1])]));
+    // The rest of its error log: drained, and any line that is not INFO shown (a worker that crashed or hung).
+    void (async () => {
+      const decoder = new TextDecoder();
+      let partial = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const lines = (partial + decoder.decode(value, { stream: true })).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) if (!line.includes("[INFO]")) console.error(`${kind.name}: ${line}`);
+      }
+    })();
+    return { kind, proc, port, slots };
+  }
+  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "inherit", env });
+  alive.add(proc);
+  const { text, reader } = await readUntil(proc.stdout, (t) => /ready \d+/.test(t), deadline, kind.name);
   reader.releaseLock();
   const port = Number((text.match(/ready (\d+)/) as RegExpMatchArray)[1]);
   // nginx says ready before it has bound its port (its command prints, then execs it): wait until it accepts.
@@ -347,14 +474,38 @@ async function startServer(kind: ServerKind): Promise<{ proc: Subprocess<"ignore
     if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${kind.name} did not start listening on ${port}`);
     await Bun.sleep(20);
   }
-  return { proc, port };
+  return { kind, proc, port, slots: new Map() };
 }
 
-async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ requests: number; errors: number; out: string }> {
+/** Stop a server: SIGKILL; a master's workers exit when their master does (their channel closes): waited for, up to 5 s. */
+async function stopServer({ kind, proc }: Running): Promise<void> {
+  const children = childrenOf(proc.pid);
+  proc.kill("SIGKILL");
+  await proc.exited;
+  alive.delete(proc);
+  const until = Date.now() + 5_000;
+  while (children.some((p) => existsSync(`/proc/${p}`)) && Date.now() < until) await Bun.sleep(20);
+  const left = children.filter((p) => existsSync(`/proc/${p}`));
+  if (left.length > 0)
+    console.error(`bench: ${kind.name}: worker(s) ${left.join(", ")} still running 5 s after their master died`);
+}
+
+/** A CLI kind's /cpu answer must be the calibrated checksum, and every server's the same, before timing. */
+async function checkCpu(kind: ServerKind, port: number): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${port}/cpu`, { signal: AbortSignal.timeout(10_000) });
+  const body = await res.text();
+  if (res.status !== 200 || body !== CPU_SUM)
+    throw new Error(`${kind.name} /cpu: status ${res.status}, ${JSON.stringify(body)} (want 200, ${JSON.stringify(CPU_SUM)})`);
+}
+
+async function runWrk(
+  port: number,
+  s: Scenario,
+  seconds: number,
+): Promise<{ requests: number; errors: number; out: string; cpuSeconds: number }> {
   const cmd = [
-    "taskset",
-    "-c",
-    "1",
+    // The workers group's wrk is not pinned either: its servers may use both cores.
+    ...(s.group === "workers" ? [] : ["taskset", "-c", "1"]),
     "wrk",
     "-t1",
     `-c${s.connections ?? CONNECTIONS}`,
@@ -374,9 +525,13 @@ async function runWrk(port: number, s: Scenario, seconds: number): Promise<{ req
   const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
   const errors = non2xx + (sock ? Number(sock[1]) + Number(sock[3]) + Number(sock[4]) : 0);
   if (Number.isNaN(requests)) throw new Error(`wrk failed: ${out}${err}`);
-  return { requests, errors, out };
+  const cpu = p.resourceUsage()?.cpuTime.total;
+  return { requests, errors, out, cpuSeconds: cpu === undefined ? Number.NaN : Number(cpu) / 1e6 };
 }
 
+/** The 1-minute load average, read at the start and at the end: the workers group uses both cores, so other work on the machine shows in its figures. */
+const loadAverage = (): string => readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?";
+const LOAD_AT_START = loadAverage();
 const results = new Map<string, Sample[]>();
 const rss = new Map<string, { idle: number[]; warm: number[]; peak: number[] }>();
 const key = (server: string, scenario: string): string => `${server}\u0000${scenario}`;
@@ -390,11 +545,36 @@ function entry<V>(map: Map<string, V>, k: string, make: () => V): V {
   return v;
 }
 const memory = (server: string) => entry(rss, server, () => ({ idle: [], warm: [], peak: [] }));
+/** Each process's RSS after the warm-up and its peak under keep-alive, by server and process label (the workers group). */
+const procRss = new Map<string, { warm: number[]; peak: number[] }>();
+/** A process's label: "process" alone; "master" or "worker SLOT" for a master and its workers. */
+const label = (r: Running, pid: number): string =>
+  pid === r.proc.pid
+    ? r.kind.workers !== undefined && r.kind.workers > 0
+      ? "master"
+      : "process"
+    : `worker ${r.slots.get(pid) ?? `? (pid ${pid})`}`;
+/** Each process's memory field, recorded by label for the workers group; returns their sum. */
+function treeMemory(r: Running, field: "VmRSS" | "VmHWM", into: "warm" | "peak" | null): number {
+  let sum = 0;
+  for (const pid of tree(r.proc.pid)) {
+    const kib = memoryKiB(pid, field);
+    sum += kib;
+    if (into !== null && r.kind.group === "workers")
+      entry(procRss, key(r.kind.name, label(r, pid)), () => ({ warm: [], peak: [] }))[into].push(kib);
+  }
+  return sum;
+}
 
 console.log(
   `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 ${connectionsNote()}`,
 );
 console.log(`       server pinned to CPU 0, wrk to CPU 1; Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}`);
+if (CPU.bytes > 0) {
+  console.log(
+    `       workers group: servers and wrk NOT pinned (both cores); /cpu checksums ${CPU.bytes} bytes, ${CPU.msPerRun.toFixed(3)} ms here (calibrated to 0.5 ms)`,
+  );
+}
 
 for (let round = 1; round <= ROUNDS; round++) {
   // Every server of a round runs at once (idle ones cost nothing), so each scenario is measured
@@ -402,49 +582,70 @@ for (let round = 1; round <= ROUNDS; round++) {
   // samples a ratio compares are seconds apart, not a whole server's run apart. The order
   // rotates each round so drift does not favour one server.
   const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length] as ServerKind);
-  const running: Array<{ kind: ServerKind; proc: Subprocess<"ignore", "pipe", "inherit">; port: number }> = [];
+  const running: Running[] = [];
   try {
     for (const kind of order) {
-      const { proc, port } = await startServer(kind);
-      running.push({ kind, proc, port });
-      memory(kind.name).idle.push(memoryKiB(proc.pid, "VmRSS"));
+      const r = await startServer(kind);
+      running.push(r);
+      memory(kind.name).idle.push(treeMemory(r, "VmRSS", null));
     }
-    for (const { kind, proc, port } of running) {
+    for (const r of running) {
       // Warm-up (JIT and pools) with the server's first scenario; SERVERS keeps only servers that run one.
-      await runWrk(port, SCENARIOS.find((s) => runs(kind, s)) as Scenario, 1);
-      memory(kind.name).warm.push(memoryKiB(proc.pid, "VmRSS"));
+      await runWrk(r.port, SCENARIOS.find((s) => runs(r.kind, s)) as Scenario, 1);
+      memory(r.kind.name).warm.push(treeMemory(r, "VmRSS", "warm"));
     }
     if (round === 1) {
       for (const { kind, port } of running) {
         if (SCENARIOS.some((s) => s.file === true && runs(kind, s))) await checkFiles(kind, port);
+        if (SCENARIOS.some((s) => s.path === "/cpu" && runs(kind, s))) await checkCpu(kind, port);
       }
     }
     for (const s of SCENARIOS) {
-      for (const { kind, proc, port } of running) {
+      for (const r of running) {
+        const { kind, proc, port } = r;
         if (!runs(kind, s)) continue;
-        const before = cpuSeconds(proc.pid);
-        const { requests, errors } = await runWrk(port, s, DURATION);
-        const cpu = cpuSeconds(proc.pid) - before;
+        // The server's processes (a master's workers too), each one's CPU before and after.
+        const pids = tree(proc.pid);
+        const cpuOf = (pid: number): number => {
+          try {
+            return cpuSeconds(pid);
+          } catch {
+            return Number.NaN; // gone: its CPU is lost, and the sample says so (NaN)
+          }
+        };
+        const before = pids.map(cpuOf);
+        const { requests, errors, cpuSeconds: wrkCpu } = await runWrk(port, s, DURATION);
+        const spent = pids.map((pid, i) => cpuOf(pid) - (before[i] as number));
+        const now = tree(proc.pid);
+        if (now.length !== pids.length || now.some((p, i) => p !== pids[i])) {
+          console.error(`bench: ${kind.name}: its processes changed during ${s.name} (${pids.join(", ")} → ${now.join(", ")})`);
+        }
+        const cpu = spent.reduce((a, x) => a + x, 0);
         const sample: Sample = {
           rps: requests / DURATION,
           cpuUsPerReq: (cpu / requests) * 1e6,
           gbps: (requests * s.bytesPerRequest) / DURATION / 1e9,
           errors,
+          cores: cpu / DURATION,
+          wrkCpuUsPerReq: (wrkCpu / requests) * 1e6,
+          procs: new Map(pids.map((pid, i) => [label(r, pid), ((spent[i] as number) / requests) * 1e6])),
         };
         entry(results, key(kind.name, s.name), (): Sample[] => []).push(sample);
         // Keep-alive runs first, so the high-water mark here is its peak, not the echo's.
-        if (s.peak === true) memory(kind.name).peak.push(memoryKiB(proc.pid, "VmHWM"));
+        if (s.peak === true) memory(kind.name).peak.push(treeMemory(r, "VmHWM", "peak"));
+        const split =
+          pids.length > 1
+            ? `  (${[...sample.procs].map(([l, us]) => `${l} ${us.toFixed(1)}`).join(", ")}; wrk ${sample.wrkCpuUsPerReq.toFixed(1)})`
+            : s.group === "workers"
+              ? `  (wrk ${sample.wrkCpuUsPerReq.toFixed(1)})`
+              : "";
         console.log(
-          `round ${round} ${kind.name.padEnd(NAME_WIDTH)} ${s.name.padEnd(SCENARIO_WIDTH)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}`,
+          `round ${round} ${kind.name.padEnd(NAME_WIDTH)} ${s.name.padEnd(SCENARIO_WIDTH)} ${sample.rps.toFixed(0).padStart(7)} req/s  ${sample.cpuUsPerReq.toFixed(2).padStart(7)} µs CPU/req${s.bytesPerRequest > 0 ? `  ${sample.gbps.toFixed(2)} GB/s` : ""}${errors > 0 ? `  ${errors} errors` : ""}${split}`,
         );
       }
     }
   } finally {
-    for (const { proc } of running) {
-      proc.kill("SIGKILL");
-      await proc.exited;
-      alive.delete(proc);
-    }
+    for (const r of running) await stopServer(r);
   }
 }
 
@@ -463,14 +664,17 @@ const pairedRatio = (mine: number[], theirs: number[]): string => {
 };
 
 const lines: string[] = [];
-lines.push(
-  `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
-    `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1\` (${connectionsNote()}) on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
-  "",
-  "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
-  "|---|---|---|---|---|---|---|",
-);
-for (const s of SCENARIOS) {
+/** The scenarios of the pinned tables: all but the workers group's, which has its own. */
+const PINNED = SCENARIOS.filter((s) => s.group !== "workers");
+if (PINNED.length > 0)
+  lines.push(
+    `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
+      `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1\` (${connectionsNote()}) on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
+    "",
+    "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
+    "|---|---|---|---|---|---|---|",
+  );
+for (const s of PINNED) {
   const ref = results.get(key(REFERENCE[s.group], s.name)) ?? [];
   for (const kind of SERVERS) {
     const xs = results.get(key(kind.name, s.name)) ?? [];
@@ -512,12 +716,13 @@ if (SERVERS.some((k) => k.name === "bunwsgi") && SERVERS.filter((k) => k.group =
     );
   }
 }
-lines.push(
-  "",
-  "| server | RSS idle MiB (started, no request yet) | RSS after 1 s warm-up MiB | RSS peak under keep-alive MiB |",
-  "|---|---|---|---|",
-);
-for (const kind of SERVERS) {
+if (PINNED.length > 0)
+  lines.push(
+    "",
+    "| server | RSS idle MiB (started, no request yet) | RSS after 1 s warm-up MiB | RSS peak under keep-alive MiB |",
+    "|---|---|---|---|",
+  );
+for (const kind of SERVERS.filter((k) => k.group !== "workers")) {
   const m = rss.get(kind.name);
   if (m === undefined) continue;
   const mib = (xs: number[]): string =>
@@ -528,6 +733,114 @@ for (const kind of SERVERS) {
           1,
         )})`;
   lines.push(`| ${kind.name} | ${mib(m.idle)} | ${mib(m.warm)} | ${mib(m.peak)} |`);
+}
+/** Median (min–max) of a list of figures, or "—" when there are none. */
+const fig = (xs: number[], digits: number): string =>
+  xs.length === 0 || xs.some((x) => Number.isNaN(x)) ? "—" : `${median(xs).toFixed(digits)} (${range(xs, digits)})`;
+const WORKERS = SCENARIOS.filter((s) => s.group === "workers");
+const WORKER_SERVERS = SERVERS.filter((k) => k.group === "workers");
+if (WORKERS.length > 0) {
+  const cores = Bun.spawnSync(["nproc"]).stdout.toString().trim();
+  lines.push(
+    ...(PINNED.length > 0 ? [""] : []),
+    `Workers group: Bun ${Bun.version}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
+      `${ROUNDS} interleaved rounds × ${DURATION}s; servers and \`wrk -t1 -c${CONNECTIONS}\` NOT pinned (each may use any of the ${cores} cores); ` +
+      `server CPU = its process + its children (a master + its workers), from /proc; cores busy = server CPU s ÷ wall s; ` +
+      `/cpu = FNV-1a over ${CPU.bytes} bytes (${CPU.msPerRun.toFixed(3)} ms in the bench process, calibrated to 0.5 ms), the same code in every server; ` +
+      `load average ${LOAD_AT_START} at the start, ${loadAverage()} at the end; median (min–max).`,
+    "",
+    "| scenario | server | req/s | server CPU µs/req | cores busy | wrk CPU µs/req |",
+    "|---|---|---|---|---|---|",
+  );
+  for (const s of WORKERS) {
+    for (const kind of WORKER_SERVERS) {
+      const xs = results.get(key(kind.name, s.name)) ?? [];
+      if (xs.length === 0) continue;
+      const errors = xs.reduce((a, x) => a + x.errors, 0);
+      lines.push(
+        `| ${s.name} | ${kind.name} | ${fig(
+          xs.map((x) => x.rps),
+          0,
+        )} | ${fig(
+          xs.map((x) => x.cpuUsPerReq),
+          2,
+        )} | ${fig(
+          xs.map((x) => x.cores),
+          2,
+        )} | ${fig(
+          xs.map((x) => x.wrkCpuUsPerReq),
+          2,
+        )}${errors > 0 ? ` (${errors} errors)` : ""} |`,
+      );
+    }
+  }
+  // Ratios of two servers, each round's figure over the other's in the same round.
+  const KA = "workers: keep-alive";
+  const CPU_ROUTE = "workers: CPU-bound 0.5 ms";
+  const PAIRS: Array<[string, string]> = [
+    ["bunwsgi, workers = 2", "bunwsgi, workers = 1"],
+    ["bunwsgi, workers = 2", "bunwsgi, 1 process"],
+    ["bunwsgi, workers = 1", "bunwsgi, 1 process"],
+    ["bunwsgi, workers = 2", "Bun.serve, unpinned"],
+    ["bunwsgi, 1 process", "Bun.serve, unpinned"],
+  ];
+  lines.push(
+    "",
+    "| ratio | keep-alive req/s | keep-alive CPU/req | CPU-bound req/s | CPU-bound CPU/req |",
+    "|---|---|---|---|---|",
+  );
+  for (const [a, b] of PAIRS) {
+    if (!WORKER_SERVERS.some((k) => k.name === a) || !WORKER_SERVERS.some((k) => k.name === b)) continue;
+    const r = (scenario: string, pick: (x: Sample) => number): string =>
+      pairedRatio(ours(a, scenario, pick), ours(b, scenario, pick));
+    lines.push(
+      `| ${a} ÷ ${b} | ${r(KA, (x) => x.rps)} | ${r(KA, (x) => x.cpuUsPerReq)} | ${r(CPU_ROUTE, (x) => x.rps)} | ${r(CPU_ROUTE, (x) => x.cpuUsPerReq)} |`,
+    );
+  }
+  const two = ours("bunwsgi, workers = 2", CPU_ROUTE, (x) => x.rps);
+  const one = ours("bunwsgi, workers = 1", CPU_ROUTE, (x) => x.rps);
+  if (two.length > 0 && two.length === one.length) {
+    const ratios = two.map((x, i) => x / (one[i] as number));
+    const m = median(ratios);
+    lines.push(
+      "",
+      `workers = 2 ÷ workers = 1 req/s on the CPU-bound route: **${m.toFixed(2)}** (rounds ${range(ratios, 2)}); target ≥ 1.8: ${m >= 1.8 ? "met" : "NOT met"}.`,
+    );
+  }
+  // Each process: its RSS and its CPU per request of the server's, and its share of the server's CPU on the CPU-bound route.
+  lines.push(
+    "",
+    "| server | process | RSS after 1 s warm-up MiB | RSS peak under keep-alive MiB | keep-alive CPU µs/req | CPU-bound CPU µs/req | share of CPU-bound CPU |",
+    "|---|---|---|---|---|---|---|",
+  );
+  const mib = (xs: number[]): string =>
+    fig(
+      xs.map((x) => x / 1024),
+      1,
+    );
+  for (const kind of WORKER_SERVERS) {
+    const labels = [
+      ...new Set(WORKERS.flatMap((s) => (results.get(key(kind.name, s.name)) ?? []).flatMap((x) => [...x.procs.keys()]))),
+    ];
+    const cpuOf = (scenario: string, l: string): number[] => ours(kind.name, scenario, (x) => x.procs.get(l) ?? Number.NaN);
+    for (const l of labels) {
+      const m = procRss.get(key(kind.name, l));
+      const share = ours(kind.name, CPU_ROUTE, (x) => ((x.procs.get(l) ?? Number.NaN) / x.cpuUsPerReq) * 100);
+      lines.push(
+        `| ${kind.name} | ${l} | ${mib(m?.warm ?? [])} | ${mib(m?.peak ?? [])} | ${fig(cpuOf(KA, l), 2)} | ${fig(cpuOf(CPU_ROUTE, l), 2)} | ${fig(share, 1)} % |`,
+      );
+    }
+    const total = rss.get(kind.name);
+    lines.push(
+      `| ${kind.name} | **total** | ${mib(total?.warm ?? [])} | ${mib(total?.peak ?? [])} | ${fig(
+        ours(kind.name, KA, (x) => x.cpuUsPerReq),
+        2,
+      )} | ${fig(
+        ours(kind.name, CPU_ROUTE, (x) => x.cpuUsPerReq),
+        2,
+      )} | 100 % |`,
+    );
+  }
 }
 const table = lines.join("\n");
 console.log(`\n${table}`);
