@@ -1,11 +1,11 @@
 /** @module test/sendfile — file bodies by sendfile(2) on plain sockets (engine/sendfile): byte-exact at 100 MiB to a client that reads slowly then fast with few bytes read into memory, descriptors closed when the client goes, the connection kept for the next request, HEAD and ranges, TLS by the read path, and the file tests passing again with BUNWSGI_SENDFILE=off. */
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sendfileStats } from "../src/engine/sendfile.ts";
-import { type Application, FileWrapper } from "../src/index.ts";
+import { type Application, FileWrapper, WSGIHandler } from "../src/index.ts";
 import { makeCertificates, RawClient, serve, serveFetch, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
@@ -173,6 +173,34 @@ describe("sendfile on a plain socket", () => {
     } finally {
       r.server.close();
     }
+  });
+
+  test("a finalizeHeaders hook that throws before sendfile: a 500, and the app's descriptor closed", async () => {
+    class Failing extends WSGIHandler {
+      override finalizeHeaders(): void {
+        throw new Error("hook failed");
+      }
+    }
+    const fds: number[] = [];
+    const r = start(
+      fileApp(() => {
+        const fd = openSync(small, "r");
+        fds.push(fd);
+        return new FileWrapper(fd);
+      }),
+      { handlerClass: Failing },
+    );
+    const res = await fetch(`http://127.0.0.1:${r.port}/`);
+    expect(res.status).toBe(500);
+    await waitFor(() => {
+      try {
+        readSync(fds[0] as number, Buffer.alloc(1));
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    expect(r.errors.join("")).toContain("hook failed");
   });
 
   test("a unix socket (small buffers: full within the first read callback) gets the bytes in order, mostly by sendfile", async () => {

@@ -11,7 +11,7 @@ import type { ResponseWriter } from "./response.ts";
 const EINTR = 4;
 const EAGAIN = 11;
 
-/** Bytes asked of one sendfile(2) call: the kernel copies at most this much before returning to the loop. */
+/** Bytes asked of one sendfile(2) call: it also reads the file synchronously (from disk on a cache miss), so each call is bounded. */
 const CALL = 1024 * 1024;
 /** Bytes sent in one turn of the event loop before yielding (setImmediate): one download cannot starve the other connections. */
 const TURN = 4 * 1024 * 1024;
@@ -19,10 +19,12 @@ const TURN = 4 * 1024 * 1024;
 const BLOCK = 16 * 1024;
 
 /**
- * `BUNWSGI_SENDFILE=off` (read once, at start) sends files by the read path everywhere, as on
- * TLS: for a file system whose sendfile(2) misbehaves, and for the tests of that path.
+ * Linux only: engine/libc's sendfile signature and the errno values above are Linux's (macOS and
+ * the BSDs have a sendfile with other arguments). `BUNWSGI_SENDFILE=off` (read once, at start) sends files by
+ * the read path everywhere, as on TLS: for a file system whose sendfile(2) misbehaves, and for
+ * the tests of that path.
  */
-const enabled = process.env.BUNWSGI_SENDFILE !== "off";
+const enabled = process.platform === "linux" && process.env.BUNWSGI_SENDFILE !== "off";
 
 /** Body bytes of file responses, process-wide: sent by sendfile(2), and read into buffers by the steps between (tests read them). */
 export const sendfileStats = { direct: 0, read: 0 };
@@ -85,6 +87,7 @@ export async function sendSpan(
             out.tookAside(n);
             continue;
           }
+          // sendfile(2): 0 at the file's end, before the span's (it shrank): the writer's check cuts the connection.
           if (n === 0) return;
           const errno = c.errno();
           if (errno === EINTR) continue;

@@ -152,14 +152,19 @@ export class ResultSender {
   private async sendDirect(file: FileWrapper, span: Span): Promise<void> {
     const sink = this.sink;
     const response = sink.response;
-    if (!response.headersSent) sink.finalizeHeaders();
-    if (response.promised !== span.length) return this.pump(file.blocks(span.start, span.length), file);
+    // Tracked first: a hook that throws on the head still gets the app's descriptor closed.
     this.track(null, file);
+    let handedOff = false;
     try {
+      if (!response.headersSent) sink.finalizeHeaders();
+      if (response.promised !== span.length) {
+        handedOff = true;
+        return await this.pump(file.blocks(span.start, span.length), file);
+      }
       await sendSpan(sink.connection.out, response, file.source as FileSource, span, () => this.released || this.endsEarly());
       sink.finishBody();
     } finally {
-      await this.release();
+      if (!handedOff) await this.release();
     }
   }
 
