@@ -73,6 +73,8 @@ export interface ConnectionHost {
   readonly bodyLimits: BodyLimits;
   readonly limits: Limits;
   readonly timeouts: Timeouts;
+  /** The server's TLS options, when its connections are TLS (no bytes may bypass the TLS layer). */
+  readonly tls?: object | undefined;
   readonly stopping: boolean;
   /** A drain before a stop has begun: readiness says 503, and responses close their connections. */
   readonly draining: boolean;

@@ -10,8 +10,8 @@ import { copyOf } from "./input.ts";
 export interface OutputOwner {
   /** A read callback is running: output is flushed when it returns, not per write. */
   readonly batching: boolean;
-  /** The coarse clock, in seconds. */
-  readonly host: { readonly now: number };
+  /** The coarse clock, in seconds; TLS options when the server's sockets are TLS. */
+  readonly host: { readonly now: number; readonly tls?: object | undefined };
   /** Reading pauses while queued output is over its high-water mark. */
   readonly flow: Flow;
   /** The socket refused a write: the peer is gone. */
@@ -70,6 +70,24 @@ export class Output {
   constructor(socket: Socket<unknown>, owner: OutputOwner) {
     this.socket = socket;
     this.owner = owner;
+  }
+
+  /**
+   * The socket's descriptor when bytes may be written to it past Bun (sendfile(2)), else -1: a
+   * TLS socket's bytes must go through its TLS layer. Bun exposes `fd` on its sockets; the
+   * typings do not list it.
+   */
+  plainFd(): number {
+    if (this.dead || this.owner.host.tls !== undefined || this.socket.getTLSVersion() !== null) return -1;
+    const fd = (this.socket as unknown as { fd?: unknown }).fd;
+    return typeof fd === "number" && fd >= 0 ? fd : -1;
+  }
+
+  /** The kernel took `n` bytes written past the queue (sendfile): they count as progress, as queued bytes do. */
+  tookAside(n: number): void {
+    this.lastProgress = performance.now() / 1000;
+    this.lastSend = this.owner.host.now;
+    this.accepted += n;
   }
 
   private claim(need: number): Buffer {
@@ -219,6 +237,7 @@ export class Output {
 
   /** The socket refused a write: forget unsent output, the peer is gone. */
   private fail(): void {
+    this.dead = true;
     this.drop();
     this.owner.outputFailed();
   }

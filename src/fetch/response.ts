@@ -2,8 +2,9 @@
 
 import { blobSlices } from "../engine/blob.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
-import { fileSpan } from "../engine/ranges.ts";
+import { fileSpan, type Span } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
+import { pathOf, sendfileUsable, sendSpan } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 import { bodiless } from "../http/framing.ts";
 import { hasCloseToken, type ResponseHeaders } from "../http/response.ts";
@@ -125,7 +126,7 @@ export class ResponseSender {
     this.end();
   }
 
-  /** A Blob or Bun.file(): sized from its size (a file's is a stat), a Range answered with its part (or 416), read in large slices. */
+  /** A Blob or Bun.file(): sized from its size (a file's is a stat), a Range answered with its part (or 416), by sendfile(2) on a plain socket or else read in large slices. */
   private sendBlob(blob: Blob, headOnly: boolean): void | Promise<void> {
     const host = this.host;
     const mtimeMs = "lastModified" in blob ? Number(blob.lastModified) : Number.NaN;
@@ -133,7 +134,19 @@ export class ResponseSender {
     host.response.sized = span.length;
     if (headOnly || span.length === 0) return this.end();
     const part = span.start === 0 && span.length === blob.size ? blob : blob.slice(span.start, span.start + span.length);
+    const path = sendfileUsable(host.connection.out) ? pathOf(blob) : null;
+    if (path !== null) return this.sendDirect(path, span, part);
     return this.sendSlices(part, span.length);
+  }
+
+  /** A file's span by sendfile(2), after the head; one whose head promises another length (the app's Content-Length) by the read path. */
+  private async sendDirect(path: string, span: Span, part: Blob): Promise<void> {
+    const host = this.host;
+    const response = host.response;
+    if (!response.headersSent) response.writeHead(host.protocol, host.command);
+    if (response.promised !== span.length) return this.sendSlices(part, span.length);
+    await sendSpan(host.connection.out, response, { path, fd: -1 }, span, () => !this.active);
+    if (this.active) this.end();
   }
 
   private async sendSlices(blob: Blob, size: number): Promise<void> {

@@ -1,33 +1,21 @@
 /** @module process/descriptors — listening sockets a master holds without accepting on them: bound once, kept as plain descriptors, handed to workers and to a new master. */
 
-import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, linkSync, renameSync, rmSync } from "node:fs";
 import type { SocketHandler } from "bun";
 import type { Connection } from "../engine/connection.ts";
+import { type Libc, libc, libcFailure } from "../engine/libc.ts";
 import { type Address, bind, clearStaleUnixSocket, parseListener, type UnixSocketPerms } from "../engine/listeners.ts";
 import { ConfigError } from "../errors.ts";
 
 /** fcntl(2)'s F_DUPFD_CLOEXEC (Linux): a copy at the lowest free number ≥ arg, closed on exec. */
 const F_DUPFD_CLOEXEC = 1030;
 
-type Fcntl = (fd: number, cmd: number, arg: number) => number;
-let fcntl: Fcntl | null = null;
-
-/** libc's fcntl through bun:ffi: Bun has no dup(), and a master needs a descriptor no event loop polls. */
-function libcFcntl(): Fcntl {
-  if (fcntl !== null) return fcntl;
-  const tried: string[] = [];
-  for (const name of ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      const lib = dlopen(name, { fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
-      const f = lib.symbols.fcntl;
-      fcntl = (fd, cmd, arg) => f(fd, cmd, arg);
-      return fcntl;
-    } catch (e) {
-      tried.push(`${name}: ${(e as Error).message}`);
-    }
-  }
-  throw new ConfigError(`workers need the C library's fcntl() to share listening sockets, and none loaded (${tried.join("; ")})`);
+/** libc's fcntl: Bun has no dup(), and a master needs a descriptor no event loop polls. */
+function libcFcntl(): Libc["fcntl"] {
+  const c = libc();
+  if (c === null)
+    throw new ConfigError(`workers need the C library's fcntl() to share listening sockets, and none loaded (${libcFailure()})`);
+  return c.fcntl;
 }
 
 /** A copy of `fd` that no Bun listener owns: stopping the listener leaves the socket listening. */

@@ -1,7 +1,8 @@
-/** @module wsgi/file — PEP 3333's optional wsgi.file_wrapper: a file (path, Bun.file or open descriptor) returned as a result, sent sized from its size in large reads, HEAD without reading it, the descriptor closed on every path. */
+/** @module wsgi/file — PEP 3333's optional wsgi.file_wrapper: a file (path, Bun.file or open descriptor) returned as a result, sent sized from its size (by sendfile(2) on a plain socket, else in large reads), HEAD without reading it, the descriptor closed on every path. */
 
 import { closeSync, fstatSync, statSync } from "node:fs";
 import { blobSlices } from "../engine/blob.ts";
+import { type FileSource, pathOf } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 
 /** Bytes read per slice unless the app asks for another block size. */
@@ -13,10 +14,11 @@ export type FileLike = string | Blob | number;
 /**
  * A file returned by the app as its result (PEP 3333 "Optional Platform-Specific File
  * Handling"). The server sends it with Content-Length from the file's size (unless the app gave
- * one), in reads of `blockSize` bytes into fresh buffers: Bun.listen's sockets offer no
- * sendfile(2), so this is the fastest path on plain and TLS sockets alike. It is also an async
- * iterable of those blocks, for middleware that iterates results. `close()` closes a descriptor
- * the app handed over; the server calls it once, whatever ends the response.
+ * one): on a plain socket by sendfile(2) (engine/sendfile) when it is a path, an open descriptor
+ * or a whole `Bun.file(path)`; on TLS, and for a Blob in memory, in reads of `blockSize` bytes
+ * into fresh buffers. It is also an async iterable of those blocks, for middleware that iterates
+ * results. `close()` closes a descriptor the app handed over; the server calls it once, whatever
+ * ends the response.
  */
 export class FileWrapper implements AsyncIterable<Uint8Array> {
   readonly blob: Blob;
@@ -25,6 +27,8 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
   /** When the file was last modified (ms since the epoch; NaN when unknown): its ETag and Last-Modified. */
   readonly mtimeMs: number;
   readonly blockSize: number;
+  /** Where sendfile(2) reads it: its path or the app's descriptor; null for a Blob that is no whole file. */
+  readonly source: FileSource | null;
   private fd: number;
 
   constructor(file: FileLike, blockSize: number = DEFAULT_BLOCK) {
@@ -41,6 +45,7 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
       this.blob = Bun.file(file);
       this.size = st.size;
       this.mtimeMs = st.mtimeMs;
+      this.source = { path: null, fd: file };
     } else if (typeof file === "string") {
       // Fails here, in the app's call, for a missing file (ENOENT): a 500 with the path, not an empty 200.
       const st = statSync(file);
@@ -48,11 +53,14 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
       this.blob = Bun.file(file);
       this.size = st.size;
       this.mtimeMs = st.mtimeMs;
+      this.source = { path: file, fd: -1 };
     } else if (file instanceof Blob) {
       this.blob = file;
       this.size = file.size;
       // A Bun.file() or a File knows its time; a Blob made in memory does not.
       this.mtimeMs = "lastModified" in file ? Number(file.lastModified) : Number.NaN;
+      const path = pathOf(file);
+      this.source = path === null ? null : { path, fd: -1 };
     } else {
       throw new ContractError("wsgi.file_wrapper takes a path, a Blob (Bun.file) or a file descriptor");
     }

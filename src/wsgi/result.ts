@@ -2,8 +2,9 @@
 
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { RESOLVED } from "../engine/output.ts";
-import { fileSpan } from "../engine/ranges.ts";
+import { fileSpan, type Span } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
+import { type FileSource, sendfileUsable, sendSpan } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 import { bodiless } from "../http/framing.ts";
 import { FileWrapper } from "./file.ts";
@@ -39,6 +40,8 @@ export interface ResultSink {
   readonly headers: ReadonlyArray<readonly [string, string]>;
   readonly response: ResponseWriter;
   readonly connection: ConnectionPort;
+  /** Write the status line and headers (gevent's hook). */
+  finalizeHeaders(): void;
   /** The body is complete: headers if nothing was sent, then the end of its framing. */
   finishBody(): void;
 }
@@ -117,7 +120,8 @@ export class ResultSender {
 
   /**
    * environ["wsgi.file_wrapper"]'s file: sized from its size, a Range answered with its part
-   * (or 416), read a block at a time, and not read at all for HEAD.
+   * (or 416), by sendfile(2) on a plain socket or else read a block at a time, and not read at
+   * all for HEAD.
    */
   private sendFile(file: FileWrapper): void | Promise<void> {
     const sink = this.sink;
@@ -137,7 +141,31 @@ export class ResultSender {
       }
       return;
     }
+    if (file.source !== null && sendfileUsable(sink.connection.out)) return this.sendDirect(file, span);
     return this.pump(file.blocks(span.start, span.length), file);
+  }
+
+  /**
+   * A file's span by sendfile(2), after the head. A head that does not promise exactly the span
+   * (the app's own Content-Length) goes on by the read path, which cuts what overflows.
+   */
+  private async sendDirect(file: FileWrapper, span: Span): Promise<void> {
+    const sink = this.sink;
+    const response = sink.response;
+    // Tracked first: a hook that throws on the head still gets the app's descriptor closed.
+    this.track(null, file);
+    let handedOff = false;
+    try {
+      if (!response.headersSent) sink.finalizeHeaders();
+      if (response.promised !== span.length) {
+        handedOff = true;
+        return await this.pump(file.blocks(span.start, span.length), file);
+      }
+      await sendSpan(sink.connection.out, response, file.source as FileSource, span, () => this.released || this.endsEarly());
+      sink.finishBody();
+    } finally {
+      if (!handedOff) await this.release();
+    }
   }
 
   /** Iterate a synchronous iterator without promises; switch to pump() when output backs up. */

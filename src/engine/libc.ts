@@ -1,0 +1,55 @@
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile); null where it cannot be loaded, and callers then do without. */
+
+import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
+
+/** The few libc calls bunwsgi makes that Bun has no API for. */
+export interface Libc {
+  /** fcntl(2) with an int argument. */
+  fcntl(fd: number, cmd: number, arg: number): number;
+  /** sendfile(2) with `offset` as its off_t* (read and advanced by the kernel): bytes sent, 0 at the file's end, -1 on error. */
+  sendfile(outFd: number, inFd: number, offset: BigInt64Array, count: number): number;
+  /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
+  errno(): number;
+}
+
+/** glibc's name, then musl's (Alpine) for the architectures Bun ships. */
+const NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
+
+let loaded: Libc | null | undefined;
+/** Why no library loaded, for a caller that cannot do without (workers). */
+let failure = "";
+
+function load(): Libc | null {
+  const tried: string[] = [];
+  for (const name of NAMES) {
+    try {
+      const { symbols } = dlopen(name, {
+        fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+        // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count): off_t and ssize_t are 64-bit on every platform Bun runs on.
+        sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
+        __errno_location: { args: [], returns: FFIType.ptr },
+      });
+      return {
+        fcntl: (fd, cmd, arg) => symbols.fcntl(fd, cmd, arg),
+        sendfile: (outFd, inFd, offset, count) => Number(symbols.sendfile(outFd, inFd, offset, count)),
+        errno: () => read.i32(symbols.__errno_location() as Pointer, 0),
+      };
+    } catch (e) {
+      tried.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  failure = tried.join("; ");
+  return null;
+}
+
+/** The C library, loaded on first use; null when bun:ffi or the library is unavailable. */
+export function libc(): Libc | null {
+  if (loaded === undefined) loaded = load();
+  return loaded;
+}
+
+/** Why libc() is null ("" when it is not). */
+export function libcFailure(): string {
+  libc();
+  return failure;
+}

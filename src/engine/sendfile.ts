@@ -1,0 +1,130 @@
+/** @module engine/sendfile — a file's span sent by sendfile(2) on a plain socket: bursts between event-loop turns, one block by the read path when the socket is full (its drain is the signal to go on), every byte counted as progress. */
+
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { ConnectionClosedError } from "../errors.ts";
+import { libc } from "./libc.ts";
+import type { Output } from "./output.ts";
+import type { Span } from "./ranges.ts";
+import type { ResponseWriter } from "./response.ts";
+
+/** errno values (Linux, asm-generic/errno-base.h). */
+const EINTR = 4;
+const EAGAIN = 11;
+
+/** Bytes asked of one sendfile(2) call: it also reads the file synchronously (from disk on a cache miss), so each call is bounded. */
+const CALL = 1024 * 1024;
+/** Bytes sent in one turn of the event loop before yielding (setImmediate): one download cannot starve the other connections. */
+const TURN = 4 * 1024 * 1024;
+/** Bytes read and written through Bun when the socket is full: Bun calls `drain` only after one of its own writes was partial. */
+const BLOCK = 16 * 1024;
+
+/**
+ * Linux only: engine/libc's sendfile signature and the errno values above are Linux's (macOS and
+ * the BSDs have a sendfile with other arguments). `BUNWSGI_SENDFILE=off` (read once, at start) sends files by
+ * the read path everywhere, as on TLS: for a file system whose sendfile(2) misbehaves, and for
+ * the tests of that path.
+ */
+const enabled = process.platform === "linux" && process.env.BUNWSGI_SENDFILE !== "off";
+
+/** Body bytes of file responses, process-wide: sent by sendfile(2), and read into buffers by the steps between (tests read them). */
+export const sendfileStats = { direct: 0, read: 0 };
+
+/** Where a span's bytes come from: a path, opened for each burst, or a descriptor the caller owns and closes. */
+export interface FileSource {
+  readonly path: string | null;
+  readonly fd: number;
+}
+
+/** Whether a file body on `out` goes by sendfile: a plain socket, the C library loaded, not turned off. */
+export function sendfileUsable(out: Output): boolean {
+  return enabled && out.plainFd() >= 0 && libc() !== null;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Send `span` of `file` as the body of `writer`'s response, whose head the caller has written.
+ * The head and anything queued before it go first (Output writes them; sendfile starts once its
+ * queue is empty). Then sendfile(2) in calls of at most CALL bytes, TURN bytes per turn of the
+ * event loop; when it fails with EAGAIN (sendfile(2): the non-blocking socket is full), the next
+ * BLOCK is read and written through Output, whose drain resumes sendfile. Any other error makes
+ * the rest go through Output in blocks (a connection gone fails there, as on the read path).
+ * Ends quietly when the file ends early (the writer's length check cuts the connection) or
+ * `stopped()` says the response is abandoned; throws ConnectionClosedError when the connection
+ * closes, and what open(2) throws for a path gone since the last burst (as the read path's next
+ * read does). A path's descriptor lives within one burst, so none outlives the response.
+ */
+export async function sendSpan(
+  out: Output,
+  writer: ResponseWriter,
+  file: FileSource,
+  span: Span,
+  stopped: () => boolean,
+): Promise<void> {
+  const c = libc();
+  if (c === null) throw new Error("sendSpan without the C library (check sendfileUsable first)");
+  const offset = new BigInt64Array([BigInt(span.start)]);
+  let left = span.length;
+  let direct = true;
+  out.flush();
+  while (left > 0) {
+    if (out.queued > 0) await out.waitDrain();
+    if (out.dead) throw new ConnectionClosedError();
+    if (stopped()) return;
+    const sock = out.plainFd();
+    const fd = file.path === null ? file.fd : openSync(file.path, "r");
+    let burst = 0;
+    try {
+      while (left > 0 && burst < TURN && out.queued === 0) {
+        if (direct) {
+          const n = c.sendfile(sock, fd, offset, Math.min(CALL, left));
+          if (n > 0) {
+            left -= n;
+            burst += n;
+            sendfileStats.direct += n;
+            writer.bodySent += n;
+            writer.length += n;
+            out.tookAside(n);
+            continue;
+          }
+          // sendfile(2): 0 at the file's end, before the span's (it shrank): the writer's check cuts the connection.
+          if (n === 0) return;
+          const errno = c.errno();
+          if (errno === EINTR) continue;
+          if (errno !== EAGAIN) direct = false;
+        }
+        const bytes = Buffer.allocUnsafe(Math.min(BLOCK, left));
+        const got = readSync(fd, bytes, 0, bytes.length, Number(offset[0]));
+        if (got === 0) return;
+        offset[0] = (offset[0] as bigint) + BigInt(got);
+        left -= got;
+        burst += got;
+        sendfileStats.read += got;
+        writer.writeBody(bytes.subarray(0, got), got);
+        // Written now even inside a read callback (whose output waits for its end otherwise):
+        // what follows by sendfile must not pass it.
+        out.flush();
+        if (out.dead) throw new ConnectionClosedError();
+      }
+    } finally {
+      if (file.path !== null) closeSync(fd);
+    }
+    if (left > 0 && out.queued === 0) await nextTurn();
+  }
+}
+
+/**
+ * The path of a Blob that is a whole file named by its path (`Bun.file(path)`), else null: a
+ * Blob in memory, a `File` (its name is not a path), `Bun.file(fd)` (no name), or a slice (its
+ * size is not the file's; Bun does not expose where it starts).
+ */
+export function pathOf(blob: Blob): string | null {
+  const name = (blob as { name?: unknown }).name;
+  if (typeof name !== "string" || blob instanceof File) return null;
+  try {
+    const st = statSync(name);
+    return st.isFile() && st.size === blob.size ? name : null;
+  } catch {
+    return null;
+  }
+}
