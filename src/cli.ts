@@ -4,12 +4,12 @@ import type { EmbeddedApp } from "./app.ts";
 import { type CommandLine, parseCommandLine } from "./config/args.ts";
 import { tlsOptions } from "./config/options.ts";
 import { formatConfig, helpText } from "./config/render.ts";
-import { type Config, resolveConfig } from "./config/resolve.ts";
+import { Config, resolveConfig } from "./config/resolve.ts";
 import * as api from "./index.ts";
 import { defaultLog, setLinePid } from "./observe/log.ts";
 import { inheritedSockets } from "./process/descriptors.ts";
 import { runMaster, workerCount } from "./process/master.ts";
-import { ENV_MASTER_PID, ENV_SOCKETS, ENV_WATCH, ENV_WORKER } from "./process/messages.ts";
+import { ENV_CONFIG, ENV_MASTER_PID, ENV_SOCKETS, ENV_WATCH, ENV_WORKER } from "./process/messages.ts";
 import { appFor, serve } from "./process/service.ts";
 import { VERSION } from "./wsgi/server.ts";
 
@@ -53,12 +53,6 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
     process.stdout.write(`bunwsgi ${VERSION} (Bun ${Bun.version})\n`);
     return 0;
   }
-  const { config, errors } = resolveConfig({ commandLine, cwd: process.cwd(), embedded: embedded !== undefined });
-  if (errors.length > 0) {
-    const head = commandLine.command === "check" ? "configuration is invalid" : "cannot start: configuration is invalid";
-    return err(`${head}:\n  ${errors.join("\n  ")}`);
-  }
-  if (commandLine.command === "check") return check(config, embedded);
   let sockets: Map<string, number>;
   try {
     sockets = inheritedSockets(process.env[ENV_SOCKETS]);
@@ -68,13 +62,22 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
   // Not for the app's own child processes.
   delete process.env[ENV_SOCKETS];
   const worker = process.env[ENV_WORKER];
-  if (worker !== undefined && process.send !== undefined) {
+  const snapshot = process.env[ENV_CONFIG];
+  if (commandLine.command !== "check" && worker !== undefined && snapshot !== undefined && process.send !== undefined) {
+    // A worker serves its master's config for its generation, never the file as it is now.
+    delete process.env[ENV_CONFIG];
     const watchFile = process.env[ENV_WATCH] ?? null;
     delete process.env[ENV_WATCH];
     const role = { index: Number(worker), masterPid: Number(process.env[ENV_MASTER_PID]), watchFile };
     setLinePid(process.pid);
-    return serve(config, commandLine, embedded, role, sockets);
+    return serve(Config.fromSnapshot(snapshot), commandLine, embedded, role, sockets);
   }
+  const { config, errors } = resolveConfig({ commandLine, cwd: process.cwd(), embedded: embedded !== undefined });
+  if (errors.length > 0) {
+    const head = commandLine.command === "check" ? "configuration is invalid" : "cannot start: configuration is invalid";
+    return err(`${head}:\n  ${errors.join("\n  ")}`);
+  }
+  if (commandLine.command === "check") return check(config, embedded);
   if (workerCount(config) > 0) {
     setLinePid(process.pid);
     return runMaster(config, commandLine, embedded !== undefined, sockets);

@@ -271,6 +271,21 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 40_000);
 
+  test("a replacement worker serves the config its master resolved, not an edit of the file nobody signalled", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    await waitReady(p, 1);
+    // A half-done edit: a missing app and a bind the master does not hold.
+    writeFileSync(join(d, "bunwsgi.toml"), 'app = "missing.ts"\nbind = ["127.0.0.1:0", "127.0.0.1:1"]\nworkers = 1\n');
+    process.kill(readyPids(p)[0] as number, "SIGKILL");
+    await waitReady(p, 2);
+    expect(await get(`http://127.0.0.1:${port}/`)).toStartWith("v1 ");
+    expect(p.stderr).not.toContain("cannot start");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
   test("SIGHUP with an app that cannot import keeps the old workers serving, and says why", async () => {
     const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
     const p = start(d);

@@ -72,6 +72,25 @@ export class Config {
     const v = this.get("environ");
     return v !== null && typeof v === "object" && !Array.isArray(v) ? v : {};
   }
+
+  /** The resolved values as JSON, `overrides` applied: what a master hands its workers, so they never re-read the file. */
+  snapshot(overrides: Readonly<Record<string, Value>> = {}): string {
+    const values: Record<string, Value> = {};
+    for (const [k, v] of this.values) values[k] = k in overrides ? (overrides[k] as Value) : v;
+    return JSON.stringify({ file: this.file, values, sources: Object.fromEntries(this.sources) });
+  }
+
+  /** A config from snapshot(); a key this build does not know, or text that is not a snapshot, throws. */
+  static fromSnapshot(text: string): Config {
+    const o = JSON.parse(text) as { file: string | null; values: Record<string, Value>; sources: Record<string, Source> };
+    const c = new Config(o.file);
+    for (const [k, v] of Object.entries(o.values)) {
+      if (settingByKey(k) === undefined) throw new Error(`config snapshot: unknown setting ${k}`);
+      c.values.set(k, v);
+      c.sources.set(k, o.sources[k] ?? "default");
+    }
+    return c;
+  }
 }
 
 class Resolver {

@@ -191,7 +191,9 @@ export class ProxyParser {
     this.header = header;
     // LOCAL: the proxy's own connection (a health check); its address block is ignored (§2.2).
     if (command === 0) return 0;
-    if (family === 0) return this.readTLVs(V2_HEAD);
+    // AF_UNSPEC with PROXY: the receiver must ignore the address block (§2.2), whatever its
+    // length, so there are no TLVs to read after a block of unknown layout.
+    if (family === 0) return 0;
     // Only a stream carries HTTP: DGRAM here is a proxy misconfigured.
     if (transport !== 1) return -ProxyError.PROXY_V2_BAD_FAMILY;
     const need = family === 1 ? 12 : family === 2 ? 36 : 216;

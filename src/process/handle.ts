@@ -23,7 +23,6 @@ export class WorkerHandle {
   lastBeat = this.startedAt;
   /** Asked to stop (rolled, retired, scaled down, the master stopping): its exit is expected. */
   asked = false;
-  retiring = false;
   /** Killed for a missed heartbeat or a start that took too long. */
   hung = false;
   private killTimer: ReturnType<typeof setTimeout> | null = null;
@@ -38,13 +37,14 @@ export class WorkerHandle {
     readonly generation: number,
     /** The shared file its request lines go to (process/watch). */
     readonly watchFile: string,
+    config: string,
     sockets: readonly HeldSocket[],
     stdout: LogSink,
     private readonly errorLog: LogSink,
     onMessage: (w: WorkerHandle, m: unknown) => void,
   ) {
     writeFileSync(watchFile, Buffer.alloc(WATCH_FILE_SIZE));
-    const proc = spawnWorker(slot, sockets, watchFile, (m) => onMessage(this, m));
+    const proc = spawnWorker(slot, config, sockets, watchFile, (m) => onMessage(this, m));
     this.proc = proc;
     const out = relayLines(proc.stdout, (s) => stdout.write(s));
     const err = relayLines(proc.stderr, (s) => defaultLog().write(s));

@@ -1,6 +1,6 @@
 /** @module process/master — the master of `workers = N`: holds the listening sockets, starts and supervises the workers (heartbeat, backoff, max_requests), and turns signals into rolls, log reopening, scaling and binary upgrades. It imports no app and serves no request. */
 
-import { closeSync, mkdtempSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandLine } from "../config/args.ts";
@@ -19,6 +19,15 @@ import { lastRequest } from "./watch.ts";
 
 /** Backoff for a worker that dies before it is ready: 0.5 s, doubling, at most this. */
 const MAX_BACKOFF = 30;
+
+/** The pid a pidfile names, or 0. */
+function pidOf(path: string): number {
+  try {
+    return Number.parseInt(readFileSync(path, "utf8"), 10) || 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** The number of workers a config asks for ("auto": the CPUs this process may run on). */
 export function workerCount(config: Config): number {
@@ -70,6 +79,8 @@ class Master {
   private everReady = false;
   private stopping = false;
   private readonly failures = new Map<number, number>();
+  /** When each slot's last start failed (now() seconds): a recycle waits out the same backoff. */
+  private readonly failedAt = new Map<number, number>();
   private readonly pending = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly watchDir: string;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -112,7 +123,10 @@ class Master {
     process.on("SIGHUP", () => void this.roll());
     process.on("SIGUSR1", () => this.reopenLogs());
     process.on("SIGUSR2", () => {
-      if (!this.stopping) this.upgrade.start(() => this.stopping);
+      if (this.stopping) return;
+      // Before a worker serves there is no pidfile to hand over, and nothing proven to hand over from.
+      if (!this.everReady) this.log("SIGUSR2 ignored: no worker serves yet; send it again once one is ready", "WARNING");
+      else this.upgrade.start(() => this.stopping);
     });
     process.on("SIGTTIN", () => this.scale(+1));
     process.on("SIGTTOU", () => this.scale(-1));
@@ -141,6 +155,11 @@ class Master {
       serial,
       generation,
       join(this.watchDir, `w${serial}`),
+      // The generation's config, as resolved when it started (a replacement does not read an
+      // edited file nobody signalled), serving the sockets this master holds.
+      (this.rolling !== null && generation === this.rolling.generation ? this.rolling.config : this.config).snapshot({
+        bind: this.sockets.map((s) => s.bind),
+      }),
       this.sockets,
       this.stdout,
       this.errorLog,
@@ -179,6 +198,11 @@ class Master {
     }
     this.failures.delete(w.slot);
     this.log(`${w.name} ready`);
+    // A replacement (recycled, crashed, killed) takes over from the older workers of its slot and
+    // generation, also while a roll is starting the next generation.
+    for (const old of this.workers) {
+      if (old !== w && old.slot === w.slot && old.generation === w.generation && old.serial < w.serial) this.ask(old);
+    }
     const roll = this.rolling;
     if (roll !== null) {
       const gen = roll.generation;
@@ -199,8 +223,11 @@ class Master {
 
   /** max_requests: start the replacement now; the worker stops once it is ready. */
   private retire(w: WorkerHandle, requests: number): void {
-    if (w.retiring || w.asked || this.stopping || this.rolling !== null) return;
-    w.retiring = true;
+    if (w.asked || this.stopping || this.rolling !== null) return;
+    // Its replacement is already starting (the worker says it again on every beat until stopped).
+    for (const x of this.workers) if (x.slot === w.slot && x.serial > w.serial && !x.asked) return;
+    const n = this.failures.get(w.slot) ?? 0;
+    if (n > 0 && now() - (this.failedAt.get(w.slot) ?? 0) < Math.min(MAX_BACKOFF, 0.5 * 2 ** (n - 1))) return;
     this.restarted("max_requests");
     this.log(`${w.name} served ${requests} requests (max_requests): starting its replacement`);
     this.spawn(w.slot, w.generation);
@@ -245,6 +272,7 @@ class Master {
       // A worker killed for a slow start was counted when it was killed.
       const n = w.hung ? (this.failures.get(w.slot) ?? 1) : (this.failures.get(w.slot) ?? 0) + 1;
       this.failures.set(w.slot, n);
+      this.failedAt.set(w.slot, now());
       const delay = Math.min(MAX_BACKOFF, 0.5 * 2 ** (n - 1));
       this.log(`${w.name} exited before it was ready (${how}); starting it again in ${delay}s`, "ERROR");
       this.restarted(w.hung ? "start_timeout" : "start_failed");
@@ -289,6 +317,7 @@ class Master {
       if (w.state === "starting" && t - w.startedAt > limit) {
         this.log(`${w.name} not ready ${limit}s after it started (timeouts.worker): killing it`, "ERROR");
         this.failures.set(w.slot, (this.failures.get(w.slot) ?? 0) + 1);
+        this.failedAt.set(w.slot, now());
         w.terminate();
       } else if (w.state === "serving" && t - w.lastBeat > limit) {
         const last = lastRequest(w.watchFile);
@@ -362,6 +391,15 @@ class Master {
   /** SIGTTIN / SIGTTOU: one worker more or less (at least one). */
   private scale(by: number): void {
     if (this.stopping) return;
+    if (this.rolling !== null) {
+      // The roll's worker count is decided; changing it midway would leave the roll waiting for
+      // a generation that never completes.
+      this.log(
+        `${by > 0 ? "SIGTTIN" : "SIGTTOU"} ignored: a SIGHUP is starting its workers; send it again once they are ready`,
+        "WARNING",
+      );
+      return;
+    }
     const next = Math.max(1, this.target + by);
     if (next === this.target) {
       this.log("SIGTTOU ignored: one worker is the least", "WARNING");
@@ -393,7 +431,9 @@ class Master {
       return;
     }
     this.stopping = true;
+    const roll = this.rolling;
     this.rolling = null;
+    if (roll !== null) for (const sink of roll.logs) if (sink !== this.accessLog && sink !== this.errorLog) closeLog(sink);
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
     // SIGTERM is a stop a balancer should see coming: every worker drains (readiness 503) first.
@@ -416,7 +456,10 @@ class Master {
       if (s.unix !== null && !handedOver) rmSync(s.unix, { force: true });
     }
     const pidfile = this.applied.str("pidfile");
-    if (pidfile !== null) rmSync(handedOver ? `${pidfile}.oldbin` : pidfile, { force: true });
+    if (pidfile !== null) {
+      // Ours under either name (a new master that exited while this one stopped left .oldbin).
+      for (const path of [pidfile, `${pidfile}.oldbin`]) if (pidOf(path) === process.pid) rmSync(path, { force: true });
+    }
     rmSync(this.watchDir, { recursive: true, force: true });
     this.log(`master stopped${handedOver ? `; the new master (pid ${this.upgrade.heirPid}) serves` : ""}`);
     closeLog(this.accessLog);

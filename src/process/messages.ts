@@ -7,6 +7,8 @@ export const ENV_WORKER = "BUNWSGI_WORKER";
 export const ENV_MASTER_PID = "BUNWSGI_MASTER_PID";
 /** { bind: descriptor }: the listening sockets a worker or a new master inherits, by bind. */
 export const ENV_SOCKETS = "BUNWSGI_SOCKETS";
+/** The master's resolved config for the worker's generation (Config.snapshot()): a worker never re-reads the file. */
+export const ENV_CONFIG = "BUNWSGI_CONFIG";
 /** The file a worker writes each request line to, for the master's report of a hung worker. */
 export const ENV_WATCH = "BUNWSGI_WATCH_FILE";
 

@@ -161,18 +161,16 @@ class Service {
     const timeout = config.num("timeouts.worker") as number;
     // Several beats per timeout, so one late timer is not a missed deadline; at least one a second.
     const every = timeout > 0 ? Math.min(1, timeout / 4) : 1;
-    let retiring = false;
     const metrics = this.metrics;
     const timer = setInterval(() => {
       // With metrics, each beat carries a snapshot of the cumulative counters (the master keeps the last).
       send(metrics === null ? { t: "beat" } : { t: "beat", metrics: metrics.samples() });
-      if (limit > 0 && !retiring && !this.stopping) {
+      // Said on every beat until the master stops this worker: a request it could not act on
+      // (a SIGHUP starting the next generation, a replacement that died) is not lost.
+      if (limit > 0 && !this.stopping) {
         let requests = 0;
         for (const s of this.servers) requests += s.requests;
-        if (requests >= limit) {
-          retiring = true;
-          send({ t: "retire", requests });
-        }
+        if (requests >= limit) send({ t: "retire", requests });
       }
     }, every * 1000);
     timer.unref();

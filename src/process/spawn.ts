@@ -2,7 +2,7 @@
 
 import type { Subprocess } from "bun";
 import type { HeldSocket } from "./descriptors.ts";
-import { ENV_MASTER_PID, ENV_SOCKETS, ENV_WATCH, ENV_WORKER } from "./messages.ts";
+import { ENV_CONFIG, ENV_MASTER_PID, ENV_SOCKETS, ENV_WATCH, ENV_WORKER } from "./messages.ts";
 
 /**
  * The executable and arguments that started this process, read once at start-up: SIGUSR2 starts
@@ -30,9 +30,10 @@ function passed(sockets: readonly HeldSocket[]): { env: string; fds: number[] } 
 
 export type WorkerProcess = Subprocess<"ignore", "pipe", "pipe">;
 
-/** Start a worker for `slot`: its stdout and stderr are pipes (the master relays whole lines), its messages go to `onMessage`. */
+/** Start a worker for `slot` with `config` (a Config snapshot): its stdout and stderr are pipes (the master relays whole lines), its messages go to `onMessage`. */
 export function spawnWorker(
   slot: number,
+  config: string,
   sockets: readonly HeldSocket[],
   watchFile: string,
   onMessage: (m: unknown) => void,
@@ -45,6 +46,7 @@ export function spawnWorker(
       [ENV_MASTER_PID]: String(process.pid),
       [ENV_SOCKETS]: env,
       [ENV_WATCH]: watchFile,
+      [ENV_CONFIG]: config,
     },
     stdio: ["ignore", "pipe", "pipe", ...fds],
     serialization: "json",

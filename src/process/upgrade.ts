@@ -38,8 +38,18 @@ export class Upgrade {
       return;
     }
     const pidfile = this.pidfile;
+    let heir: Subprocess;
+    try {
+      heir = spawnHeir(this.sockets);
+    } catch (e) {
+      this.log(
+        `SIGUSR2: cannot start a new master from ${selfPath()} (${(e as Error).message}): is the new binary in place and executable? This master keeps serving`,
+        "ERROR",
+      );
+      return;
+    }
+    // Renamed once the new master runs: it writes PIDFILE itself once one of its workers serves.
     if (pidfile !== null && existsSync(pidfile)) renameSync(pidfile, `${pidfile}.oldbin`);
-    const heir = spawnHeir(this.sockets);
     this.heir = heir;
     this.log(
       `SIGUSR2: started a new master (pid ${heir.pid}) from ${selfPath()}; stop this one (pid ${process.pid}) with SIGTERM once it serves`,
