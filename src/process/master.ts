@@ -215,10 +215,7 @@ class Master {
       this.restarted("reload", roll.target);
       for (const old of this.workers) if (old.generation !== gen) this.ask(old);
       this.log(`SIGHUP: ${this.target} new worker${this.target === 1 ? "" : "s"} ready; the previous ones are draining`);
-      return;
     }
-    // A replacement (recycled, crashed, killed) takes over from the older workers of its slot.
-    for (const old of this.workers) if (old !== w && old.slot === w.slot && old.serial < w.serial) this.ask(old);
   }
 
   /** max_requests: start the replacement now; the worker stops once it is ready. */
@@ -259,7 +256,7 @@ class Master {
       return;
     }
     if (this.rolling !== null && w.generation === this.rolling.generation) {
-      this.abortRoll(`${w.name} of the new configuration exited before it was ready (${how})`);
+      this.abortRoll(`${w.name} of the new configuration exited${w.state === "starting" ? " before it was ready" : ""} (${how})`);
       return;
     }
     if (w.state === "starting") {
@@ -279,7 +276,9 @@ class Master {
     } else if (w.hung) {
       this.log(`${w.name} ended (${how})`);
     } else {
-      this.log(`${w.name} exited unexpectedly (${how}): replacing it`, "ERROR");
+      const when =
+        this.rolling === null ? "replacing it" : "the SIGHUP's workers take its place (or, if they fail, a replacement)";
+      this.log(`${w.name} exited unexpectedly (${how}): ${when}`, "ERROR");
       this.restarted("exited");
     }
     this.fill();
