@@ -1,9 +1,9 @@
 /**
  * @module bench/lb — the hello keep-alive bench behind a load balancer's conventions, in one run: bunwsgi plain, with
  * forwarded_allow_ips set and every request carrying X-Forwarded-For/-Proto (trusted, so applied), and on a
- * `proxy_protocol=v2` bind; and the same forwarding fields from a peer that is not trusted (their bytes' own cost). wrk cannot send a PROXY header, so each server is reached through the same relay
- * (servers/relay.ts, which adds the header in the v2 case): the three see the same traffic shape. Servers on CPU 0,
- * relays and `wrk -t1 -c50` on CPU 1; interleaved rounds; server CPU per request from /proc; medians, and each
+ * `proxy_protocol=v2` bind; and the same forwarding fields from a peer that is not trusted (their bytes' own cost). wrk cannot send a PROXY header, so the PROXY bind is
+ * reached through a relay (servers/relay.ts, which adds the header) and compared with a plain server behind the same relay; the others
+ * are wrk's own connections. Servers on CPU 0, relays and `wrk -t1 -c50` on CPU 1; interleaved rounds; server CPU per request from /proc; medians, and each
  * variant's CPU per request ÷ the plain one's in the same round (issue #18: within 5 %).
  * Usage: bun bench/lb.ts [--rounds N] [--duration S]
  */
@@ -26,27 +26,48 @@ interface Variant {
   readonly name: string;
   readonly bind: (port: number) => string;
   readonly flags: string[];
-  readonly relay: "none" | "v2";
+  /** "direct": wrk to the server; else through servers/relay.ts, adding a PROXY v2 header or not. */
+  readonly relay: "direct" | "none" | "v2";
+  /** The variant its CPU per request is compared with, in the same round. */
+  readonly ref: string;
   readonly wrk: string[];
 }
 
+const FORWARDED_FIELDS = ["-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https"];
 const VARIANTS: Variant[] = [
-  { name: "plain", bind: (p) => `127.0.0.1:${p}`, flags: [], relay: "none", wrk: [] },
+  { name: "plain", bind: (p) => `127.0.0.1:${p}`, flags: [], relay: "direct", wrk: [], ref: "plain" },
   {
     name: "forwarded_allow_ips + X-Forwarded-For/-Proto",
     bind: (p) => `127.0.0.1:${p}`,
     flags: ["--forwarded-allow-ips", "127.0.0.1"],
-    relay: "none",
-    wrk: ["-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https"],
+    relay: "direct",
+    wrk: FORWARDED_FIELDS,
+    ref: "plain",
   },
   {
     name: "X-Forwarded-For/-Proto, peer not trusted",
     bind: (p) => `127.0.0.1:${p}`,
     flags: ["--forwarded-allow-ips", "10.0.0.1"],
-    relay: "none",
-    wrk: ["-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https"],
+    relay: "direct",
+    wrk: FORWARDED_FIELDS,
+    ref: "plain",
   },
-  { name: "PROXY v2 bind", bind: (p) => `127.0.0.1:${p} proxy_protocol=v2`, flags: [], relay: "v2", wrk: [] },
+  {
+    name: "plain, through the relay",
+    bind: (p) => `127.0.0.1:${p}`,
+    flags: [],
+    relay: "none",
+    wrk: [],
+    ref: "plain, through the relay",
+  },
+  {
+    name: "PROXY v2 bind, through the relay",
+    bind: (p) => `127.0.0.1:${p} proxy_protocol=v2`,
+    flags: [],
+    relay: "v2",
+    wrk: [],
+    ref: "plain, through the relay",
+  },
 ];
 
 const freePort = (): number => {
@@ -98,14 +119,16 @@ const running = await Promise.all(
       ],
       { stdout: "ignore", stderr: "inherit" },
     );
+    procs.push(server);
+    if (v.relay === "direct") {
+      await waitForPort(port);
+      return { v, server, front: port };
+    }
     const relay = Bun.spawn(
       ["taskset", "-c", "1", process.execPath, join(here, "servers/relay.ts"), String(front), String(port), v.relay],
-      {
-        stdout: "ignore",
-        stderr: "inherit",
-      },
+      { stdout: "ignore", stderr: "inherit" },
     );
-    procs.push(server, relay);
+    procs.push(relay);
     await waitForPort(front);
     return { v, server, front };
   }),
@@ -141,15 +164,15 @@ for (let r = 0; r < ROUNDS; r++) {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 const range = (xs: number[], d: number): string =>
   `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
-const plain = results.get("plain") as { cpu: number[] };
 const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 console.log(
-  `\nBun ${Bun.version}; ${ROUNDS} interleaved rounds × ${DURATION}s; each server on CPU 0 behind servers/relay.ts, relay and \`wrk -t1 -c50\` on CPU 1; load average at the end ${load}; median (min–max); ratio = CPU/req ÷ plain's in the same round.\n`,
+  `\nBun ${Bun.version}; ${ROUNDS} interleaved rounds × ${DURATION}s; servers on CPU 0; \`wrk -t1 -c50\` (and the relay, for the PROXY pair) on CPU 1; load average at the end ${load}; median (min–max); ratio = CPU/req ÷ the reference's in the same round (plain; the PROXY bind: plain through the same relay).\n`,
 );
-console.log("| variant | req/s | server CPU µs/req | CPU/req ÷ plain | errors |\n|---|---|---|---|---|");
+console.log("| variant | req/s | server CPU µs/req | CPU/req ÷ its reference | errors |\n|---|---|---|---|---|");
 for (const v of VARIANTS) {
   const r = results.get(v.name) as { rps: number[]; cpu: number[]; errors: number };
-  const ratios = r.cpu.map((c, i) => c / (plain.cpu[i] as number));
+  const ref = results.get(v.ref) as { cpu: number[] };
+  const ratios = r.cpu.map((c, i) => c / (ref.cpu[i] as number));
   console.log(`| ${v.name} | ${range(r.rps, 0)} | ${range(r.cpu, 2)} | ${range(ratios, 3)} | ${r.errors} |`);
 }
 process.exit(0);
