@@ -18,7 +18,7 @@
 
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Application } from "../src/index.ts";
+import { helloApp, standInSocket } from "./heads.ts";
 
 interface StandIn {
   onData(chunk: Buffer): void;
@@ -31,11 +31,6 @@ const PROCS = Number(process.env.PROCS ?? 8);
 const CONNECTIONS = 50;
 const METRICS_B = process.env.METRICS === "B";
 
-const app: Application = (_environ, startResponse) => {
-  startResponse("200 OK", [["Content-Type", "text/plain"]]);
-  return ["Hello, World!"];
-};
-
 /** A checkout's Connection and WSGIServer with CONNECTIONS stand-in connections (every write taken whole). */
 async function load(dir: string, metrics: boolean): Promise<StandIn[]> {
   if (metrics) {
@@ -46,19 +41,10 @@ async function load(dir: string, metrics: boolean): Promise<StandIn[]> {
   const connection = existsSync(`${dir}/src/engine/connection.ts`) ? "src/engine/connection.ts" : "src/connection.ts";
   const { Connection } = await import(resolve(dir, connection));
   const { WSGIServer } = await import(resolve(dir, "src/index.ts"));
-  const server = new WSGIServer("127.0.0.1:0", app, { log: null });
+  const server = new WSGIServer("127.0.0.1:0", helloApp, { log: null });
   const conns: StandIn[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
-    const socket = {
-      data: null as unknown,
-      remoteAddress: "127.0.0.1",
-      remotePort: 40000 + i,
-      write: (_buf: Uint8Array, _offset: number, length: number): number => length,
-      pause(): void {},
-      resume(): void {},
-      end(): void {},
-      terminate(): void {},
-    };
+    const socket = standInSocket(40000 + i);
     const conn = new Connection(socket, server);
     socket.data = conn;
     server.handle(socket, ["127.0.0.1", 40000 + i]);

@@ -7,50 +7,32 @@
 
 import type { ServerSocket } from "../src/engine/connection.ts";
 import { Connection } from "../src/engine/connection.ts";
-import { type Application, WSGIServer } from "../src/index.ts";
-import { allocatedPer, HEADS, timeRounds } from "./heads.ts";
+import { WSGIServer } from "../src/index.ts";
+import { allocatedPer, HEADS, helloApp, standInSocket, timeRounds } from "./heads.ts";
 
 const ITERATIONS = 200_000;
 const ROUNDS = 7;
 /** A run that allocates a few MiB, below what starts a collection. */
 const ALLOCATION_RUN = 5_000;
 
-const app: Application = (_environ, startResponse) => {
-  startResponse("200 OK", [["Content-Type", "text/plain"]]);
-  return ["Hello, World!"];
-};
-const server = new WSGIServer("127.0.0.1:0", app, { log: null });
-
-let written = 0;
-/** What Connection and WSGIHandler use of a Bun socket, with every write taken whole. */
-const socket = {
-  data: null as unknown as Connection,
-  remoteAddress: "127.0.0.1",
-  remotePort: 40000,
-  write(_buf: Uint8Array, _offset: number, length: number): number {
-    written += length;
-    return length;
-  },
-  pause(): void {},
-  resume(): void {},
-  end(): void {},
-  terminate(): void {},
-} as unknown as ServerSocket;
-const conn = new Connection(socket, server);
+const server = new WSGIServer("127.0.0.1:0", helloApp, { log: null });
+const socket = standInSocket(40000);
+const conn = new Connection(socket as unknown as ServerSocket, server);
 socket.data = conn;
-server.handle(socket, ["127.0.0.1", 40000]);
+server.handle(socket as unknown as ServerSocket, ["127.0.0.1", 40000]);
 
 console.log(`Bun ${Bun.version}; ${ITERATIONS} requests per round, median (min–max) of ${ROUNDS} rounds`);
 for (const [name, head] of Object.entries(HEADS)) {
   const run = (n: number): void => {
     for (let i = 0; i < n; i++) conn.onData(head);
   };
-  written = 0;
+  socket.written = 0;
   run(1);
-  const responseBytes = written;
+  const responseBytes = socket.written;
   const [median, min, max] = timeRounds(run, ITERATIONS, ROUNDS);
   const perRequest = allocatedPer(run, ALLOCATION_RUN);
-  if (written !== responseBytes * (1 + ITERATIONS * (ROUNDS + 1) + ALLOCATION_RUN)) throw new Error("a response went missing");
+  if (socket.written !== responseBytes * (1 + ITERATIONS * (ROUNDS + 1) + ALLOCATION_RUN))
+    throw new Error("a response went missing");
   console.log(
     `${name.padEnd(28)} ${median.toFixed(0).padStart(5)} ns/request  (${min.toFixed(0)}–${max.toFixed(0)})  ` +
       `${perRequest.toFixed(0)} heap B/request  (${responseBytes} B response)`,

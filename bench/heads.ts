@@ -1,4 +1,4 @@
-/** @module bench/heads — what the micro-benchmarks share: their request heads, a heap-allocation probe and timed rounds. */
+/** @module bench/heads — what the micro-benchmarks share: their request heads, the hello-world app, a socket stand-in, a heap-allocation probe and timed rounds. */
 
 import { heapStats } from "bun:jsc";
 
@@ -48,4 +48,44 @@ export function timeRounds(run: (n: number) => void, n: number, rounds: number):
   }
   times.sort((a, b) => a - b);
   return [times[rounds >> 1] as number, times[0] as number, times[rounds - 1] as number];
+}
+
+/** The micro-benchmarks' app: hello world, sized. */
+export function helloApp(
+  _environ: unknown,
+  startResponse: (status: string, headers: Array<[string, string]>) => unknown,
+): string[] {
+  startResponse("200 OK", [["Content-Type", "text/plain"]]);
+  return ["Hello, World!"];
+}
+
+/** What Connection and WSGIHandler use of a Bun socket; every write is taken whole and counted in `written`. */
+export interface StandInSocket {
+  /** The connection, once the caller made it. */
+  data: unknown;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  written: number;
+  write(buf: Uint8Array, offset: number, length: number): number;
+  pause(): void;
+  resume(): void;
+  end(): void;
+  terminate(): void;
+}
+
+export function standInSocket(port: number): StandInSocket {
+  return {
+    data: null,
+    remoteAddress: "127.0.0.1",
+    remotePort: port,
+    written: 0,
+    write(_buf, _offset, length) {
+      this.written += length;
+      return length;
+    },
+    pause() {},
+    resume() {},
+    end() {},
+    terminate() {},
+  };
 }

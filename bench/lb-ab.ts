@@ -10,19 +10,14 @@
 
 import { Connection, type ServerSocket } from "../src/engine/connection.ts";
 import { ProxyParser } from "../src/http/proxy-protocol.ts";
-import type { Application } from "../src/index.ts";
 import { WSGIServer } from "../src/index.ts";
 import type { ClientAddress } from "../src/observe/access.ts";
+import { helloApp, standInSocket } from "./heads.ts";
 
 const PROCS = Number(process.env.PROCS ?? 6);
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 const REQUESTS = Number(process.env.REQS ?? 60_000);
 const CONNECTIONS = 50;
-
-const app: Application = (_environ, startResponse) => {
-  startResponse("200 OK", [["Content-Type", "text/plain"]]);
-  return ["Hello, World!"];
-};
 
 const PLAIN = Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1");
 const FORWARDED = Buffer.from(
@@ -53,19 +48,10 @@ interface Variant {
 }
 
 function variant(name: string, request: Buffer, proxies: Record<string, unknown>, proxy: boolean): Variant {
-  const server = new WSGIServer("127.0.0.1:0", app, { log: null, proxies });
+  const server = new WSGIServer("127.0.0.1:0", helloApp, { log: null, proxies });
   const conns: Connection[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
-    const socket = {
-      data: null as unknown,
-      remoteAddress: "127.0.0.1",
-      remotePort: 40000 + i,
-      write: (_buf: Uint8Array, _offset: number, length: number): number => length,
-      pause(): void {},
-      resume(): void {},
-      end(): void {},
-      terminate(): void {},
-    } as unknown as ServerSocket;
+    const socket = standInSocket(40000 + i) as unknown as ServerSocket;
     const conn = new Connection(socket, server);
     socket.data = conn;
     let address: ClientAddress = ["127.0.0.1", 40000 + i];

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import type { Application, Input } from "../src/index.ts";
-import { RawClient, serverPool } from "./helpers.ts";
+import { pacedReader, RawClient, serverPool } from "./helpers.ts";
 
 const start = serverPool();
 
@@ -101,35 +101,6 @@ describe("a minimum request-body rate (limits.min_body_rate)", () => {
   });
 });
 
-/** A Python client that reads `chunk` bytes every `every` seconds for `seconds`, with a small receive buffer. */
-async function pacedReader(
-  port: number,
-  chunk: number,
-  every: number,
-  seconds: number,
-): Promise<{ got: number; closed: boolean }> {
-  const script = `
-import socket, time, sys, json
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-s.connect(("127.0.0.1", ${port}))
-s.sendall(b"GET /stream HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
-got, closed, end = 0, False, time.time() + ${seconds}
-while time.time() < end:
-    d = s.recv(${chunk})
-    if not d:
-        closed = True
-        break
-    got += len(d)
-    time.sleep(${every})
-print(json.dumps({"got": got, "closed": closed}))
-`;
-  const p = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "inherit" });
-  const out = await new Response(p.stdout).text();
-  await p.exited;
-  return JSON.parse(out) as { got: number; closed: boolean };
-}
-
 describe("slow readers of a response: progress, not drain events (timeouts.write, limits.min_response_rate)", () => {
   const stream: Application = (_env, sr) => {
     sr("200 OK", [["Content-Type", "application/octet-stream"]]);
@@ -144,7 +115,7 @@ describe("slow readers of a response: progress, not drain events (timeouts.write
       timeouts: { write: 1, minResponseRateGrace: 1 },
       limits: { minResponseRate: 1000 },
     });
-    const r = await pacedReader(port, 16384, 0.1, 4);
+    const r = await pacedReader(port, "/stream", 16384, 0.1, 4);
     expect(r.closed).toBe(false);
     expect(r.got).toBeGreaterThan(400_000);
     expect(errors.join("")).toBe("");
@@ -156,7 +127,7 @@ describe("slow readers of a response: progress, not drain events (timeouts.write
       limits: { minResponseRate: 100_000 },
     });
     // The client's kernel still holds bytes sent before the cut, so it is the server that tells.
-    await pacedReader(port, 1024, 0.2, 4);
+    await pacedReader(port, "/stream", 1024, 0.2, 4);
     expect(errors.join("")).toContain("reading the response slower than 100000 bytes/s");
   }, 10_000);
 

@@ -11,13 +11,12 @@ import {
   truncateSync,
   unlinkSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sendfileStats } from "../src/engine/sendfile.ts";
 import { type Application, FileWrapper } from "../src/index.ts";
-import { RawClient, type Running, serveFetch, serverPool, waitFor } from "./helpers.ts";
+import { RawClient, type Running, serveFetch, serverPool, waitFor, writeDeterministicFile } from "./helpers.ts";
 
 const start = serverPool();
 /** test/sendfile.test.ts runs this file again with BUNWSGI_SENDFILE=off: every test holds on both paths. */
@@ -166,31 +165,6 @@ describe("wsgi.file_wrapper", () => {
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Write `size` deterministic bytes (xorshift32, different in every block) a MiB at a time; their SHA-256. */
-function writeFile(file: string, size: number): string {
-  const hash = new Bun.CryptoHasher("sha256");
-  const block = new Uint8Array(MiB);
-  const words = new Uint32Array(block.buffer);
-  let x = 2463534242 ^ size;
-  const fd = openSync(file, "w");
-  try {
-    for (let at = 0; at < size; at += MiB) {
-      for (let i = 0; i < words.length; i++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        words[i] = x >>> 0;
-      }
-      const part = block.subarray(0, Math.min(MiB, size - at));
-      writeSync(fd, part);
-      hash.update(part);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest("hex");
-}
-
 describe("wsgi.file_wrapper: every size, byte for byte", () => {
   const SIZES = [0, 1, 64 * KiB - 1, 64 * KiB, 64 * KiB + 1, 100 * MiB];
   const files = new Map(SIZES.map((size) => [size, { path: join(dir, `size-${size}.bin`), hash: "" }]));
@@ -204,7 +178,7 @@ describe("wsgi.file_wrapper: every size, byte for byte", () => {
     "%d bytes: Content-Length is the size, the body hashes to the file's, HEAD says the size",
     async (size) => {
       const file = files.get(size) as { path: string; hash: string };
-      file.hash = writeFile(file.path, size);
+      file.hash = writeDeterministicFile(file.path, size, 2463534242);
       const res = await fetch(`http://127.0.0.1:${r.port}/${size}`);
       expect(res.status).toBe(200);
       expect(res.headers.get("content-length")).toBe(String(size));

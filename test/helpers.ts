@@ -1,6 +1,7 @@
 /** @module test/helpers — real servers on loopback and a raw-socket HTTP client for tests. */
 
 import { afterAll } from "bun:test";
+import { closeSync, openSync, writeSync } from "node:fs";
 import type { Socket } from "bun";
 import {
   type Application,
@@ -337,4 +338,60 @@ export async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
     if (Date.now() > end) throw new Error("timed out");
     await Bun.sleep(10);
   }
+}
+
+/** Write `size` deterministic bytes (xorshift32 from `seed`, different in every block) a MiB at a time; their SHA-256. */
+export function writeDeterministicFile(file: string, size: number, seed: number): string {
+  const MiB = 1024 * 1024;
+  const hash = new Bun.CryptoHasher("sha256");
+  const block = new Uint8Array(MiB);
+  const words = new Uint32Array(block.buffer);
+  let x = seed ^ size;
+  const fd = openSync(file, "w");
+  try {
+    for (let at = 0; at < size; at += MiB) {
+      for (let i = 0; i < words.length; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        words[i] = x >>> 0;
+      }
+      const part = block.subarray(0, Math.min(MiB, size - at));
+      writeSync(fd, part);
+      hash.update(part);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+/** A Python client with a small receive buffer (32 KiB) that GETs `path` and reads `chunk` bytes every `every` seconds for `seconds`. */
+export async function pacedReader(
+  port: number,
+  path: string,
+  chunk: number,
+  every: number,
+  seconds: number,
+): Promise<{ got: number; closed: boolean }> {
+  const script = `
+import socket, time, json
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+s.connect(("127.0.0.1", ${port}))
+s.sendall(b"GET ${path} HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
+got, closed, end = 0, False, time.time() + ${seconds}
+while time.time() < end:
+    d = s.recv(${chunk})
+    if not d:
+        closed = True
+        break
+    got += len(d)
+    time.sleep(${every})
+print(json.dumps({"got": got, "closed": closed}))
+`;
+  const p = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  return JSON.parse(out) as { got: number; closed: boolean };
 }

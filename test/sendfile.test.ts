@@ -1,43 +1,27 @@
 /** @module test/sendfile — file bodies by sendfile(2) on plain sockets (engine/sendfile): byte-exact at 100 MiB to a client that reads slowly then fast with few bytes read into memory, descriptors closed when the client goes, the connection kept for the next request, HEAD and ranges, TLS by the read path, and the file tests passing again with BUNWSGI_SENDFILE=off. */
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sendfileStats } from "../src/engine/sendfile.ts";
 import { type Application, FileWrapper, WSGIHandler } from "../src/index.ts";
-import { makeCertificates, RawClient, serve, serveFetch, serverPool, waitFor } from "./helpers.ts";
+import {
+  makeCertificates,
+  pacedReader,
+  RawClient,
+  serve,
+  serveFetch,
+  serverPool,
+  waitFor,
+  writeDeterministicFile,
+} from "./helpers.ts";
 
 const start = serverPool();
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-sendfile-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const MiB = 1024 * 1024;
-
-/** Write `size` deterministic bytes (xorshift32) a MiB at a time; their SHA-256. */
-function writeFile(file: string, size: number): string {
-  const hash = new Bun.CryptoHasher("sha256");
-  const block = new Uint8Array(MiB);
-  const words = new Uint32Array(block.buffer);
-  let x = 88172645 ^ size;
-  const fd = openSync(file, "w");
-  try {
-    for (let at = 0; at < size; at += MiB) {
-      for (let i = 0; i < words.length; i++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        words[i] = x >>> 0;
-      }
-      const part = block.subarray(0, Math.min(MiB, size - at));
-      writeSync(fd, part);
-      hash.update(part);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest("hex");
-}
 
 const fileApp =
   (make: (env: Parameters<Application>[0]) => FileWrapper): Application =>
@@ -51,13 +35,13 @@ const openFds = (): number => readdirSync("/proc/self/fd").length;
 
 const SMALL = 1_500_000;
 const small = join(dir, "small.bin");
-const smallHash = writeFile(small, SMALL);
+const smallHash = writeDeterministicFile(small, SMALL, 88172645);
 const smallBytes = Buffer.from(await Bun.file(small).bytes());
 
 describe("sendfile on a plain socket", () => {
   test("100 MiB to a client that reads slowly then fast: byte-exact, and almost nothing read into memory", async () => {
     const big = join(dir, "big.bin");
-    const hash = writeFile(big, 100 * MiB);
+    const hash = writeDeterministicFile(big, 100 * MiB, 88172645);
     const r = start(fileApp((env) => env["wsgi.file_wrapper"](big)));
     const before = { ...sendfileStats };
     const cpu = process.cpuUsage();
@@ -112,7 +96,7 @@ describe("sendfile on a plain socket", () => {
 
   test("a client gone mid-sendfile: the app's descriptor and every file the server opened are closed", async () => {
     const big = join(dir, "gone.bin");
-    writeFile(big, 32 * MiB);
+    writeDeterministicFile(big, 32 * MiB, 88172645);
     const fds: number[] = [];
     for (const make of [
       (env: Parameters<Application>[0]) => env["wsgi.file_wrapper"](big),
@@ -241,38 +225,9 @@ describe("sendfile on a plain socket", () => {
   });
 });
 
-/** A Python client with a small receive buffer that reads `chunk` bytes every `every` seconds for `seconds`. */
-async function pacedReader(
-  port: number,
-  chunk: number,
-  every: number,
-  seconds: number,
-): Promise<{ got: number; closed: boolean }> {
-  const script = `
-import socket, time, json
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-s.connect(("127.0.0.1", ${port}))
-s.sendall(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
-got, closed, end = 0, False, time.time() + ${seconds}
-while time.time() < end:
-    d = s.recv(${chunk})
-    if not d:
-        closed = True
-        break
-    got += len(d)
-    time.sleep(${every})
-print(json.dumps({"got": got, "closed": closed}))
-`;
-  const p = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "inherit" });
-  const out = await new Response(p.stdout).text();
-  await p.exited;
-  return JSON.parse(out) as { got: number; closed: boolean };
-}
-
 describe("sendfile's bytes are the response's progress (timeouts.write, limits.min_response_rate)", () => {
   const big = join(dir, "paced.bin");
-  writeFile(big, 32 * MiB);
+  writeDeterministicFile(big, 32 * MiB, 88172645);
 
   test("a steady reader at ~160 KiB/s is never cut by a 1 s write timeout", async () => {
     const r = start(
@@ -280,7 +235,7 @@ describe("sendfile's bytes are the response's progress (timeouts.write, limits.m
       { timeouts: { write: 1, minResponseRateGrace: 1 }, limits: { minResponseRate: 1000 } },
     );
     const sent = sendfileStats.direct;
-    const got = await pacedReader(r.port, 16384, 0.1, 4);
+    const got = await pacedReader(r.port, "/", 16384, 0.1, 4);
     expect(got.closed).toBe(false);
     expect(got.got).toBeGreaterThan(400_000);
     expect(sendfileStats.direct).toBeGreaterThan(sent);
@@ -292,7 +247,7 @@ describe("sendfile's bytes are the response's progress (timeouts.write, limits.m
       fileApp((env) => env["wsgi.file_wrapper"](big)),
       { timeouts: { write: 30, minResponseRateGrace: 1 }, limits: { minResponseRate: 100_000 } },
     );
-    await pacedReader(r.port, 1024, 0.2, 4);
+    await pacedReader(r.port, "/", 1024, 0.2, 4);
     expect(r.errors.join("")).toContain("reading the response slower than 100000 bytes/s");
   }, 10_000);
 

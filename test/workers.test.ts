@@ -82,6 +82,15 @@ async function waitReady(p: Proc, n: number, ms = 15_000): Promise<void> {
   }
 }
 
+/** A site for `toml` (see site()), its binary started, and its first TCP port once `workers` workers are ready. */
+async function serving(toml: string, workers: number): Promise<{ d: string; p: Proc; port: number }> {
+  const d = site(toml);
+  const p = start(d);
+  const port = await p.port();
+  await waitReady(p, workers);
+  return { d, p, port };
+}
+
 const get = async (url: string, unix?: string): Promise<string> => {
   const res = await fetch(url, { headers: { connection: "close" }, ...(unix ? { unix } : {}) });
   if (res.status !== 200) throw new Error(`status ${res.status}`);
@@ -129,10 +138,10 @@ const pidOf = (body: string): number => Number(body.split(" ")[1]);
 
 describe("workers", () => {
   test("two workers share a TCP and a unix listener: over 200 connections each answers, and the environ says which it is", async () => {
-    const d = site('app = "app.ts"\nbind = ["127.0.0.1:0", "unix:./w.sock"]\nworkers = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { d, p, port } = await serving(
+      'app = "app.ts"\nbind = ["127.0.0.1:0", "unix:./w.sock"]\nworkers = 2\n[log]\naccess = "none"\n',
+      2,
+    );
     const pids = readyPids(p);
     // 200 connections at once, again (at most 5 times) while one worker has taken them all: the
     // kernel hands a shared listener's connections to whichever worker asks first.
@@ -201,10 +210,7 @@ describe("workers", () => {
   });
 
   test("kill -9 of a worker under load: it is replaced, and no request on the other worker fails", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     const [victim, survivor] = readyPids(p) as [number, number];
     const l = load(`http://127.0.0.1:${port}/`, 2);
     await until(() => l.bodies.length > 50, "load");
@@ -222,10 +228,10 @@ describe("workers", () => {
   }, 30_000);
 
   test("a worker whose event loop blocks past timeouts.worker is killed and replaced; the other answers throughout; the log names the request", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[timeouts]\nworker = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { p, port } = await serving(
+      'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[timeouts]\nworker = 2\n[log]\naccess = "none"\n',
+      2,
+    );
     const blocked = fetch(`http://127.0.0.1:${port}/block`).then(
       () => "answered",
       () => "cut",
@@ -249,10 +255,7 @@ describe("workers", () => {
   }, 30_000);
 
   test("SIGHUP under load rolls the workers: no request fails, and the answers switch to the new app", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     const l = load(`http://127.0.0.1:${port}/`);
     await until(() => l.bodies.length > 50, "load");
     writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
@@ -272,10 +275,7 @@ describe("workers", () => {
   }, 40_000);
 
   test("a replacement worker serves the config its master resolved, not an edit of the file nobody signalled", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 1);
+    const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n', 1);
     // A half-done edit: a missing app and a bind the master does not hold.
     writeFileSync(join(d, "bunwsgi.toml"), 'app = "missing.ts"\nbind = ["127.0.0.1:0", "127.0.0.1:1"]\nworkers = 1\n');
     process.kill(readyPids(p)[0] as number, "SIGKILL");
@@ -287,10 +287,7 @@ describe("workers", () => {
   }, 30_000);
 
   test("SIGHUP with an app that cannot import keeps the old workers serving, and says why", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     writeFileSync(join(d, "version.ts"), 'export const version = "v2";\nthrow new Error("broken at import");\n');
     p.kill("SIGHUP");
     await p.waitFor("SIGHUP: reload failed, the previous workers keep serving");
@@ -386,10 +383,7 @@ describe("workers", () => {
   }, 30_000);
 
   test("SIGTERM under load: every request already received is answered, then the master exits 0", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     const slow = Array.from({ length: 20 }, () => get(`http://127.0.0.1:${port}/slow`));
     await Bun.sleep(300);
     p.kill("SIGTERM");
@@ -400,10 +394,7 @@ describe("workers", () => {
   }, 30_000);
 
   test("SIGTERM to the master and every worker at once (systemd's control-group stop) still drains: requests in flight are answered", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 2);
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     const slow = Array.from({ length: 20 }, () => get(`http://127.0.0.1:${port}/slow`));
     await Bun.sleep(300);
     for (const pid of [...readyPids(p), p.p.pid]) process.kill(pid, "SIGTERM");
@@ -428,10 +419,7 @@ describe("workers", () => {
   }, 30_000);
 
   test("SIGTTIN adds a worker and SIGTTOU removes one", async () => {
-    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n');
-    const p = start(d);
-    const port = await p.port();
-    await waitReady(p, 1);
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n', 1);
     p.kill("SIGTTIN");
     await waitReady(p, 2);
     const both = await Promise.all(Array.from({ length: 100 }, () => get(`http://127.0.0.1:${port}/spin`)));
