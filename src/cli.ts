@@ -53,7 +53,7 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
     process.stdout.write(`bunwsgi ${VERSION} (Bun ${Bun.version})\n`);
     return 0;
   }
-  let sockets: Map<string, number>;
+  let sockets: Map<string, number[]>;
   try {
     sockets = inheritedSockets(process.env[ENV_SOCKETS]);
   } catch (e) {

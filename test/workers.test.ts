@@ -136,8 +136,19 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
 
 const pidOf = (body: string): number => Number(body.split(" ")[1]);
 
+/** Listening TCP sockets on 127.0.0.1:`port`, from the kernel's table (/proc/net/tcp: state 0A is LISTEN). */
+const listeners = (port: number): number => {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .filter((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1] === local && f[3] === "0A";
+    }).length;
+};
+
 describe("workers", () => {
-  test("two workers share a TCP and a unix listener: over 200 connections each answers, and the environ says which it is", async () => {
+  test("two workers serve a TCP listener (a socket each) and a unix one (shared): over 200 connections each answers, and the environ says which it is", async () => {
     const { d, p, port } = await serving(
       'app = "app.ts"\nbind = ["127.0.0.1:0", "unix:./w.sock"]\nworkers = 2\n[log]\naccess = "none"\n',
       2,
@@ -163,6 +174,89 @@ describe("workers", () => {
     p.kill();
     expect(await p.exit()).toBe(0);
     expect(existsSync(join(d, "w.sock"))).toBe(false);
+  }, 30_000);
+
+  test("a burst of keep-alive connections opened at once is spread over both workers (a SO_REUSEPORT socket each), not taken by the first to wake", async () => {
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    expect(listeners(port)).toBe(2);
+    // 100 connections opened together, as wrk or a balancer's pool opens them; each then asks once
+    // and stays open. From one shared queue, the worker that woke first accepted most of them.
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const got = Promise.withResolvers<string>();
+        let text = "";
+        const socket = await Bun.connect({
+          hostname: "127.0.0.1",
+          port,
+          socket: {
+            data(_s, chunk) {
+              text += chunk.toString();
+              const m = text.match(/\r\n\r\n(v1 \d+ [01] true)$/);
+              if (m !== null) got.resolve(m[1] as string);
+            },
+            close() {
+              got.reject(new Error(`closed before an answer: ${JSON.stringify(text)}`));
+            },
+          },
+        });
+        return { socket, answer: got.promise };
+      }),
+    );
+    for (const a of answers) a.socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    const bodies = await Promise.all(answers.map((a) => a.answer));
+    for (const a of answers) a.socket.end();
+    const perPid = new Map<number, number>();
+    for (const b of bodies) perPid.set(pidOf(b), (perPid.get(pidOf(b)) ?? 0) + 1);
+    expect(new Set(perPid.keys())).toEqual(new Set(readyPids(p)));
+    // By their addresses' hash: fewer than 25 of 100 on one side has a probability below 1e-6.
+    for (const n of perPid.values()) expect(n).toBeGreaterThanOrEqual(25);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("reuse_port = false: the workers accept from one shared socket", async () => {
+    const { p, port } = await serving(
+      'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\nreuse_port = false\n[log]\naccess = "none"\n',
+      2,
+    );
+    expect(listeners(port)).toBe(1);
+    const pids = new Set<number>();
+    for (let i = 0; i < 5 && pids.size < 2; i++) {
+      for (const b of await Promise.all(Array.from({ length: 200 }, () => get(`http://127.0.0.1:${port}/spin`))))
+        pids.add(pidOf(b));
+    }
+    expect(pids).toEqual(new Set(readyPids(p)));
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("SIGUSR2 to a new binary configured as a single process: it serves every per-worker socket it inherits", async () => {
+    const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
+    writeFileSync(join(d, "bunwsgi.toml"), 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n');
+    p.kill("SIGUSR2");
+    const heir = Number(((await p.waitFor(/started a new master \(pid (\d+)\)/)) as RegExpMatchArray)[1]);
+    try {
+      await p.waitFor(/\(pid \d+\)\n[^\n]*listening on[^\n]*\n[^\n]*listening on/);
+      p.kill("SIGTERM");
+      expect(await p.p.exited).toBe(0);
+      // Both sockets stay in the kernel's group, so each keeps getting connections: all answered.
+      expect(listeners(port)).toBe(2);
+      const bodies = await Promise.all(Array.from({ length: 100 }, () => get(`http://127.0.0.1:${port}/`)));
+      expect(new Set(bodies.map((b) => b.split(" ").slice(0, 2).join(" ")))).toEqual(new Set([`v2 ${heir}`]));
+    } finally {
+      process.kill(heir, "SIGTERM");
+    }
+  }, 30_000);
+
+  test("a second master on a port the first serves fails at start (address in use) instead of silently sharing its connections", async () => {
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    const d = site(`app = "app.ts"\nbind = "127.0.0.1:${port}"\nworkers = 2\n[log]\naccess = "none"\n`);
+    const second = start(d);
+    expect(await second.exit()).toBe(2);
+    expect(second.stderr).toContain(`address already in use: another process listens on port ${port}`);
+    p.kill();
+    expect(await p.exit()).toBe(0);
   }, 30_000);
 
   test("an fd://3 socket from a supervisor (systemd-style) and an IPv6 bind are shared by the workers too", async () => {
@@ -254,11 +348,12 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 30_000);
 
-  test("SIGHUP under load rolls the workers: no request fails, and the answers switch to the new app", async () => {
+  test("SIGHUP under load rolls the workers (2 to 3 of them): no request fails, and the answers switch to the new app", async () => {
     const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     const l = load(`http://127.0.0.1:${port}/`);
     await until(() => l.bodies.length > 50, "load");
     writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
+    writeFileSync(join(d, "bunwsgi.toml"), 'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 3\n[log]\naccess = "none"\n');
     p.kill("SIGHUP");
     await until(() => l.bodies.slice(-20).every((b) => b.startsWith("v2 ")) && l.bodies.length > 20, "v2 answers");
     await p.waitFor("the previous ones are draining");
@@ -270,6 +365,9 @@ describe("workers", () => {
     // Once the old generation drains it takes no new connection: past the 4 requests in flight
     // then (one per client), every answer is the new app's.
     expect(l.bodies.slice(after + 4).filter((b) => !b.startsWith("v2 "))).toEqual([]);
+    // A third listening socket for the third worker, which gets its share of new connections.
+    expect(listeners(port)).toBe(3);
+    expect(new Set(l.bodies.slice(after + 4).map(pidOf)).size).toBe(3);
     p.kill();
     expect(await p.exit()).toBe(0);
   }, 40_000);
@@ -338,6 +436,8 @@ describe("workers", () => {
     expect(await p.p.exited).toBe(0);
     const after = l.bodies.length;
     await until(() => l.bodies.length > after + 50, "load after the old master left");
+    // The new master's two workers serve the two per-worker sockets it inherited.
+    expect(listeners(port)).toBe(2);
     await l.stop();
     expect(l.failures).toEqual([]);
     expect(l.bodies.slice(-20).every((b) => b.startsWith("v2 "))).toBe(true);
@@ -420,14 +520,17 @@ describe("workers", () => {
 
   test("SIGTTIN adds a worker and SIGTTOU removes one", async () => {
     const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n', 1);
+    expect(listeners(port)).toBe(1);
     p.kill("SIGTTIN");
     await waitReady(p, 2);
+    expect(listeners(port)).toBe(2);
     const both = await Promise.all(Array.from({ length: 100 }, () => get(`http://127.0.0.1:${port}/spin`)));
     expect(new Set(both.map(pidOf)).size).toBe(2);
     p.kill("SIGTTOU");
     await p.waitFor("SIGTTOU: 1 worker");
     const gone = readyPids(p)[1] as number;
     await p.waitFor(`worker 1 (pid ${gone}) stopped`);
+    expect(listeners(port)).toBe(1);
     const one = await Promise.all(Array.from({ length: 50 }, () => get(`http://127.0.0.1:${port}/`)));
     expect(new Set(one.map(pidOf))).toEqual(new Set([readyPids(p)[0] as number]));
     p.kill();

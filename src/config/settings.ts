@@ -150,6 +150,15 @@ const rows: Row[] = [
     doc: "Worker processes. 0: this process serves, alone (no master). N: a master binds every listener once and supervises N workers of the same binary that serve them (replaced when they exit or hang, rolled on SIGHUP). `auto`: one per CPU this process may use (its affinity mask, as `taskset` and container limits set it).",
   },
   {
+    key: "reuse_port",
+    kind: "bool",
+    default: true,
+    metavar: "BOOL",
+    reload: false,
+    example: "false",
+    doc: "With workers: each worker listens on its own socket per TCP bind (SO_REUSEPORT), and the kernel spreads new connections over them by address and port, so a burst of keep-alive connections cannot all land on the worker that woke first. A worker that is down or hung holds up the connections sent to its socket until its replacement (at most `timeouts.worker` and a start) and SIGTTOU resets those queued on the removed worker's socket unless `net.ipv4.tcp_migrate_req = 1`. `false`: one socket every worker accepts from. Unix and `fd://` binds are always shared; a lone process (`workers = 0`) binds without SO_REUSEPORT.",
+  },
+  {
     key: "max_requests",
     kind: "int",
     default: 0,

@@ -2,7 +2,7 @@
 
 import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import type { SocketHandler, SocketListener, TLSOptions } from "bun";
+import type { SocketHandler, SocketListener, TCPSocketListenOptions, TLSOptions } from "bun";
 import { ConfigError } from "../errors.ts";
 import type { ProxyMode } from "../http/proxy-protocol.ts";
 import type { Connection } from "./connection.ts";
@@ -115,12 +115,14 @@ export function parseListener(spec: ListenerSpec): Address {
 /**
  * Bind a listening socket. A failure is a ConfigError that names the cause (the errno Bun
  * reports) and what to do about it; a unix socket gets its permissions before it accepts.
+ * `reusePort` (TCP only) sets SO_REUSEPORT: a master's per-worker sockets share the port.
  */
 export function bind(
   a: Address,
   handlers: SocketHandler<Connection, "buffer">,
   tls: TLSOptions | undefined,
   perms: UnixSocketPerms,
+  reusePort = false,
 ): SocketListener<Connection> {
   const common = { allowHalfOpen: true, socket: handlers, ...(tls ? { tls } : {}) };
   const { mode, gid } = perms;
@@ -136,11 +138,14 @@ export function bind(
     } else if (a.unix !== null) {
       listener = Bun.listen<Connection>({ ...common, unix: a.unix });
     } else {
-      listener = Bun.listen<Connection>({
+      // Bun.listen takes reusePort; its typings list it for connect options only.
+      const options: TCPSocketListenOptions<Connection> & { reusePort: boolean } = {
         ...common,
         hostname: a.hostname,
         port: a.port,
-      });
+        reusePort,
+      };
+      listener = Bun.listen<Connection>(options);
     }
   } catch (e) {
     const where = a.fd >= 0 ? `fd://${a.fd}` : a.unix !== null ? `unix:${a.unix}` : `${a.hostname}:${a.port}`;

@@ -1,6 +1,6 @@
 /** @module process/master — the master of `workers = N`: holds the listening sockets, starts and supervises the workers (heartbeat, backoff, max_requests), and turns signals into rolls, log reopening, scaling and binary upgrades. It imports no app and serves no request. */
 
-import { closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandLine } from "../config/args.ts";
@@ -358,6 +358,13 @@ class Master {
     }
     for (const w of restartWarnings(this.applied, this.appliedTls, config)) this.log(`SIGHUP: ${w}`, "WARNING");
     const target = workerCount(config);
+    // The old workers serve their slots' sockets until the new ones are ready.
+    if (
+      !this.resize(Math.max(target, this.target), "SIGHUP: reload failed, the workers keep serving the previous configuration")
+    ) {
+      for (const sink of logs) if (sink !== this.accessLog && sink !== this.errorLog) closeLog(sink);
+      return;
+    }
     const generation = ++this.generations;
     this.rolling = { generation, config, target, logs };
     this.log(`SIGHUP: starting ${target} worker${target === 1 ? "" : "s"} with ${config.file ?? "the flags"}`);
@@ -373,6 +380,7 @@ class Master {
     this.config = roll.config;
     this.target = roll.target;
     this.generation = roll.generation;
+    this.resize(this.target, "SIGHUP");
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
     this.failures.clear();
@@ -383,6 +391,7 @@ class Master {
     this.rolling = null;
     this.log(`SIGHUP: reload failed, the previous workers keep serving: ${why}`, "ERROR");
     for (const w of this.workers) if (w.generation === roll.generation) this.ask(w);
+    this.resize(this.target, "SIGHUP");
     for (const sink of roll.logs) if (sink !== this.accessLog && sink !== this.errorLog) closeLog(sink);
     this.fill();
   }
@@ -404,10 +413,30 @@ class Master {
       this.log("SIGTTOU ignored: one worker is the least", "WARNING");
       return;
     }
+    const signal = by > 0 ? "SIGTTIN" : "SIGTTOU";
+    if (by > 0 && !this.resize(next, `${signal} refused`)) return;
     this.target = next;
-    this.log(`${by > 0 ? "SIGTTIN" : "SIGTTOU"}: ${next} worker${next === 1 ? "" : "s"}`);
-    if (by < 0) for (const w of this.workers) if (w.slot >= next) this.ask(w);
+    this.log(`${signal}: ${next} worker${next === 1 ? "" : "s"}`);
+    if (by < 0) {
+      for (const w of this.workers) if (w.slot >= next) this.ask(w);
+      this.resize(next, signal);
+    }
     this.fill();
+  }
+
+  /**
+   * Per-worker sockets for `slots` workers on every bind (see HeldSocket.resize). A socket that
+   * cannot be bound leaves every bind as it was for the current workers, and `what` says why.
+   */
+  private resize(slots: number, what: string): boolean {
+    try {
+      for (const s of this.sockets) s.resize(slots);
+      return true;
+    } catch (e) {
+      this.log(`${what}: ${(e as Error).message}`, "ERROR");
+      for (const s of this.sockets) s.resize(this.target);
+      return false;
+    }
   }
 
   /** SIGUSR1: reopen the master's log files, and tell every worker to reopen theirs. */
@@ -451,7 +480,7 @@ class Master {
     this.metrics?.page?.stop();
     const handedOver = this.upgrade.handedOver;
     for (const s of this.sockets) {
-      if (!s.bind.startsWith("fd://")) closeSync(s.fd);
+      s.close();
       if (s.unix !== null && !handedOver) rmSync(s.unix, { force: true });
     }
     const pidfile = this.applied.str("pidfile");
@@ -478,7 +507,7 @@ export async function runMaster(
   config: Config,
   commandLine: CommandLine,
   embedded: boolean,
-  inherited: ReadonlyMap<string, number>,
+  inherited: ReadonlyMap<string, number[]>,
 ): Promise<number> {
   let logs: [LogSink, LogSink];
   try {
@@ -495,6 +524,9 @@ export async function runMaster(
       unixPerms(config),
       inherited,
       config.str("tls.cert") !== null ? "https" : "http",
+      workerCount(config),
+      config.bool("reuse_port"),
+      (msg) => errorLog.write(`bunwsgi: ${msg}\n`, "WARNING"),
     );
     const pidfile = config.str("pidfile");
     // Written once a worker serves (a binary upgrade's script waits for it); refused now if taken.

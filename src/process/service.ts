@@ -309,7 +309,7 @@ export async function serve(
   commandLine: CommandLine,
   embedded: EmbeddedApp | undefined,
   role: WorkerRole | null,
-  sockets: ReadonlyMap<string, number>,
+  sockets: ReadonlyMap<string, readonly number[]>,
 ): Promise<number> {
   let accessLog: LogSink;
   let errorLog: LogSink;
@@ -337,13 +337,17 @@ export async function serve(
       if (role.watchFile !== null) options.watch = new WatchWriter(role.watchFile);
     }
     for (const bind of config.list("bind")) {
-      const fd = sockets.get(bind);
-      if (fd === undefined && role !== null) throw new ConfigError(`bind ${bind}: the master passed no listening socket for it`);
+      const fds = sockets.get(bind);
+      if (fds === undefined && role !== null) throw new ConfigError(`bind ${bind}: the master passed no listening socket for it`);
       const unix = parseListener(bind).unix;
-      if (unix !== null && fd === undefined) await clearStaleUnixSocket(unix);
-      const server = serverFor(bind, loaded, fd === undefined ? options : { ...options, adopt: fd });
-      server.start();
-      servers.push(server);
+      if (unix !== null && fds === undefined) await clearStaleUnixSocket(unix);
+      // A single process after a master's upgrade serves every per-worker socket of the bind:
+      // the kernel keeps sending connections to each of them.
+      for (const fd of fds ?? [undefined]) {
+        const server = serverFor(bind, loaded, fd === undefined ? options : { ...options, adopt: fd });
+        server.start();
+        servers.push(server);
+      }
     }
     const pidfile = config.str("pidfile");
     if (pidfile !== null && role === null) writePidfile(pidfile);

@@ -19,13 +19,19 @@ const SELF = (() => {
 /** The binary this master upgrades to on SIGUSR2. */
 export const selfPath = (): string => SELF[0] as string;
 
-/** The listening sockets, as a child sees them: at descriptors 3, 4, … in bind order. */
-function passed(sockets: readonly HeldSocket[]): { env: string; fds: number[] } {
-  const map: Record<string, number> = {};
-  sockets.forEach((s, i) => {
-    map[s.bind] = 3 + i;
-  });
-  return { env: JSON.stringify(map), fds: sockets.map((s) => s.fd) };
+/**
+ * The listening sockets as a child sees them, at descriptors 3, 4, … in bind order: a worker
+ * gets its slot's one per bind, a new master (`slot` null) every one.
+ */
+function passed(sockets: readonly HeldSocket[], slot: number | null): { env: string; fds: number[] } {
+  const map: Record<string, number[]> = {};
+  const fds: number[] = [];
+  for (const s of sockets) {
+    const mine = slot === null ? s.descriptors : [s.fdFor(slot)];
+    map[s.bind] = mine.map((_, i) => 3 + fds.length + i);
+    fds.push(...mine);
+  }
+  return { env: JSON.stringify(map), fds };
 }
 
 export type WorkerProcess = Subprocess<"ignore", "pipe", "pipe">;
@@ -38,7 +44,7 @@ export function spawnWorker(
   watchFile: string,
   onMessage: (m: unknown) => void,
 ): WorkerProcess {
-  const { env, fds } = passed(sockets);
+  const { env, fds } = passed(sockets, slot);
   return Bun.spawn(SELF, {
     env: {
       ...process.env,
@@ -56,6 +62,6 @@ export function spawnWorker(
 
 /** Start the binary at this one's path as a new master inheriting the sockets; it shares this one's stdout and stderr. */
 export function spawnHeir(sockets: readonly HeldSocket[]): Subprocess {
-  const { env, fds } = passed(sockets);
+  const { env, fds } = passed(sockets, null);
   return Bun.spawn(SELF, { env: { ...process.env, [ENV_SOCKETS]: env }, stdio: ["ignore", "inherit", "inherit", ...fds] });
 }
