@@ -221,6 +221,30 @@ describe("deadlines never fire early (timeouts.header 2)", () => {
   });
 });
 
+describe("a keep-alive connection's idle deadline counts from its response's end (timeouts.keep_alive 1)", () => {
+  test("after an app that answered synchronously for 1.5 s, with no access log: closed no sooner than 1 s after the response", async () => {
+    const { port } = start(
+      (_e, sr) => {
+        const end = performance.now() + 1500;
+        while (performance.now() < end) {}
+        sr("200 OK", [["Content-Length", "2"]]);
+        return ["ok"];
+      },
+      { timeouts: { keepAlive: 1 }, log: null },
+    );
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response({ ms: 5000 })).body).toBe("ok");
+    // The callback that ran the app began 1.5 s before the response ended: idle counted from its
+    // start would close the connection at the next tick.
+    const answered = performance.now();
+    await c.waitClosed(4000);
+    const idle = performance.now() - answered;
+    expect(idle).toBeGreaterThanOrEqual(990);
+    expect(idle).toBeLessThan(2300);
+  });
+});
+
 describe("the process-wide budget of buffered body bytes (limits.buffered_bytes)", () => {
   /** The budget is the process's: the server runs in a process of its own, so no other test's bytes share it. */
   const SERVER = `

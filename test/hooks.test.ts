@@ -137,6 +137,31 @@ describe("gevent's hooks, in gevent's order", () => {
     });
   }
 
+  test("a subclass's own logRequest reads when its request arrived, also with the server's access log off", async () => {
+    const durations: number[] = [];
+    class Timing extends WSGIHandler {
+      override logRequest(): void {
+        durations.push(this.timeFinish - this.timeStart);
+      }
+    }
+    const { port } = start(
+      (_env, sr) => {
+        sr("200 OK", [["Content-Length", "1"]]);
+        return ["a"];
+      },
+      { handlerClass: Timing, log: null },
+    );
+    const c = await RawClient.connect(port);
+    // The connection's last time reading is from when it opened, 400 ms before the request.
+    await Bun.sleep(400);
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).body).toBe("a");
+    c.close();
+    expect(durations).toHaveLength(1);
+    expect(durations[0]).toBeGreaterThanOrEqual(0);
+    expect(durations[0]).toBeLessThan(0.2);
+  });
+
   test("an error before the response: handleError between runApplication and logRequest", async () => {
     const calls: string[] = [];
     const { port } = start(

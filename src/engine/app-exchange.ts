@@ -124,6 +124,16 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     return this.connection.failReason || null;
   }
 
+  /**
+   * timeStart of a request that begins: when its bytes arrived, if anything reads it (the access
+   * log, metrics, or what `hooked` says: a kind's own log hooks overridden); else the connection's
+   * last reading, at or before that, so a request nobody times costs no clock read.
+   */
+  protected startTiming(hooked: boolean): void {
+    const c = this.connection;
+    this.timeStart = epochOf(hooked || counters.on || !(this.host.log instanceof NullLog) ? c.arrival() : c.lastKnown);
+  }
+
   protected resetRequest(): void {
     this.requestline = null;
     this.clientAddress = this.peerAddress;

@@ -94,7 +94,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.intake.read(chunk);
     this.batching = false;
     this.out.flush();
-    this.deadlines.stampPending();
+    this.deadlines.callbackEnded();
   }
 
   onDrain(): void {
@@ -221,6 +221,11 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     return this.deadlines.arrival();
   }
 
+  /** ConnectionPort: the last time reading, without a clock read. */
+  get lastKnown(): number {
+    return this.deadlines.lastKnown;
+  }
+
   /** ConnectionPort: the time now, taken once as a response ends and shared with the idle deadline. */
   finished(): number {
     return this.deadlines.finished();
@@ -250,7 +255,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.intake.readHeld();
     this.batching = false;
     this.out.flush();
-    this.deadlines.stampPending();
+    this.deadlines.callbackEnded();
   }
 
   /** IntakeHost: refuse a request: the precise status, a closed connection, an access-log line with the reason. */

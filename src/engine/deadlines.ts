@@ -1,4 +1,4 @@
-/** @module engine/deadlines — when a connection's events happened (a clock read per read callback, and one per batch of responses it ends), and the deadline of each of its states, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
+/** @module engine/deadlines — when a connection's events happened (at most one clock read per read callback unless the exchange times its request), and the deadline of each of its states, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
 
 import type { Limits, Timeouts } from "../config/limits.ts";
 import { HTTPError } from "../errors.ts";
@@ -41,12 +41,15 @@ export interface DeadlineTarget {
 export class Deadlines {
   /**
    * When bytes last arrived, or the connection last went idle, in seconds of performance.now():
-   * never before the event, so no deadline measured from it fires early. A clock read as a read
-   * callback starts, and one as it returns if it ended a response the exchange did not time.
+   * never before the event, so no deadline measured from it fires early. Read lazily: the first
+   * time a read callback needs the time (a timed request's arrival, a head that begins, an app
+   * that goes on past the callback), else as the callback returns; a response that ends untimed
+   * in between makes it be read again as the callback returns. A request nobody times costs one
+   * clock read per callback, however many it answers.
    */
   lastRead: number;
-  /** A response ended in this read callback without a clock read: lastRead is taken again as it returns. */
-  private unstamped = false;
+  /** lastRead was read at or after every event so far of the current read callback: it stands as the callback returns. */
+  private current = false;
   /** When the exchange read the clock as the current response ended (see finished()); -1 until it does. */
   private finishedAt = -1;
   /** When the head being read began to arrive; -1 when none is. */
@@ -64,23 +67,34 @@ export class Deadlines {
     this.lastRead = now;
   }
 
-  /** A read callback starts: its bytes arrived now. */
+  /** A read callback starts: its bytes arrived now, after lastRead. */
   readStarted(): void {
-    this.stamp();
+    this.current = false;
   }
 
-  /** As a read callback (or a run of held requests) returns: take lastRead again if a response ended untimed. */
-  stampPending(): void {
-    if (this.unstamped) this.stamp();
+  /** As a read callback (or a run of held requests) returns: lastRead, read now unless it stands. */
+  callbackEnded(): void {
+    if (!this.current) this.stamp();
   }
 
   private stamp(): void {
-    this.unstamped = false;
+    this.current = true;
     this.lastRead = performance.now() / 1000;
   }
 
-  /** When the current request's bytes arrived, or the response before it ended. */
+  /** The time at or after the current read callback's events so far: read once, the first time it is asked for. */
+  private now(): number {
+    if (!this.current) this.stamp();
+    return this.lastRead;
+  }
+
+  /** When the current request's bytes arrived (read now, once per callback), or the response before it ended. */
   arrival(): number {
+    return this.now();
+  }
+
+  /** The connection's last reading, without reading the clock: at or before the current request's arrival. */
+  get lastKnown(): number {
     return this.lastRead;
   }
 
@@ -92,7 +106,7 @@ export class Deadlines {
 
   /** A head began to arrive in this read callback (and is not complete): its deadline counts from its bytes. */
   headStarted(): void {
-    if (this.headSince < 0) this.headSince = this.lastRead;
+    if (this.headSince < 0) this.headSince = this.now();
   }
 
   /** A request reached the app: its limits start as the server's. */
@@ -103,13 +117,9 @@ export class Deadlines {
     if (hasBody) this.bodyRate.reset();
   }
 
-  /**
-   * The response goes on past its read callback: the app's time counts from the request's bytes,
-   * or, after responses this callback ended untimed, from a clock read now (never before its start).
-   */
+  /** The response goes on past its read callback: the app's time counts from now, never before its request's bytes. */
   appStarted(): void {
-    if (this.unstamped) this.stamp();
-    this.appSince = this.lastRead;
+    this.appSince = this.now();
   }
 
   /**
@@ -119,8 +129,8 @@ export class Deadlines {
   responseEnded(batching: boolean): void {
     if (this.finishedAt >= 0) {
       this.lastRead = this.finishedAt;
-      this.unstamped = false;
-    } else if (batching) this.unstamped = true;
+      this.current = true;
+    } else if (batching) this.current = false;
     else this.stamp();
   }
 

@@ -59,8 +59,10 @@ export interface ConnectionPort {
   mustClose(): boolean;
   /** The app sent 101: after the request's body, bytes go to rawInput. */
   upgradeAccepted(): void;
-  /** When the request's bytes arrived, or the response before it ended (performance.now() seconds): the deadlines' time. */
+  /** When the request's bytes arrived, or the response before it ended (performance.now() seconds): the deadlines' time, read at most once per read callback. */
   arrival(): number;
+  /** The connection's last time reading, without a clock read: at or before the current request's arrival. */
+  readonly lastKnown: number;
   /** The time a response ended (performance.now() seconds): one clock read, shared with the idle deadline. */
   finished(): number;
   /** Change a deadline of the current request: "app" (0: none) or "upgraded" (idle after 101). */

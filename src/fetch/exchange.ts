@@ -10,7 +10,6 @@ import type { RequestParser } from "../http/parser.ts";
 import { HTTP_1X, RequestDecoder } from "../http/request.ts";
 import type { ClientAddress } from "../observe/access.ts";
 import { clientLabel, geventLine } from "../observe/access.ts";
-import { epochOf } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { bodyStream, IncomingRequest, requestURL } from "./request.ts";
 import { ResponseSender, type SendHost } from "./response.ts";
@@ -66,8 +65,7 @@ export class FetchExchange extends AppExchange implements SendHost {
     this.resetRequest();
     const conn = this.connection;
     const p = conn.parser;
-    // When its bytes arrived: the connection took the time already (one clock read per read).
-    this.timeStart = epochOf(conn.arrival());
+    this.startTiming(false);
     const line = this.decoder.requestLine(p, buf, start);
     this.requestline = line;
     this.command = p.method;

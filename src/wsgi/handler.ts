@@ -6,7 +6,6 @@ import { chunkLength } from "../engine/response.ts";
 import { ConnectionClosedError, ContractError, HTTPError } from "../errors.ts";
 import { clientCloses, HTTP_1X, isUpgradeRequest } from "../http/request.ts";
 import { geventLine } from "../observe/access.ts";
-import { epochOf } from "../observe/clock.ts";
 import { NullLog } from "../observe/log.ts";
 import { WSGIExchange } from "./exchange.ts";
 import { checkChunk } from "./result.ts";
@@ -22,8 +21,13 @@ export class WSGIHandler extends WSGIExchange {
   private readonly startResponseBound: (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
   private readonly writeBound: Write;
 
+  /** A subclass overrides gevent's log hooks, which may read timeStart whatever the server's log. */
+  private readonly hooked: boolean;
+
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
     super(socket, address, server);
+    this.hooked =
+      this.logRequest !== WSGIHandler.prototype.logRequest || this.formatRequest !== WSGIHandler.prototype.formatRequest;
     this.startResponseBound = (status, headers, excInfo) => this.startResponse(status, headers, excInfo);
     this.writeBound = (data) => this.write(data);
   }
@@ -66,8 +70,7 @@ export class WSGIHandler extends WSGIExchange {
   /** Handle the request whose head the connection just parsed. */
   handleOneRequest(): void | Promise<void> {
     this.resetRequest();
-    // When its bytes arrived: the connection took the time already (one clock read per read).
-    this.timeStart = epochOf(this.connection.arrival());
+    this.startTiming(this.hooked);
     const line = this.readRequestline();
     this.requestline = line;
     try {
