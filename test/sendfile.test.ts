@@ -39,7 +39,7 @@ const smallHash = writeDeterministicFile(small, SMALL, 88172645);
 const smallBytes = Buffer.from(await Bun.file(small).bytes());
 
 describe("sendfile on a plain socket", () => {
-  test("100 MiB to a client that reads slowly then fast: byte-exact, and almost nothing read into memory", async () => {
+  test("100 MiB to a client that reads slowly then fast: byte-exact, and only a byte per full socket read into memory", async () => {
     const big = join(dir, "big.bin");
     const hash = writeDeterministicFile(big, 100 * MiB, 88172645);
     const r = start(fileApp((env) => env["wsgi.file_wrapper"](big)));
@@ -91,7 +91,8 @@ describe("sendfile on a plain socket", () => {
       `100 MiB: ${(direct / MiB).toFixed(1)} MiB by sendfile, ${(read / MiB).toFixed(2)} MiB read into buffers; process CPU (client and server) ${((used.user + used.system) / 1000).toFixed(0)} ms`,
     );
     expect(direct + read).toBe(100 * MiB);
-    expect(read).toBeLessThan(10 * MiB);
+    // One byte through Bun each time the socket is full (to get its drain), not a block.
+    expect(read).toBeLessThan(64 * 1024);
   }, 60_000);
 
   test("a client gone mid-sendfile: the app's descriptor and every file the server opened are closed", async () => {
