@@ -339,6 +339,53 @@ describe("request bodies", () => {
     c.close();
   });
 
+  describe("a response streamed while its request's body is still arriving", () => {
+    const MiB = 1024 * 1024;
+    const body = "x".repeat(MiB);
+    const post = (path: string) => `POST ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${MiB}\r\n\r\n${body}`;
+    const { port } = start((env, sr) => {
+      const input = env["wsgi.input"];
+      sr("200 OK", []);
+      if (env.PATH_INFO === "/ignore")
+        return (async function* () {
+          yield "ignored";
+        })();
+      if (env.PATH_INFO !== "/echo") return ["hi"];
+      return (async function* () {
+        for (let part = await input.read(65536); part.length > 0; part = await input.read(65536)) yield part;
+      })();
+    });
+
+    test("an echo that reads its body as it answers keeps its connection: no Connection: close, and the next request is answered on it", async () => {
+      const c = await RawClient.connect(port);
+      c.send(post("/echo"));
+      const r = await c.response({ ms: 10_000 });
+      expect(r.body.length).toBe(MiB);
+      expect(r.header("connection")).toBeUndefined();
+      c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect((await c.response()).body).toBe("hi");
+      c.close();
+    });
+
+    test("a stream that never reads its 1 MiB body: the answer is whole, then the connection closes (too much left to drop), and no body byte is read as a request", async () => {
+      const c = await RawClient.connect(port);
+      c.send(post("/ignore"));
+      const r = await c.response({ ms: 10_000 });
+      expect(r.body).toBe("ignored");
+      await c.waitClosed(5000);
+      expect(c.take()).toBe("");
+    });
+
+    test("Expect: 100-continue and a stream that never reads: the head announces the close, the body was never asked for", async () => {
+      const c = await RawClient.connect(port);
+      c.send(`POST /ignore HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: ${MiB}\r\n\r\n`);
+      const r = await c.response({ ms: 10_000 });
+      expect(r.status).toBe(200);
+      expect(r.header("connection")).toBe("close");
+      await c.waitClosed(5000);
+    });
+  });
+
   test("Expect: 100-continue sends 100 Continue only when the app first reads", async () => {
     let sawContinueBeforeRead = false;
     let client: RawClient | null = null;

@@ -287,11 +287,17 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
    * The engine cannot keep this connection after the current response (RFC 9112 §9.3, §9.6):
    * the peer half-closed, the body failed, the server is draining, stopping or wants the slot, or a body
    * is left that would have to be read and dropped, or that the client was never told to send.
+   * `appMayRead`: asked for a head that goes out while the app still produces its response (a
+   * stream), so it may yet read the rest of its body (a streamed echo, an upload proxied on):
+   * only a body the client was never told to send counts then. Whether too much is left is
+   * decided as the response ends, and the connection then closes unannounced, which RFC 9112
+   * §9.5 allows at any time; announcing it at the head closed every streamed echo's connection.
    */
-  mustClose(): boolean {
+  mustClose(appMayRead = false): boolean {
     const host = this.host;
     if (this.peerEnded || this.body.failed || host.stopping || host.draining || host.crowded) return true;
-    return this.state === State.BODY && this.body.blocksReuse;
+    if (this.state !== State.BODY) return false;
+    return appMayRead ? this.body.unsolicited : this.body.blocksReuse;
   }
 
   /**

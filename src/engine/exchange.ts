@@ -55,8 +55,8 @@ export interface ConnectionPort {
   readonly proxy: ProxiedPeer | null;
   /** Why the request was refused or cut, as a stable name, or "". */
   readonly failReason: string;
-  /** The engine cannot keep the connection after this response. */
-  mustClose(): boolean;
+  /** The engine cannot keep the connection after this response (`appMayRead`: the app still produces it, and may yet read its body). */
+  mustClose(appMayRead?: boolean): boolean;
   /** The app sent 101: after the request's body, bytes go to rawInput. */
   upgradeAccepted(): void;
   /** When the request's bytes arrived, or the response before it ended (performance.now() seconds): the deadlines' time, read at most once per read callback. */

@@ -172,6 +172,11 @@ export class RequestBody implements InputOwner {
     return this.host.parser.contentLength - this.decoder.received > MAX_DISCARD;
   }
 
+  /** The client was never told to send its body (100-continue, and the app has not read): it may never come. */
+  get unsolicited(): boolean {
+    return this.expectContinue && !this.continueSent;
+  }
+
   /** InputOwner: the app asked for body bytes; now is the time for 100 Continue (RFC 9110 §10.1.1). */
   inputWanted(input: Input): void {
     if (input !== this.input || !this.expectContinue || this.continueSent || this.host.closed) return;

@@ -137,7 +137,14 @@ export class ResponseWriter {
     const length = bodyFraming(code, this.isHead, http10, head.declared, this.sized);
     this.chunked = length === CHUNKED;
     this.promised = head.declared >= 0 ? head.declared : Math.max(length, -1);
-    const persist = persists(clientCloses(p), this.closeConnection || head.hasClose, conn.mustClose(), code, length);
+    // An unsized body is the app's stream, still running: it may yet read its request's body.
+    const persist = persists(
+      clientCloses(p),
+      this.closeConnection || head.hasClose,
+      conn.mustClose(this.sized < 0),
+      code,
+      length,
+    );
     this.closeConnection = !persist;
     const connection = connectionField(persist, http10, code, head.hasClose);
     const date = head.hasDate ? null : clock.dateHeader();
