@@ -1,6 +1,6 @@
 /** @module engine/sendfile — a file's span sent by sendfile(2) on a plain socket: bursts between event-loop turns, one byte by the read path when the socket is full (its drain is the signal to go on), every byte counted as progress. */
 
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { ConnectionClosedError } from "../errors.ts";
 import { libc } from "./libc.ts";
 import type { Output } from "./output.ts";
@@ -40,10 +40,28 @@ const enabled = process.platform === "linux" && process.env.BUNWSGI_SENDFILE !==
 /** Body bytes of file responses, process-wide: sent by sendfile(2), and read into buffers by the steps between (tests read them). */
 export const sendfileStats = { direct: 0, read: 0 };
 
-/** Where a span's bytes come from: a path, opened for each burst, or a descriptor the caller owns and closes. */
-export interface FileSource {
-  readonly path: string | null;
+/**
+ * A file opened to be sent, and what fstat(2) says of that open file: a response sends the bytes
+ * of the file it opened, whole, under the size and validators its head gave, even when the path
+ * is replaced (a deploy's rename) or removed meanwhile, as nginx and Bun.serve do. Reopening the
+ * path as the response went on would splice a new file's bytes into the old one's length.
+ */
+export interface PinnedFile {
   readonly fd: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+/** Open `path` for a response (what open(2) throws, such as ENOENT, is the caller's 500); the caller closes `fd`. */
+export function pinFile(path: string): PinnedFile {
+  const fd = openSync(path, "r");
+  try {
+    const st = fstatSync(fd);
+    return { fd, size: st.size, mtimeMs: st.mtimeMs };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
 }
 
 /** Whether a file body on `out` goes by sendfile: a plain socket, the C library loaded, not turned off. */
@@ -62,13 +80,12 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
  * the rest go through Output in FALLBACK blocks (a connection gone fails there, as on the read path).
  * Ends quietly when the file ends early (the writer's length check cuts the connection) or
  * `stopped()` says the response is abandoned; throws ConnectionClosedError when the connection
- * closes, and what open(2) throws for a path gone since the last burst (as the read path's next
- * read does). A path's descriptor lives within one burst, so none outlives the response.
+ * closes. `fd` is the caller's, open throughout, and closed by it.
  */
 export async function sendSpan(
   out: Output,
   writer: ResponseWriter,
-  file: FileSource,
+  fd: number,
   span: Span,
   stopped: () => boolean,
 ): Promise<void> {
@@ -83,46 +100,41 @@ export async function sendSpan(
     if (out.dead) throw new ConnectionClosedError();
     if (stopped()) return;
     const sock = out.plainFd();
-    const fd = file.path === null ? file.fd : openSync(file.path, "r");
     let burst = 0;
-    try {
-      while (left > 0 && burst < TURN && out.queued === 0) {
-        if (direct) {
-          const ask = Math.min(CALL, left);
-          const n = c.sendfile(sock, fd, offset, ask);
-          if (n > 0) {
-            left -= n;
-            burst += n;
-            sendfileStats.direct += n;
-            writer.bodySent += n;
-            writer.length += n;
-            out.tookAside(n);
-            // Less than asked: the socket is full (or the file ended), and another call would
-            // only fail with EAGAIN; the probe below finds out which.
-            if (n === ask || left === 0) continue;
-          } else {
-            // sendfile(2): 0 at the file's end, before the span's (it shrank): the writer's check cuts the connection.
-            if (n === 0) return;
-            const errno = c.errno();
-            if (errno === EINTR) continue;
-            if (errno !== EAGAIN) direct = false;
-          }
+    while (left > 0 && burst < TURN && out.queued === 0) {
+      if (direct) {
+        const ask = Math.min(CALL, left);
+        const n = c.sendfile(sock, fd, offset, ask);
+        if (n > 0) {
+          left -= n;
+          burst += n;
+          sendfileStats.direct += n;
+          writer.bodySent += n;
+          writer.length += n;
+          out.tookAside(n);
+          // Less than asked: the socket is full (or the file ended), and another call would
+          // only fail with EAGAIN; the probe below finds out which.
+          if (n === ask || left === 0) continue;
+        } else {
+          // sendfile(2): 0 at the file's end, before the span's (it shrank): the writer's check cuts the connection.
+          if (n === 0) return;
+          const errno = c.errno();
+          if (errno === EINTR) continue;
+          if (errno !== EAGAIN) direct = false;
         }
-        const bytes = Buffer.allocUnsafe(direct ? PROBE : Math.min(FALLBACK, left));
-        const got = readSync(fd, bytes, 0, bytes.length, Number(offset[0]));
-        if (got === 0) return;
-        offset[0] = (offset[0] as bigint) + BigInt(got);
-        left -= got;
-        burst += got;
-        sendfileStats.read += got;
-        writer.writeBody(bytes.subarray(0, got), got);
-        // Written now even inside a read callback (whose output waits for its end otherwise):
-        // what follows by sendfile must not pass it.
-        out.flush();
-        if (out.dead) throw new ConnectionClosedError();
       }
-    } finally {
-      if (file.path !== null) closeSync(fd);
+      const bytes = Buffer.allocUnsafe(direct ? PROBE : Math.min(FALLBACK, left));
+      const got = readSync(fd, bytes, 0, bytes.length, Number(offset[0]));
+      if (got === 0) return;
+      offset[0] = (offset[0] as bigint) + BigInt(got);
+      left -= got;
+      burst += got;
+      sendfileStats.read += got;
+      writer.writeBody(bytes.subarray(0, got), got);
+      // Written now even inside a read callback (whose output waits for its end otherwise):
+      // what follows by sendfile must not pass it.
+      out.flush();
+      if (out.dead) throw new ConnectionClosedError();
     }
     if (left > 0 && out.queued === 0) await nextTurn();
   }

@@ -1,10 +1,11 @@
 /** @module fetch/response — sends the Response a fetch app returned: status and headers checked like a WSGI app's, a body known at once sized, a Blob or file read in large slices, a stream streamed with backpressure, and the stream cancelled on every early end. */
 
+import { closeSync } from "node:fs";
 import { blobSlices } from "../engine/blob.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { fileSpan, type Span } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
-import { pathOf, sendfileUsable, sendSpan } from "../engine/sendfile.ts";
+import { type PinnedFile, pathOf, pinFile, sendfileUsable, sendSpan } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 import { bodiless } from "../http/framing.ts";
 import { hasCloseToken, type ResponseHeaders } from "../http/response.ts";
@@ -12,6 +13,10 @@ import { hasCloseToken, type ResponseHeaders } from "../http/response.ts";
 /** Status strings by code ("200"): with no reason phrase, the writer adds the standard one. */
 const CODES: readonly string[] = Array.from({ length: 600 }, (_, code) => String(code));
 const statusOf = (code: number, text: string): string => (text !== "" ? `${code} ${text}` : (CODES[code] as string));
+
+/** The part of `blob` a span names (the whole Blob when it is all of it). */
+const sliceOf = (blob: Blob, span: Span): Blob =>
+  span.start === 0 && span.length === blob.size ? blob : blob.slice(span.start, span.start + span.length);
 
 /** Bun.serve's default Content-Type for a body given as a string, which apps rely on (Hono's c.text() leaves it to the server). */
 const TEXT_PLAIN = "text/plain;charset=utf-8";
@@ -128,25 +133,35 @@ export class ResponseSender {
 
   /** A Blob or Bun.file(): sized from its size (a file's is a stat), a Range answered with its part (or 416), by sendfile(2) on a plain socket or else read in large slices. */
   private sendBlob(blob: Blob, headOnly: boolean): void | Promise<void> {
+    // A whole file by its path is opened now and sent as opened (engine/sendfile's pinFile).
+    const path = headOnly ? null : pathOf(blob);
+    if (path !== null) return this.sendPinned(pinFile(path));
     const host = this.host;
     const mtimeMs = "lastModified" in blob ? Number(blob.lastModified) : Number.NaN;
     const span = fileSpan(host.response, host.headers, host.command, blob.size, mtimeMs);
     host.response.sized = span.length;
     if (headOnly || span.length === 0) return this.end();
-    const part = span.start === 0 && span.length === blob.size ? blob : blob.slice(span.start, span.start + span.length);
-    const path = sendfileUsable(host.connection.out) ? pathOf(blob) : null;
-    if (path !== null) return this.sendDirect(path, span, part);
-    return this.sendSlices(part, span.length);
+    return this.sendSlices(sliceOf(blob, span), span.length);
   }
 
-  /** A file's span by sendfile(2), after the head; one whose head promises another length (the app's Content-Length) by the read path. */
-  private async sendDirect(path: string, span: Span, part: Blob): Promise<void> {
-    const host = this.host;
-    const response = host.response;
-    if (!response.headersSent) response.writeHead(host.protocol, host.command);
-    if (response.promised !== span.length) return this.sendSlices(part, span.length);
-    await sendSpan(host.connection.out, response, { path, fd: -1 }, span, () => !this.active);
-    if (this.active) this.end();
+  /** An opened file: sized from it, by sendfile(2) on a plain socket or else read in slices; closed however the response ends. */
+  private async sendPinned(file: PinnedFile): Promise<void> {
+    try {
+      const host = this.host;
+      const span = fileSpan(host.response, host.headers, host.command, file.size, file.mtimeMs);
+      host.response.sized = span.length;
+      if (span.length === 0) return this.end();
+      const part = sliceOf(Bun.file(file.fd), span);
+      if (!sendfileUsable(host.connection.out)) return await this.sendSlices(part, span.length);
+      const response = host.response;
+      if (!response.headersSent) response.writeHead(host.protocol, host.command);
+      // A head that promises another length (the app's Content-Length) goes by the read path, which cuts what overflows.
+      if (response.promised !== span.length) return await this.sendSlices(part, span.length);
+      await sendSpan(host.connection.out, response, file.fd, span, () => !this.active);
+      if (this.active) this.end();
+    } finally {
+      closeSync(file.fd);
+    }
   }
 
   private async sendSlices(blob: Blob, size: number): Promise<void> {

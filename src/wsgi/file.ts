@@ -2,7 +2,7 @@
 
 import { closeSync, fstatSync, statSync } from "node:fs";
 import { blobSlices } from "../engine/blob.ts";
-import { type FileSource, pathOf } from "../engine/sendfile.ts";
+import { pathOf, pinFile } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 
 /** Bytes read per slice unless the app asks for another block size. */
@@ -16,19 +16,21 @@ export type FileLike = string | Blob | number;
  * Handling"). The server sends it with Content-Length from the file's size (unless the app gave
  * one): on a plain socket by sendfile(2) (engine/sendfile) when it is a path, an open descriptor
  * or a whole `Bun.file(path)`; on TLS, and for a Blob in memory, in reads of `blockSize` bytes
- * into fresh buffers. It is also an async iterable of those blocks, for middleware that iterates
+ * into fresh buffers. A path is opened once, as the response starts, and that file is sent. It is also an async iterable of those blocks, for middleware that iterates
  * results. `close()` closes a descriptor the app handed over; the server calls it once, whatever
  * ends the response.
  */
 export class FileWrapper implements AsyncIterable<Uint8Array> {
-  readonly blob: Blob;
-  /** Bytes to send: the file's size when the wrapper was made. */
-  readonly size: number;
+  /** What is read: the file as given, and once open() has opened a path, that open file. */
+  blob: Blob;
+  /** Bytes to send: the file's size when the wrapper was made, and once opened, the open file's. */
+  size: number;
   /** When the file was last modified (ms since the epoch; NaN when unknown): its ETag and Last-Modified. */
-  readonly mtimeMs: number;
+  mtimeMs: number;
   readonly blockSize: number;
-  /** Where sendfile(2) reads it: its path or the app's descriptor; null for a Blob that is no whole file. */
-  readonly source: FileSource | null;
+  /** The path to open as the response starts (see open()); null for a descriptor or a Blob that is no whole file. */
+  private path: string | null;
+  /** The app's descriptor, or the one open() opened; -1 for none. */
   private fd: number;
 
   constructor(file: FileLike, blockSize: number = DEFAULT_BLOCK) {
@@ -37,6 +39,7 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
     }
     this.blockSize = blockSize;
     this.fd = -1;
+    this.path = null;
     if (typeof file === "number") {
       // A regular file only: its size is the Content-Length (fstat throws EBADF for a bad one).
       const st = fstatSync(file);
@@ -45,7 +48,6 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
       this.blob = Bun.file(file);
       this.size = st.size;
       this.mtimeMs = st.mtimeMs;
-      this.source = { path: null, fd: file };
     } else if (typeof file === "string") {
       // Fails here, in the app's call, for a missing file (ENOENT): a 500 with the path, not an empty 200.
       const st = statSync(file);
@@ -53,17 +55,37 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
       this.blob = Bun.file(file);
       this.size = st.size;
       this.mtimeMs = st.mtimeMs;
-      this.source = { path: file, fd: -1 };
+      this.path = file;
     } else if (file instanceof Blob) {
       this.blob = file;
       this.size = file.size;
       // A Bun.file() or a File knows its time; a Blob made in memory does not.
       this.mtimeMs = "lastModified" in file ? Number(file.lastModified) : Number.NaN;
-      const path = pathOf(file);
-      this.source = path === null ? null : { path, fd: -1 };
+      this.path = pathOf(file);
     } else {
       throw new ContractError("wsgi.file_wrapper takes a path, a Blob (Bun.file) or a file descriptor");
     }
+  }
+
+  /**
+   * The server starts sending it: a path is opened now, and the size, time and bytes sent are the
+   * open file's (engine/sendfile's pinFile), so a file replaced or removed meanwhile is sent
+   * whole as it was, never spliced with its successor. close() closes it. What open(2) throws
+   * (the file is gone since the app named it) is the app's error: a 500.
+   */
+  open(): void {
+    if (this.path === null) return;
+    const pinned = pinFile(this.path);
+    this.path = null;
+    this.fd = pinned.fd;
+    this.blob = Bun.file(pinned.fd);
+    this.size = pinned.size;
+    this.mtimeMs = pinned.mtimeMs;
+  }
+
+  /** The open file's descriptor, for sendfile(2) (after open()); -1 for a Blob that is no whole file. */
+  get descriptor(): number {
+    return this.fd;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -76,7 +98,7 @@ export class FileWrapper implements AsyncIterable<Uint8Array> {
     return blobSlices(whole ? this.blob : this.blob.slice(start, start + length), length, this.blockSize);
   }
 
-  /** Close the descriptor the app handed over (once); nothing to close for a path or a Blob. */
+  /** Close the descriptor the app handed over or open() opened (once); nothing to close for a Blob. */
   close(): void {
     const fd = this.fd;
     this.fd = -1;

@@ -4,7 +4,7 @@ import type { ConnectionPort } from "../engine/exchange.ts";
 import { RESOLVED } from "../engine/output.ts";
 import { fileSpan, type Span } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
-import { type FileSource, sendfileUsable, sendSpan } from "../engine/sendfile.ts";
+import { sendfileUsable, sendSpan } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 import { bodiless } from "../http/framing.ts";
 import { FileWrapper } from "./file.ts";
@@ -130,6 +130,13 @@ export class ResultSender {
       this.release();
       throw notStarted();
     }
+    try {
+      file.open();
+    } catch (e) {
+      this.track(null, file);
+      this.release();
+      throw e;
+    }
     const span = fileSpan(sink.response, sink.headers, sink.command, file.size, file.mtimeMs);
     sink.response.sized = span.length;
     if (this.bodyless() || span.length === 0) {
@@ -141,7 +148,7 @@ export class ResultSender {
       }
       return;
     }
-    if (file.source !== null && sendfileUsable(sink.connection.out)) return this.sendDirect(file, span);
+    if (file.descriptor >= 0 && sendfileUsable(sink.connection.out)) return this.sendDirect(file, span);
     return this.pump(file.blocks(span.start, span.length), file);
   }
 
@@ -161,7 +168,7 @@ export class ResultSender {
         handedOff = true;
         return await this.pump(file.blocks(span.start, span.length), file);
       }
-      await sendSpan(sink.connection.out, response, file.source as FileSource, span, () => this.released || this.endsEarly());
+      await sendSpan(sink.connection.out, response, file.descriptor, span, () => this.released || this.endsEarly());
       sink.finishBody();
     } finally {
       if (!handedOff) await this.release();
