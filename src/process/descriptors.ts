@@ -56,11 +56,6 @@ export class HeldSocket {
     private readonly group: PortGroup | null,
   ) {}
 
-  /** Whether each worker slot has its own socket. */
-  get perWorker(): boolean {
-    return this.group !== null;
-  }
-
   /** The descriptor worker `slot` listens on. */
   fdFor(slot: number): number {
     return (this.group === null ? this.fds[0] : this.fds[slot]) as number;
@@ -137,7 +132,7 @@ const tcpLabel = (scheme: string, hostname: string, port: number): string =>
  * (even with SO_REUSEPORT, such as a second master started by mistake) fails as EADDRINUSE
  * instead of silently sharing its connections.
  */
-export async function holdSocket(
+async function holdSocket(
   spec: string,
   perms: UnixSocketPerms,
   scheme: string,
@@ -170,7 +165,13 @@ export async function holdSocket(
 /** The address a listening descriptor is bound to, asked of the kernel through a copy Bun adopts for a moment. */
 function boundAddress(fd: number, perms: UnixSocketPerms): { hostname: string; port: number } | null {
   const copy = keepDescriptor(fd);
-  const listener = bind({ hostname: "", port: 0, unix: null, fd: copy, proxyProtocol: "off" }, refuse, undefined, perms);
+  let listener: ReturnType<typeof bind>;
+  try {
+    listener = bind({ hostname: "", port: 0, unix: null, fd: copy, proxyProtocol: "off" }, refuse, undefined, perms);
+  } catch (e) {
+    closeSync(copy);
+    throw e;
+  }
   // Bun fills an object with the socket's name; its typings do not list getsockname yet.
   const name: { address?: string; port?: number } = {};
   (listener as unknown as { getsockname(out: object): void }).getsockname(name);
