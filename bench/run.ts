@@ -27,7 +27,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { calibrate, checksum } from "./servers/cpu-work.ts";
+import { calibrate, checksum, xorshiftFill } from "./servers/cpu-work.ts";
 
 const here = import.meta.dir;
 const args = process.argv.slice(2);
@@ -353,14 +353,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => pr
 if (FILES_DIR !== "") {
   // Deterministic bytes that differ in every MiB (xorshift32 from a fixed seed), so a misplaced block shows.
   const all = new Uint8Array(100 * MiB);
-  const words = new Uint32Array(all.buffer);
-  let x = 2463534242;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
+  xorshiftFill(new Uint32Array(all.buffer));
   for (const [route, size] of [
     ["/file1", MiB],
     ["/file100", 100 * MiB],

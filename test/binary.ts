@@ -55,3 +55,26 @@ export class Proc {
     if (this.p.exitCode === null) this.p.kill(signal);
   }
 }
+
+/**
+ * Start `bin` in `cwd` as systemd's socket activation would: Node makes a listening socket on an
+ * ephemeral loopback port and hands it to the binary as descriptor 3 (`bind = "fd://3"`). The
+ * launcher forwards SIGTERM and exits with the binary's code. Resolves once the port is known.
+ */
+export async function launchWithFd3(
+  bin: string,
+  cwd: string,
+): Promise<{ node: Subprocess<"ignore", "pipe", "pipe">; port: number }> {
+  const launcher = `
+      const net = require("node:net"); const { spawn } = require("node:child_process");
+      const s = net.createServer(); s.listen(0, "127.0.0.1", () => {
+        const child = spawn(${JSON.stringify(bin)}, [], { cwd: ${JSON.stringify(cwd)}, stdio: ["ignore", "inherit", "inherit", s._handle.fd] });
+        console.log(s.address().port); s.close();
+        process.on("SIGTERM", () => child.kill("SIGTERM")); child.on("exit", (c) => process.exit(c));
+      });`;
+  const node = Bun.spawn(["node", "-e", launcher], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const reader = node.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  return { node, port: Number(new TextDecoder().decode(value).trim()) };
+}

@@ -12,7 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildBinary, Proc } from "./binary.ts";
+import { buildBinary, launchWithFd3, Proc } from "./binary.ts";
 import { makeCertificates, RawClient } from "./helpers.ts";
 
 /*
@@ -147,19 +147,8 @@ describe("serving from a config file", () => {
 
   test("serves an inherited listening socket given as fd://3 (systemd-style)", async () => {
     const d = site("fd", 'app = "app.ts"\nbind = "fd://3"\n');
-    // Node makes the listening socket and hands it to the binary as descriptor 3, as systemd does.
-    const launcher = `
-      const net = require("node:net"); const { spawn } = require("node:child_process");
-      const s = net.createServer(); s.listen(0, "127.0.0.1", () => {
-        const child = spawn(${JSON.stringify(binary)}, [], { cwd: ${JSON.stringify(d)}, stdio: ["ignore", "inherit", "inherit", s._handle.fd] });
-        console.log(s.address().port); s.close();
-        process.on("SIGTERM", () => child.kill("SIGTERM")); child.on("exit", (c) => process.exit(c));
-      });`;
-    const node = Bun.spawn(["node", "-e", launcher], { stdout: "pipe", stderr: "pipe" });
+    const { node, port } = await launchWithFd3(binary, d);
     try {
-      const reader = node.stdout.getReader();
-      const { value } = await reader.read();
-      const port = Number(new TextDecoder().decode(value).trim());
       let res = await curl("--retry", "20", "--retry-connrefused", "--retry-delay", "0", `http://127.0.0.1:${port}/`);
       for (let i = 0; i < 50 && res.out === ""; i++) {
         await Bun.sleep(50);

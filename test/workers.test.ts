@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildBinary, Proc } from "./binary.ts";
+import { buildBinary, launchWithFd3, Proc } from "./binary.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-workers-"));
 const binary = join(dir, "bin", "bunwsgi");
@@ -261,21 +261,12 @@ describe("workers", () => {
 
   test("an fd://3 socket from a supervisor (systemd-style) and an IPv6 bind are shared by the workers too", async () => {
     const d = site('app = "app.ts"\nbind = ["fd://3", "[::1]:0"]\nworkers = 2\n[log]\naccess = "none"\n');
-    // Node makes the listening socket and hands it to the binary as descriptor 3, as systemd does.
-    const launcher = `
-      const net = require("node:net"); const { spawn } = require("node:child_process");
-      const s = net.createServer(); s.listen(0, "127.0.0.1", () => {
-        const child = spawn(${JSON.stringify(binary)}, [], { cwd: ${JSON.stringify(d)}, stdio: ["ignore", "inherit", "inherit", s._handle.fd] });
-        console.log(s.address().port); s.close();
-        process.on("SIGTERM", () => child.kill("SIGTERM")); child.on("exit", (c) => process.exit(c));
-      });`;
-    const node = Bun.spawn(["node", "-e", launcher], { stdout: "pipe", stderr: "pipe" });
+    const { node, port } = await launchWithFd3(binary, d);
     let err = "";
     const reading = (async () => {
       for await (const chunk of node.stderr) err += new TextDecoder().decode(chunk);
     })();
     try {
-      const port = Number(new TextDecoder().decode((await node.stdout.getReader().read()).value).trim());
       await until(() => (err.match(/\) ready/g) ?? []).length >= 2, "two workers ready");
       const v6 = Number(err.match(/listening on http:\/\/\[::1\]:(\d+)/)?.[1]);
       expect(v6).toBeGreaterThan(0);

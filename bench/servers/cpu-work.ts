@@ -1,8 +1,7 @@
 /** @module bench/servers/cpu-work — the workers scenarios' CPU-bound route: an FNV-1a checksum over a fixed buffer, the same code in every server, its length calibrated once by bench/run.ts. */
 
-/** 4 KiB of fixed bytes (xorshift32 from a fixed seed), read round and round. */
-const BUFFER = (() => {
-  const words = new Uint32Array(1024);
+/** Fill `words` with xorshift32 from a fixed seed: deterministic bytes that differ all along (the bench's files use it too). */
+export function xorshiftFill(words: Uint32Array): void {
   let x = 2463534242;
   for (let i = 0; i < words.length; i++) {
     x ^= x << 13;
@@ -10,6 +9,12 @@ const BUFFER = (() => {
     x ^= x << 5;
     words[i] = x >>> 0;
   }
+}
+
+/** 4 KiB of fixed bytes, read round and round. */
+const BUFFER = (() => {
+  const words = new Uint32Array(1024);
+  xorshiftFill(words);
   return new Uint8Array(words.buffer);
 })();
 
