@@ -1,7 +1,8 @@
 /** @module config/args — the command line: subcommand, --config, and one flag per setting, with a did-you-mean for unknown ones. */
 
 import { ConfigError } from "../errors.ts";
-import { SETTINGS, type Setting, settingByFlag, settingByKey } from "./settings.ts";
+import type { Setting } from "./setting.ts";
+import { SETTINGS, settingByFlag, settingByKey } from "./settings.ts";
 
 /** Raw flag values as parsed from argv, in order; validated with the file's values. */
 export type FlagValues = Array<{ setting: Setting; raw: string }>;

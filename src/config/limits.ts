@@ -1,6 +1,7 @@
 /** @module config/limits — limits, timeouts and trusted proxies in a server's terms, and their defaults taken from the settings table. */
 
-import { type Setting, settingByKey } from "./settings.ts";
+import type { Setting } from "./setting.ts";
+import { settingByKey } from "./settings.ts";
 
 /** Size limits in a server's terms; a request over one gets 400/413/414/431 and a closed connection. */
 export interface Limits {

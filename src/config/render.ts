@@ -1,7 +1,8 @@
 /** @module config/render — the settings table and a resolved configuration as text: --help, the README reference, the complete example, and `bunwsgi check`'s listing. */
 
 import type { Config } from "./resolve.ts";
-import { DEFAULT_CONFIG_FILE, SECTIONS, SETTINGS, type Setting, type Value } from "./settings.ts";
+import type { Setting, Value } from "./setting.ts";
+import { DEFAULT_CONFIG_FILE, SECTIONS, SETTINGS } from "./settings.ts";
 
 const tomlValue = (v: Value): string => {
   if (v === null) return "";

@@ -7,16 +7,8 @@ import { checkRootPath } from "../http/request.ts";
 import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
 import { bindText, checkBinds, describe, isTable, proxyProtocolOverTls, tcpEndpoint } from "./binds.ts";
-import {
-  DEFAULT_CONFIG_FILE,
-  type EnvironTable,
-  SECTIONS,
-  SETTINGS,
-  type Setting,
-  type Source,
-  settingByKey,
-  type Value,
-} from "./settings.ts";
+import type { EnvironTable, Setting, Source, Value } from "./setting.ts";
+import { DEFAULT_CONFIG_FILE, SECTIONS, SETTINGS, settingByKey } from "./settings.ts";
 import { lineOf, lineOfItem, tomlErrorPosition } from "./toml.ts";
 
 /** Where a value came from, for messages: "bunwsgi.toml:7", "--bind" or "default". */

@@ -1,7 +1,9 @@
-/** @module process/common — what a master and a lone server both do with a config: open its logs, write the pidfile, and say which changed settings a SIGHUP cannot apply. */
+/** @module process/common — what a master and a lone server both do with a config: open its logs, write and remove the pidfile, read the config again on SIGHUP, and say which changed settings a SIGHUP cannot apply. */
 
-import { readFileSync, writeFileSync } from "node:fs";
-import type { Config } from "../config/resolve.ts";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import type { CommandLine } from "../config/args.ts";
+import { type Config, resolveConfig } from "../config/resolve.ts";
 import { SETTINGS } from "../config/settings.ts";
 import { ConfigError } from "../errors.ts";
 import { closeLog, LEVEL_NUMBERS, type LogLevel, type LogSink, openErrorLog, openLogSinks } from "../observe/log.ts";
@@ -31,6 +33,26 @@ export function checkPidfile(path: string): void {
   }
 }
 
+/** The number of workers a config asks for ("auto": the CPUs this process may run on). */
+export function workerCount(config: Config): number {
+  const v = config.get("workers");
+  return v === "auto" ? availableParallelism() : (v as number);
+}
+
+/** The pid a pidfile names, or 0. */
+function pidOf(path: string): number {
+  try {
+    return Number.parseInt(readFileSync(path, "utf8"), 10) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Remove the pidfile if it names this process, under either name (a new master that exited while this one stopped left .oldbin). */
+export function removeOwnPidfile(pidfile: string): void {
+  for (const path of [pidfile, `${pidfile}.oldbin`]) if (pidOf(path) === process.pid) rmSync(path, { force: true });
+}
+
 /** The access and error sinks a config names; a file that cannot be opened is a ConfigError. */
 export function openLogs(config: Config): [LogSink, LogSink] {
   let access: LogSink | null = null;
@@ -42,6 +64,11 @@ export function openLogs(config: Config): [LogSink, LogSink] {
     if (access !== null) closeLog(access);
     throw new ConfigError(`cannot open log files: ${(e as Error).message}`);
   }
+}
+
+/** Close the sinks of `sinks` that are not among `kept` (logs a reload opened and did not adopt, or replaced ones). */
+export function closeUnless(sinks: readonly LogSink[], kept: readonly LogSink[]): void {
+  for (const sink of sinks) if (!kept.includes(sink)) closeLog(sink);
 }
 
 /** Settings whose change SIGHUP cannot apply without a restart (sockets, TLS, pidfile). */
@@ -95,3 +122,21 @@ const formatValue = (key: string, v: unknown): string => {
   if (Array.isArray(v) && v.length === 1) return JSON.stringify(v[0]);
   return JSON.stringify(v);
 };
+
+/**
+ * What SIGHUP re-read: the new config and its logs, or why the reload fails (what runs keeps
+ * serving), as it follows "reload failed …:" in the log: the config's errors one per line, or
+ * the log file that cannot be opened.
+ */
+export type Reload = { config: Config; logs: [LogSink, LogSink] } | { why: string };
+
+/** Resolve the config again as the process was started (file and flags) and open its logs. */
+export function reloadConfig(commandLine: CommandLine, embedded: boolean): Reload {
+  const { config, errors } = resolveConfig({ commandLine, cwd: process.cwd(), embedded });
+  if (errors.length > 0) return { why: `\n  ${errors.join("\n  ")}` };
+  try {
+    return { config, logs: openLogs(config) };
+  } catch (e) {
+    return { why: ` ${(e as Error).message}` };
+  }
+}

@@ -87,6 +87,28 @@ export class HeldSocket {
 }
 
 /**
+ * Per-worker sockets for `slots` workers on every bind (HeldSocket.resize). A socket that cannot
+ * be bound puts every bind back to `current` slots; returns why, or null.
+ */
+export function resizeSockets(sockets: readonly HeldSocket[], slots: number, current: number): string | null {
+  try {
+    for (const s of sockets) s.resize(slots);
+    return null;
+  } catch (e) {
+    for (const s of sockets) s.resize(current);
+    return (e as Error).message;
+  }
+}
+
+/** Close this process's sockets; a unix socket's file is removed too unless `keepFiles` (a new master serves them). */
+export function releaseSockets(sockets: readonly HeldSocket[], keepFiles: boolean): void {
+  for (const s of sockets) {
+    s.close();
+    if (s.unix !== null && !keepFiles) rmSync(s.unix, { force: true });
+  }
+}
+
+/**
  * Bind `a` as engine/listeners does (the same errors, the unix socket's permissions), keep a
  * copy of its descriptor and stop Bun's listener, all before the event loop could accept on
  * it: connections wait in the kernel's queue for a worker. Returns the copy and the port bound.

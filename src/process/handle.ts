@@ -6,7 +6,7 @@ import type { HeldSocket } from "./descriptors.ts";
 import { relayLines } from "./lines.ts";
 import type { MasterMessage } from "./messages.ts";
 import { spawnWorker, type WorkerProcess } from "./spawn.ts";
-import { WATCH_FILE_SIZE } from "./watch.ts";
+import { lastRequest, WATCH_FILE_SIZE } from "./watch.ts";
 
 /** Seconds between SIGTERM and SIGKILL for a worker that is hung (a hung event loop runs no SIGTERM handler). */
 export const KILL_GRACE = 3;
@@ -62,6 +62,16 @@ export class WorkerHandle {
   get how(): string {
     const code = this.proc.exitCode;
     return code !== null ? `exit code ${code}` : `signal ${this.proc.signalCode}`;
+  }
+
+  /** Why it is killed for a missed heartbeat: how long it was stuck, and the last request it started (process/watch). */
+  stuckReport(t: number, limit: number): string {
+    const last = lastRequest(this.watchFile);
+    const doing =
+      last === null
+        ? "it had started no request"
+        : `the last request it started was "${last.line}", ${((Date.now() - last.at) / 1000).toFixed(1)}s ago`;
+    return `${this.name} stuck: its event loop has not answered for ${(t - this.lastBeat).toFixed(1)}s (timeouts.worker = ${limit}s); ${doing}. Killing it (SIGTERM, SIGKILL in ${KILL_GRACE}s) and starting a replacement`;
   }
 
   /**

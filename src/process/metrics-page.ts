@@ -1,8 +1,9 @@
-/** @module process/metrics-page — the metrics page on metrics_bind: a small Bun.serve of its own (not the hot path) answering GET /metrics with what a lone server or a master collects. */
+/** @module process/metrics-page — the metrics page on metrics_bind: a small Bun.serve of its own (not the hot path) answering GET /metrics with what a lone server or a master collects (a master: its workers' sums, its own figures, its workers and restarts). */
 
 import { parseListener } from "../engine/listeners.ts";
 import { ConfigError } from "../errors.ts";
-import { exposition, type Samples } from "../observe/metrics.ts";
+import { Aggregate, addSamples, exposition, ProcessStats, type Samples, series } from "../observe/metrics.ts";
+import type { WorkerHandle } from "./handle.ts";
 
 /** The Prometheus text format's media type (exposition format 0.0.4). */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -34,4 +35,35 @@ export function serveMetrics(bind: string, collect: () => Samples): MetricsPage 
     url: `http://${host}:${server.port}/metrics`,
     stop: () => void server.stop(true),
   };
+}
+
+/** Why a worker was replaced: bunwsgi_worker_restarts_total's reasons. */
+export type RestartReason = "exited" | "start_failed" | "start_timeout" | "hung" | "max_requests" | "reload";
+
+/** The master's metrics page: its workers' last snapshots summed, the master's own figures, its workers and restarts. */
+export class MasterMetrics {
+  readonly workers = new Aggregate();
+  readonly restarts: Record<RestartReason, number> = {
+    exited: 0,
+    start_failed: 0,
+    start_timeout: 0,
+    hung: 0,
+    max_requests: 0,
+    reload: 0,
+  };
+  private readonly stats = new ProcessStats();
+  page: MetricsPage | null = null;
+
+  samples(workers: Iterable<WorkerHandle>): Samples {
+    const out: Samples = {};
+    this.workers.write(out);
+    const own: Samples = {};
+    this.stats.write(own);
+    addSamples(out, own);
+    const states = { starting: 0, serving: 0, stopping: 0 };
+    for (const w of workers) states[w.state]++;
+    for (const [state, n] of Object.entries(states)) out[series("bunwsgi_workers", { state })] = n;
+    for (const [reason, n] of Object.entries(this.restarts)) out[series("bunwsgi_worker_restarts_total", { reason })] = n;
+    return out;
+  }
 }

@@ -1,0 +1,51 @@
+/** @module config/setting — what a setting is: its kind, value and source, and the shape of a settings-table row. */
+
+/** How a setting's value is checked and converted. */
+export type Kind =
+  | "app"
+  | "string"
+  | "path"
+  | "file"
+  | "int"
+  | "seconds"
+  | "choice"
+  | "binds"
+  | "sinks"
+  | "table"
+  | "format"
+  | "mode"
+  | "group"
+  | "urlpath"
+  | "workers"
+  | "bool"
+  | "addresses"
+  | "fields"
+  | "endpoint";
+
+export type EnvironTable = Record<string, string | number | boolean>;
+export type Value = string | number | boolean | string[] | EnvironTable | null;
+export type Source = "default" | "file" | "flag";
+
+export interface Setting {
+  /** Dotted key: "bind", "tls.client_auth". The part before the dot is the TOML table. */
+  readonly key: string;
+  /** The CLI flag, derived from the key: "--tls-client-auth". */
+  readonly flag: string;
+  /** The TOML table ("" at top level) and the key within it, derived from the key. */
+  readonly table: string;
+  readonly name: string;
+  readonly kind: Kind;
+  readonly default: Value;
+  readonly doc: string;
+  /** What --help shows after the flag. */
+  readonly metavar: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly choices?: readonly string[];
+  /** Whether SIGHUP applies a change; the others (sockets, TLS, pidfile) need a restart. */
+  readonly reload: boolean;
+  /** A value for the README's complete example config (TOML syntax). */
+  readonly example: string;
+}
+
+export type Row = Omit<Setting, "flag" | "table" | "name">;
