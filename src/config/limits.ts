@@ -1,5 +1,6 @@
 /** @module config/limits — limits, timeouts and trusted proxies in a server's terms, and their defaults taken from the settings table. */
 
+import { ConfigError } from "../errors.ts";
 import type { Setting } from "./setting.ts";
 import { settingByKey } from "./settings.ts";
 
@@ -72,6 +73,28 @@ export function defaultLimits(): Limits {
     minBodyRate: defaultOf("limits.min_body_rate"),
     minResponseRate: defaultOf("limits.min_response_rate"),
   };
+}
+
+/**
+ * Limits and timeouts a server is given (unset keys take the defaults), checked: every size an
+ * integer of at least a byte (a minimum rate may be 0: off), every timeout seconds ≥ 0. A wrong
+ * one is a ConfigError that names it.
+ */
+export function checkedLimits(limits: Partial<Limits>, timeouts: Partial<Timeouts>): { limits: Limits; timeouts: Timeouts } {
+  const l = { ...defaultLimits(), ...limits };
+  const t = { ...defaultTimeouts(), ...timeouts };
+  for (const [k, v] of Object.entries(l)) {
+    const least = k === "minBodyRate" || k === "minResponseRate" ? 0 : 1;
+    if (!Number.isInteger(v) || v < least) {
+      throw new ConfigError(`limits.${k} must be an integer of at least ${least}, got ${JSON.stringify(v)}`);
+    }
+  }
+  for (const [k, v] of Object.entries(t)) {
+    if (typeof v !== "number" || !(v >= 0)) {
+      throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
+    }
+  }
+  return { limits: l, timeouts: t };
 }
 
 /** The request-head limits the table's defaults give, in the parser's terms. */

@@ -3,9 +3,8 @@
 import type { SocketHandler, SocketListener, TCPSocketListener, TLSOptions } from "bun";
 import {
   bodyLimitsOf,
-  defaultLimits,
+  checkedLimits,
   defaultProxies,
-  defaultTimeouts,
   headLimitsOf,
   type Limits,
   type Proxies,
@@ -21,6 +20,7 @@ import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
 import { counters } from "./counters.ts";
 import type { ConnectionHost, RequestWatch } from "./exchange.ts";
+import { socketHandlers } from "./handlers.ts";
 import { Health, type HealthPaths } from "./health.ts";
 import {
   type Address,
@@ -152,35 +152,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
       throw new ConfigError(`proxy_protocol cannot be used with TLS: ${PROXY_OVER_TLS}`);
     const stage = mode === "off" ? null : new ProxyStage(this, mode);
     this.proxyStage = stage;
-    const server = this;
-    this.socketHandlers = {
-      binaryType: "buffer",
-      open(socket) {
-        server.accept(socket);
-      },
-      // A bind with the PROXY protocol has its own data handler: other binds pay nothing for it.
-      data:
-        stage === null
-          ? (socket, data) => socket.data.onData(data)
-          : (socket, data) => {
-              if (stage.size === 0 || !stage.read(socket.data, data)) socket.data.onData(data);
-            },
-      drain(socket) {
-        socket.data.onDrain();
-      },
-      end(socket) {
-        socket.data.onEnd();
-      },
-      close(socket) {
-        socket.data?.onClose();
-      },
-      error(socket, error) {
-        const code = (error as { code?: string }).code;
-        if (code !== "ECONNRESET" && code !== "EPIPE") {
-          server.errorLog.write(`socket error from ${socket.remoteAddress}: ${error.message}\n`, "ERROR");
-        }
-      },
-    };
+    this.socketHandlers = socketHandlers(this, stage);
   }
 
   /** Make the Exchange that answers a new connection's requests (gevent: handle(socket, address)). */
@@ -196,20 +168,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
    * use the new limits; timeouts apply to every connection at the next tick.
    */
   setLimits(limits: Partial<Limits> = {}, timeouts: Partial<Timeouts> = {}): void {
-    const l = { ...defaultLimits(), ...limits };
-    const t = { ...defaultTimeouts(), ...timeouts };
-    for (const [k, v] of Object.entries(l)) {
-      // A minimum rate may be 0 (off); every size needs at least a byte.
-      const least = k === "minBodyRate" || k === "minResponseRate" ? 0 : 1;
-      if (!Number.isInteger(v) || v < least) {
-        throw new ConfigError(`limits.${k} must be an integer of at least ${least}, got ${JSON.stringify(v)}`);
-      }
-    }
-    for (const [k, v] of Object.entries(t)) {
-      if (typeof v !== "number" || !(v >= 0)) {
-        throw new ConfigError(`timeouts.${k} must be a number of seconds ≥ 0, got ${JSON.stringify(v)}`);
-      }
-    }
+    const { limits: l, timeouts: t } = checkedLimits(limits, timeouts);
     this.headLimits = headLimitsOf(l);
     this.bodyLimits = bodyLimitsOf(l);
     this.limits = l;
@@ -374,7 +333,8 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     return this.served.count;
   }
 
-  private accept(socket: ServerSocket): void {
+  /** A new socket: served now, or waiting (unread) for a slot of the spawn pool. */
+  accept(socket: ServerSocket): void {
     counters.accepted++;
     const conn = new Connection(socket, this);
     socket.data = conn;
