@@ -26,7 +26,7 @@ class Master implements CrewHost, RollHost {
   private stopping = false;
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly upgrade: Upgrade;
-  /** CrewHost: the error log (the last generation's that started). */
+  /** CrewHost: the serving generation's error log. */
   errorLog: LogSink;
   private accessLog: LogSink;
   private readonly applied: Config;
