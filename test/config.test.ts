@@ -3,9 +3,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { didYouMean, parseCommandLine } from "../src/config/args.ts";
+import { groupId } from "../src/config/files.ts";
 import { serverOptions } from "../src/config/options.ts";
 import { exampleConfig, helpText, readmeSettings } from "../src/config/render.ts";
-import { groupId, resolveConfig, splitAppSpec } from "../src/config/resolve.ts";
+import { resolveConfig, splitAppSpec } from "../src/config/resolve.ts";
 import { SETTINGS } from "../src/config/settings.ts";
 import { lineOf, tomlErrorPosition } from "../src/config/toml.ts";
 

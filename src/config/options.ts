@@ -6,8 +6,9 @@ import type { UnixSocketPerms } from "../engine/listeners.ts";
 import { ConfigError } from "../errors.ts";
 import { LEVEL_NUMBERS, type LogLevel } from "../observe/log.ts";
 import type { WSGIServerOptions } from "../wsgi/server.ts";
+import { groupId } from "./files.ts";
 import type { Limits, Timeouts } from "./limits.ts";
-import { type Config, groupId } from "./resolve.ts";
+import type { Config } from "./resolve.ts";
 
 /** TLS options for Bun.listen; files are read now so a bad path fails at start, not at the first handshake. */
 export function tlsOptions(c: Config): TLSOptions | undefined {

@@ -1,12 +1,13 @@
 /** @module config/resolve — bunwsgi.toml and command-line flags resolved against the settings table and validated; every error names its file, line, key and what was expected. */
 
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { AddressSet } from "../http/address.ts";
 import { checkRootPath } from "../http/request.ts";
 import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
 import { bindText, checkBinds, describe, isTable, proxyProtocolOverTls, tcpEndpoint } from "./binds.ts";
+import { groupId, isDirectory, isFile, isReadable } from "./files.ts";
 import type { EnvironTable, Setting, Source, Value } from "./setting.ts";
 import { DEFAULT_CONFIG_FILE, SECTIONS, SETTINGS, settingByKey } from "./settings.ts";
 import { lineOf, lineOfItem, tomlErrorPosition } from "./toml.ts";
@@ -304,57 +305,6 @@ class Resolver {
       }
     }
   }
-}
-
-const isFile = (p: string): boolean => {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-};
-const isDirectory = (p: string): boolean => {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-};
-const isReadable = (p: string): boolean => {
-  try {
-    accessSync(p, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/**
- * A group's id from its name (or number): the system's group database through getent (which
- * also asks LDAP and the like), else /etc/group; null when there is no such group.
- */
-export function groupId(group: string): number | null {
-  if (/^\d+$/.test(group)) return Number(group);
-  const fromLine = (line: string): number | null => {
-    const [name, , gid] = line.split(":");
-    return name === group && gid !== undefined && /^\d+$/.test(gid) ? Number(gid) : null;
-  };
-  try {
-    const p = Bun.spawnSync(["getent", "group", group], { stdout: "pipe", stderr: "ignore" });
-    if (p.exitCode === 0) return fromLine(p.stdout.toString().trim());
-    if (p.exitCode === 2) return null;
-  } catch {
-    // No getent on this system: read the file.
-  }
-  try {
-    for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
-      const gid = fromLine(line);
-      if (gid !== null) return gid;
-    }
-  } catch {
-    // No /etc/group either.
-  }
-  return null;
 }
 
 /** Split "path/mod.ts:export" into file and export name ("default" when there is no `:`). */
