@@ -199,4 +199,51 @@ describe("a large chunk the kernel does not take at once", () => {
     expect(res.body.includes("2")).toBe(false);
     c.close();
   }, 20_000);
+
+  test("nor a chunked one (size line, bytes and CRLF in one writev): sent whole as it was, its framing intact", async () => {
+    const size = 4 * 1024 * 1024;
+    const r = start(async (_env, sr) => {
+      const write = sr("200 OK", []);
+      await Bun.sleep(5);
+      const buf = new Uint8Array(size).fill(49);
+      void write(buf);
+      buf.fill(50);
+      return [];
+    });
+    const c = await RawClient.connect(r.port);
+    c.pauseReading();
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await Bun.sleep(200);
+    c.resumeReading();
+    const res = await c.response({ ms: 10_000 });
+    expect(res.header("transfer-encoding")).toBe("chunked");
+    expect(res.body.length).toBe(size);
+    expect(res.body.includes("2")).toBe(false);
+    c.close();
+  }, 20_000);
+
+  test("a stream of 64 KiB chunks to a client that reads late arrives whole, in order, every chunk framed", async () => {
+    const chunks = 128;
+    const r = start((_env, sr) => {
+      sr("200 OK", [["Content-Type", "application/octet-stream"]]);
+      return (async function* () {
+        for (let i = 0; i < chunks; i++) {
+          await Bun.sleep(0);
+          yield new Uint8Array(64 * 1024).fill(65 + (i % 26));
+        }
+      })();
+    });
+    const c = await RawClient.connect(r.port);
+    c.pauseReading();
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await Bun.sleep(300);
+    c.resumeReading();
+    for (let n = 0; n < 2; n++) {
+      const res = await c.response({ ms: 15_000 });
+      expect(res.body.length).toBe(chunks * 64 * 1024);
+      for (let i = 0; i < chunks; i++)
+        expect(res.body.slice(i * 65536, (i + 1) * 65536)).toBe(String.fromCharCode(65 + (i % 26)).repeat(65536));
+    }
+    c.close();
+  }, 30_000);
 });

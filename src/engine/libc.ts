@@ -1,6 +1,6 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, writev for engine/output); null where it cannot be loaded, and callers then do without. */
 
-import { dlopen, FFIType, type Pointer, read } from "bun:ffi";
+import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
 /** The few libc calls bunwsgi makes that Bun has no API for. */
 export interface Libc {
@@ -8,6 +8,11 @@ export interface Libc {
   fcntl(fd: number, cmd: number, arg: number): number;
   /** sendfile(2) with `offset` as its off_t* (read and advanced by the kernel): bytes sent, 0 at the file's end, -1 on error. */
   sendfile(outFd: number, inFd: number, offset: BigInt64Array, count: number): number;
+  /**
+   * writev(2) of `count` buffers whose addresses and lengths are in `iov` (struct iovec: a
+   * pointer and a size_t each): bytes written, or -1 (errno says why).
+   */
+  writev(fd: number, iov: BigUint64Array, count: number): number;
   /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
   errno(): number;
 }
@@ -27,11 +32,14 @@ function load(): Libc | null {
         fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
         // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count): off_t and ssize_t are 64-bit on every platform Bun runs on.
         sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
+        // ssize_t writev(int fd, const struct iovec *iov, int iovcnt).
+        writev: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64_fast },
         __errno_location: { args: [], returns: FFIType.ptr },
       });
       return {
         fcntl: (fd, cmd, arg) => symbols.fcntl(fd, cmd, arg),
         sendfile: (outFd, inFd, offset, count) => Number(symbols.sendfile(outFd, inFd, offset, count)),
+        writev: (fd, iov, count) => Number(symbols.writev(fd, ptr(iov), count)),
         errno: () => read.i32(symbols.__errno_location() as Pointer, 0),
       };
     } catch (e) {

@@ -1,10 +1,12 @@
 /** @module engine/output — a connection's response bytes: assembled in one process-wide scratch buffer, written with one socket.write per batch, and the rest queued until drain (partial writes honoured). */
 
+import { ptr } from "bun:ffi";
 import type { Socket } from "bun";
 import { ConnectionClosedError } from "../errors.ts";
 import { counters } from "./counters.ts";
 import { type Flow, Pause } from "./flow.ts";
 import { copyOf } from "./input.ts";
+import { libc } from "./libc.ts";
 
 /** What an Output needs of its connection, and tells it. */
 export interface OutputOwner {
@@ -47,6 +49,18 @@ interface NativeWrite {
 }
 let scratchLen = 0;
 let scratchOwner: Output | null = null;
+
+/** A chunk's size line, and the struct iovec array (address and length pairs) of one writev(2): reused. */
+const FRAME = Buffer.allocUnsafeSlow(32);
+const CRLF = new Uint8Array([13, 10]);
+const IOV = new BigUint64Array(8);
+
+/** Put b[0, len) in IOV's i-th entry; returns the next entry. */
+function iovec(i: number, b: Uint8Array, len: number): number {
+  IOV[2 * i] = BigInt(ptr(b));
+  IOV[2 * i + 1] = BigInt(len);
+  return i + 1;
+}
 
 export class Output {
   private readonly socket: Socket<unknown>;
@@ -129,6 +143,52 @@ export class Output {
     const buf = this.claim(b.length);
     buf.set(b, scratchLen);
     scratchLen += b.length;
+  }
+
+  /**
+   * One chunk of a chunked body: `size` (its size line, CRLF included), `data`, CRLF. Outside a
+   * read callback, a large chunk on a plain socket with nothing queued goes in one writev(2):
+   * the framing, and a head assembled before it, around the caller's bytes, with no copy.
+   * Written apart, the few framing bytes leave as TCP segments of their own (Bun's sockets are
+   * TCP_NODELAY), each delivered, woken for and acknowledged on its own. What the kernel does
+   * not take goes on through the socket's write, queued as any write's rest, so that its drain
+   * resumes the queue. Returns false when the caller is to write the chunk as usual.
+   */
+  writeChunk(size: string, data: Uint8Array): boolean {
+    if (this.owner.batching || data.length < DIRECT_WRITE_UNBATCHED || this.queued > 0 || this.dead) return false;
+    const fd = this.plainFd();
+    const lc = fd >= 0 ? libc() : null;
+    if (lc === null) return false;
+    const head = scratchOwner === this ? scratchLen : 0;
+    const frame = (FRAME as unknown as NativeWrite).latin1Write(size, 0);
+    let i = head > 0 ? iovec(0, scratch, head) : 0;
+    i = iovec(i, FRAME, frame);
+    i = iovec(i, data, data.length);
+    i = iovec(i, CRLF, 2);
+    const n = lc.writev(fd, IOV, i);
+    // Nothing written (the socket is full, or failed as the usual write will find): the usual path.
+    if (n <= 0) return false;
+    if (head > 0) {
+      scratchOwner = null;
+      scratchLen = 0;
+    }
+    counters.bytesOut += n;
+    this.lastSend = this.owner.host.now;
+    let skip = n;
+    for (const [b, len, copy] of [
+      [scratch, head, true],
+      [FRAME, frame, true],
+      [data, data.length, true],
+      [CRLF, 2, false],
+    ] as const) {
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      this.send(b.subarray(skip, len), len - skip, copy);
+      skip = 0;
+    }
+    return true;
   }
 
   /** Hand buffered output to the socket now, unless a read callback will do it on return. */

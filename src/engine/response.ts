@@ -186,16 +186,20 @@ export class ResponseWriter {
         len = room;
       }
     }
-    if (this.chunked) {
-      const size = `${len.toString(16)}\r\n`;
-      out.writeLatin1(size);
-      this.length += size.length + 2;
-    }
-    if (typeof data === "string") out.writeUtf8(data);
-    else out.writeBytes(data);
-    if (this.chunked) out.writeLatin1("\r\n");
     this.bodySent += len;
     this.length += len;
+    if (!this.chunked) {
+      if (typeof data === "string") out.writeUtf8(data);
+      else out.writeBytes(data);
+      return fits;
+    }
+    const size = `${len.toString(16)}\r\n`;
+    this.length += size.length + 2;
+    if (typeof data !== "string" && out.writeChunk(size, data)) return fits;
+    out.writeLatin1(size);
+    if (typeof data === "string") out.writeUtf8(data);
+    else out.writeBytes(data);
+    out.writeLatin1("\r\n");
     return fits;
   }
 
