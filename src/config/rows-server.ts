@@ -101,28 +101,32 @@ export const SERVER_ROWS: readonly Row[] = [
     example: "false",
     doc: "With workers: each worker listens on its own socket per TCP bind (SO_REUSEPORT), and the kernel spreads new connections over them by address and port, so a burst of keep-alive connections cannot all land on the worker that woke first. A worker that is down or hung holds up the connections sent to its socket until its replacement (at most `timeouts.worker` and a start) and SIGTTOU resets those queued on the removed worker's socket unless `net.ipv4.tcp_migrate_req = 1`. `false`: one socket every worker accepts from. Unix and `fd://` binds are always shared; a lone process (`workers = 0`) binds without SO_REUSEPORT.",
   },
-  {
-    key: "max_requests",
-    kind: "int",
-    default: 0,
-    min: 0,
-    max: 1_000_000_000,
-    metavar: "N",
-    reload: true,
-    example: "100000",
-    doc: "With workers: a worker that has served this many requests is replaced; its replacement is ready before it stops accepting. 0: never. Counted once a second, so a worker may serve a second's worth more.",
-  },
-  {
-    key: "max_requests_jitter",
-    kind: "int",
-    default: 0,
-    min: 0,
-    max: 1_000_000_000,
-    metavar: "N",
-    reload: true,
-    example: "1000",
-    doc: "Each worker's `max_requests` is raised by a random 0 to N, so workers started together are not all replaced at once.",
-  },
+  ...(
+    [
+      [
+        "max_requests",
+        "100000",
+        "With workers: a worker that has served this many requests is replaced; its replacement is ready before it stops accepting. 0: never. Counted once a second, so a worker may serve a second's worth more.",
+      ],
+      [
+        "max_requests_jitter",
+        "1000",
+        "Each worker's `max_requests` is raised by a random 0 to N, so workers started together are not all replaced at once.",
+      ],
+    ] as const
+  ).map(
+    ([key, example, doc]): Row => ({
+      key,
+      kind: "int",
+      default: 0,
+      min: 0,
+      max: 1_000_000_000,
+      metavar: "N",
+      reload: true,
+      example,
+      doc,
+    }),
+  ),
   {
     key: "root_path",
     kind: "urlpath",
