@@ -7,6 +7,7 @@ import { formatConfig, helpText } from "./config/render.ts";
 import { Config, resolveConfig } from "./config/resolve.ts";
 import * as api from "./index.ts";
 import { defaultLog, setLinePid } from "./observe/log.ts";
+import { keepFreedMemory } from "./process/allocator.ts";
 import { workerCount } from "./process/common.ts";
 import { inheritedSockets } from "./process/descriptors.ts";
 import { runMaster } from "./process/master.ts";
@@ -54,6 +55,8 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
     process.stdout.write(`bunwsgi ${VERSION} (Bun ${Bun.version})\n`);
     return 0;
   }
+  // Before anything is read or opened: the process may start again in place (execve).
+  if (commandLine.command !== "check") keepFreedMemory();
   let sockets: Map<string, number[]>;
   try {
     sockets = inheritedSockets(process.env[ENV_SOCKETS]);

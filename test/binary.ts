@@ -18,8 +18,15 @@ export class Proc {
   stderr = "";
   private readonly done: Promise<void>;
 
-  constructor(args: string[], cwd: string, bin: string) {
-    const p = Bun.spawn([bin, ...args], { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  /** `env`: added to this process's environment. */
+  constructor(args: string[], cwd: string, bin: string, env: Record<string, string> = {}) {
+    const p = Bun.spawn([bin, ...args], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     this.p = p;
     this.done = (async () => {
       const decoder = new TextDecoder();

@@ -71,8 +71,8 @@ function site(name: string, toml: string): string {
   return d;
 }
 
-function start(cwd: string, args: string[] = [], bin = binary): Proc {
-  const p = new Proc(args, cwd, bin);
+function start(cwd: string, args: string[] = [], bin = binary, env: Record<string, string> = {}): Proc {
+  const p = new Proc(args, cwd, bin, env);
   running.push(p);
   return p;
 }
@@ -412,6 +412,24 @@ describe("the binary's command line", () => {
     const bad = Bun.spawn([binary, "--tls-cetr", "x"], { stderr: "pipe" });
     expect(await bad.exited).toBe(2);
     expect(await new Response(bad.stderr).text()).toContain("unknown option --tls-cetr; did you mean --tls-cert?");
+  });
+
+  test("the server starts again in place (same PID) with mimalloc's purge delay at 10 s; an operator's own value stands", async () => {
+    const d = site("allocator", 'app = "app.ts"\nbind = "127.0.0.1:0"\n');
+    const environOf = (pid: number): string[] => readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+    for (const [given, expected] of [
+      [null, "MIMALLOC_PURGE_DELAY=10000"],
+      ["250", "MIMALLOC_PURGE_DELAY=250"],
+    ] as const) {
+      const p = start(d, [], binary, given === null ? {} : { MIMALLOC_PURGE_DELAY: given });
+      const port = await p.port();
+      expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("hello v1 - - -");
+      // The process that serves is the one spawned (execve keeps the PID), and it has the setting.
+      expect(environOf(p.p.pid)).toContain(expected);
+      expect(environOf(p.p.pid).filter((v) => v.startsWith("MIMALLOC_PURGE_DELAY="))).toHaveLength(1);
+      p.kill();
+      expect(await p.exit()).toBe(0);
+    }
   });
 
   test("an embedded-app binary serves alone in an empty folder", async () => {

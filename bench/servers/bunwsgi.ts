@@ -2,6 +2,10 @@
 
 import { join } from "node:path";
 import { type Application, WSGIServer } from "../../src/index.ts";
+import { keepFreedMemory } from "../../src/process/allocator.ts";
+
+// As the bunwsgi command starts (process/allocator): freed memory kept 10 s for reuse.
+keepFreedMemory();
 
 const HELLO = "Hello, World!";
 const CHUNK = new Uint8Array(64 * 1024).fill(120);

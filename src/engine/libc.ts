@@ -1,4 +1,4 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, writev for engine/output); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, writev for engine/output, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
@@ -13,6 +13,12 @@ export interface Libc {
    * pointer and a size_t each): bytes written, or -1 (errno says why).
    */
   writev(fd: number, iov: BigUint64Array, count: number): number;
+  /**
+   * execve(2): this process becomes `path` run with `argv` (argv[0] included) and `env`
+   * ("NAME=value" strings), keeping its PID and every descriptor not marked close-on-exec
+   * (inherited listening sockets; Bun marks its own). Returns only on failure: -1.
+   */
+  execve(path: string, argv: readonly string[], env: readonly string[]): number;
   /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
   errno(): number;
 }
@@ -34,12 +40,26 @@ function load(): Libc | null {
         sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
         // ssize_t writev(int fd, const struct iovec *iov, int iovcnt).
         writev: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64_fast },
+        // int execve(const char *path, char *const argv[], char *const envp[]).
+        execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
         __errno_location: { args: [], returns: FFIType.ptr },
       });
       return {
         fcntl: (fd, cmd, arg) => symbols.fcntl(fd, cmd, arg),
         sendfile: (outFd, inFd, offset, count) => Number(symbols.sendfile(outFd, inFd, offset, count)),
         writev: (fd, iov, count) => Number(symbols.writev(fd, ptr(iov), count)),
+        execve: (path, argv, env) => {
+          const strings = [path, ...argv, ...env].map((t) => Buffer.from(`${t}\0`, "utf8"));
+          // NULL-terminated arrays of pointers into `strings`, which stay referenced until the call.
+          const vector = (from: number, n: number): BigUint64Array => {
+            const v = new BigUint64Array(n + 1);
+            for (let i = 0; i < n; i++) v[i] = BigInt(ptr(strings[from + i] as Buffer));
+            return v;
+          };
+          const args = vector(1, argv.length);
+          const vars = vector(1 + argv.length, env.length);
+          return symbols.execve(ptr(strings[0] as Buffer), ptr(args), ptr(vars));
+        },
         errno: () => read.i32(symbols.__errno_location() as Pointer, 0),
       };
     } catch (e) {

@@ -1,4 +1,4 @@
-/** @module process/spawn — starting this program again: a worker with the master's listening sockets and an IPC channel, or a new master (SIGUSR2) with the same sockets. */
+/** @module process/spawn — starting this program again: a worker with the master's listening sockets and an IPC channel, or a new master (SIGUSR2) with the same sockets; the command that started it. */
 
 import type { Subprocess } from "bun";
 import type { HeldSocket } from "./descriptors.ts";
@@ -18,6 +18,9 @@ const SELF = (() => {
 
 /** The binary this master upgrades to on SIGUSR2. */
 export const selfPath = (): string => SELF[0] as string;
+
+/** The executable and arguments that started this process. */
+export const selfCommand = (): readonly string[] => SELF;
 
 /**
  * The listening sockets as a child sees them, at descriptors 3, 4, … in bind order: a worker
