@@ -134,6 +134,8 @@ export class Output {
 
   writeBytes(b: Uint8Array): void {
     if (b.length >= (this.owner.batching ? DIRECT_WRITE : DIRECT_WRITE_UNBATCHED)) {
+      // Outside a read callback, a head assembled before it goes in the same writev(2).
+      if (!this.owner.batching && this.writeAround(0, b, false)) return;
       this.flush();
       // What the kernel does not take at once is copied: the app may reuse its buffer once its
       // write has returned (a WSGI write() settles at once below the high-water mark).
@@ -146,25 +148,33 @@ export class Output {
   }
 
   /**
-   * One chunk of a chunked body: `size` (its size line, CRLF included), `data`, CRLF. Outside a
-   * read callback, a large chunk on a plain socket with nothing queued goes in one writev(2):
-   * the framing, and a head assembled before it, around the caller's bytes, with no copy.
-   * Written apart, the few framing bytes leave as TCP segments of their own (Bun's sockets are
-   * TCP_NODELAY), each delivered, woken for and acknowledged on its own. What the kernel does
-   * not take goes on through the socket's write, queued as any write's rest, so that its drain
-   * resumes the queue. Returns false when the caller is to write the chunk as usual.
+   * One chunk of a chunked body: `size` (its size line, CRLF included), `data`, CRLF, in one
+   * writev(2) outside a read callback (see writeAround). Written apart, the few framing bytes
+   * leave as TCP segments of their own (Bun's sockets are TCP_NODELAY), each delivered, woken
+   * for and acknowledged on its own. Returns false when the caller is to write the chunk as usual.
    */
   writeChunk(size: string, data: Uint8Array): boolean {
-    if (this.owner.batching || data.length < DIRECT_WRITE_UNBATCHED || this.queued > 0 || this.dead) return false;
+    if (this.owner.batching || data.length < DIRECT_WRITE_UNBATCHED) return false;
+    return this.writeAround((FRAME as unknown as NativeWrite).latin1Write(size, 0), data, true);
+  }
+
+  /**
+   * A large write on a plain socket with nothing queued: a head assembled before it in the
+   * scratch buffer, FRAME[0, frame) (a chunk's size line), `data` and CRLF when `crlf`, in one
+   * writev(2) around the caller's bytes, with no copy. What the kernel does not take goes on
+   * through the socket's write, queued as any write's rest, so that its drain resumes the
+   * queue. Returns false (nothing written) when the caller is to write as usual.
+   */
+  private writeAround(frame: number, data: Uint8Array, crlf: boolean): boolean {
+    if (this.queued > 0 || this.dead) return false;
     const fd = this.plainFd();
     const lc = fd >= 0 ? libc() : null;
     if (lc === null) return false;
     const head = scratchOwner === this ? scratchLen : 0;
-    const frame = (FRAME as unknown as NativeWrite).latin1Write(size, 0);
     let i = head > 0 ? iovec(0, scratch, head) : 0;
-    i = iovec(i, FRAME, frame);
+    if (frame > 0) i = iovec(i, FRAME, frame);
     i = iovec(i, data, data.length);
-    i = iovec(i, CRLF, 2);
+    if (crlf) i = iovec(i, CRLF, 2);
     const n = lc.writev(fd, IOV, i);
     // Nothing written (the socket is full, or failed as the usual write will find): the usual path.
     if (n <= 0) return false;
@@ -179,7 +189,7 @@ export class Output {
       [scratch, head, true],
       [FRAME, frame, true],
       [data, data.length, true],
-      [CRLF, 2, false],
+      [CRLF, crlf ? 2 : 0, false],
     ] as const) {
       if (skip >= len) {
         skip -= len;
