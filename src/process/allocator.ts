@@ -17,8 +17,9 @@ export const PURGE_DELAY_MS = 10_000;
  * Why: Bun allocates request bodies and read buffers with mimalloc, which returns freed pages
  * to the system 100 ms after they are freed (its default purge_delay). A server moving large
  * bodies frees and allocates megabytes many times a second, so the same pages go back and fault
- * in again: on a 1 MiB POST echo, 34–62 page faults per request and about a tenth of its CPU;
- * with 10 s, none. Memory still goes back to the system after a burst, 10 s later.
+ * in again: 24–62 page faults per 1 MiB POST echo; with 10 s, 0–5, and 7 % less CPU per echo
+ * (24 % less streamed). The peak RSS is no higher; memory goes back to the system 10 s after a
+ * burst instead of 100 ms.
  */
 export function keepFreedMemory(): void {
   if (process.env[PURGE_ENV] !== undefined) return;
