@@ -239,3 +239,60 @@ describe("a large chunk the kernel does not take at once", () => {
     c.close();
   }, 30_000);
 });
+
+describe("a streamed part sent with MSG_MORE (more of the body follows)", () => {
+  // 20,000 bytes: over the 16 KiB that go from the app's buffer, under one loopback segment
+  // (65,483 bytes), so each send is a partial segment the kernel would hold. Unpushed, it
+  // leaves only on TCP's probe timer (200 ms or more).
+  const part = 20_000;
+  const parts = 3;
+  for (const [framing, headers, frame, last] of [
+    ["chunked", [], "4e20\r\n", "\r\n0\r\n\r\n"],
+    ["sized", [["Content-Length", String(part * parts)]], "", ""],
+  ] as const) {
+    test(`is not held back while the app waits before its next part (${framing}): each part arrives before the next is made`, async () => {
+      let made = 0;
+      let waiting = -1;
+      let next = (): void => {};
+      const r = start((_env, sr) => {
+        sr(
+          "200 OK",
+          headers.map(([k, v]) => [k, v]),
+        );
+        return (async function* () {
+          for (let i = 0; i < parts; i++) {
+            // The next part is made only once the client has the one before it.
+            await new Promise<void>((resolve) => {
+              next = resolve;
+              waiting = i;
+            });
+            made++;
+            yield new Uint8Array(part).fill(97 + i);
+          }
+        })();
+      });
+      const c = await RawClient.connect(r.port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      let got = "";
+      const waited: number[] = [];
+      for (let i = 0; i < parts; i++) {
+        await waitFor(() => waiting === i);
+        const t = performance.now();
+        next();
+        const whole = `${frame}${String.fromCharCode(97 + i).repeat(part)}`;
+        await waitFor(() => {
+          got += c.take();
+          return got.includes(whole);
+        });
+        waited.push(performance.now() - t);
+      }
+      await waitFor(() => {
+        got += c.take();
+        return got.endsWith(`${"c".repeat(part)}${last}`);
+      });
+      expect(made).toBe(parts);
+      expect(Math.max(...waited)).toBeLessThan(150);
+      c.close();
+    });
+  }
+});

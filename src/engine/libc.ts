@@ -1,4 +1,4 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, writev for engine/output, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, sendmsg and setsockopt for engine/output, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
@@ -9,10 +9,16 @@ export interface Libc {
   /** sendfile(2) with `offset` as its off_t* (read and advanced by the kernel): bytes sent, 0 at the file's end, -1 on error. */
   sendfile(outFd: number, inFd: number, offset: BigInt64Array, count: number): number;
   /**
-   * writev(2) of `count` buffers whose addresses and lengths are in `iov` (struct iovec: a
-   * pointer and a size_t each): bytes written, or -1 (errno says why).
+   * sendmsg(2) of `count` buffers whose addresses and lengths are in `iov` (struct iovec: a
+   * pointer and a size_t each), with MSG_NOSIGNAL, and MSG_MORE when `more` (the kernel may
+   * hold a last partial segment for the next send): bytes written, or -1 (errno says why).
    */
-  writev(fd: number, iov: BigUint64Array, count: number): number;
+  sendv(fd: number, iov: BigUint64Array, count: number, more: boolean): number;
+  /**
+   * Send what a MSG_MORE send left held, now: setting TCP_NODELAY (which Bun's sockets have)
+   * pushes pending frames (Linux tcp_sock_set_nodelay). 0, or -1 on error.
+   */
+  tcpPush(fd: number): number;
   /**
    * execve(2): this process becomes `path` run with `argv` (argv[0] included) and `env`
    * ("NAME=value" strings), keeping its PID and every descriptor not marked close-on-exec
@@ -22,6 +28,21 @@ export interface Libc {
   /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
   errno(): number;
 }
+
+/**
+ * struct msghdr on the 64-bit Linux ABIs Bun ships (glibc and musl alike, little-endian): name,
+ * namelen, iov, iovlen, control, controllen, flags, each in an 8-byte slot; only iov and iovlen
+ * are set, the rest stay 0. Reused: calls are synchronous.
+ */
+const MSGHDR = new BigUint64Array(7);
+const MSG_IOV = 2;
+const MSG_IOVLEN = 3;
+/** <sys/socket.h> and <netinet/tcp.h> on Linux. */
+const MSG_MORE = 0x8000;
+const MSG_NOSIGNAL = 0x4000;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const ONE = new Int32Array([1]);
 
 /** glibc's name, then musl's (Alpine) for the architectures Bun ships. */
 const NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
@@ -38,8 +59,10 @@ function load(): Libc | null {
         fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
         // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count): off_t and ssize_t are 64-bit on every platform Bun runs on.
         sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
-        // ssize_t writev(int fd, const struct iovec *iov, int iovcnt).
-        writev: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64_fast },
+        // ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags).
+        sendmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64_fast },
+        // int setsockopt(int fd, int level, int name, const void *value, socklen_t length).
+        setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
         // int execve(const char *path, char *const argv[], char *const envp[]).
         execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
         __errno_location: { args: [], returns: FFIType.ptr },
@@ -47,7 +70,12 @@ function load(): Libc | null {
       return {
         fcntl: (fd, cmd, arg) => symbols.fcntl(fd, cmd, arg),
         sendfile: (outFd, inFd, offset, count) => Number(symbols.sendfile(outFd, inFd, offset, count)),
-        writev: (fd, iov, count) => Number(symbols.writev(fd, ptr(iov), count)),
+        sendv: (fd, iov, count, more) => {
+          MSGHDR[MSG_IOV] = BigInt(ptr(iov));
+          MSGHDR[MSG_IOVLEN] = BigInt(count);
+          return Number(symbols.sendmsg(fd, ptr(MSGHDR), more ? MSG_NOSIGNAL | MSG_MORE : MSG_NOSIGNAL));
+        },
+        tcpPush: (fd) => symbols.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, ptr(ONE), 4),
         execve: (path, argv, env) => {
           const strings = [path, ...argv, ...env].map((t) => Buffer.from(`${t}\0`, "utf8"));
           // NULL-terminated arrays of pointers into `strings`, which stay referenced until the call.

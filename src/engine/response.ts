@@ -190,7 +190,8 @@ export class ResponseWriter {
     this.length += len;
     if (!this.chunked) {
       if (typeof data === "string") out.writeUtf8(data);
-      else out.writeBytes(data);
+      // Parts of a declared length before the last say MSG_MORE (Output.writeAround).
+      else out.writeBytes(data, this.bodySent < declared);
       return fits;
     }
     const size = `${len.toString(16)}\r\n`;
