@@ -15,6 +15,7 @@ import { setCookie } from "hono/cookie";
 import { stream, streamSSE } from "hono/streaming";
 import { AutoRouter } from "itty-router";
 import { kindOf } from "../src/app.ts";
+import { IncomingRequest } from "../src/fetch/request.ts";
 import type { FetchServe } from "../src/index.ts";
 import { makeCertificates, RawClient, type Running, serveFetch, waitFor } from "./helpers.ts";
 
@@ -391,4 +392,103 @@ export default app;
     expect(code).toBe(2);
     expect(err).toContain("root_path: applies to WSGI apps only");
   });
+});
+
+describe("a fetch app's request body read whole (arrayBuffer, bytes, text, json), as on Bun.serve", () => {
+  /** What an app sees of its body, by path: every answer a JSON value, errors by name. */
+  const reads = async (request: Request): Promise<Response> => {
+    const path = new URL(request.url).pathname;
+    const name = (e: unknown): string => (e instanceof Error ? e.name : String(e));
+    const settle = async (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        (v) => ({ ok: v }),
+        (e) => ({ error: name(e) }),
+      );
+    const described = (v: unknown): unknown =>
+      v instanceof ArrayBuffer
+        ? { ArrayBuffer: [...new Uint8Array(v)] }
+        : v instanceof Uint8Array
+          ? { [v.constructor.name]: [...v], own: v.byteOffset === 0 && v.byteLength === v.buffer.byteLength }
+          : v;
+    let out: unknown;
+    if (path === "/straight") {
+      // On bunwsgi the body is read straight from the connection, not through its stream.
+      const body = request instanceof IncomingRequest ? await IncomingRequest.wholeBody(request) : await request.bytes();
+      out = body === null ? null : [...body];
+    } else if (path === "/twice") {
+      const first = await settle(request.text());
+      out = { first, used: request.bodyUsed, second: await settle(request.text()), stream: request.body?.locked };
+    } else if (path === "/both-at-once") {
+      out = await Promise.all([settle(request.arrayBuffer()), settle(request.text())]);
+    } else if (path === "/clone") {
+      const copy = request.clone();
+      out = [await settle(request.text()), await settle(copy.text()), request.bodyUsed, copy.bodyUsed];
+    } else if (path === "/reader-then-text") {
+      const reader = (request.body as ReadableStream<Uint8Array>).getReader();
+      const first = await reader.read();
+      reader.releaseLock();
+      out = { first: first.done, rest: await settle(request.text()) };
+    } else {
+      const method = path.slice(1) as "arrayBuffer" | "bytes" | "text" | "json";
+      const r = await settle(request[method]());
+      out = { r: "ok" in (r as object) ? { ok: described((r as { ok: unknown }).ok) } : r, used: request.bodyUsed };
+    }
+    return Response.json(out);
+  };
+  let ours: ReturnType<typeof serveFetch>;
+  let bun: ReturnType<typeof Bun.serve>;
+  beforeAll(() => {
+    ours = serveFetch(reads);
+    bun = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: reads });
+  });
+  afterAll(() => {
+    ours.server.close();
+    bun.stop(true);
+  });
+
+  const utf8 = new TextEncoder();
+  const cases: Array<[string, string, Uint8Array | string, boolean]> = [
+    ["arrayBuffer of a sized body", "/arrayBuffer", new Uint8Array([0, 1, 2, 255, 254]), false],
+    ["arrayBuffer of a chunked body", "/arrayBuffer", new Uint8Array([9, 8, 7]), true],
+    ["bytes of a sized body", "/bytes", new Uint8Array([1, 2, 3, 4]), false],
+    ["bytes of a chunked body", "/bytes", new Uint8Array([5, 6]), true],
+    [
+      "text: the BOM removed, malformed UTF-8 replaced",
+      "/text",
+      new Uint8Array([0xef, 0xbb, 0xbf, 0x68, 0xc3, 0xa9, 0xff, 0x21]),
+      false,
+    ],
+    ["json of a chunked body", "/json", '{"a":[1,2],"b":"é"}', true],
+    ["json that does not parse: SyntaxError", "/json", "{nope", false],
+    ["a second read after text(): the body is used, the read rejects", "/twice", "once", false],
+    ["two reads at once: one body, the other rejects", "/both-at-once", "once", true],
+    ["clone() then text() on both: the body twice", "/clone", "twice", false],
+    ["a read of the stream, then text(): the body is used, text() rejects", "/reader-then-text", "streamed", false],
+    ["a chunked body read whole, not through the stream", "/straight", new Uint8Array([3, 1, 4]), true],
+  ];
+  for (const [what, path, body, chunked] of cases) {
+    test(`${what}: the same as Bun.serve`, async () => {
+      const bytes = typeof body === "string" ? utf8.encode(body) : body;
+      const send = async (port: number): Promise<unknown> => {
+        // A stream body makes fetch send it chunked; bytes go with their Content-Length.
+        const payload = chunked
+          ? new ReadableStream<Uint8Array>({
+              start(c) {
+                c.enqueue(bytes);
+                c.close();
+              },
+            })
+          : bytes;
+        const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+          method: "POST",
+          body: payload,
+          duplex: "half",
+        } as RequestInit);
+        expect(res.status).toBe(200);
+        return res.json();
+      };
+      const [mine, theirs] = [await send(ours.port), await send(bun.port as number)];
+      expect(mine).toEqual(theirs);
+    });
+  }
 });

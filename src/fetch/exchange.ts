@@ -118,14 +118,17 @@ export class FetchExchange extends AppExchange implements SendHost {
     }
     const init: StreamInit = { headers };
     if (this.command !== "GET") init.method = this.command;
+    let body: ReadableStream<Uint8Array> | null = null;
     // GET and HEAD carry no body a Request may hold (what was sent is read and dropped after the response).
     if ((p.chunked || p.contentLength > 0) && this.command !== "GET" && this.command !== "HEAD") {
-      init.body = bodyStream(this.connection.input);
+      body = bodyStream(this.connection.input);
+      init.body = body;
       init.duplex = "half";
     }
     try {
       const request = new IncomingRequest(url, init);
       IncomingRequest.received(request, this);
+      if (body !== null) IncomingRequest.withBody(request, this.connection.input, body);
       return request;
     } catch (e) {
       // The parser's grammar is RFC 9112's; the URL parser may still refuse what it allows.
