@@ -90,6 +90,11 @@ export class Output {
   dead = false;
   /** A MSG_MORE send may have left a partial segment in the kernel, and no send since pushed it. */
   private held = false;
+  /**
+   * Sends may say MSG_MORE: false once a push failed, as on a unix socket (no TCP_NODELAY to set,
+   * and MSG_MORE has no effect there): one failed setsockopt(2) per connection, not one per turn.
+   */
+  private corkable = true;
   private drainPromise: Promise<void> | null = null;
   private drainResolve: (() => void) | null = null;
   private drainReject: ((e: Error) => void) | null = null;
@@ -198,6 +203,7 @@ export class Output {
     if (frame > 0) i = iovec(i, FRAME, frame);
     i = iovec(i, data, data.length);
     if (crlf) i = iovec(i, CRLF, 2);
+    more &&= this.corkable;
     const n = lc.sendv(fd, IOV, i, more);
     // Nothing written (the socket is full, or failed as the usual write will find): the usual path.
     if (n <= 0) return false;
@@ -240,7 +246,7 @@ export class Output {
     if (!this.held) return;
     this.held = false;
     const fd = this.plainFd();
-    if (fd >= 0) libc()?.tcpPush(fd);
+    if (fd >= 0 && libc()?.tcpPush(fd) !== 0) this.corkable = false;
   }
 
   /** Hand buffered output to the socket now, unless a read callback will do it on return. */
