@@ -5,23 +5,31 @@
  * the two, so the machine's drift hits both alike. Prints B/A of the CPU time per request.
  *
  * Run: bun bench/ab.ts DIR_A DIR_B   (env: DEPTH=16, PROCS=8, ROUNDS=20, REQS=80000 per round;
- * METRICS=B: B counts its requests for metrics, as with metrics_bind set)
+ * METRICS=B: B counts its requests for metrics, as with metrics_bind set; PART=parser: the
+ * request-head parser alone, as bench:parser times it, on HEAD=minimal or HEAD=browser)
  *
  * What a plain alternation gets wrong, and what this does about it. The copy warmed first runs a
  * few % slower for the whole process, and a copy whose sources match code loaded before it runs a
  * few % faster (so no third copy is warmed first: it would favour whichever side it resembles):
  * every other process gives A the first role, the others B, and the result is the geometric mean
  * of the processes' medians. A round function shared by both copies would be polymorphic: each
- * copy has its own. A process's JIT decisions differ from the next one's by a few %: PROCS
- * processes. CPU time, not wall time: other processes on the CPU do not count.
+ * copy has its own. A process's JIT decisions differ from the next one's by a few % (and
+ * bench:parser's loop runs the minimal head at 70–80 ns in some processes, at 120–140 in others,
+ * for good): PROCS processes. CPU time, not wall time: other processes on the CPU do not count.
  */
 
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { helloApp, standInSocket } from "./heads.ts";
+import { HEADS, helloApp, standInSocket } from "./heads.ts";
 
 interface StandIn {
   onData(chunk: Buffer): void;
+}
+
+/** What the parser rounds drive of a checkout's RequestParser. */
+interface Parser {
+  execute(buf: Uint8Array, start: number, end: number): number;
+  reset(): void;
 }
 
 const DEPTH = Number(process.env.DEPTH ?? 16);
@@ -30,6 +38,36 @@ const ROUNDS = Number(process.env.ROUNDS ?? 20);
 const PROCS = Number(process.env.PROCS ?? 8);
 const CONNECTIONS = 50;
 const METRICS_B = process.env.METRICS === "B";
+const PARSER = process.env.PART === "parser";
+const HEAD = HEADS[process.env.HEAD === "browser" ? "browser, 12 fields, ~700 B" : "minimal (wrk)"] as Buffer;
+
+/** A checkout's request-head parser with the default limits (checkouts before http/ kept it in src/, with default limits built in). */
+async function loadParser(dir: string): Promise<Parser> {
+  if (!existsSync(`${dir}/src/http/parser.ts`)) {
+    const { RequestParser } = await import(resolve(dir, "src/parser.ts"));
+    return new RequestParser() as Parser;
+  }
+  const { RequestParser } = await import(resolve(dir, "src/http/parser.ts"));
+  const { defaultHeadLimits } = await import(resolve(dir, "src/config/limits.ts"));
+  return new RequestParser(defaultHeadLimits()) as Parser;
+}
+
+/** A round function of its own for each copy's parser: CPU ns per head of `n` heads. */
+function parserRound(tag: string): (parser: Parser, n: number, head: Buffer) => number {
+  return new Function(
+    "parser",
+    "n",
+    "head",
+    `// ${tag}
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      if (parser.execute(head, 0, head.length) !== head.length) throw new Error("parse failed");
+      parser.reset();
+    }
+    const c = process.cpuUsage(c0);
+    return ((c.user + c.system) * 1e3) / n;`,
+  ) as (parser: Parser, n: number, head: Buffer) => number;
+}
 
 /** A checkout's Connection and WSGIServer with CONNECTIONS stand-in connections (every write taken whole). */
 async function load(dir: string, metrics: boolean): Promise<StandIn[]> {
@@ -72,8 +110,41 @@ function roundFunction(tag: string): (conns: StandIn[], n: number, batch: Buffer
   ) as (conns: StandIn[], n: number, batch: Buffer) => number;
 }
 
+/** Rounds of two timed runs, alternating which goes first: [first's, second's] figures. */
+function alternate(runFirst: (n: number) => number, runSecond: (n: number) => number, n: number): [number[], number[]] {
+  for (let i = 0; i < 80; i++) {
+    runFirst(n / 20);
+    runSecond(n / 20);
+  }
+  const f: number[] = [];
+  const s: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      f.push(runFirst(n));
+      s.push(runSecond(n));
+    } else {
+      s.push(runSecond(n));
+      f.push(runFirst(n));
+    }
+  }
+  return [f, s];
+}
+
 /** One process: rounds of A and B, alternating which goes first; prints {a, b} as JSON. */
 async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> {
+  if (PARSER) {
+    const first = await loadParser(swap ? dirB : dirA);
+    const second = await loadParser(swap ? dirA : dirB);
+    const runFirst = parserRound("A");
+    const runSecond = parserRound("B");
+    const [f, s] = alternate(
+      (n) => runFirst(first, n, HEAD),
+      (n) => runSecond(second, n, HEAD),
+      REQUESTS * 4,
+    );
+    console.log(JSON.stringify(swap ? { a: s, b: f } : { a: f, b: s }));
+    return;
+  }
   const batch = Buffer.concat(Array(DEPTH).fill(Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1")));
   const reads = Math.max(1, Math.round(REQUESTS / DEPTH));
   // SWAP: B takes the first role in everything (loaded, warmed and timed first).
@@ -81,21 +152,11 @@ async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> 
   const second = await load(swap ? dirA : dirB, !swap && METRICS_B);
   const runFirst = roundFunction("A");
   const runSecond = roundFunction("B");
-  for (let i = 0; i < 80; i++) {
-    runFirst(first, reads / 20, batch);
-    runSecond(second, reads / 20, batch);
-  }
-  const f: number[] = [];
-  const s: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    if (r % 2 === 0) {
-      f.push(runFirst(first, reads, batch));
-      s.push(runSecond(second, reads, batch));
-    } else {
-      s.push(runSecond(second, reads, batch));
-      f.push(runFirst(first, reads, batch));
-    }
-  }
+  const [f, s] = alternate(
+    (n) => runFirst(first, n, batch),
+    (n) => runSecond(second, n, batch),
+    reads,
+  );
   console.log(JSON.stringify(swap ? { a: s, b: f } : { a: f, b: s }));
 }
 
@@ -131,7 +192,8 @@ async function main(): Promise<void> {
   }
   const mean = Math.exp(perProcess.reduce((sum, r) => sum + Math.log(r), 0) / perProcess.length);
   console.log(
-    `depth ${DEPTH}: A ${median(a).toFixed(0)} B ${median(b).toFixed(0)} CPU ns/request; ` +
+    `${PARSER ? `parser, ${process.env.HEAD === "browser" ? "browser" : "minimal"} head` : `depth ${DEPTH}`}: ` +
+      `A ${median(a).toFixed(0)} B ${median(b).toFixed(0)} CPU ns/${PARSER ? "head" : "request"}; ` +
       `B/A ${mean.toFixed(3)} (geometric mean of each process's median: ${perProcess.map((x) => x.toFixed(3)).join(" ")}; A first in the 1st, 3rd, …)`,
   );
 }
