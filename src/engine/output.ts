@@ -54,6 +54,7 @@ let scratchOwner: Output | null = null;
 const FRAME = Buffer.allocUnsafeSlow(32);
 const CRLF = new Uint8Array([13, 10]);
 const IOV = new BigUint64Array(8);
+const EMPTY = new Uint8Array(0);
 
 /** Put b[0, len) in IOV's i-th entry; returns the next entry. */
 function iovec(i: number, b: Uint8Array, len: number): number {
@@ -115,8 +116,13 @@ export class Output {
     return typeof fd === "number" && fd >= 0 ? fd : -1;
   }
 
-  /** The kernel took `n` bytes written past the queue (sendfile): they count as progress, as queued bytes do. */
+  /**
+   * The kernel took `n` bytes written past the queue (sendfile): they count as progress, as queued
+   * bytes do. A segment held before them is out: sendfile(2) pushes as its call ends, and one cut
+   * short is followed by a write through Bun, which pushes (engine/sendfile).
+   */
   tookAside(n: number): void {
+    this.held = false;
     this.lastProgress = performance.now() / 1000;
     this.lastSend = this.owner.host.now;
     this.accepted += n;
@@ -201,7 +207,7 @@ export class Output {
     const head = scratchOwner === this ? scratchLen : 0;
     let i = head > 0 ? iovec(0, scratch, head) : 0;
     if (frame > 0) i = iovec(i, FRAME, frame);
-    i = iovec(i, data, data.length);
+    if (data.length > 0) i = iovec(i, data, data.length);
     if (crlf) i = iovec(i, CRLF, 2);
     more &&= this.corkable;
     const n = lc.sendv(fd, IOV, i, more);
@@ -247,6 +253,16 @@ export class Output {
     this.held = false;
     const fd = this.plainFd();
     if (fd >= 0 && libc()?.tcpPush(fd) !== 0) this.corkable = false;
+  }
+
+  /**
+   * Before a body the caller sends past Output (sendfile): what is assembled (the head) goes
+   * now, with MSG_MORE where it can, so that it leaves in the body's first segment instead of a
+   * segment of its own, delivered and acknowledged apart (see writeAround). Else as flush().
+   */
+  flushAhead(): void {
+    if (scratchOwner !== this || scratchLen === 0) return;
+    if (!this.writeAround(0, EMPTY, false, true)) this.flush();
   }
 
   /** Hand buffered output to the socket now, unless a read callback will do it on return. */

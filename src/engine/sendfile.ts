@@ -73,8 +73,8 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 
 /**
  * Send `span` of `file` as the body of `writer`'s response, whose head the caller has written.
- * The head and anything queued before it go first (Output writes them; sendfile starts once its
- * queue is empty). Then sendfile(2) in calls of at most CALL bytes, TURN bytes per turn of the
+ * The head and anything queued before it go first (Output writes them, the head with MSG_MORE so
+ * that it shares the body's first segment; sendfile starts once its queue is empty). Then sendfile(2) in calls of at most CALL bytes, TURN bytes per turn of the
  * event loop; when it fails with EAGAIN (sendfile(2): the non-blocking socket is full), the next
  * byte is read and written through Output, whose drain resumes sendfile. Any other error makes
  * the rest go through Output in FALLBACK blocks (a connection gone fails there, as on the read path).
@@ -94,7 +94,7 @@ export async function sendSpan(
   const offset = new BigInt64Array([BigInt(span.start)]);
   let left = span.length;
   let direct = true;
-  out.flush();
+  out.flushAhead();
   while (left > 0) {
     if (out.queued > 0) await out.waitDrain();
     if (out.dead) throw new ConnectionClosedError();
