@@ -159,8 +159,9 @@ export class Output {
   /** `more`: more of this response's body follows (see writeAround). */
   writeBytes(b: Uint8Array, more = false): void {
     if (b.length >= (this.owner.batching ? DIRECT_WRITE : DIRECT_WRITE_UNBATCHED)) {
-      // Outside a read callback, a head assembled before it goes in the same sendmsg(2).
-      if (!this.owner.batching && this.writeAround(0, b, false, more)) return;
+      // What is assembled before it (its head, and inside a read callback the responses before
+      // it) goes in the same sendmsg(2).
+      if (this.writeAround(0, b, false, more)) return;
       this.flush();
       // What the kernel does not take at once is copied: the app may reuse its buffer once its
       // write has returned (a WSGI write() settles at once below the high-water mark).
