@@ -121,6 +121,20 @@ describe("slow readers of a response: progress, not drain events (timeouts.write
     expect(errors.join("")).toBe("");
   }, 10_000);
 
+  test("a reader faster than limits.min_response_rate is never cut: every byte the kernel takes counts, written at once or from the queue", async () => {
+    const { port, errors } = start(stream, {
+      timeouts: { write: 30, minResponseRateGrace: 1 },
+      limits: { minResponseRate: 1_000_000 },
+    });
+    // 64 KiB every 20 ms through a 128 KiB receive buffer: 2.3–3.2 MB/s here, against 1 MB/s.
+    // Much of it leaves straight from the app's chunks, between ticks at which the queue holds
+    // the rest: counting only the queue's bytes made this reader look slower than 1 MB/s.
+    const r = await pacedReader(port, "/stream", 65536, 0.02, 4, 131072);
+    expect(errors.join("")).toBe("");
+    expect(r.closed).toBe(false);
+    expect(r.got).toBeGreaterThan(4_000_000);
+  }, 10_000);
+
   test("a reader slower than limits.min_response_rate is cut once its grace is over", async () => {
     const { port, errors } = start(stream, {
       timeouts: { write: 30, minResponseRateGrace: 1 },

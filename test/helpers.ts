@@ -373,11 +373,12 @@ export async function pacedReader(
   chunk: number,
   every: number,
   seconds: number,
+  receiveBuffer = 32768,
 ): Promise<{ got: number; closed: boolean }> {
   const script = `
 import socket, time, json
 s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ${receiveBuffer})
 s.connect(("127.0.0.1", ${port}))
 s.sendall(b"GET ${path} HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
 got, closed, end = 0, False, time.time() + ${seconds}

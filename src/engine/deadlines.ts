@@ -207,6 +207,12 @@ export class Deadlines {
   private outputStalled(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): boolean {
     const out = c.out;
     out.poke();
+    if (out.queued === 0) {
+      // The kernel took all there was: the client keeps up with what the app offers (a queue's
+      // last bytes, while the app waits for it to empty), however few bytes that was.
+      this.responseRate.reset();
+      return false;
+    }
     let why = "";
     if (t.write > 0 && now - out.lastProgress >= t.write) {
       why = `no response bytes accepted for ${t.write}s`;

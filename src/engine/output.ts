@@ -83,7 +83,11 @@ export class Output {
   queued = 0;
   /** When the kernel last took queued bytes, or the queue began (performance.now() seconds). */
   lastProgress = 0;
-  /** Bytes the kernel took from the queue, in all (the response rate is measured on it). */
+  /**
+   * Bytes the kernel took, in all, however they went (a write at once, the queue, sendfile): the
+   * response rate is measured on it. Counting the queue's alone missed what went straight out
+   * between two ticks, and a steady reader then looked slow.
+   */
   accepted = 0;
   /** Coarse-clock second of the last write (an upgraded connection's idle deadline). */
   lastSend = 0;
@@ -223,6 +227,7 @@ export class Output {
       scratchLen = 0;
     }
     counters.bytesOut += n;
+    this.accepted += n;
     this.lastSend = this.owner.host.now;
     let skip = n;
     for (const [b, len, copy] of [
@@ -297,6 +302,7 @@ export class Output {
       return;
     }
     counters.bytesOut += n;
+    this.accepted += n;
     if (n < len) {
       const rest = b.subarray(n, len);
       this.enqueue(copy ? copyOf(rest) : rest);
