@@ -20,7 +20,7 @@
 
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { HEADS, helloApp, standInSocket } from "./heads.ts";
+import { HEADS, helloApp, readLoop, standInSocket, timedLoop } from "./heads.ts";
 
 interface StandIn {
   onData(chunk: Buffer): void;
@@ -52,22 +52,16 @@ async function loadParser(dir: string): Promise<Parser> {
   return new RequestParser(defaultHeadLimits()) as Parser;
 }
 
-/** A round function of its own for each copy's parser: CPU ns per head of `n` heads. */
-function parserRound(tag: string): (parser: Parser, n: number, head: Buffer) => number {
-  return new Function(
-    "parser",
+/** A round of its own for each copy's parser: CPU ns per head of `n` heads. */
+const parserRound = (tag: string): ((n: number, parser: Parser, head: Buffer) => number) =>
+  timedLoop<[Parser, Buffer]>(
+    tag,
+    ["parser", "head"],
+    `if (parser.execute(head, 0, head.length) !== head.length) throw new Error("parse failed");
+      parser.reset();`,
     "n",
-    "head",
-    `// ${tag}
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) {
-      if (parser.execute(head, 0, head.length) !== head.length) throw new Error("parse failed");
-      parser.reset();
-    }
-    const c = process.cpuUsage(c0);
-    return ((c.user + c.system) * 1e3) / n;`,
-  ) as (parser: Parser, n: number, head: Buffer) => number;
-}
+    false,
+  );
 
 /** A checkout's Connection and WSGIServer with CONNECTIONS stand-in connections (every write taken whole). */
 async function load(dir: string, metrics: boolean): Promise<StandIn[]> {
@@ -89,25 +83,6 @@ async function load(dir: string, metrics: boolean): Promise<StandIn[]> {
     conns.push(conn);
   }
   return conns;
-}
-
-/** A round function of its own for each copy (its own code and inline caches): CPU ns per request of `n` reads. */
-function roundFunction(tag: string): (conns: StandIn[], n: number, batch: Buffer) => number {
-  return new Function(
-    "conns",
-    "n",
-    "batch",
-    `// ${tag}
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) {
-      const b = Buffer.allocUnsafe(batch.length);
-      batch.copy(b);
-      conns[i % conns.length].onData(b);
-    }
-    Bun.gc(false);
-    const c = process.cpuUsage(c0);
-    return ((c.user + c.system) * 1e3) / (n * ${DEPTH});`,
-  ) as (conns: StandIn[], n: number, batch: Buffer) => number;
 }
 
 /** Rounds of two timed runs, alternating which goes first: [first's, second's] figures. */
@@ -138,8 +113,8 @@ async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> 
     const runFirst = parserRound("A");
     const runSecond = parserRound("B");
     const [f, s] = alternate(
-      (n) => runFirst(first, n, HEAD),
-      (n) => runSecond(second, n, HEAD),
+      (n) => runFirst(n, first, HEAD),
+      (n) => runSecond(n, second, HEAD),
       REQUESTS * 4,
     );
     console.log(JSON.stringify(swap ? { a: s, b: f } : { a: f, b: s }));
@@ -150,11 +125,12 @@ async function worker(dirA: string, dirB: string, swap: boolean): Promise<void> 
   // SWAP: B takes the first role in everything (loaded, warmed and timed first).
   const first = await load(swap ? dirB : dirA, swap && METRICS_B);
   const second = await load(swap ? dirA : dirB, !swap && METRICS_B);
-  const runFirst = roundFunction("A");
-  const runSecond = roundFunction("B");
+  // A round function of its own for each copy.
+  const runFirst = readLoop<StandIn>("A", DEPTH);
+  const runSecond = readLoop<StandIn>("B", DEPTH);
   const [f, s] = alternate(
-    (n) => runFirst(first, n, batch),
-    (n) => runSecond(second, n, batch),
+    (n) => runFirst(n, first, batch),
+    (n) => runSecond(n, second, batch),
     reads,
   );
   console.log(JSON.stringify(swap ? { a: s, b: f } : { a: f, b: s }));

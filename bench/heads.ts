@@ -50,6 +50,46 @@ export function timeRounds(run: (n: number) => void, n: number, rounds: number):
   return [times[rounds >> 1] as number, times[0] as number, times[rounds - 1] as number];
 }
 
+/**
+ * A timed loop made for one caller alone (its own code and inline caches: a loop shared by two
+ * copies of the code under test would be polymorphic): runs `body` for i < n with `args` bound
+ * to its parameters, then returns the CPU time in ns divided by `per` (an expression of n).
+ * `gc`: a minor collection inside the timed span, so a round pays for the garbage it made.
+ */
+export function timedLoop<A extends unknown[]>(
+  tag: string,
+  params: readonly string[],
+  body: string,
+  per: string,
+  gc: boolean,
+): (n: number, ...args: A) => number {
+  return new Function(
+    "n",
+    ...params,
+    `// ${tag}
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      ${body}
+    }
+    ${gc ? "Bun.gc(false);" : ""}
+    const c = process.cpuUsage(c0);
+    return ((c.user + c.system) * 1e3) / (${per});`,
+  ) as (n: number, ...args: A) => number;
+}
+
+/** A loop of `timedLoop` feeding a copy of `batch` to the stand-in connections in turn, per `perRead` requests in a read. */
+export function readLoop<C>(tag: string, perRead: number): (n: number, conns: C[], batch: Buffer) => number {
+  return timedLoop<[C[], Buffer]>(
+    tag,
+    ["conns", "batch"],
+    `const b = Buffer.allocUnsafe(batch.length);
+      batch.copy(b);
+      conns[i % conns.length].onData(b);`,
+    `n * ${perRead}`,
+    true,
+  );
+}
+
 /** The micro-benchmarks' app: hello world, sized. */
 export function helloApp(
   _environ: unknown,

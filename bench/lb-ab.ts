@@ -12,7 +12,7 @@ import { Connection, type ServerSocket } from "../src/engine/connection.ts";
 import { ProxyParser } from "../src/http/proxy-protocol.ts";
 import { WSGIServer } from "../src/index.ts";
 import type { ClientAddress } from "../src/observe/access.ts";
-import { helloApp, standInSocket } from "./heads.ts";
+import { helloApp, readLoop, standInSocket } from "./heads.ts";
 
 const PROCS = Number(process.env.PROCS ?? 6);
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
@@ -44,7 +44,7 @@ interface Variant {
   readonly name: string;
   readonly request: Buffer;
   readonly conns: Connection[];
-  readonly run: (conns: Connection[], n: number, req: Buffer) => number;
+  readonly run: (n: number, conns: Connection[], req: Buffer) => number;
 }
 
 function variant(name: string, request: Buffer, proxies: Record<string, unknown>, proxy: boolean): Variant {
@@ -64,21 +64,7 @@ function variant(name: string, request: Buffer, proxies: Record<string, unknown>
     conns.push(conn);
   }
   // Its own round function: its own code and inline caches.
-  const run = new Function(
-    "conns",
-    "n",
-    "req",
-    `// ${name}
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) {
-      const b = Buffer.allocUnsafe(req.length);
-      req.copy(b);
-      conns[i % conns.length].onData(b);
-    }
-    Bun.gc(false);
-    const c = process.cpuUsage(c0);
-    return ((c.user + c.system) * 1e3) / n;`,
-  ) as Variant["run"];
+  const run = readLoop<Connection>(name, 1);
   return { name, request, conns, run };
 }
 
@@ -91,13 +77,13 @@ if (process.env.LB_AB_CHILD === "1") {
     variant("forwarded, untrusted", FORWARDED, { forwardedAllowIps: [] }, false),
     variant("proxy v2", PLAIN, {}, true),
   ];
-  for (let i = 0; i < 40; i++) for (const v of variants) v.run(v.conns, REQUESTS / 20, v.request);
+  for (let i = 0; i < 40; i++) for (const v of variants) v.run(REQUESTS / 20, v.conns, v.request);
   const ns: number[][] = variants.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < variants.length; k++) {
       const j = (k + r) % variants.length;
       const v = variants[j] as Variant;
-      (ns[j] as number[]).push(v.run(v.conns, REQUESTS, v.request));
+      (ns[j] as number[]).push(v.run(REQUESTS, v.conns, v.request));
     }
   }
   const plain = ns[0] as number[];
