@@ -200,9 +200,9 @@ export class Deadlines {
 
   /**
    * Output waits for the client: cut it when the kernel took nothing for `timeouts.write`, or
-   * took less than `limits.min_response_rate` over its grace. Progress is what the kernel
-   * accepts (tried here once a tick), not drain events: a steady slow reader frees socket
-   * buffer space in pieces too small to wake a drain.
+   * took less than `limits.min_response_rate` over its grace. Progress is every byte the kernel
+   * accepts (Output.accepted; tried here once a tick), not drain events: a steady slow reader
+   * frees socket buffer space in pieces too small to wake a drain.
    */
   private outputStalled(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): boolean {
     const out = c.out;
