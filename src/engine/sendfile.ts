@@ -74,10 +74,11 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 /**
  * Send `span` of `file` as the body of `writer`'s response, whose head the caller has written.
  * The head and anything queued before it go first (Output writes them, the head with MSG_MORE so
- * that it shares the body's first segment; sendfile starts once its queue is empty). Then sendfile(2) in calls of at most CALL bytes, TURN bytes per turn of the
- * event loop; when it fails with EAGAIN (sendfile(2): the non-blocking socket is full), the next
- * byte is read and written through Output, whose drain resumes sendfile. Any other error makes
- * the rest go through Output in FALLBACK blocks (a connection gone fails there, as on the read path).
+ * that it shares the body's first segment; sendfile starts once its queue is empty). Then
+ * sendfile(2) in calls of at most CALL bytes, TURN bytes per turn of the event loop; when it
+ * fails with EAGAIN (sendfile(2): the non-blocking socket is full), the next byte is read and
+ * written through Output, whose drain resumes sendfile. Any other error makes the rest go
+ * through Output in FALLBACK blocks (a connection gone fails there, as on the read path).
  * Ends quietly when the file ends early (the writer's length check cuts the connection) or
  * `stopped()` says the response is abandoned; throws ConnectionClosedError when the connection
  * closes. `fd` is the caller's, open throughout, and closed by it.
