@@ -229,21 +229,19 @@ export class Output {
     counters.bytesOut += n;
     this.accepted += n;
     this.lastSend = this.owner.host.now;
-    let skip = n;
-    for (const [b, len, copy] of [
-      [scratch, head, true],
-      [FRAME, frame, true],
-      [data, data.length, true],
-      [CRLF, crlf ? 2 : 0, false],
-    ] as const) {
-      if (skip >= len) {
-        skip -= len;
-        continue;
-      }
-      this.send(b.subarray(skip, len), len - skip, copy);
-      skip = 0;
-    }
+    // The parts in order, each past the bytes the kernel took: no list of them made per send.
+    let skip = this.sendPast(scratch, head, true, n);
+    skip = this.sendPast(FRAME, frame, true, skip);
+    skip = this.sendPast(data, data.length, true, skip);
+    this.sendPast(CRLF, crlf ? 2 : 0, false, skip);
     return true;
+  }
+
+  /** Send b[skip, len) (copied when `copy`: a buffer reused or the app's) unless the kernel took it; the skip left for the next part. */
+  private sendPast(b: Uint8Array, len: number, copy: boolean, skip: number): number {
+    if (skip >= len) return skip - len;
+    this.send(b.subarray(skip, len), len - skip, copy);
+    return 0;
   }
 
   private holdUntilPushed(): void {

@@ -1,6 +1,6 @@
 /** @module fetch/request — the Request a fetch app receives: its URL from the target and Host, its headers as received, its body as a stream fed by the connection (read whole straight from it by arrayBuffer/bytes/text/json), and a signal made when first read. */
 
-import type { Input } from "../engine/input.ts";
+import { copyOf, type Input } from "../engine/input.ts";
 import { TargetForm } from "../http/request-line.ts";
 import type { FetchExchange } from "./exchange.ts";
 
@@ -83,13 +83,12 @@ const UTF8 = new TextDecoder();
 
 /**
  * The body as an ArrayBuffer of its own. A view into a larger buffer (a small body read with its
- * head) is copied out, by set(): the buffer of a Buffer's slice() is the whole received read.
+ * head) is copied out (engine/input's copyOf, a buffer of its exact length): the buffer of a
+ * Buffer's slice() is the whole received read.
  */
 function ownBuffer(b: Uint8Array): ArrayBuffer {
   if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
-  const own = new ArrayBuffer(b.byteLength);
-  new Uint8Array(own).set(b);
-  return own;
+  return copyOf(b).buffer as ArrayBuffer;
 }
 
 /** Body methods read through IncomingRequest.wholeBody, each falling back to Request's own. */
