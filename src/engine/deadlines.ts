@@ -202,7 +202,9 @@ export class Deadlines {
    * Output waits for the client: cut it when the kernel took nothing for `timeouts.write`, or
    * took less than `limits.min_response_rate` over its grace. Progress is every byte the kernel
    * accepts (Output.accepted; tried here once a tick), not drain events: a steady slow reader
-   * frees socket buffer space in pieces too small to wake a drain.
+   * frees socket buffer space in pieces too small to wake a drain. The rate runs on a clock
+   * that stops while the queue stands empty (Output.emptySeconds): the client had taken all it
+   * was offered and the app had not written more, whether or not a tick fell in that time.
    */
   private outputStalled(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): boolean {
     const out = c.out;
@@ -217,7 +219,14 @@ export class Deadlines {
     if (t.write > 0 && now - out.lastProgress >= t.write) {
       why = `no response bytes accepted for ${t.write}s`;
       counters.timedOut(Timeout.WRITE);
-    } else if (this.responseRate.tooSlow(now, out.accepted, limits.minResponseRate, Math.max(1, t.minResponseRateGrace))) {
+    } else if (
+      this.responseRate.tooSlow(
+        now - out.emptySeconds(now),
+        out.accepted,
+        limits.minResponseRate,
+        Math.max(1, t.minResponseRateGrace),
+      )
+    ) {
       why = `reading the response slower than ${limits.minResponseRate} bytes/s`;
       counters.timedOut(Timeout.RESPONSE_RATE);
     }
@@ -227,7 +236,11 @@ export class Deadlines {
     return true;
   }
 
-  /** A body that stalls for `timeouts.body`, or comes slower than `limits.min_body_rate`, gets 408. */
+  /**
+   * A body that stalls for `timeouts.body`, or comes slower than `limits.min_body_rate`, gets
+   * 408. The rate runs on a clock that stops while reading is held for the app or the server
+   * (Flow.heldSeconds), including holds that begin and end between two ticks.
+   */
   private body(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): void {
     const stalled = t.body > 0 && now - this.lastRead >= t.body;
     const flow = c.flow;
@@ -246,7 +259,14 @@ export class Deadlines {
     if (stalled) {
       counters.timedOut(Timeout.BODY);
       c.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
-    } else if (this.bodyRate.tooSlow(now, c.body.decoder.received, limits.minBodyRate, Math.max(1, t.minBodyRateGrace))) {
+    } else if (
+      this.bodyRate.tooSlow(
+        now - flow.heldSeconds(now),
+        c.body.decoder.received,
+        limits.minBodyRate,
+        Math.max(1, t.minBodyRateGrace),
+      )
+    ) {
       counters.timedOut(Timeout.BODY_RATE);
       c.failBody(new HTTPError(408, "request body too slow"), "body_too_slow");
     }

@@ -15,9 +15,15 @@ export const Pause = {
   BUDGET: 8,
 } as const;
 
+/** The pauses that are the server's or the app's doing, not the client's: the body's rate does not count them. */
+const NOT_PEERS = Pause.INPUT | Pause.BUDGET;
+
 export class Flow implements BudgetWaiter {
   private readonly socket: Socket<unknown>;
   private paused = 0;
+  /** Seconds (performance.now()) reading was held for NOT_PEERS reasons, in all, and when the current such hold began (-1: none). */
+  private heldTotal = 0;
+  private heldSince = -1;
   /** The socket closed: it is never resumed again. */
   private closed = false;
 
@@ -27,13 +33,28 @@ export class Flow implements BudgetWaiter {
 
   pause(reason: number): void {
     if (this.paused === 0) this.socket.pause();
+    if ((reason & NOT_PEERS) !== 0 && (this.paused & NOT_PEERS) === 0) this.heldSince = performance.now() / 1000;
     this.paused |= reason;
   }
 
   resume(reason: number): void {
     if ((this.paused & reason) === 0) return;
+    const held = (this.paused & NOT_PEERS) !== 0;
     this.paused &= ~reason;
+    if (held && (this.paused & NOT_PEERS) === 0) {
+      this.heldTotal += performance.now() / 1000 - this.heldSince;
+      this.heldSince = -1;
+    }
     if (this.paused === 0 && !this.closed) this.socket.resume();
+  }
+
+  /**
+   * Seconds up to `now` that reading was held by the app (its unread input) or the server (the
+   * budget), in all: time the client could not send in, which the body's rate must not count. A
+   * hold that begins and ends between two ticks of the deadlines is counted too.
+   */
+  heldSeconds(now: number): number {
+    return this.heldTotal + (this.heldSince >= 0 ? Math.max(0, now - this.heldSince) : 0);
   }
 
   pausedFor(reason: number): boolean {

@@ -89,6 +89,13 @@ export class Output {
    * between two ticks, and a steady reader then looked slow.
    */
   accepted = 0;
+  /**
+   * Seconds (performance.now()) the queue stood empty after draining, in all, and since when it
+   * stands so (-1: it does not): the client had taken all it was offered, and waited for the
+   * app. The response's rate does not count that time, even when a tick never sees it.
+   */
+  private emptyTotal = 0;
+  private emptySince = -1;
   /** Coarse-clock second of the last write (an upgraded connection's idle deadline). */
   lastSend = 0;
   /** No more bytes are written: the connection closed, or the socket refused a write. */
@@ -308,7 +315,14 @@ export class Output {
   }
 
   private enqueue(b: Uint8Array): void {
-    if (this.queued === 0) this.lastProgress = performance.now() / 1000;
+    if (this.queued === 0) {
+      const now = performance.now() / 1000;
+      this.lastProgress = now;
+      if (this.emptySince >= 0) {
+        this.emptyTotal += now - this.emptySince;
+        this.emptySince = -1;
+      }
+    }
     this.queue.push(b);
     this.queued += b.length;
     if (this.queued > OUTPUT_HIGH_WATER) this.owner.flow.pause(Pause.OUTPUT);
@@ -351,6 +365,7 @@ export class Output {
   }
 
   private drained(): void {
+    this.emptySince = performance.now() / 1000;
     this.queue.length = 0;
     this.qHead = 0;
     this.queued = 0;
@@ -359,6 +374,11 @@ export class Output {
     resolve?.();
     this.owner.flow.resume(Pause.OUTPUT);
     this.owner.outputDrained();
+  }
+
+  /** Seconds up to `now` that the queue stood empty after draining (see emptyTotal). */
+  emptySeconds(now: number): number {
+    return this.emptyTotal + (this.emptySince >= 0 ? Math.max(0, now - this.emptySince) : 0);
   }
 
   get backpressured(): boolean {
