@@ -54,12 +54,18 @@ let scratchOwner: Output | null = null;
 const FRAME = Buffer.allocUnsafeSlow(32);
 const CRLF = new Uint8Array([13, 10]);
 const IOV = new BigUint64Array(8);
+/** IOV's 64-bit words as 32-bit halves (little-endian: the low half first), written with numbers: no BigInt made per entry. */
+const IOV32 = new Uint32Array(IOV.buffer);
 const EMPTY = new Uint8Array(0);
+const TWO_32 = 2 ** 32;
 
-/** Put b[0, len) in IOV's i-th entry; returns the next entry. */
+/** Put b[0, len) in IOV's i-th entry; returns the next entry. An address is below 2^53, so a number holds it exactly. */
 function iovec(i: number, b: Uint8Array, len: number): number {
-  IOV[2 * i] = BigInt(ptr(b));
-  IOV[2 * i + 1] = BigInt(len);
+  const at = ptr(b);
+  IOV32[4 * i] = at % TWO_32;
+  IOV32[4 * i + 1] = Math.floor(at / TWO_32);
+  IOV32[4 * i + 2] = len;
+  IOV32[4 * i + 3] = 0;
   return i + 1;
 }
 
@@ -107,6 +113,8 @@ export class Output {
    * and MSG_MORE has no effect there): one failed setsockopt(2) per connection, not one per turn.
    */
   private corkable = true;
+  /** The socket's descriptor for writes past Bun (see plainFd), found once: -2 until then, -1 for none (TLS). */
+  private fd = -2;
   private drainPromise: Promise<void> | null = null;
   private drainResolve: (() => void) | null = null;
   private drainReject: ((e: Error) => void) | null = null;
@@ -122,9 +130,13 @@ export class Output {
    * typings do not list it.
    */
   plainFd(): number {
-    if (this.dead || this.owner.host.tls !== undefined || this.socket.getTLSVersion() !== null) return -1;
-    const fd = (this.socket as unknown as { fd?: unknown }).fd;
-    return typeof fd === "number" && fd >= 0 ? fd : -1;
+    if (this.dead) return -1;
+    if (this.fd === -2) {
+      const fd = (this.socket as unknown as { fd?: unknown }).fd;
+      const plain = this.owner.host.tls === undefined && this.socket.getTLSVersion() === null;
+      this.fd = plain && typeof fd === "number" && fd >= 0 ? fd : -1;
+    }
+    return this.fd;
   }
 
   /**

@@ -30,6 +30,19 @@ export function chunkLength(c: Chunk): number {
   return Buffer.byteLength(c, "utf8");
 }
 
+/** The last chunk size line made: a stream's chunks are mostly of one size, so one string serves them all. */
+let lastLen = -1;
+let lastLine = "";
+
+/** A chunk's size line, CRLF included (RFC 9112 §7.1). */
+function sizeLine(len: number): string {
+  if (len !== lastLen) {
+    lastLen = len;
+    lastLine = `${len.toString(16)}\r\n`;
+  }
+  return lastLine;
+}
+
 /**
  * Writes one response at a time on its connection, through the connection's output buffer.
  * The app side (WSGI's startResponse and write, later fetch's Response) decides what to send;
@@ -194,7 +207,7 @@ export class ResponseWriter {
       else out.writeBytes(data, this.bodySent < declared);
       return fits;
     }
-    const size = `${len.toString(16)}\r\n`;
+    const size = sizeLine(len);
     this.length += size.length + 2;
     if (typeof data !== "string" && out.writeChunk(size, data)) return fits;
     out.writeLatin1(size);
