@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { defaultLimits, defaultTimeouts } from "../src/config/limits.ts";
-import { type DeadlineTarget, Deadlines } from "../src/engine/deadlines.ts";
+import { Deadlines, type DeadlineTarget } from "../src/engine/deadlines.ts";
 import { Flow, Pause } from "../src/engine/flow.ts";
 import { Output, type OutputOwner } from "../src/engine/output.ts";
 import { State } from "../src/engine/state.ts";
