@@ -1,8 +1,9 @@
 /**
  * @module bench/run — bunwsgi vs Bun.serve vs node:http (and a bare Bun.listen floor) under wrk: interleaved rounds, server on
  * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
- * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--warmup S] [--only a,b] [--servers a,b] [--baseline DIR] [--markdown FILE]
- * Servers start once; every scenario runs --warmup seconds on each, unmeasured, before the rounds.
+ * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--warmup S] [--lead S] [--only a,b] [--servers a,b] [--baseline DIR] [--markdown FILE]
+ * Servers start once; every scenario runs --warmup seconds on each, unmeasured, before the rounds, and --lead
+ * seconds right before each measured run.
  * "bare Bun.listen" is the floor: Bun.listen with just enough HTTP for the scenarios, no server code.
  * The Hono scenarios serve one Hono app object (servers/hono-app.ts) on Bun.serve and on bunwsgi's
  * FetchServer, in the same rounds; their ratios are to "Bun.serve + Hono".
@@ -40,6 +41,16 @@ const ROUNDS = Number(opt("--rounds", "3"));
 const DURATION = Number(opt("--duration", "5"));
 /** Seconds each scenario runs on each server, unmeasured, before the first round. */
 const WARMUP = Number(opt("--warmup", "2"));
+/**
+ * Seconds each measured run is preceded by, on the same server and scenario, unmeasured. In a
+ * round a server sits idle while the others run (minutes, in a full run): without a lead-in its
+ * run starts as a server does after that long idle, not as in service. An allocator gives memory
+ * back after idle seconds (mimalloc: after 100 ms by default, after 10 s in the bunwsgi command),
+ * and the next burst faults it in again; on the 2-core VM the first 2 s of a 1 MiB echo on
+ * bunwsgi after 15 s idle cost 1582 µs of CPU per request, 452 µs the next 2 s.
+ */
+const LEAD = Number(opt("--lead", "1"));
+const leadNote = (): string => (LEAD > 0 ? ` (each after ${LEAD}s unmeasured on the same server)` : "");
 /** A comma-separated option as a list; empty when absent. */
 const listOpt = (name: string): string[] =>
   opt(name, "")
@@ -563,7 +574,7 @@ function treeMemory(r: Running, field: "VmRSS" | "VmHWM", into: "warm" | "peak" 
 }
 
 console.log(
-  `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each, wrk -t1 ${connectionsNote()}`,
+  `bench: ${ROUNDS} rounds × ${SCENARIOS.length} scenarios × ${SERVERS.length} servers, ${DURATION}s each${leadNote()}, wrk -t1 ${connectionsNote()}`,
 );
 console.log(`       server pinned to CPU 0, wrk to CPU 1; Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}`);
 if (CPU.bytes > 0) {
@@ -615,6 +626,7 @@ try {
       for (const r of order) {
         const { kind, proc, port } = r;
         if (!runs(kind, s)) continue;
+        if (LEAD > 0) await runWrk(port, s, LEAD);
         // The server's processes (a master's workers too), each one's CPU before and after.
         const pids = tree(proc.pid);
         if (s.peak === true) for (const pid of pids) peaksReset = resetPeak(pid) && peaksReset;
@@ -686,7 +698,7 @@ const PINNED = SCENARIOS.filter((s) => s.group !== "workers");
 if (PINNED.length > 0)
   lines.push(
     `Bun ${Bun.version}, ${(await Bun.$`node --version`.text()).trim()}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
-      `${ROUNDS} interleaved rounds × ${DURATION}s; server on CPU 0, \`wrk -t1\` (${connectionsNote()}) on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
+      `${ROUNDS} interleaved rounds × ${DURATION}s${leadNote()}; server on CPU 0, \`wrk -t1\` (${connectionsNote()}) on CPU 1; median (min–max); ratio = each round's figure ÷ the reference's in the same round (Bun.serve; Bun.serve + Hono for the Hono scenarios), median (min–max) of the rounds.`,
     "",
     "| scenario | server | req/s | server CPU µs/req | throughput | ratio req/s | ratio CPU/req |",
     "|---|---|---|---|---|---|---|",
@@ -761,7 +773,7 @@ if (WORKERS.length > 0) {
   lines.push(
     ...(PINNED.length > 0 ? [""] : []),
     `Workers group: Bun ${Bun.version}, wrk ${(await Bun.$`wrk --version`.nothrow().text()).split(" ")[1] ?? "?"}; ` +
-      `${ROUNDS} interleaved rounds × ${DURATION}s; servers and \`wrk -t1 -c${CONNECTIONS}\` NOT pinned (each may use any of the ${cores} cores); ` +
+      `${ROUNDS} interleaved rounds × ${DURATION}s${leadNote()}; servers and \`wrk -t1 -c${CONNECTIONS}\` NOT pinned (each may use any of the ${cores} cores); ` +
       `server CPU = its process + its children (a master + its workers), from /proc; cores busy = server CPU s ÷ wall s; ` +
       `/cpu = FNV-1a over ${CPU.bytes} bytes (${CPU.msPerRun.toFixed(3)} ms in the bench process, calibrated to 0.5 ms), the same code in every server; ` +
       `load average ${LOAD_AT_START} at the start, ${loadAverage()} at the end; median (min–max).`,
