@@ -59,14 +59,17 @@ const IOV32 = new Uint32Array(IOV.buffer);
 const EMPTY = new Uint8Array(0);
 const TWO_32 = 2 ** 32;
 
-/** Put b[0, len) in IOV's i-th entry; returns the next entry. An address is below 2^53, so a number holds it exactly. */
+/** Put b[0, len) in IOV's i-th entry; returns the next entry. */
 function iovec(i: number, b: Uint8Array, len: number): number {
-  const at = ptr(b);
-  IOV32[4 * i] = at % TWO_32;
-  IOV32[4 * i + 1] = Math.floor(at / TWO_32);
-  IOV32[4 * i + 2] = len;
-  IOV32[4 * i + 3] = 0;
+  word(2 * i, ptr(b));
+  word(2 * i + 1, len);
   return i + 1;
+}
+
+/** IOV's k-th 64-bit word set to `n` (an address or a length: below 2^53, so a number holds it exactly). */
+function word(k: number, n: number): void {
+  IOV32[2 * k] = n % TWO_32;
+  IOV32[2 * k + 1] = Math.floor(n / TWO_32);
 }
 
 /** Outputs whose last send left a partial segment held (MSG_MORE), pushed on the next turn of the event loop. */
