@@ -37,10 +37,20 @@ const opt = (name: string, fallback: string): string => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
 };
-const ROUNDS = Number(opt("--rounds", "3"));
-const DURATION = Number(opt("--duration", "5"));
+/** A whole number of at least `least` (wrk takes whole seconds), or the bench stops saying which option got what. */
+function countOpt(name: string, fallback: string, least: number): number {
+  const text = opt(name, fallback);
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < least) {
+    console.error(`bench: ${name} takes a whole number of at least ${least}, got ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+const ROUNDS = countOpt("--rounds", "3", 1);
+const DURATION = countOpt("--duration", "5", 1);
 /** Seconds each scenario runs on each server, unmeasured, before the first round. */
-const WARMUP = Number(opt("--warmup", "2"));
+const WARMUP = countOpt("--warmup", "2", 0);
 /**
  * Seconds each measured run is preceded by, on the same server and scenario, unmeasured. In a
  * round a server sits idle while the others run (minutes, in a full run): without a lead-in its
@@ -49,7 +59,7 @@ const WARMUP = Number(opt("--warmup", "2"));
  * and the next burst faults it in again; on the 2-core VM the first 2 s of a 1 MiB echo on
  * bunwsgi after 15 s idle cost 1582 µs of CPU per request, 452 µs the next 2 s.
  */
-const LEAD = Number(opt("--lead", "1"));
+const LEAD = countOpt("--lead", "1", 0);
 const leadNote = (): string => (LEAD > 0 ? ` (each after ${LEAD}s unmeasured on the same server)` : "");
 /** A comma-separated option as a list; empty when absent. */
 const listOpt = (name: string): string[] =>
@@ -615,7 +625,7 @@ try {
     if (SCENARIOS.some((s) => s.file === true && runs(kind, s))) await checkFiles(kind, port);
     if (SCENARIOS.some((s) => s.path === "/cpu" && runs(kind, s))) await checkCpu(kind, port);
   }
-  for (const s of SCENARIOS) for (const r of running) if (runs(r.kind, s)) await runWrk(r.port, s, WARMUP);
+  if (WARMUP > 0) for (const s of SCENARIOS) for (const r of running) if (runs(r.kind, s)) await runWrk(r.port, s, WARMUP);
   for (const r of running) memory(r.kind.name).warm.push(treeMemory(r, "VmRSS", "warm"));
   for (let round = 1; round <= ROUNDS; round++) {
     // Each scenario is measured on all servers back to back: on a machine whose speed drifts from
