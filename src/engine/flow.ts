@@ -2,6 +2,7 @@
 
 import type { Socket } from "bun";
 import { type BudgetWaiter, budget } from "./budget.ts";
+import { HeldTime } from "./rate.ts";
 
 /** Reasons to stop reading, as bits. */
 export const Pause = {
@@ -21,9 +22,8 @@ const NOT_PEERS = Pause.INPUT | Pause.BUDGET;
 export class Flow implements BudgetWaiter {
   private readonly socket: Socket<unknown>;
   private paused = 0;
-  /** Seconds (performance.now()) reading was held for NOT_PEERS reasons, in all, and when the current such hold began (-1: none). */
-  private heldTotal = 0;
-  private heldSince = -1;
+  /** Time reading was held for NOT_PEERS reasons. */
+  private readonly held = new HeldTime();
   /** The socket closed: it is never resumed again. */
   private closed = false;
 
@@ -33,7 +33,7 @@ export class Flow implements BudgetWaiter {
 
   pause(reason: number): void {
     if (this.paused === 0) this.socket.pause();
-    if ((reason & NOT_PEERS) !== 0 && (this.paused & NOT_PEERS) === 0) this.heldSince = performance.now() / 1000;
+    if ((reason & NOT_PEERS) !== 0 && (this.paused & NOT_PEERS) === 0) this.held.begin(performance.now() / 1000);
     this.paused |= reason;
   }
 
@@ -41,10 +41,7 @@ export class Flow implements BudgetWaiter {
     if ((this.paused & reason) === 0) return;
     const held = (this.paused & NOT_PEERS) !== 0;
     this.paused &= ~reason;
-    if (held && (this.paused & NOT_PEERS) === 0) {
-      this.heldTotal += performance.now() / 1000 - this.heldSince;
-      this.heldSince = -1;
-    }
+    if (held && (this.paused & NOT_PEERS) === 0) this.held.end(performance.now() / 1000);
     if (this.paused === 0 && !this.closed) this.socket.resume();
   }
 
@@ -54,7 +51,7 @@ export class Flow implements BudgetWaiter {
    * hold that begins and ends between two ticks of the deadlines is counted too.
    */
   heldSeconds(now: number): number {
-    return this.heldTotal + (this.heldSince >= 0 ? Math.max(0, now - this.heldSince) : 0);
+    return this.held.total(now);
   }
 
   pausedFor(reason: number): boolean {

@@ -7,6 +7,7 @@ import { counters } from "./counters.ts";
 import { type Flow, Pause } from "./flow.ts";
 import { copyOf } from "./input.ts";
 import { libc } from "./libc.ts";
+import { HeldTime } from "./rate.ts";
 
 /** What an Output needs of its connection, and tells it. */
 export interface OutputOwner {
@@ -99,12 +100,10 @@ export class Output {
    */
   accepted = 0;
   /**
-   * Seconds (performance.now()) the queue stood empty after draining, in all, and since when it
-   * stands so (-1: it does not): the client had taken all it was offered, and waited for the
-   * app. The response's rate does not count that time, even when a tick never sees it.
+   * Time the queue stood empty after draining: the client had taken all it was offered, and
+   * waited for the app. The response's rate does not count it, even when a tick never sees it.
    */
-  private emptyTotal = 0;
-  private emptySince = -1;
+  private readonly empty = new HeldTime();
   /** Coarse-clock second of the last write (an upgraded connection's idle deadline). */
   lastSend = 0;
   /** No more bytes are written: the connection closed, or the socket refused a write. */
@@ -333,10 +332,7 @@ export class Output {
     if (this.queued === 0) {
       const now = performance.now() / 1000;
       this.lastProgress = now;
-      if (this.emptySince >= 0) {
-        this.emptyTotal += now - this.emptySince;
-        this.emptySince = -1;
-      }
+      this.empty.end(now);
     }
     this.queue.push(b);
     this.queued += b.length;
@@ -380,7 +376,7 @@ export class Output {
   }
 
   private drained(): void {
-    this.emptySince = performance.now() / 1000;
+    this.empty.begin(performance.now() / 1000);
     this.queue.length = 0;
     this.qHead = 0;
     this.queued = 0;
@@ -391,9 +387,9 @@ export class Output {
     this.owner.outputDrained();
   }
 
-  /** Seconds up to `now` that the queue stood empty after draining (see emptyTotal). */
+  /** Seconds up to `now` that the queue stood empty after draining (see `empty`). */
   emptySeconds(now: number): number {
-    return this.emptyTotal + (this.emptySince >= 0 ? Math.max(0, now - this.emptySince) : 0);
+    return this.empty.total(now);
   }
 
   get backpressured(): boolean {

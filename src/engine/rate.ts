@@ -1,4 +1,4 @@
-/** @module engine/rate — a transfer rate over a sliding window, for the minimum body and response rates (Kestrel's MinRequestBodyDataRate and MinResponseDataRate). */
+/** @module engine/rate — a transfer rate over a sliding window, for the minimum body and response rates (Kestrel's MinRequestBodyDataRate and MinResponseDataRate), and the time a transfer stood still for reasons not the peer's, which those rates leave out. */
 
 /**
  * Samples of (time, bytes so far), taken once a second while a transfer is measured; the rate
@@ -26,5 +26,33 @@ export class RateWindow {
     const t0 = s[0] as number;
     if (rate <= 0 || now - t0 < window) return false;
     return total - (s[1] as number) < rate * (now - t0);
+  }
+}
+
+/**
+ * Seconds (performance.now()) spent in a state that is not the peer's doing, in all: reading held
+ * for the app or the budget (Flow), an output queue standing empty (Output). A rate measured on
+ * `now - total(now)` leaves that time out, however short and whether or not a tick fell in it.
+ */
+export class HeldTime {
+  private sum = 0;
+  /** When the current stretch began; -1 when none is running. */
+  private since = -1;
+
+  /** A stretch begins at `now` (nothing if one is running). */
+  begin(now: number): void {
+    if (this.since < 0) this.since = now;
+  }
+
+  /** The running stretch, if any, ends at `now`. */
+  end(now: number): void {
+    if (this.since < 0) return;
+    this.sum += now - this.since;
+    this.since = -1;
+  }
+
+  /** Seconds in all up to `now`, the running stretch included. */
+  total(now: number): number {
+    return this.sum + (this.since >= 0 ? Math.max(0, now - this.since) : 0);
   }
 }
