@@ -20,6 +20,7 @@
 
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { envChoice, envWhole } from "./args.ts";
 import { HEADS, helloApp, readLoop, standInSocket, timedLoop } from "./heads.ts";
 
 interface StandIn {
@@ -32,14 +33,16 @@ interface Parser {
   reset(): void;
 }
 
-const DEPTH = Number(process.env.DEPTH ?? 16);
-const REQUESTS = Number(process.env.REQS ?? 80_000);
-const ROUNDS = Number(process.env.ROUNDS ?? 20);
-const PROCS = Number(process.env.PROCS ?? 8);
+const TOOL = "bench/ab";
+const DEPTH = envWhole(TOOL, "DEPTH", 16, 1);
+const REQUESTS = envWhole(TOOL, "REQS", 80_000, 1);
+const ROUNDS = envWhole(TOOL, "ROUNDS", 20, 1);
+const PROCS = envWhole(TOOL, "PROCS", 8, 1);
 const CONNECTIONS = 50;
-const METRICS_B = process.env.METRICS === "B";
-const PARSER = process.env.PART === "parser";
-const HEAD = HEADS[process.env.HEAD === "browser" ? "browser, 12 fields, ~700 B" : "minimal (wrk)"] as Buffer;
+const METRICS_B = envChoice(TOOL, "METRICS", ["A", "B"], "A") === "B";
+const PARSER = envChoice(TOOL, "PART", ["parser", "request"], "request") === "parser";
+const HEAD_KIND = envChoice(TOOL, "HEAD", ["minimal", "browser"], "minimal");
+const HEAD = HEADS[HEAD_KIND === "browser" ? "browser, 12 fields, ~700 B" : "minimal (wrk)"] as Buffer;
 
 /** A checkout's request-head parser with the default limits (checkouts before http/ kept it in src/, with default limits built in). */
 async function loadParser(dir: string): Promise<Parser> {
@@ -142,8 +145,8 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const [dirA, dirB] = process.argv.slice(2);
-  if (dirA === undefined || dirB === undefined) {
+  const [dirA, dirB, ...extra] = process.argv.slice(2);
+  if (dirA === undefined || dirB === undefined || extra.length > 0) {
     console.error("usage: bun bench/ab.ts DIR_A DIR_B");
     process.exit(2);
   }
@@ -168,7 +171,7 @@ async function main(): Promise<void> {
   }
   const mean = Math.exp(perProcess.reduce((sum, r) => sum + Math.log(r), 0) / perProcess.length);
   console.log(
-    `${PARSER ? `parser, ${process.env.HEAD === "browser" ? "browser" : "minimal"} head` : `depth ${DEPTH}`}: ` +
+    `${PARSER ? `parser, ${HEAD_KIND} head` : `depth ${DEPTH}`}: ` +
       `A ${median(a).toFixed(0)} B ${median(b).toFixed(0)} CPU ns/${PARSER ? "head" : "request"}; ` +
       `B/A ${mean.toFixed(3)} (geometric mean of each process's median: ${perProcess.map((x) => x.toFixed(3)).join(" ")}; A first in the 1st, 3rd, …)`,
   );

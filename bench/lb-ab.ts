@@ -12,11 +12,12 @@ import { Connection, type ServerSocket } from "../src/engine/connection.ts";
 import { ProxyParser } from "../src/http/proxy-protocol.ts";
 import { WSGIServer } from "../src/index.ts";
 import type { ClientAddress } from "../src/observe/access.ts";
+import { envWhole } from "./args.ts";
 import { helloApp, readLoop, standInSocket } from "./heads.ts";
 
-const PROCS = Number(process.env.PROCS ?? 6);
-const ROUNDS = Number(process.env.ROUNDS ?? 15);
-const REQUESTS = Number(process.env.REQS ?? 60_000);
+const PROCS = envWhole("bench/lb-ab", "PROCS", 6, 1);
+const ROUNDS = envWhole("bench/lb-ab", "ROUNDS", 15, 1);
+const REQUESTS = envWhole("bench/lb-ab", "REQS", 60_000, 20);
 const CONNECTIONS = 50;
 
 const PLAIN = Buffer.from("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", "latin1");

@@ -11,15 +11,16 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { commandLine, wholeNumber } from "./args.ts";
 
 const here = import.meta.dir;
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const ROUNDS = opt("--rounds", 5);
-const DURATION = opt("--duration", 5);
+const TOOL = "bench/lb";
+const given = commandLine(TOOL, "bun bench/lb.ts [options] (npm run bench:lb -- [options])", {
+  rounds: { type: "string", value: "N", help: "interleaved rounds (default 5)" },
+  duration: { type: "string", value: "S", help: "seconds of each measured run (default 5)" },
+});
+const ROUNDS = wholeNumber(TOOL, "--rounds", given.rounds, 5, 1);
+const DURATION = wholeNumber(TOOL, "--duration", given.duration, 5, 1);
 const TICK = 100; // USER_HZ: /proc's CPU times are in these.
 
 interface Variant {

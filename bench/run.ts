@@ -1,7 +1,7 @@
 /**
  * @module bench/run — bunwsgi vs Bun.serve vs node:http (and a bare Bun.listen floor) under wrk: interleaved rounds, server on
  * CPU 0 and wrk on CPU 1 (taskset), server CPU time per request from /proc, RSS, medians and
- * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--warmup S] [--lead S] [--only a,b] [--servers a,b] [--baseline DIR] [--markdown FILE]
+ * ratios to Bun.serve. Usage: bun run bench [--rounds N] [--duration S] [--warmup S] [--lead S] [--only a,b] [--servers a,b] [--baseline DIR] [--markdown FILE] (--help: each option)
  * Servers start once; every scenario runs --warmup seconds on each, unmeasured, before the rounds, and --lead
  * seconds right before each measured run.
  * "bare Bun.listen" is the floor: Bun.listen with just enough HTTP for the scenarios, no server code.
@@ -29,28 +29,36 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { commandLine, wholeNumber } from "./args.ts";
 import { calibrate, checksum, xorshiftFill } from "./servers/cpu-work.ts";
 
 const here = import.meta.dir;
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string): string => {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
-};
+const TOOL = "bench";
+const given = commandLine(TOOL, "bun run bench [options] (npm run bench -- [options])", {
+  rounds: { type: "string", value: "N", help: "interleaved rounds (default 3)" },
+  duration: { type: "string", value: "S", help: "seconds of each measured run (default 5)" },
+  warmup: {
+    type: "string",
+    value: "S",
+    help: "seconds each scenario runs on each server before the rounds, unmeasured (default 2; 0 skips)",
+  },
+  lead: {
+    type: "string",
+    value: "S",
+    help: "seconds right before each measured run, unmeasured, on the same server (default 1)",
+  },
+  only: { type: "string", value: "a,b", help: "scenarios whose names contain one of these comma-separated words" },
+  servers: { type: "string", value: "a,b", help: "servers whose names contain one of these words (and their reference)" },
+  baseline: { type: "string", value: "DIR", help: "another checkout of bunwsgi (an earlier commit) measured in the same rounds" },
+  markdown: { type: "string", value: "FILE", help: "also write the results table to this file" },
+});
 /** A whole number of at least `least` (wrk takes whole seconds), or the bench stops saying which option got what. */
-function countOpt(name: string, fallback: string, least: number): number {
-  const text = opt(name, fallback);
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < least) {
-    console.error(`bench: ${name} takes a whole number of at least ${least}, got ${JSON.stringify(text)}`);
-    process.exit(2);
-  }
-  return n;
-}
-const ROUNDS = countOpt("--rounds", "3", 1);
-const DURATION = countOpt("--duration", "5", 1);
+const countOpt = (name: "rounds" | "duration" | "warmup" | "lead", fallback: number, least: number): number =>
+  wholeNumber(TOOL, `--${name}`, given[name], fallback, least);
+const ROUNDS = countOpt("rounds", 3, 1);
+const DURATION = countOpt("duration", 5, 1);
 /** Seconds each scenario runs on each server, unmeasured, before the first round. */
-const WARMUP = countOpt("--warmup", "2", 0);
+const WARMUP = countOpt("warmup", 2, 0);
 /**
  * Seconds each measured run is preceded by, on the same server and scenario, unmeasured. In a
  * round a server sits idle while the others run (minutes, in a full run): without a lead-in its
@@ -59,16 +67,13 @@ const WARMUP = countOpt("--warmup", "2", 0);
  * and the next burst faults it in again; on the 2-core VM the first 2 s of a 1 MiB echo on
  * bunwsgi after 15 s idle cost 1582 µs of CPU per request, 452 µs the next 2 s.
  */
-const LEAD = countOpt("--lead", "1", 0);
+const LEAD = countOpt("lead", 1, 0);
 const leadNote = (): string => (LEAD > 0 ? ` (each after ${LEAD}s unmeasured on the same server)` : "");
 /** A comma-separated option as a list; empty when absent. */
-const listOpt = (name: string): string[] =>
-  opt(name, "")
-    .split(",")
-    .filter((s) => s !== "");
-const ONLY = listOpt("--only");
-const ONLY_SERVERS = listOpt("--servers");
-const MARKDOWN = opt("--markdown", "");
+const listOpt = (name: "only" | "servers"): string[] => (given[name] ?? "").split(",").filter((s) => s !== "");
+const ONLY = listOpt("only");
+const ONLY_SERVERS = listOpt("servers");
+const MARKDOWN = given.markdown ?? "";
 const CONNECTIONS = 50;
 
 for (const tool of ["wrk", "taskset", "node"]) {
@@ -104,7 +109,12 @@ const picked = (name: string, filters: string[]): boolean =>
   filters.length === 0 || filters.some((o) => name.toLowerCase().includes(o.toLowerCase()));
 
 /** `--baseline DIR`: another checkout of bunwsgi (an earlier commit) measured in the same rounds, for before/after. */
-const BASELINE = opt("--baseline", "");
+const BASELINE = given.baseline ?? "";
+// A path that is no checkout would leave the rounds without their baseline, silently.
+if (BASELINE !== "" && !existsSync(join(BASELINE, "bench/servers/bunwsgi.ts"))) {
+  console.error(`${TOOL}: --baseline ${BASELINE} is no checkout of bunwsgi (it has no bench/servers/bunwsgi.ts)`);
+  process.exit(2);
+}
 
 /** A server of a --baseline checkout, when that checkout has its entry file (older ones have no Hono server); it runs the file scenarios when its entry reads BENCH_FILES. */
 const baseline = (name: string, group: Group, file: string): ServerKind[] =>

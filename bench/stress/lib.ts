@@ -3,12 +3,13 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, Subprocess } from "bun";
+import { commandLine, type Given, type OptionTable, wholeNumber } from "../args.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 /** The pinned Bun of the checkout (never a global one). */
 export const BUN = existsSync(join(ROOT, "node_modules/.bin/bun")) ? join(ROOT, "node_modules/.bin/bun") : process.execPath;
 /** The app the scripts serve: the WSGI one, or with `--kind fetch` the same routes as a fetch app. */
-export const APP = join(import.meta.dir, kindOption() === "fetch" ? "fetch-app.ts" : "app.ts");
+export const appPath = (): string => join(import.meta.dir, kindOption() === "fetch" ? "fetch-app.ts" : "app.ts");
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 
@@ -28,30 +29,38 @@ export interface Options {
   count: number | null;
 }
 
+/** The options every stress script takes; bench/stress/run takes them too and hands them on. */
+export const STRESS_OPTIONS = {
+  fast: { type: "boolean", help: "the short variant CI runs" },
+  seconds: { type: "string", value: "N", help: "the soak's length in seconds (default 30; other scripts: fixed)" },
+  seed: { type: "string", value: "N", help: "the fuzzer's seed (default random, printed)" },
+  count: { type: "string", value: "N", help: "how many inputs the fuzzer feeds" },
+  kind: { type: "string", value: "wsgi|fetch", help: "wsgi or fetch: which kind of app the server runs (default wsgi)" },
+} as const satisfies OptionTable;
+
+/** This process's command line, checked on first use (bench/stress/run's first, with its own options). */
+let given: Given<OptionTable> | null = null;
+export function stressArgs<E extends OptionTable>(extra?: E): Given<typeof STRESS_OPTIONS & E> {
+  given ??= commandLine("stress", "bun bench/stress/<script>.ts [options]", { ...STRESS_OPTIONS, ...extra });
+  return given as Given<typeof STRESS_OPTIONS & E>;
+}
+
 /** `--kind wsgi|fetch` (default wsgi): which kind of app the server runs. */
-export function kindOption(argv: readonly string[] = process.argv.slice(2)): "wsgi" | "fetch" {
-  const i = argv.indexOf("--kind");
-  if (i < 0) return "wsgi";
-  const kind = argv[i + 1];
+export function kindOption(): "wsgi" | "fetch" {
+  const kind = stressArgs().kind ?? "wsgi";
   if (kind !== "wsgi" && kind !== "fetch") {
-    console.error("stress: --kind takes wsgi or fetch");
+    console.error(`stress: --kind takes wsgi or fetch, got ${JSON.stringify(kind)}`);
     process.exit(2);
   }
   return kind;
 }
 
-export function parseOptions(argv: readonly string[] = process.argv.slice(2)): Options {
-  const num = (name: string): number | null => {
-    const i = argv.indexOf(name);
-    if (i < 0) return null;
-    const v = Number(argv[i + 1]);
-    if (!Number.isFinite(v) || v < 0) {
-      console.error(`stress: ${name} needs a number`);
-      process.exit(2);
-    }
-    return v;
-  };
-  return { fast: argv.includes("--fast"), seconds: num("--seconds"), seed: num("--seed"), count: num("--count") };
+export function parseOptions(): Options {
+  const g = stressArgs();
+  const num = (name: "seconds" | "seed" | "count"): number | null =>
+    g[name] === undefined ? null : wholeNumber("stress", `--${name}`, g[name], 0, name === "seconds" ? 1 : 0);
+  kindOption();
+  return { fast: g.fast === true, seconds: num("seconds"), seed: num("seed"), count: num("count") };
 }
 
 /** Run a script: pin this process (the load side) to CPU 1, enforce a time budget, print ONE summary line, set the exit code. */
@@ -189,14 +198,14 @@ export function stopAllServers(): void {
 process.on("exit", stopAllServers);
 
 /**
- * Start `bun src/cli.ts APP --bind 127.0.0.1:0 --log-access none ...flags` on CPU 0 (with `env` added to this
+ * Start `bun src/cli.ts APP (appPath() unless given) --bind 127.0.0.1:0 --log-access none ...flags` on CPU 0 (with `env` added to this
  * process's environment: Bun.spawn does not pass on changes made to process.env) and wait for
  * its "listening on" line (the port the kernel picked). A server that exits first (an unknown
  * flag, say) throws a StartError carrying what it printed.
  */
 export async function startServer(
   flags: readonly string[],
-  app: string = APP,
+  app: string = appPath(),
   env: Record<string, string> = {},
 ): Promise<Server> {
   const cmd = [BUN, join(ROOT, "src/cli.ts"), app, "--bind", "127.0.0.1:0", "--log-access", "none", ...flags];

@@ -1,7 +1,7 @@
 /** @module bench/stress/run — runs the stress scripts in sequence (each its own process, with its own server), prints each one's summary line and `stress: N passed, M failed`; exits non-zero if any failed. Usage: bun bench/stress/run.ts [--only a,b] [--fast] [--seconds N] [--seed N] [--kind wsgi|fetch] */
 
 import { join } from "node:path";
-import { BUN, now, parseOptions } from "./lib.ts";
+import { BUN, now, parseOptions, STRESS_OPTIONS, stressArgs } from "./lib.ts";
 
 /** In running order; `fast`: quick enough for CI. */
 const SCRIPTS = [
@@ -13,19 +13,23 @@ const SCRIPTS = [
   { name: "fuzz", fast: true },
 ] as const;
 
-const argv = process.argv.slice(2);
-const opts = parseOptions(argv);
-const only = (argv.includes("--only") ? (argv[argv.indexOf("--only") + 1] ?? "") : "").split(",").filter((s) => s !== "");
+const given = stressArgs({
+  only: { type: "string", value: "a,b", help: "these comma-separated scripts (default: all; with --fast, the fast ones)" },
+});
+const opts = parseOptions();
+const only = (given.only ?? "").split(",").filter((s) => s !== "");
 const unknown = only.filter((o) => !SCRIPTS.some((s) => s.name === o));
 if (unknown.length > 0) {
   console.error(`stress: no script ${unknown.join(", ")} (have: ${SCRIPTS.map((s) => s.name).join(", ")})`);
   process.exit(2);
 }
 const selected = SCRIPTS.filter((s) => (only.length > 0 ? only.includes(s.name) : !opts.fast || s.fast));
+// The scripts' own options, handed on as given.
 const pass: string[] = [];
-for (const flag of ["--fast", "--seconds", "--seed", "--count", "--kind"]) {
-  const i = argv.indexOf(flag);
-  if (i >= 0) pass.push(...(flag === "--fast" ? [flag] : [flag, argv[i + 1] ?? ""]));
+for (const name of Object.keys(STRESS_OPTIONS) as (keyof typeof STRESS_OPTIONS)[]) {
+  const v = given[name];
+  if (v === true) pass.push(`--${name}`);
+  else if (typeof v === "string") pass.push(`--${name}`, v);
 }
 
 const t0 = now();
