@@ -110,6 +110,7 @@ export interface StandInSocket {
   pause(): void;
   resume(): void;
   end(): void;
+  shutdown(): void;
   terminate(): void;
 }
 
@@ -126,6 +127,7 @@ export function standInSocket(port: number): StandInSocket {
     pause() {},
     resume() {},
     end() {},
+    shutdown() {},
     terminate() {},
   };
 }

@@ -286,6 +286,54 @@ describe("signals", () => {
     expect(p.stderr).toContain("SIGTERM: stopping gracefully");
   });
 
+  test("a second SIGTERM cuts the request in flight at once, and its access record and the stopped line are still written", async () => {
+    const d = site("term-twice", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "access.log"\n');
+    const p = start(d);
+    const port = await p.port();
+    const slow = await RawClient.connect(port);
+    slow.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    await Bun.sleep(200);
+    p.kill("SIGTERM");
+    await p.waitFor("SIGTERM: stopping gracefully");
+    p.kill("SIGTERM");
+    expect(await p.exit()).toBe(0);
+    expect(p.stderr).toContain("SIGTERM again: closing all connections now");
+    expect(p.stderr).toContain("bunwsgi: stopped");
+    // Cut before its first byte: logged, as at the shutdown deadline, with no status sent.
+    expect(readFileSync(join(d, "access.log"), "utf8")).toContain('"GET /slow HTTP/1.1"');
+    await slow.waitClosed(2000);
+  });
+
+  test("SIGTTIN, SIGTTOU and SIGUSR2 to a single process are refused with a warning, and it serves on (their default action would stop it)", async () => {
+    const d = site("job-signals", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    for (const sig of ["SIGTTIN", "SIGTTOU", "SIGUSR2"] as const) {
+      p.kill(sig);
+      await p.waitFor(`${sig} ignored:`);
+    }
+    expect(p.stderr).toContain("SIGTTIN ignored: adding a worker needs a master (workers ≥ 1)");
+    expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("hello v1 - - -");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test("SIGHUP to workers = 2 in a single process says it takes a restart, and it serves on alone", async () => {
+    const d = site("hup-workers", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n');
+    const p = start(d);
+    const port = await p.port();
+    writeFileSync(join(d, "bunwsgi.toml"), 'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    p.kill("SIGHUP");
+    await p.waitFor("SIGHUP: reloaded");
+    expect(p.stderr).toContain(
+      "workers = 2 needs a restart (a single process has no master to start workers); still a single process",
+    );
+    expect(p.stderr).not.toContain("worker 0");
+    expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("hello v1 - - -");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
   test("SIGHUP with a changed app serves the new app without refusing a connection", async () => {
     const d = site("hup", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n');
     const p = start(d);
@@ -340,6 +388,8 @@ describe("timeouts", () => {
     expect(res.status).toBe(408);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     await loris.waitClosed(2000);
+    // The server half-closed and lingers, reading on, until the client closes its side too.
+    loris.close();
     p.kill();
     expect(await p.exit()).toBe(0);
   });

@@ -6,7 +6,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCommandLine } from "../src/config/args.ts";
@@ -234,4 +234,66 @@ describe("metrics with workers = 2", () => {
     p.kill();
     expect(await p.exit()).toBe(0);
   }, 60_000);
+});
+
+/** A TCP port nothing listens on now (bound, read and let go): for a metrics_bind that a new master must take over. */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+describe("metrics_bind at start and across a binary upgrade", () => {
+  test.each([0, 2])(
+    "workers = %d: a metrics port already taken fails the start (exit 2, said in the error log) before any bind is said to listen, and leaves no socket file",
+    async (workers) => {
+      const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+      try {
+        const p = start(
+          `app = "app.ts"\nbind = ["127.0.0.1:0", "unix:./m.sock"]\nmetrics_bind = "127.0.0.1:${taken.port}"\nworkers = ${workers}\n[log]\naccess = "none"\n`,
+        );
+        expect(await p.exit()).toBe(2);
+        expect(p.stderr).toContain(`cannot start: metrics_bind 127.0.0.1:${taken.port}: cannot listen`);
+        expect(p.stderr).not.toContain("listening on");
+        expect(p.stderr).not.toContain("    at ");
+        expect(existsSync(join(dir, `site${sites}`, "m.sock"))).toBe(false);
+      } finally {
+        taken.stop(true);
+      }
+    },
+    20_000,
+  );
+
+  test("SIGUSR2 with metrics_bind: the new master serves, and opens the metrics page once the old master stops", async () => {
+    const metricsPort = freePort();
+    const p = start(
+      `app = "app.ts"\nbind = "127.0.0.1:0"\nmetrics_bind = "127.0.0.1:${metricsPort}"\nworkers = 1\n[log]\naccess = "none"\n`,
+    );
+    const port = await p.port();
+    await p.waitFor("ready");
+    const answer = async (): Promise<number> =>
+      Number(await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } })).text());
+    const oldWorker = await answer();
+    const url = `http://127.0.0.1:${metricsPort}/metrics`;
+    expect((await scrape(url)).samples.get('bunwsgi_workers{state="serving"}')).toBe(1);
+    p.kill("SIGUSR2");
+    const heir = Number(((await p.waitFor(/started a new master \(pid (\d+)\)/)) as RegExpMatchArray)[1]);
+    await p.waitFor("the previous master's until it stops");
+    // The new master's worker serves beside the old one's before the old master is stopped.
+    const deadline = Date.now() + 15_000;
+    while ((await answer()) === oldWorker) {
+      if (Date.now() > deadline) throw new Error(`the new master's worker never answered; stderr:\n${p.stderr}`);
+      await Bun.sleep(50);
+    }
+    p.kill("SIGTERM");
+    expect(await p.p.exited).toBe(0);
+    // The old master said it at its start; the new one says it once the port is free.
+    const opened = `metrics on http://127.0.0.1:${metricsPort}/metrics`;
+    const by = Date.now() + 5000;
+    while (p.stderr.split(opened).length < 3 && Date.now() < by) await Bun.sleep(50);
+    expect((await scrape(url)).samples.get('bunwsgi_workers{state="serving"}')).toBe(1);
+    expect(await answer()).not.toBe(oldWorker);
+    process.kill(heir, "SIGTERM");
+  }, 40_000);
 });

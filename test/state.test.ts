@@ -21,6 +21,7 @@ function standIn(app: Application, options: ConstructorParameters<typeof WSGISer
     pause: () => events.push("pause"),
     resume: () => events.push("resume"),
     end: () => events.push("end"),
+    shutdown: () => events.push("shutdown"),
     terminate: () => events.push("terminate"),
   } as unknown as ServerSocket;
   const conn = new Connection(socket, server);
@@ -87,7 +88,9 @@ describe("the connection's states", () => {
     const s = standIn(hello);
     s.feed("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     expect(s.conn.state).toBe(State.CLOSING);
+    // Nothing more can come from this client: an immediate close, no linger.
     expect(s.events).toContain("end");
+    expect(s.events).not.toContain("shutdown");
     s.conn.onClose();
     expect(s.conn.state).toBe(State.CLOSED);
   });
@@ -100,6 +103,11 @@ describe("the connection's states", () => {
     expect(out.match(/HTTP\/1\.1/g)?.length).toBe(1);
     expect(s.conn.state).toBe(State.CLOSING);
     expect(s.conn.failReason).toBe("bare_cr");
+    // The client may still be sending: a half-close, reading on (RFC 9112 §9.6); its FIN ends it.
+    expect(s.events).toContain("shutdown");
+    expect(s.events).not.toContain("end");
+    s.conn.onEnd();
+    expect(s.events).toContain("end");
   });
 });
 

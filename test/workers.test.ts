@@ -7,6 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBinary, launchWithFd3, Proc } from "./binary.ts";
@@ -363,6 +364,24 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 40_000);
 
+  test("SIGHUP to workers = 0 says a single process takes a restart, rolls the workers it has, and a later SIGHUP still rolls", async () => {
+    const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
+    writeFileSync(join(d, "bunwsgi.toml"), 'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 0\n[log]\naccess = "none"\n');
+    p.kill("SIGHUP");
+    await p.waitFor("2 new workers ready");
+    expect(p.stderr).toContain("SIGHUP: workers = 0 (a single process) needs a restart; the master keeps its workers");
+    await until(() => readyPids(p).length === 4, "the rolled workers");
+    writeFileSync(join(d, "version.ts"), 'export const version = "v3";\n');
+    writeFileSync(join(d, "bunwsgi.toml"), 'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 3\n[log]\naccess = "none"\n');
+    p.kill("SIGHUP");
+    await p.waitFor("3 new workers ready");
+    expect(p.stderr).not.toContain("SIGHUP ignored");
+    expect(await get(`http://127.0.0.1:${port}/`)).toStartWith("v3 ");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 40_000);
+
   test("a replacement worker serves the config its master resolved, not an edit of the file nobody signalled", async () => {
     const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n', 1);
     // A half-done edit: a missing app and a bind the master does not hold.
@@ -470,6 +489,27 @@ describe("workers", () => {
     const fresh = readFileSync(log, "utf8").trimEnd().split("\n");
     expect(new Set(fresh.map((line) => Number(line.split(" ")[0])))).toEqual(new Set(pids));
     p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("during a graceful stop a new connection is refused, not accepted by the kernel and reset at exit", async () => {
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    const slow = get(`http://127.0.0.1:${port}/slow`);
+    await Bun.sleep(200);
+    p.kill("SIGTERM");
+    await p.waitFor("stopping 2 workers gracefully");
+    await Bun.sleep(200);
+    // Refused at connect (ECONNREFUSED), where the master's copy of the socket used to take it.
+    const error = await new Promise<string>((resolve) => {
+      const c = connect(port, "127.0.0.1");
+      c.on("connect", () => {
+        c.destroy();
+        resolve("connected");
+      });
+      c.on("error", (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+    });
+    expect(error).toBe("ECONNREFUSED");
+    expect(await slow).toMatch(/^v1 \d+ slow$/);
     expect(await p.exit()).toBe(0);
   }, 30_000);
 

@@ -36,6 +36,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   upgraded = false;
   /** The peer half-closed its side. */
   peerEnded = false;
+  /** Closing with a half-close, reading and dropping until the client closes (see endAfterFlush). */
+  private lingering = false;
   /** Why the connection refused the last request (a parser code name, "head_timeout", …), or "". */
   private refusal = "";
   /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
@@ -104,7 +106,11 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   /** The peer sent FIN. Answer what is in progress, then close. */
   onEnd(): void {
     this.peerEnded = true;
-    if (this.state >= State.CLOSING) return;
+    if (this.state >= State.CLOSING) {
+      // Lingering: the client has read our FIN and closed its side too; nothing more will come.
+      if (this.lingering && !this.closed) this.socket.end();
+      return;
+    }
     // No raw bytes can follow a FIN; an upgraded app may still write (the peer only half-closed).
     this.body.rawInput?.finish();
     if (this.state === State.BODY) {
@@ -135,7 +141,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   // ---- OutputOwner -----------------------------------------------------------------------
 
   outputDrained(): void {
-    if (this.state === State.CLOSING) this.socket.end();
+    if (this.state === State.CLOSING) this.closeWrite();
   }
 
   outputFailed(): void {
@@ -267,15 +273,34 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   // ---- lifecycle -------------------------------------------------------------------------
 
-  /** Stop reading; end the socket once queued output is written. */
+  /** Read nothing more; close once queued output is written (lingering when the client may still be sending). */
   endAfterFlush(): void {
     if (this.state >= State.CLOSING) return;
+    // Bytes the client may still be sending: a body not read to its end, the rest of a refused
+    // or broken request, pipelined requests. Closed on them, the socket would answer them with a
+    // reset, which can destroy the response before the client reads it (RFC 9112 §9.6).
+    this.lingering =
+      !this.peerEnded && (this.state !== State.HEAD || this.intake.held.size > 0 || this.refusal !== "" || this.body.failed);
     this.state = State.CLOSING;
     // The coarse clock read as the end of its tick.
     this.deadlines.endedAt = this.host.now + 1;
     this.intake.release();
     this.out.flush();
-    if (this.out.queued === 0 && !this.closed) this.socket.end();
+    if (this.out.queued === 0 && !this.closed) this.closeWrite();
+  }
+
+  /**
+   * The response is out: close, or linger (RFC 9112 §9.6, nginx's lingering_close): send our FIN
+   * with shutdown(2) and read and drop what comes until the client closes its side, for at most
+   * the linger deadline (engine/deadlines).
+   */
+  private closeWrite(): void {
+    if (!this.lingering || this.peerEnded) {
+      this.socket.end();
+      return;
+    }
+    this.socket.shutdown();
+    this.flow.dropAll();
   }
 
   /** Close now, dropping unsent output. */
@@ -316,6 +341,9 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   /** Close the connection if it is idle (graceful stop, or a slot wanted for a new connection). */
   closeIfIdle(): void {
     if (this.idle) this.endAfterFlush();
+    // Lingering with its response out (a graceful stop's idle time is over): closed as before
+    // lingering, which resets the client only if it still sends.
+    else if (this.lingering && this.out.queued === 0 && !this.closed) this.socket.end();
   }
 
   /** Called once a second by the server's timer: the deadline of each state (engine/deadlines). */

@@ -69,6 +69,14 @@ export class Flow implements BudgetWaiter {
     this.resume(Pause.BUDGET);
   }
 
+  /** The connection lingers after its last response: read, whatever held reading, and let what comes be dropped. */
+  dropAll(): void {
+    if ((this.paused & NOT_PEERS) !== 0) this.held.end(performance.now() / 1000);
+    budget.forget(this);
+    if (this.paused !== 0 && !this.closed) this.socket.resume();
+    this.paused = 0;
+  }
+
   /** The socket closed. */
   close(): void {
     this.closed = true;

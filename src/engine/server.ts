@@ -129,6 +129,10 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopped: Promise<void> | null = null;
   private resolveStopped: (() => void) | null = null;
+  /** While a graceful stop waits for its connections: ends the wait (close() meanwhile). */
+  private hurry: (() => void) | null = null;
+  /** close() has cut every connection and waits for their apps to settle. */
+  private closing = false;
   private readonly socketHandlers: SocketHandler<Connection, "buffer">;
 
   constructor(listener: ListenerSpec, options: ServerOptions = {}) {
@@ -264,7 +268,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
    * Before a stop, the Kubernetes preStop pattern: readiness turns 503 at once while the listener
    * keeps accepting and serving for `seconds` (responses close their connections, so keep-alive
    * clients reconnect elsewhere), giving a balancer time to see it and send new requests to
-   * other instances. Resolves after `seconds`, or at once if the server is closed meanwhile.
+   * other instances. Resolves after `seconds`, or once the server is closed meanwhile.
    */
   async drain(seconds: number = this.timeouts.drainDelay): Promise<void> {
     if (this.listener === null || this.stopping) return;
@@ -291,18 +295,33 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     const deadline = Math.max(0, timeout);
     const served = this.served;
     const idleTimer = setTimeout(() => served.closeIdle(), Math.min(this.timeouts.stopIdle, deadline) * 1000);
-    await served.drained(deadline);
+    await Promise.race([
+      served.drained(deadline),
+      new Promise<void>((resolve) => {
+        this.hurry = resolve;
+      }),
+    ]);
+    this.hurry = null;
     clearTimeout(idleTimer);
     served.terminateAll();
     await served.settleOrphans(CLEANUP_GRACE);
     this.finish();
   }
 
-  /** Close the listener and every connection now. */
+  /**
+   * Close the listener and every connection now; serveForever() resolves once the apps of the
+   * requests cut have settled (at most CLEANUP_GRACE), each cut request logged. During a
+   * graceful stop its deadline is now instead: the stop cuts what is left and ends as at it.
+   */
   close(): void {
-    if (!this.stopListening(true)) return;
+    if (this.hurry !== null) {
+      this.hurry();
+      return;
+    }
+    if (this.closing || !this.stopListening(true)) return;
+    this.closing = true;
     this.served.terminateAll();
-    this.finish();
+    void this.served.settleOrphans(CLEANUP_GRACE).then(() => this.finish());
   }
 
   /** Stop accepting (`closeAll`: Bun closes the open sockets too) and drop connections still waiting for a slot; false when not listening. */
@@ -319,6 +338,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   }
 
   private finish(): void {
+    this.closing = false;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.listener = null;

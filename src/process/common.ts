@@ -97,6 +97,16 @@ export function tlsFiles(config: Config): Map<string, string> {
 /** Restart-only settings of `config` that differ from what runs (`applied`, and its TLS files' text), each with the warning for it. */
 export function restartWarnings(applied: Config, appliedTls: Map<string, string>, config: Config): string[] {
   const out: string[] = [];
+  // A worker count is reloadable, but not between a lone process and a master: a lone process
+  // has no master to start workers, and a master cannot become the process that serves.
+  const master = workerCount(applied) > 0;
+  if (master !== workerCount(config) > 0) {
+    out.push(
+      master
+        ? "workers = 0 (a single process) needs a restart; the master keeps its workers"
+        : `workers = ${formatValue("workers", config.get("workers"))} needs a restart (a single process has no master to start workers); still a single process`,
+    );
+  }
   for (const k of RESTART_KEYS) {
     const now = config.get(k);
     if (JSON.stringify(now) === JSON.stringify(applied.get(k))) continue;

@@ -79,10 +79,11 @@ export class HeldSocket {
     while (this.fds.length < slots) this.fds.push(bindKept(g.address, g.perms, true).fd);
   }
 
-  /** Close this process's copies (an inherited fd:// socket is the supervisor's, and stays). */
+  /** Close this process's copies, once (an inherited fd:// socket is the supervisor's, and stays). */
   close(): void {
     if (this.bind.startsWith("fd://")) return;
     for (const fd of this.fds) closeSync(fd);
+    this.fds.length = 0;
   }
 }
 
@@ -100,11 +101,14 @@ export function resizeSockets(sockets: readonly HeldSocket[], slots: number, cur
   }
 }
 
-/** Close this process's sockets; a unix socket's file is removed too unless `keepFiles` (a new master serves them). */
-export function releaseSockets(sockets: readonly HeldSocket[], keepFiles: boolean): void {
+/**
+ * Close this process's sockets; a unix socket's file is removed too unless `keepFile` says
+ * another process serves it (a new master after an upgrade, the old one when this new one fails).
+ */
+export function releaseSockets(sockets: readonly HeldSocket[], keepFile: (s: HeldSocket) => boolean): void {
   for (const s of sockets) {
     s.close();
-    if (s.unix !== null && !keepFiles) rmSync(s.unix, { force: true });
+    if (s.unix !== null && !keepFile(s)) rmSync(s.unix, { force: true });
   }
 }
 
@@ -262,7 +266,10 @@ export async function holdSockets(
       sockets.push(inheritedSocket(bind, [...fds], perms, slots, perWorker, warn));
     }
   } catch (e) {
-    for (const s of sockets) if (!used.has(s.bind)) s.close();
+    releaseSockets(
+      sockets.filter((s) => !used.has(s.bind)),
+      () => false,
+    );
     throw e;
   }
   for (const [bind, fds] of inherited) if (!used.has(bind)) for (const fd of fds) closeSync(fd);

@@ -10,7 +10,7 @@ import { Crew, type CrewHost } from "./crew.ts";
 import { type HeldSocket, holdSockets, releaseSockets, resizeSockets } from "./descriptors.ts";
 import { now, type WorkerHandle } from "./handle.ts";
 import { EXIT_UNSTARTABLE, isWorkerMessage, type WorkerMessage } from "./messages.ts";
-import { MasterMetrics, type RestartReason, serveMetrics } from "./metrics-page.ts";
+import { MasterMetrics, openMetrics, type RestartReason } from "./metrics-page.ts";
 import { type Generation, type RollHost, Rolls } from "./roll.ts";
 import { Upgrade } from "./upgrade.ts";
 
@@ -41,6 +41,7 @@ class Master implements CrewHost, RollHost {
     embedded: boolean,
     private readonly sockets: HeldSocket[],
     logs: [LogSink, LogSink],
+    metrics: MasterMetrics | null,
   ) {
     [this.accessLog, this.errorLog] = logs;
     this.applied = config;
@@ -48,7 +49,7 @@ class Master implements CrewHost, RollHost {
     this.crew = new Crew(sockets, this);
     this.rolls = new Rolls(this, commandLine, embedded, config, tlsFiles(config));
     this.upgrade = new Upgrade(sockets, config.str("pidfile"), (msg, level) => this.log(msg, level));
-    this.metrics = config.str("metrics_bind") === null ? null : new MasterMetrics();
+    this.metrics = metrics;
   }
 
   start(): Promise<number> {
@@ -73,12 +74,6 @@ class Master implements CrewHost, RollHost {
     process.on("SIGTTIN", () => this.scale(+1));
     process.on("SIGTTOU", () => this.scale(-1));
     for (const s of this.sockets) this.log(`listening on ${s.label}`);
-    const metricsBind = this.applied.str("metrics_bind");
-    const metrics = this.metrics;
-    if (metrics !== null && metricsBind !== null) {
-      metrics.page = serveMetrics(metricsBind, () => metrics.samples(this.crew));
-      this.log(`metrics on ${metrics.page.url}`);
-    }
     for (let slot = 0; slot < this.target; slot++) this.crew.start(slot, this.generation);
     this.timer = setInterval(() => this.tick(), 1000);
     return done;
@@ -285,6 +280,10 @@ class Master implements CrewHost, RollHost {
       `${signal}: stopping ${this.crew.size} worker${this.crew.size === 1 ? "" : "s"} gracefully${drain > 0 ? ` after a ${drain}s drain` : ""}`,
     );
     for (const w of this.crew) w.ask(this.config.num("timeouts.shutdown") as number, drain);
+    // The master's copies go now: once the workers stop listening on theirs, a new connection is
+    // refused (the kernel would queue it on the master's copy for no one, and reset it at exit).
+    // A unix socket's file stays until the end: workers draining still accept on it.
+    releaseSockets(this.sockets, () => true);
     if (this.crew.size === 0) this.finish();
   }
 
@@ -294,7 +293,7 @@ class Master implements CrewHost, RollHost {
     this.timer = null;
     this.metrics?.page?.stop();
     const handedOver = this.upgrade.handedOver;
-    releaseSockets(this.sockets, handedOver);
+    releaseSockets(this.sockets, () => handedOver);
     const pidfile = this.applied.str("pidfile");
     if (pidfile !== null) removeOwnPidfile(pidfile);
     this.crew.close();
@@ -325,7 +324,9 @@ export async function runMaster(
     return EXIT_UNSTARTABLE;
   }
   const errorLog = logs[1];
-  let sockets: HeldSocket[];
+  let sockets: HeldSocket[] = [];
+  let metrics: MasterMetrics | null = null;
+  let master: Master | null = null;
   try {
     sockets = await holdSockets(
       config.list("bind"),
@@ -339,10 +340,25 @@ export async function runMaster(
     const pidfile = config.str("pidfile");
     // Written once a worker serves (a binary upgrade's script waits for it); refused now if taken.
     if (pidfile !== null) checkPidfile(pidfile);
+    const metricsBind = config.str("metrics_bind");
+    if (metricsBind !== null) {
+      const m = new MasterMetrics();
+      m.page = openMetrics(
+        metricsBind,
+        () => m.samples(master?.crew ?? []),
+        inherited.size > 0,
+        (msg, level) => errorLog.write(`bunwsgi: ${msg}\n`, level),
+      );
+      metrics = m;
+    }
   } catch (e) {
+    // An upgrade's new master leaves the old one's socket files; a fresh start removes its own.
+    releaseSockets(sockets, (s) => inherited.has(s.bind));
     errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+    closeLog(logs[0]);
     closeLog(errorLog);
     return EXIT_UNSTARTABLE;
   }
-  return new Master(config, commandLine, embedded, sockets, logs).start();
+  master = new Master(config, commandLine, embedded, sockets, logs, metrics);
+  return master.start();
 }

@@ -2,6 +2,7 @@
 
 import { parseListener } from "../engine/listeners.ts";
 import { ConfigError } from "../errors.ts";
+import type { LogLevel } from "../observe/log.ts";
 import { Aggregate, addSamples, exposition, ProcessStats, type Samples, series } from "../observe/metrics.ts";
 import type { WorkerHandle } from "./handle.ts";
 
@@ -34,6 +35,48 @@ export function serveMetrics(bind: string, collect: () => Samples): MetricsPage 
   return {
     url: `http://${host}:${server.port}/metrics`,
     stop: () => void server.stop(true),
+  };
+}
+
+/**
+ * The metrics page, bound before the server announces anything (a port that is taken is a
+ * start that fails, exit 2). After a binary upgrade (`heir`) the old master holds metrics_bind
+ * until it stops, and it is told to stop only once this one serves: the page opens once the
+ * port is free, tried each second. `log` says where it is served, or why not yet.
+ */
+export function openMetrics(
+  bind: string,
+  collect: () => Samples,
+  heir: boolean,
+  log: (msg: string, level: LogLevel) => void,
+): MetricsPage {
+  try {
+    const page = serveMetrics(bind, collect);
+    log(`metrics on ${page.url}`, "INFO");
+    return page;
+  } catch (e) {
+    if (!heir) throw e;
+    log(`${(e as Error).message}: the previous master's until it stops; the metrics page opens once it is free`, "WARNING");
+  }
+  let page: MetricsPage | null = null;
+  const timer = setInterval(() => {
+    try {
+      page = serveMetrics(bind, collect);
+    } catch {
+      return;
+    }
+    clearInterval(timer);
+    log(`metrics on ${page.url}`, "INFO");
+  }, 1000);
+  timer.unref();
+  return {
+    get url() {
+      return page?.url ?? `${bind} (waiting for the port)`;
+    },
+    stop() {
+      clearInterval(timer);
+      page?.stop();
+    },
   };
 }
 

@@ -78,7 +78,8 @@ export class Rolls {
     }
     const { config, logs } = reload;
     for (const w of restartWarnings(this.applied, this.appliedTls, config)) host.log(`SIGHUP: ${w}`, "WARNING");
-    const target = workerCount(config);
+    // workers = 0 is a restart (restartWarnings said so): the roll keeps the count that serves.
+    const target = workerCount(config) > 0 ? workerCount(config) : host.target;
     // The old workers serve their slots' sockets until the new ones are ready.
     if (!host.resize(Math.max(target, host.target), failed)) {
       closeUnless(logs, host.logs);

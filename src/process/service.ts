@@ -15,7 +15,7 @@ import { ProcessStats, type Samples } from "../observe/metrics.ts";
 import { VERSION, WSGIServer, type WSGIServerOptions } from "../wsgi/server.ts";
 import { openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
 import { EXIT_UNSTARTABLE, isMasterMessage, type WorkerMessage } from "./messages.ts";
-import { type MetricsPage, serveMetrics } from "./metrics-page.ts";
+import { type MetricsPage, openMetrics } from "./metrics-page.ts";
 import { WatchWriter } from "./watch.ts";
 
 export async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
@@ -86,12 +86,22 @@ class Service {
   private stopping = false;
   /** Stop signals received (SIGTERM, SIGINT): the second one stops at once. */
   private signals = 0;
+  /** A second stop came: in-flight requests are cut now. */
+  private hurried = false;
   /**
    * The config the servers started with: its restart-only values (binds, TLS, pidfile) are
    * the ones running, whatever a later SIGHUP read. `config` is the last config read.
    */
   private readonly applied: Config;
   private readonly appliedTls: Map<string, string>;
+  private resolveDone: (code: number) => void = () => {};
+  /**
+   * The exit code, once stop() has done all it does: the servers stopped (or closed) end
+   * before that, and an exit on their end would lose the records and lines still to come.
+   */
+  readonly done = new Promise<number>((resolve) => {
+    this.resolveDone = resolve;
+  });
 
   constructor(
     private config: Config,
@@ -117,9 +127,15 @@ class Service {
     if (this.role === null) {
       process.on("SIGINT", () => void this.stop("SIGINT"));
       process.on("SIGHUP", () => void this.reload());
-      process.on("SIGUSR2", () =>
-        this.errorLog.write("bunwsgi: SIGUSR2 ignored: a binary upgrade in place needs a master (workers ≥ 1)\n", "WARNING"),
-      );
+      // Left to their default actions these would stop the process (SIGTTIN, SIGTTOU) or kill
+      // it (SIGUSR2): what they ask of a master has no meaning here, and is said so.
+      for (const [sig, what] of [
+        ["SIGUSR2", "a binary upgrade in place"],
+        ["SIGTTIN", "adding a worker"],
+        ["SIGTTOU", "removing a worker"],
+      ] as const) {
+        process.on(sig, () => this.errorLog.write(`bunwsgi: ${sig} ignored: ${what} needs a master (workers ≥ 1)\n`, "WARNING"));
+      }
       return;
     }
     // The master decides for its workers: a terminal's ^C or hangup reaches the whole process
@@ -139,10 +155,7 @@ class Service {
     process.on("message", (m) => {
       if (!isMasterMessage(m)) return;
       if (m.t === "stop") void this.stop("the master's stop", false, m.drain === true);
-      else {
-        this.errorLog.write("bunwsgi: the master's second stop: closing all connections now\n", "WARNING");
-        for (const s of this.servers) s.close();
-      }
+      else this.hurry("the master's second stop");
     });
     this.beat();
   }
@@ -187,19 +200,18 @@ class Service {
   async stop(why: string, signalled = true, drain = false): Promise<void> {
     if (signalled) this.signals++;
     if (this.stopping) {
-      if (!signalled || this.signals < 2) return;
-      this.errorLog.write(`bunwsgi: ${why} again: closing all connections now\n`, "WARNING");
-      for (const s of this.servers) s.close();
+      if (signalled && this.signals >= 2) this.hurry(`${why} again`);
       return;
     }
     this.stopping = true;
-    const deadline = this.config.num("timeouts.shutdown") as number;
     const delay = drain ? (this.config.num("timeouts.drain_delay") as number) : 0;
     if (delay > 0) {
       this.errorLog.write(`bunwsgi: ${why}: draining for ${delay}s (readiness 503, still serving)\n`, "INFO");
       await Promise.all(this.servers.map((s) => s.drain(delay)));
     }
-    this.errorLog.write(`bunwsgi: ${why}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
+    const deadline = this.hurried ? 0 : (this.config.num("timeouts.shutdown") as number);
+    if (!this.hurried)
+      this.errorLog.write(`bunwsgi: ${why}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
     await Promise.all(this.servers.map((s) => s.stop(deadline)));
     this.metrics?.page?.stop();
     if (this.metrics !== null && this.role !== null) await this.lastSnapshot(this.metrics);
@@ -209,7 +221,18 @@ class Service {
     const first = this.servers[0] as AppServer;
     closeLog(first.log);
     closeLog(first.errorLog);
-    process.exit(0);
+    this.resolveDone(0);
+  }
+
+  /**
+   * A second stop: in-flight requests are cut now, a drain included, and the stop ends as at its
+   * deadline (each cut request in the access log, then "stopped").
+   */
+  private hurry(why: string): void {
+    if (this.hurried) return;
+    this.hurried = true;
+    this.errorLog.write(`bunwsgi: ${why}: closing all connections now\n`, "WARNING");
+    for (const s of this.servers) s.close();
   }
 
   /** A stopping worker's final counters, so the master's page loses none of its requests. */
@@ -320,6 +343,8 @@ export async function serve(
     return EXIT_UNSTARTABLE;
   }
   const servers: AppServer[] = [];
+  let service: Service;
+  let metrics: ServiceMetrics | null = null;
   try {
     const loaded = await appFor(config, embedded, errorLog);
     const pool = new Pool(config.num("spawn") ?? Number.POSITIVE_INFINITY);
@@ -335,6 +360,18 @@ export async function serve(
         };
       }
       if (role.watchFile !== null) options.watch = new WatchWriter(role.watchFile);
+    }
+    const metricsBind = config.str("metrics_bind");
+    metrics = metricsBind === null ? null : new ServiceMetrics();
+    if (metrics !== null && metricsBind !== null && role === null) {
+      const m = metrics;
+      // Before any bind listens: a taken port fails the start before "listening on" is said.
+      m.page = openMetrics(
+        metricsBind,
+        () => m.samples(),
+        sockets.size > 0,
+        (msg, level) => errorLog.write(`bunwsgi: ${msg}\n`, level),
+      );
     }
     for (const bind of config.list("bind")) {
       const fds = sockets.get(bind);
@@ -354,19 +391,14 @@ export async function serve(
     const who = role === null ? `pid ${process.pid}` : `worker ${role.index}, pid ${process.pid}`;
     errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label}, a ${loaded.kind} app (${who})\n`, "INFO");
     for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, role === null ? "INFO" : "DEBUG");
-    const metricsBind = config.str("metrics_bind");
-    const metrics = metricsBind === null ? null : new ServiceMetrics();
-    if (metrics !== null && metricsBind !== null && role === null) {
-      metrics.page = serveMetrics(metricsBind, () => metrics.samples());
-      errorLog.write(`bunwsgi: metrics on ${metrics.page.url}\n`, "INFO");
-    }
-    new Service(config, loaded, servers, pool, commandLine, embedded, role, metrics).listen();
+    service = new Service(config, loaded, servers, pool, commandLine, embedded, role, metrics);
+    service.listen();
   } catch (e) {
+    metrics?.page?.stop();
     for (const s of servers) s.close();
     errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
     closeLog(errorLog);
     return EXIT_UNSTARTABLE;
   }
-  await Promise.all(servers.map((s) => s.serveForever()));
-  return 0;
+  return service.done;
 }
