@@ -1,4 +1,4 @@
-/** @module test/file — environ["wsgi.file_wrapper"] (PEP 3333): a file sent sized from its size in large reads, byte for byte from 0 B to 100 MiB, HEAD without reading it, the app's Content-Length kept, a descriptor closed on every path, a missing file a 500, a file that shrinks while it is sent cut short (never a hang), one removed or replaced sent whole as opened. */
+/** @module test/file — environ["wsgi.file_wrapper"] (PEP 3333) and a fetch app's Blob: a file sent sized from its size in large reads, byte for byte from 0 B to 100 MiB, HEAD without reading it, the app's Content-Length kept, a descriptor closed on every path and sent from where it stands, validators only for a whole file, a missing file a 500, a file that shrinks while it is sent cut short (never a hang), one removed or replaced sent whole as opened. */
 
 import { afterAll, describe, expect, test } from "bun:test";
 import {
@@ -7,16 +7,19 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readSync,
   renameSync,
   rmSync,
+  statSync,
   truncateSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileRef } from "../src/engine/blob.ts";
 import { sendfileStats } from "../src/engine/sendfile.ts";
-import { type Application, FileWrapper } from "../src/index.ts";
+import { type Application, type FileLike, FileWrapper } from "../src/index.ts";
 import { RawClient, type Running, serveFetch, serverPool, waitFor, writeDeterministicFile } from "./helpers.ts";
 
 const start = serverPool();
@@ -149,18 +152,166 @@ describe("wsgi.file_wrapper", () => {
     expect(r.errors.join("")).toContain("nope.bin");
   });
 
-  test("it is an async iterable of blockSize reads, for middleware that iterates results", async () => {
+  test("it is an async iterable of blockSize reads, for middleware that iterates results, closed when that ends", async () => {
     const sizes: number[] = [];
     for await (const block of new FileWrapper(path, 400_000)) sizes.push(block.length);
     expect(sizes).toEqual([400_000, 400_000, 400_000, 300_000]);
+    const fd = openSync(path, "r");
+    for await (const block of new FileWrapper(fd, 400_000)) {
+      expect(block.length).toBe(400_000);
+      break;
+    }
+    expect(isClosed(fd)).toBe(true);
     expect(() => new FileWrapper(path, 0)).toThrow("blockSize must be a positive integer");
-    const fd = openSync(dir, "r");
+    const dirFd = openSync(dir, "r");
     try {
-      expect(() => new FileWrapper(fd)).toThrow("is not a regular file");
+      expect(() => new FileWrapper(dirFd)).toThrow("is not a regular file");
+    } finally {
+      closeSync(dirFd);
+    }
+  });
+});
+
+describe("what a file body is: a descriptor from where it stands, validators only for a whole file, a missing Bun.file a 500", () => {
+  /** Where the app's descriptors stand before the response: 10 bytes read, as an app that looked at a header would. */
+  const AT = 10;
+  const missing = join(dir, "missing.bin");
+  /** Descriptors the apps opened and left to this test (Bun.file(fd) does not close its descriptor). */
+  const kept: number[] = [];
+  afterAll(() => {
+    for (const fd of kept) closeSync(fd);
+  });
+  const positioned = (keep: boolean): number => {
+    const fd = openSync(path, "r");
+    readSync(fd, Buffer.alloc(AT));
+    if (keep) kept.push(fd);
+    return fd;
+  };
+  /** What each path serves, shared by both kinds; /fd is the kind's own descriptor form. */
+  const bodies: Record<string, () => Blob> = {
+    "/bunfd": () => Bun.file(positioned(true)),
+    "/blob": () => new Blob([content]),
+    "/file": () => new File([content], "data.bin"),
+    "/slice": () => Bun.file(path).slice(10, 20),
+    // Sliced before Bun has stat'ed the file: Bun sizes it as asked, past the file's end.
+    "/past": () => Bun.file(path).slice(100, 100 + SIZE),
+    "/whole": () => Bun.file(path),
+    "/missing": () => Bun.file(missing),
+  };
+  const kinds: Array<[string, () => Running<Running["server"] | ReturnType<typeof serveFetch>["server"]>]> = [
+    [
+      "wsgi.file_wrapper",
+      () =>
+        start((env, sr) => {
+          const file: FileLike = env.PATH_INFO === "/fd" ? positioned(false) : (bodies[env.PATH_INFO] as () => Blob)();
+          const w = env["wsgi.file_wrapper"](file);
+          sr("200 OK", [["Content-Type", "application/octet-stream"]]);
+          return w;
+        }),
+    ],
+    [
+      "a fetch app's Response",
+      () => {
+        const r = serveFetch((req) => {
+          const p = new URL(req.url).pathname;
+          return new Response((bodies[p === "/fd" ? "/bunfd" : p] as () => Blob)());
+        });
+        afterAll(() => r.server.close());
+        return r;
+      },
+    ],
+  ];
+
+  test("Bun's inspection names a file Blob's descriptor and a slice's offset (engine/blob reads them there)", () => {
+    const fd = openSync(path, "r");
+    try {
+      expect(fileRef(Bun.file(path))).toEqual({ path, fd: -1, offset: 0 });
+      expect(fileRef(Bun.file(path).slice(3, 7).slice(2, 3))).toEqual({ path, fd: -1, offset: 5 });
+      expect(fileRef(Bun.file(fd))).toEqual({ path: null, fd, offset: 0 });
+      expect(fileRef(Bun.file(fd).slice(4, 9))).toEqual({ path: null, fd, offset: 4 });
+      expect(fileRef(Bun.file(join(dir, 'odd ("fd: 3")\n  offset: 7\n\n}')))?.offset).toBe(0);
+      expect(fileRef(new Blob([content]))).toBeNull();
+      expect(fileRef(new Blob([content]).slice(1, 5))).toBeNull();
+      expect(fileRef(new File([content], path))).toBeNull();
     } finally {
       closeSync(fd);
     }
   });
+
+  for (const [kind, serve] of kinds) {
+    const r = serve();
+    const get = async (target: string, fields = "") => {
+      const c = await RawClient.connect(r.port);
+      c.send(`GET ${target} HTTP/1.1\r\nHost: x\r\n${fields}\r\n`);
+      const res = await c.response();
+      c.close();
+      return { ...res, bytes: Buffer.from(res.body, "latin1") };
+    };
+
+    for (const target of kind === "wsgi.file_wrapper" ? ["/fd", "/bunfd"] : ["/fd"]) {
+      test(`${kind}, a descriptor 10 bytes in (${target}): its bytes from there to the end, ranges within them, no validators, on either send path`, async () => {
+        const before = { ...sendfileStats };
+        const all = await get(target);
+        expect(all.status).toBe(200);
+        expect(all.header("content-length")).toBe(String(SIZE - AT));
+        expect(all.bytes.equals(content.subarray(AT))).toBe(true);
+        expect(sendfileStats.direct - before.direct + (sendfileStats.read - before.read)).toBe(bySendfile ? SIZE - AT : 0);
+        expect(all.header("etag")).toBeUndefined();
+        expect(all.header("last-modified")).toBeUndefined();
+        // Across the read path's 512 KiB block boundary.
+        const part = await get(target, "Range: bytes=524280-524299\r\n");
+        expect(part.status).toBe(206);
+        expect(part.header("content-range")).toBe(`bytes 524280-524299/${SIZE - AT}`);
+        expect(part.bytes.equals(content.subarray(AT + 524280, AT + 524300))).toBe(true);
+      });
+    }
+
+    test(`${kind}: a Bun.file(fd) is read at offsets, and its descriptor stays where the app left it`, async () => {
+      const n = kept.length;
+      expect((await get(kind === "wsgi.file_wrapper" ? "/bunfd" : "/fd")).bytes.equals(content.subarray(AT))).toBe(true);
+      const next = Buffer.alloc(5);
+      readSync(kept[n] as number, next);
+      expect(next.equals(content.subarray(AT, AT + 5))).toBe(true);
+    });
+
+    test(`${kind}: a Blob in memory or a File has no ETag or Last-Modified, so If-Range never holds; its ranges are served`, async () => {
+      for (const target of ["/blob", "/file"]) {
+        const res = await get(target);
+        expect(res.bytes.equals(content)).toBe(true);
+        expect([target, res.header("etag"), res.header("last-modified")]).toEqual([target, undefined, undefined]);
+        expect(res.header("accept-ranges")).toBe("bytes");
+        const part = await get(target, "Range: bytes=5-9\r\n");
+        expect(part.status).toBe(206);
+        expect(part.bytes.equals(content.subarray(5, 10))).toBe(true);
+        const guarded = await get(target, 'Range: bytes=5-9\r\nIf-Range: "4189374bc6a-10001"\r\n');
+        expect(guarded.status).toBe(200);
+        expect(guarded.bytes.equals(content)).toBe(true);
+      }
+    });
+
+    test(`${kind}: a slice of a file is its bytes at its offset, without validators; the whole file has them`, async () => {
+      const slice = await get("/slice");
+      expect(slice.header("content-length")).toBe("10");
+      expect(slice.bytes.equals(content.subarray(10, 20))).toBe(true);
+      expect(slice.header("etag")).toBeUndefined();
+      expect(slice.header("last-modified")).toBeUndefined();
+      const past = await get("/past");
+      expect(past.header("content-length")).toBe(String(SIZE - 100));
+      expect(past.bytes.equals(content.subarray(100))).toBe(true);
+      expect(past.header("etag")).toBeUndefined();
+      const whole = await get("/whole");
+      expect(whole.bytes.equals(content)).toBe(true);
+      expect(whole.header("etag")).toBeDefined();
+      expect(whole.header("last-modified")).toBe(new Date(Math.floor(statSync(path).mtimeMs / 1000) * 1000).toUTCString());
+    });
+
+    test(`${kind}: Bun.file of a missing file is a 500 naming it, not an empty 200`, async () => {
+      const res = await get("/missing");
+      expect(res.status).toBe(500);
+      expect(res.header("etag")).toBeUndefined();
+      await waitFor(() => r.errors.join("").includes(missing));
+    });
+  }
 });
 
 const KiB = 1024;

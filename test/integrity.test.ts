@@ -6,7 +6,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Application, ClientDisconnected } from "../src/index.ts";
-import { RawClient, serverPool, waitFor } from "./helpers.ts";
+import { RawClient, serveFetch, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
 const root = join(import.meta.dir, "..");
@@ -87,6 +87,37 @@ describe("a truncated request body (peer ends before the declared length or the 
       "client reset the connection before the request body was complete (received 3 of 10 bytes); no response sent",
     );
   });
+
+  const echoes: Array<[string, () => { port: number; access: string[]; errors: string[]; server: { close(): void } }]> = [
+    ["a fetch app's new Response(request.body)", () => serveFetch((request) => new Response(request.body))],
+    [
+      "a WSGI app yielding what it reads",
+      () =>
+        start((env, sr) => {
+          sr("200 OK", []);
+          return (async function* () {
+            for (let b = await env["wsgi.input"].read(16384); b.length > 0; b = await env["wsgi.input"].read(16384)) yield b;
+          })();
+        }),
+    ],
+  ];
+  for (const [kind, serve] of echoes) {
+    test(`${kind}, its client half-closed mid-body: the error log says the 200 under way was cut short, not that none was sent`, async () => {
+      const r = serve();
+      const c = await RawClient.connect(r.port);
+      c.send(`POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n${"x".repeat(50_000)}`);
+      await waitFor(() => c.take().length > 0);
+      c.endWrite();
+      await c.waitClosed();
+      await waitFor(() => r.access.length > 0 && r.errors.length > 0);
+      expect(r.access[0]).toContain('" 200 ');
+      const line = r.errors.join("");
+      expect(line).toContain("client closed its side before the request body was complete (received 50000 of 100000 bytes)");
+      expect(line).toMatch(/the 200 response was cut short after \d+ body bytes; connection closed/);
+      expect(line).not.toContain("no response sent");
+      r.server.close();
+    });
+  }
 
   test("a body that arrived whole is read whole even when the client closes right after it", async () => {
     const seen: string[] = [];

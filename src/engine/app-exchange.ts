@@ -200,9 +200,16 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     const sent = this.response.headersSent;
     if (err instanceof ClientDisconnected) {
       // The app could not get the whole body. A client that only half-closed can still read
-      // a 400; one that is gone gets nothing, and the log says why its line has no status.
+      // a 400; one that is gone gets nothing, and the log says why its line has no status. A
+      // response already under way (an echo streaming the body back) is cut off where it stands:
+      // its status and bytes are in the access line, and this says they are not a whole response.
       const answer = !sent && !this.connection.closed;
-      this.logError(`${where}: ${err.message}; ${answer ? "answered 400" : "no response sent"}`);
+      const outcome = answer
+        ? "answered 400"
+        : sent
+          ? `the ${this.response.code} response was cut short after ${this.response.bodySent} body bytes; connection closed`
+          : "no response sent";
+      this.logError(`${where}: ${err.message}; ${outcome}`);
       if (answer) this.sendError(400);
       return;
     }

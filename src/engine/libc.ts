@@ -1,4 +1,4 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, sendmsg and setsockopt for engine/output, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
@@ -8,6 +8,8 @@ export interface Libc {
   fcntl(fd: number, cmd: number, arg: number): number;
   /** sendfile(2) with `offset` as its off_t* (read and advanced by the kernel): bytes sent, 0 at the file's end, -1 on error. */
   sendfile(outFd: number, inFd: number, offset: BigInt64Array, count: number): number;
+  /** lseek(2): the descriptor's new file offset (with SEEK_CUR and 0, where it stands), or -1 on error. */
+  lseek(fd: number, offset: number, whence: number): number;
   /**
    * sendmsg(2) of `count` buffers whose addresses and lengths are in `iov` (struct iovec: a
    * pointer and a size_t each), with MSG_NOSIGNAL, and MSG_MORE when `more` (the kernel may
@@ -59,6 +61,8 @@ function load(): Libc | null {
         fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
         // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count): off_t and ssize_t are 64-bit on every platform Bun runs on.
         sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
+        // off_t lseek(int fd, off_t offset, int whence).
+        lseek: { args: [FFIType.i32, FFIType.i64, FFIType.i32], returns: FFIType.i64_fast },
         // ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags).
         sendmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64_fast },
         // int setsockopt(int fd, int level, int name, const void *value, socklen_t length).
@@ -70,6 +74,7 @@ function load(): Libc | null {
       return {
         fcntl: (fd, cmd, arg) => symbols.fcntl(fd, cmd, arg),
         sendfile: (outFd, inFd, offset, count) => Number(symbols.sendfile(outFd, inFd, offset, count)),
+        lseek: (fd, offset, whence) => Number(symbols.lseek(fd, offset, whence)),
         sendv: (fd, iov, count, more) => {
           MSGHDR[MSG_IOV] = BigInt(ptr(iov));
           MSGHDR[MSG_IOVLEN] = BigInt(count);

@@ -1,7 +1,8 @@
 /** @module engine/sendfile — a file's span sent by sendfile(2) on a plain socket: bursts between event-loop turns, one byte by the read path when the socket is full (its drain is the signal to go on), every byte counted as progress. */
 
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { readSync } from "node:fs";
 import { ConnectionClosedError } from "../errors.ts";
+import type { FileBody } from "./blob.ts";
 import { libc } from "./libc.ts";
 import type { Output } from "./output.ts";
 import type { Span } from "./ranges.ts";
@@ -40,30 +41,6 @@ const enabled = process.platform === "linux" && process.env.BUNWSGI_SENDFILE !==
 /** Body bytes of file responses, process-wide: sent by sendfile(2), and read into buffers by the steps between (tests read them). */
 export const sendfileStats = { direct: 0, read: 0 };
 
-/**
- * A file opened to be sent, and what fstat(2) says of that open file: a response sends the bytes
- * of the file it opened, whole, under the size and validators its head gave, even when the path
- * is replaced (a deploy's rename) or removed meanwhile, as nginx and Bun.serve do. Reopening the
- * path as the response went on would splice a new file's bytes into the old one's length.
- */
-export interface PinnedFile {
-  readonly fd: number;
-  readonly size: number;
-  readonly mtimeMs: number;
-}
-
-/** Open `path` for a response (what open(2) throws, such as ENOENT, is the caller's 500); the caller closes `fd`. */
-export function pinFile(path: string): PinnedFile {
-  const fd = openSync(path, "r");
-  try {
-    const st = fstatSync(fd);
-    return { fd, size: st.size, mtimeMs: st.mtimeMs };
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-}
-
 /** Whether a file body on `out` goes by sendfile: a plain socket, the C library loaded, not turned off. */
 export function sendfileUsable(out: Output): boolean {
   return enabled && out.plainFd() >= 0 && libc() !== null;
@@ -72,7 +49,9 @@ export function sendfileUsable(out: Output): boolean {
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Send `span` of `file` as the body of `writer`'s response, whose head the caller has written.
+ * Send `part` of `body` (offsets within the body; its file is read at `body.start` and on, the
+ * descriptor's own position neither read nor moved) as the body of `writer`'s response, whose
+ * head the caller has written.
  * The head and anything queued before it go first (Output writes them, the head with MSG_MORE so
  * that it shares the body's first segment; sendfile starts once its queue is empty). Then
  * sendfile(2) in calls of at most CALL bytes, TURN bytes per turn of the event loop; when it
@@ -81,19 +60,20 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
  * through Output in FALLBACK blocks (a connection gone fails there, as on the read path).
  * Ends quietly when the file ends early (the writer's length check cuts the connection) or
  * `stopped()` says the response is abandoned; throws ConnectionClosedError when the connection
- * closes. `fd` is the caller's, open throughout, and closed by it.
+ * closes. The file is the caller's, open throughout, and closed by it.
  */
 export async function sendSpan(
   out: Output,
   writer: ResponseWriter,
-  fd: number,
-  span: Span,
+  body: FileBody,
+  part: Span,
   stopped: () => boolean,
 ): Promise<void> {
   const c = libc();
   if (c === null) throw new Error("sendSpan without the C library (check sendfileUsable first)");
-  const offset = new BigInt64Array([BigInt(span.start)]);
-  let left = span.length;
+  const fd = body.fd;
+  const offset = new BigInt64Array([BigInt(body.start + part.start)]);
+  let left = part.length;
   let direct = true;
   out.flushAhead();
   while (left > 0) {
@@ -138,21 +118,5 @@ export async function sendSpan(
       if (out.dead) throw new ConnectionClosedError();
     }
     if (left > 0 && out.queued === 0) await nextTurn();
-  }
-}
-
-/**
- * The path of a Blob that is a whole file named by its path (`Bun.file(path)`), else null: a
- * Blob in memory, a `File` (its name is not a path), `Bun.file(fd)` (no name), or a slice (its
- * size is not the file's; Bun does not expose where it starts).
- */
-export function pathOf(blob: Blob): string | null {
-  const name = (blob as { name?: unknown }).name;
-  if (typeof name !== "string" || blob instanceof File) return null;
-  try {
-    const st = statSync(name);
-    return st.isFile() && st.size === blob.size ? name : null;
-  } catch {
-    return null;
   }
 }

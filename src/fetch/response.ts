@@ -1,11 +1,10 @@
 /** @module fetch/response — sends the Response a fetch app returned: status and headers checked like a WSGI app's, a body known at once sized, a Blob or file read in large slices, a stream streamed with backpressure, and the stream cancelled on every early end. */
 
-import { closeSync } from "node:fs";
-import { blobSlices } from "../engine/blob.ts";
+import { bodyBlocks, closeBody, type FileBody, openBlob } from "../engine/blob.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
-import { fileSpan, type Span } from "../engine/ranges.ts";
+import { fileSpan } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
-import { type PinnedFile, pathOf, pinFile, sendfileUsable, sendSpan } from "../engine/sendfile.ts";
+import { sendfileUsable, sendSpan } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
 import { bodiless } from "../http/framing.ts";
 import { hasCloseToken, type ResponseHeaders } from "../http/response.ts";
@@ -13,10 +12,6 @@ import { hasCloseToken, type ResponseHeaders } from "../http/response.ts";
 /** Status strings by code ("200"): with no reason phrase, the writer adds the standard one. */
 const CODES: readonly string[] = Array.from({ length: 600 }, (_, code) => String(code));
 const statusOf = (code: number, text: string): string => (text !== "" ? `${code} ${text}` : (CODES[code] as string));
-
-/** The part of `blob` a span names (the whole Blob when it is all of it). */
-const sliceOf = (blob: Blob, span: Span): Blob =>
-  span.start === 0 && span.length === blob.size ? blob : blob.slice(span.start, span.start + span.length);
 
 /** Bun.serve's default Content-Type for a body given as a string, which apps rely on (Hono's c.text() leaves it to the server). */
 const TEXT_PLAIN = "text/plain;charset=utf-8";
@@ -114,7 +109,7 @@ export class ResponseSender {
       const bytes = source instanceof Uint8Array ? source : toBytes(source as ArrayBuffer | ArrayBufferView);
       return this.sendWhole(bytes, bytes.length, headOnly);
     }
-    if (source instanceof Blob) return this.sendBlob(source, headOnly);
+    if (source instanceof Blob) return this.sendBlob(openBlob(source), headOnly);
     // A stream, FormData, URLSearchParams, an async iterable, or a Response made before tracking: read its body.
     const reader: Reader = (res.body as ReadableStream<Chunk>).getReader();
     this.reader = reader;
@@ -131,47 +126,38 @@ export class ResponseSender {
     this.end();
   }
 
-  /** A Blob or Bun.file(): sized from its size (a file's is a stat), a Range answered with its part (or 416), by sendfile(2) on a plain socket or else read in large slices. */
-  private sendBlob(blob: Blob, headOnly: boolean): void | Promise<void> {
-    // A whole file by its path is opened now and sent as opened (engine/sendfile's pinFile).
-    const path = headOnly ? null : pathOf(blob);
-    if (path !== null) return this.sendPinned(pinFile(path));
-    const host = this.host;
-    const mtimeMs = "lastModified" in blob ? Number(blob.lastModified) : Number.NaN;
-    const span = fileSpan(host.response, host.headers, host.command, blob.size, mtimeMs);
-    host.response.sized = span.length;
-    if (headOnly || span.length === 0) return this.end();
-    return this.sendSlices(sliceOf(blob, span), span.length);
-  }
-
-  /** An opened file: sized from it, by sendfile(2) on a plain socket or else read in slices; closed however the response ends. */
-  private async sendPinned(file: PinnedFile): Promise<void> {
+  /**
+   * A Blob or Bun.file(): what it is found now (engine/blob: a file opened, or bytes in memory;
+   * a missing file throws, a 500 naming it), sized from its size, its preconditions and Range
+   * answered (engine/ranges), by sendfile(2) on a plain socket or else read in slices; a file
+   * the response opened is closed however the response ends.
+   */
+  private async sendBlob(body: FileBody, headOnly: boolean): Promise<void> {
     try {
       const host = this.host;
-      const span = fileSpan(host.response, host.headers, host.command, file.size, file.mtimeMs);
-      host.response.sized = span.length;
-      if (span.length === 0) return this.end();
-      const part = sliceOf(Bun.file(file.fd), span);
-      if (!sendfileUsable(host.connection.out)) return await this.sendSlices(part, span.length);
       const response = host.response;
-      if (!response.headersSent) response.writeHead(host.protocol, host.command);
-      // A head that promises another length (the app's Content-Length) goes by the read path, which cuts what overflows.
-      if (response.promised !== span.length) return await this.sendSlices(part, span.length);
-      await sendSpan(host.connection.out, response, file.fd, span, () => !this.active);
-      if (this.active) this.end();
+      const span = fileSpan(response, host.headers, host.command, body.size, body.mtimeMs);
+      response.sized = span.length;
+      if (headOnly || span.length === 0) return this.end();
+      const out = host.connection.out;
+      if (body.fd >= 0 && sendfileUsable(out)) {
+        if (!response.headersSent) response.writeHead(host.protocol, host.command);
+        // A head that promises another length (the app's Content-Length) goes by the read path, which cuts what overflows.
+        if (response.promised === span.length) {
+          await sendSpan(out, response, body, span, () => !this.active);
+          if (this.active) this.end();
+          return;
+        }
+      }
+      for await (const bytes of bodyBlocks(body, span, BLOB_SLICE)) {
+        if (!this.active || !this.write(bytes, bytes.length)) return;
+        if (out.backpressured) await out.waitDrain();
+        if (!this.active) return;
+      }
+      this.end();
     } finally {
-      closeSync(file.fd);
+      closeBody(body);
     }
-  }
-
-  private async sendSlices(blob: Blob, size: number): Promise<void> {
-    const out = this.host.connection.out;
-    for await (const bytes of blobSlices(blob, size, BLOB_SLICE)) {
-      if (!this.active || !this.write(bytes, bytes.length)) return;
-      if (out.backpressured) await out.waitDrain();
-      if (!this.active) return;
-    }
-    this.end();
   }
 
   /**

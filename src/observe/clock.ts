@@ -57,6 +57,12 @@ class Clock {
     return this.dateLine;
   }
 
+  /** The second (since the epoch) that dateHeader()'s Date says: a response's validators are judged against it. */
+  dateSecond(): number {
+    this.refresh();
+    return this.second;
+  }
+
   /** Local "YYYY-MM-DD HH:MM:SS", gevent's access-log timestamp. */
   localTimestamp(): string {
     this.refresh();

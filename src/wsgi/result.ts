@@ -1,5 +1,6 @@
 /** @module wsgi/result — sends what a WSGI app returned: an Array sized, iterables streamed with backpressure, and the result ended exactly once on every path. */
 
+import { bodyBlocks, type FileBody } from "../engine/blob.ts";
 import type { ConnectionPort } from "../engine/exchange.ts";
 import { RESOLVED } from "../engine/output.ts";
 import { fileSpan, type Span } from "../engine/ranges.ts";
@@ -119,56 +120,49 @@ export class ResultSender {
   }
 
   /**
-   * environ["wsgi.file_wrapper"]'s file: sized from its size, a Range answered with its part
-   * (or 416), by sendfile(2) on a plain socket or else read a block at a time, and not read at
-   * all for HEAD.
+   * environ["wsgi.file_wrapper"]'s file: sized from its size, its preconditions and Range
+   * answered (304, 412, 206, 416: engine/ranges), by sendfile(2) on a plain socket or else read
+   * a block at a time at explicit offsets, and not read at all for HEAD or an empty answer.
+   * Tracked from the start: whatever ends the response closes it.
    */
   private sendFile(file: FileWrapper): void | Promise<void> {
     const sink = this.sink;
-    if (!sink.startCalled) {
-      this.track(null, file);
-      this.release();
-      throw notStarted();
-    }
+    this.track(null, file);
+    let span: Span;
+    let body: FileBody;
     try {
-      file.open();
+      if (!sink.startCalled) throw notStarted();
+      body = file.open();
+      span = fileSpan(sink.response, sink.headers, sink.command, body.size, body.mtimeMs);
+      sink.response.sized = span.length;
+      if (this.bodyless() || span.length === 0) {
+        sink.finishBody();
+        this.release();
+        return;
+      }
     } catch (e) {
-      this.track(null, file);
       this.release();
       throw e;
     }
-    const span = fileSpan(sink.response, sink.headers, sink.command, file.size, file.mtimeMs);
-    sink.response.sized = span.length;
-    if (this.bodyless() || span.length === 0) {
-      this.track(null, file);
-      try {
-        sink.finishBody();
-      } finally {
-        this.release();
-      }
-      return;
-    }
-    if (file.descriptor >= 0 && sendfileUsable(sink.connection.out)) return this.sendDirect(file, span);
-    return this.pump(file.blocks(span.start, span.length), file);
+    if (body.fd >= 0 && sendfileUsable(sink.connection.out)) return this.sendDirect(file, body, span);
+    return this.pump(bodyBlocks(body, span, file.blockSize), file);
   }
 
   /**
    * A file's span by sendfile(2), after the head. A head that does not promise exactly the span
    * (the app's own Content-Length) goes on by the read path, which cuts what overflows.
    */
-  private async sendDirect(file: FileWrapper, span: Span): Promise<void> {
+  private async sendDirect(file: FileWrapper, body: FileBody, span: Span): Promise<void> {
     const sink = this.sink;
     const response = sink.response;
-    // Tracked first: a hook that throws on the head still gets the app's descriptor closed.
-    this.track(null, file);
     let handedOff = false;
     try {
       if (!response.headersSent) sink.finalizeHeaders();
       if (response.promised !== span.length) {
         handedOff = true;
-        return await this.pump(file.blocks(span.start, span.length), file);
+        return await this.pump(bodyBlocks(body, span, file.blockSize), file);
       }
-      await sendSpan(sink.connection.out, response, file.descriptor, span, () => this.released || this.endsEarly());
+      await sendSpan(sink.connection.out, response, body, span, () => this.released || this.endsEarly());
       sink.finishBody();
     } finally {
       if (!handedOff) await this.release();
