@@ -78,6 +78,14 @@ describe("decodes chunked bodies (whole, byte by byte, every split)", () => {
     ]);
   });
 
+  test("a trailer section of exactly the limit, CRLFs counted and the final empty line not", () => {
+    const limits: BodyLimits = { ...defaultBodyLimits(), maxTrailerBytes: 16 };
+    expect(allWays("0\r\nA: 123\r\nB: 123\r\n\r\n", chunked, limits).trailers).toEqual([
+      ["A", "123"],
+      ["B", "123"],
+    ]);
+  });
+
   test("stops at the end of the body, leaving the next request's bytes", () => {
     const body = "2\r\nok\r\n0\r\n\r\n";
     const r = allWays(`${body}GET / HTTP/1.1\r\n`, chunked);
@@ -127,7 +135,9 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
     ["a bare LF ending the trailer section", "0\r\n\n", BodyError.BAD_TRAILER],
     ["a bare CR ending the trailer section", "0\r\n\rX", BodyError.BAD_TRAILER],
     ["a NUL in the chunk size", "5\0\r\nhello\r\n", BodyError.BAD_CHUNK_SIZE],
-    ["an obs-fold in a trailer", "0\r\nA: b\r\n c\r\n\r\n", BodyError.BAD_TRAILER],
+    ["an obs-fold in a trailer", "0\r\nA: b\r\n c\r\n\r\n", BodyError.OBS_FOLD_IN_TRAILER],
+    ["an obs-fold with HTAB in a trailer", "0\r\nA: b\r\n\tc\r\n\r\n", BodyError.OBS_FOLD_IN_TRAILER],
+    ["whitespace before the first trailer", "0\r\n A: b\r\n\r\n", BodyError.OBS_FOLD_IN_TRAILER],
     ["whitespace before a trailer's colon", "0\r\nA : b\r\n\r\n", BodyError.BAD_TRAILER],
     ["a NUL in a trailer value", "0\r\nA: b\0\r\n\r\n", BodyError.BAD_TRAILER],
     ["an extension without a name", "5;=x\r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
@@ -149,6 +159,18 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
       "0\r\nA: 1234567\r\nB: 1234567\r\n\r\n",
       BodyError.TRAILERS_TOO_LARGE,
       { ...tight, maxTrailers: 32 },
+    ],
+    [
+      "a trailer section over the limit only once its CRLFs are counted (as the header limit counts them)",
+      "0\r\nA: 12345\r\nB: 12\r\n\r\n",
+      BodyError.TRAILERS_TOO_LARGE,
+      { ...tight, maxTrailers: 32 },
+    ],
+    [
+      "a trailer line whose CR passes the limit",
+      "0\r\nA: 12345678901\r\n\r\n",
+      BodyError.TRAILERS_TOO_LARGE,
+      { ...tight, maxTrailerBytes: 14 },
     ],
     ["a body over the size limit (413)", "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", BodyError.TOO_LARGE, tight],
   ];

@@ -481,6 +481,26 @@ describe("rejected requests: precise status, closed connection, server keeps ser
     ["a header section over the limit", `GET / HTTP/1.1\r\nHost: a\r\nX: ${"b".repeat(40000)}\r\n\r\n`, 431],
     ["too many header fields", `GET / HTTP/1.1\r\nHost: a\r\n${"X: y\r\n".repeat(101)}\r\n`, 431],
     ["a Content-Length over the body limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 104857601\r\n\r\n", 413],
+    ["obs-fold in an ordinary field", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400],
+    ["a target holding <script>", "GET /<script> HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    ["a target with a bad percent-encoding (%zz)", "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    ["a target ending in a lone %", "GET /a% HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    ["a query holding <b>", "GET /?a=<b> HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    ["a backslash in an absolute-form path", "GET http://b/\\x HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    [
+      "Transfer-Encoding: gzip and Transfer-Encoding: chunked on two field lines",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      501,
+    ],
+    ["Content-Length: 5 twice", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400],
+    ["Content-Length: 5, 5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 400],
+    [
+      "Expect: 100-continue and an unknown expectation on two field lines",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nExpect: foo\r\n\r\nhello",
+      417,
+    ],
+    ["a method longer than any implemented", `${"A".repeat(40)} / HTTP/1.1\r\nHost: a\r\n\r\n`, 501],
+    ["an overlong version (HTTP/1.1111…)", `GET / HTTP/1.1${"1".repeat(9000)}\r\nHost: a\r\n\r\n`, 400],
   ];
   for (const [name, raw, status] of cases) {
     test(`rejects ${name} with ${status}`, async () => {
@@ -497,6 +517,51 @@ describe("rejected requests: precise status, closed connection, server keeps ser
       bystander.close();
     });
   }
+
+  test("with --limits-request-line 64, a 70-byte method is 501 and HTTP/1.1111… is 400, a long target 414", async () => {
+    const { port } = start(hello, { limits: { maxRequestLine: 64 } });
+    const method = await exchange(port, `${"M".repeat(70)} / HTTP/1.1\r\nHost: a\r\n\r\n`);
+    expect([method.status, method.closed]).toEqual([501, true]);
+    const version = await exchange(port, `GET / HTTP/1.1${"1".repeat(70)}\r\nHost: a\r\n\r\n`);
+    expect([version.status, version.closed]).toEqual([400, true]);
+    const target = await exchange(port, `GET /${"a".repeat(70)} HTTP/1.1\r\nHost: a\r\n\r\n`);
+    expect([target.status, target.closed]).toEqual([414, true]);
+  });
+
+  // Connection was read from the raw value before unfolding: "close\r\n x" did not close, and
+  // the request pipelined behind it was served on a connection that should have ended.
+  const folded: Array<[string, string]> = [
+    ["Connection: close", "Connection: close\r\n x"],
+    ["Connection: close and a whitespace-only fold", "Connection: close\r\n \t"],
+    ["Connection: upgrade", "Upgrade: websocket\r\nConnection: upgrade\r\n x"],
+  ];
+  for (const [name, fields] of folded) {
+    test(`obs-fold after ${name} gets 400 and the request pipelined behind it is never served`, async () => {
+      let calls = 0;
+      const { port } = start((env, sr) => {
+        calls++;
+        return hello(env, sr);
+      });
+      const c = await RawClient.connect(port);
+      c.send(`GET / HTTP/1.1\r\nHost: a\r\n${fields}\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect((await c.response()).status).toBe(400);
+      await c.waitClosed(2000);
+      expect(c.take()).toBe("");
+      expect(calls).toBe(0);
+    });
+  }
+
+  test("Expect: 100-continue twice, in one list or on two field lines, sends 100 Continue as once", async () => {
+    const { port } = start(echo);
+    for (const expectation of ["Expect: 100-continue, 100-continue", "Expect: 100-continue\r\nExpect: 100-continue"]) {
+      const c = await RawClient.connect(port);
+      c.send(`POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n${expectation}\r\n\r\n`);
+      expect((await c.response()).raw).toBe("HTTP/1.1 100 Continue\r\n\r\n");
+      c.send("hello");
+      expect((await c.response()).body).toBe("POST /e 5:hello");
+      c.close();
+    }
+  });
 
   test("exact bytes of a 400", async () => {
     const { port } = start(hello);

@@ -14,7 +14,7 @@ describe("environ", () => {
     });
     const c = await RawClient.connect(port);
     c.send(
-      "POST /caf%C3%A9/a%2Fb%zz?x=1&y=%20 HTTP/1.1\r\nHost: example.com:8080\r\nContent-Type: text/plain;\r\n charset=utf-8\r\n" +
+      "POST /caf%C3%A9/a%2Fb%25zz?x=1&y=%20 HTTP/1.1\r\nHost: example.com:8080\r\nContent-Type: text/plain; charset=utf-8\r\n" +
         "Content-Length: 0\r\nX-Multi: a\r\nx-multi: b\r\nCookie: a=1\r\nCookie: b=2\r\nX_Spoof: no\r\nAccept:  */* \r\n\r\n",
     );
     await c.response();
@@ -24,7 +24,7 @@ describe("environ", () => {
     expect(e.SCRIPT_NAME).toBe("");
     expect(e.PATH_INFO).toBe("/caf\xc3\xa9/a/b%zz");
     expect(e.QUERY_STRING).toBe("x=1&y=%20");
-    expect(e.REQUEST_URI).toBe("/caf%C3%A9/a%2Fb%zz?x=1&y=%20");
+    expect(e.REQUEST_URI).toBe("/caf%C3%A9/a%2Fb%25zz?x=1&y=%20");
     expect(e.CONTENT_TYPE).toBe("text/plain; charset=utf-8");
     expect(e.CONTENT_LENGTH).toBe("0");
     expect(e.SERVER_NAME).toBe("127.0.0.1");

@@ -1,5 +1,6 @@
 /** @module config/rows-tables — the settings table's rows for [log], [health], [limits] and [timeouts]. */
 
+import { MAX_METHOD } from "../http/request-line.ts";
 import type { Row } from "./setting.ts";
 
 const MiB = 1024 * 1024;
@@ -76,7 +77,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "BYTES",
     reload: true,
     example: "8192",
-    doc: "Longest request line; longer gets 414.",
+    doc: `Longest request line; longer gets 414. Only the request-target can make it so: a method longer than ${MAX_METHOD} bytes gets 501 and a version other than \`HTTP/\` DIGIT \`.\` DIGIT 400, at their first wrong byte.`,
   },
   {
     key: "limits.header_bytes",
@@ -87,7 +88,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "BYTES",
     reload: true,
     example: "32768",
-    doc: "Largest header section; larger gets 431.",
+    doc: "Largest header section after the request line, each field line counted with its CRLF; larger gets 431.",
   },
   {
     key: "limits.headers",
@@ -166,7 +167,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "BYTES",
     reload: true,
     example: "16384",
-    doc: "Largest trailer section of a chunked body (RFC 9112 §7.1.2); larger gets 431.",
+    doc: "Largest trailer section of a chunked body (RFC 9112 §7.1.2), each field line counted with its CRLF as for `header_bytes`; larger gets 431.",
   },
   {
     key: "limits.trailers",

@@ -1,6 +1,6 @@
 /** @module http/body — pure request-body framing decoder: Content-Length and chunked (RFC 9112 §6, §7.1). */
 
-import { CR, HTAB, hexValue, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
+import { CR, hexValue, isOWS, LF, TCHAR, VALUE_CHAR } from "./bytes.ts";
 import { BodyError } from "./codes.ts";
 
 export interface BodyLimits {
@@ -8,7 +8,7 @@ export interface BodyLimits {
   maxBody: number;
   /** Longest chunk-ext run on one chunk line. */
   maxChunkExt: number;
-  /** Largest trailer section in bytes. */
+  /** Largest trailer section in bytes, each field line's CRLF included (431 beyond it). */
   maxTrailerBytes: number;
   /** Most trailer fields. */
   maxTrailers: number;
@@ -135,7 +135,7 @@ export class BodyDecoder {
             i++;
             break;
           }
-          if (b !== SP && b !== HTAB && b !== 0x3b) return -BodyError.BAD_CHUNK_SIZE;
+          if (!isOWS(b) && b !== 0x3b) return -BodyError.BAD_CHUNK_SIZE;
           this.state = S_EXT;
           this.ext = 0;
           this.xstate = X_SIZE_BWS;
@@ -190,14 +190,20 @@ export class BodyDecoder {
           i++;
           break;
         case S_TRAILER: {
+          // The limit is on the trailer section's bytes, each field line's CRLF included, as the
+          // header limit counts the header section's; the empty line that ends it is not part
+          // of it (RFC 9112 §7.1.2: trailer-section = *( field-line CRLF )).
+          if (b === LF) return -BodyError.BAD_TRAILER;
           if (b === CR) {
             this.state = S_TRAILER_LF;
-            i++;
-            break;
+            if (this.trailerBytes.length === 0) {
+              i++;
+              break;
+            }
+          } else {
+            this.trailerBytes.push(b);
           }
-          if (b === LF) return -BodyError.BAD_TRAILER;
           if (++this.trailerTotal > this.limits.maxTrailerBytes) return -BodyError.TRAILERS_TOO_LARGE;
-          this.trailerBytes.push(b);
           i++;
           break;
         }
@@ -210,7 +216,10 @@ export class BodyDecoder {
             this.done = true;
             return i - start;
           }
+          if (++this.trailerTotal > this.limits.maxTrailerBytes) return -BodyError.TRAILERS_TOO_LARGE;
           if (this.trailers.length >= this.limits.maxTrailers) return -BodyError.TRAILERS_TOO_LARGE;
+          // obs-fold is refused in a trailer section as in a header section (RFC 9112 §5.2).
+          if (isOWS(line[0] as number)) return -BodyError.OBS_FOLD_IN_TRAILER;
           const field = parseTrailer(line);
           if (field === null) return -BodyError.BAD_TRAILER;
           if (FORBIDDEN_TRAILERS.has(field[0].toLowerCase())) return -BodyError.FORBIDDEN_TRAILER;
@@ -227,30 +236,28 @@ export class BodyDecoder {
   }
 }
 
-const isWS = (b: number): boolean => b === SP || b === HTAB;
-
 function extStep(x: number, b: number): number {
   switch (x) {
     case X_SIZE_BWS:
-      return isWS(b) ? X_SIZE_BWS : b === 0x3b ? X_NAME_START : -1;
+      return isOWS(b) ? X_SIZE_BWS : b === 0x3b ? X_NAME_START : -1;
     case X_BEFORE_SEMI:
-      return isWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
+      return isOWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
     case X_NAME_START:
-      return isWS(b) ? X_NAME_START : TCHAR[b] === 1 ? X_NAME : -1;
+      return isOWS(b) ? X_NAME_START : TCHAR[b] === 1 ? X_NAME : -1;
     case X_NAME:
       if (TCHAR[b] === 1) return X_NAME;
       if (b === 0x3d) return X_VALUE_START;
-      return b === 0x3b ? X_NAME_START : isWS(b) ? X_BEFORE_SEMI_OR_EQ : -1;
+      return b === 0x3b ? X_NAME_START : isOWS(b) ? X_BEFORE_SEMI_OR_EQ : -1;
     case X_BEFORE_SEMI_OR_EQ:
-      if (isWS(b)) return X_BEFORE_SEMI_OR_EQ;
+      if (isOWS(b)) return X_BEFORE_SEMI_OR_EQ;
       return b === 0x3d ? X_VALUE_START : b === 0x3b ? X_NAME_START : -1;
     case X_VALUE_START:
-      if (isWS(b)) return X_VALUE_START;
+      if (isOWS(b)) return X_VALUE_START;
       if (b === 0x22) return X_QUOTED;
       return TCHAR[b] === 1 ? X_TOKEN : -1;
     case X_TOKEN:
       if (TCHAR[b] === 1) return X_TOKEN;
-      return b === 0x3b ? X_NAME_START : isWS(b) ? X_BEFORE_SEMI : -1;
+      return b === 0x3b ? X_NAME_START : isOWS(b) ? X_BEFORE_SEMI : -1;
     case X_QUOTED:
       if (b === 0x22) return X_AFTER_QUOTE;
       if (b === 0x5c) return X_QUOTED_ESC;
@@ -258,7 +265,7 @@ function extStep(x: number, b: number): number {
     case X_QUOTED_ESC:
       return VALUE_CHAR[b] === 1 ? X_QUOTED : -1;
     case X_AFTER_QUOTE:
-      return isWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
+      return isOWS(b) ? X_BEFORE_SEMI : b === 0x3b ? X_NAME_START : -1;
     default:
       return -1;
   }
@@ -287,16 +294,16 @@ const FORBIDDEN_TRAILERS = new Set([
   "expect",
 ]);
 
-/** A trailer line as a header field (RFC 9112 §7.1.2); obs-fold is not accepted here. */
+/** A trailer line as a header field (RFC 9112 §7.1.2); one starting with whitespace is refused before. */
 function parseTrailer(line: number[]): [string, string] | null {
   let i = 0;
   while (i < line.length && TCHAR[line[i] as number] === 1) i++;
   if (i === 0 || i === line.length || line[i] !== 0x3a) return null;
   const name = String.fromCharCode(...line.slice(0, i));
   let v = i + 1;
-  while (v < line.length && isWS(line[v] as number)) v++;
+  while (v < line.length && isOWS(line[v] as number)) v++;
   let e = line.length;
-  while (e > v && isWS(line[e - 1] as number)) e--;
+  while (e > v && isOWS(line[e - 1] as number)) e--;
   for (let k = v; k < e; k++) if (VALUE_CHAR[line[k] as number] !== 1) return null;
   return [name, String.fromCharCode(...line.slice(v, e))];
 }

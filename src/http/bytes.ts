@@ -57,6 +57,8 @@ export function equalsLower(buf: Uint8Array, at: number, word: Uint8Array): bool
 /** The bytes of an ASCII string. */
 export const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
+/** OWS = *( SP / HTAB ) (RFC 9110 §5.6.3): whether b is one of its bytes. */
+export const isOWS = (b: number): boolean => b === SP || b === HTAB;
 export const isDigit = (b: number): boolean => b >= 48 && b <= 57;
 export const isAlpha = (b: number): boolean => (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a;
 export const isHex = (b: number): boolean => isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);

@@ -34,6 +34,10 @@ export const ParseError = {
   BAD_AUTHORITY: 27,
   TARGET_USERINFO: 28,
   BAD_SCHEME: 29,
+  OBS_FOLD: 30,
+  METHOD_TOO_LONG: 31,
+  DUPLICATE_CONTENT_LENGTH: 32,
+  BAD_TRANSFER_ENCODING: 33,
 } as const;
 
 /** [status, message] for each {@link ParseError} code. */
@@ -67,6 +71,10 @@ export const PARSE_ERRORS: Readonly<Record<number, readonly [number, string]>> =
   27: [400, "invalid authority in request-target"],
   28: [400, "userinfo in request-target"],
   29: [400, "absolute-form scheme is not http or https"],
+  30: [400, "obs-fold in a request head"],
+  31: [501, "method longer than any the server implements"],
+  32: [400, "more than one Content-Length value"],
+  33: [400, "malformed Transfer-Encoding"],
 };
 
 /** Error codes returned (negated) by {@link BodyDecoder.execute}; see {@link BODY_ERRORS}. */
@@ -82,6 +90,7 @@ export const BodyError = {
   WS_AFTER_CHUNK_SIZE: 9,
   CHUNK_SIZE_TOO_LONG: 10,
   FORBIDDEN_TRAILER: 11,
+  OBS_FOLD_IN_TRAILER: 12,
 } as const;
 
 /** [status, message] for each {@link BodyError} code. */
@@ -97,6 +106,7 @@ export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = 
   9: [400, "whitespace after chunk size without a chunk extension"],
   10: [400, "chunk size line too long"],
   11: [400, "framing, routing or connection field in trailer section"],
+  12: [400, "obs-fold in trailer section"],
 };
 
 /**

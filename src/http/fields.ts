@@ -1,6 +1,6 @@
-/** @module http/fields — field lines at the byte level: which fields frame a request, the scans for line ends and field-value bytes, and the values of the framing fields (Content-Length, Transfer-Encoding, Connection). */
+/** @module http/fields — field lines at the byte level: which fields frame a request, the scans for line ends and field-value bytes, and the values of the framing fields (Content-Length, Transfer-Encoding, Connection, Expect). */
 
-import { ascii, CR, equalsLower, HTAB, isDigit, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
+import { ascii, CR, equalsLower, HTAB, isDigit, isOWS, LF, SP, TCHAR, VALUE_CHAR } from "./bytes.ts";
 import { ParseError } from "./codes.ts";
 
 /** Header kinds the parser recognises for framing; every other field is kind OTHER. */
@@ -16,8 +16,11 @@ export const FieldKind = {
   COOKIE: 8,
 } as const;
 
-/** Slots per field in {@link RequestParser.fields}: nameStart, nameEnd, valueStart, valueEnd, kind, folded. */
-export const FIELD_SLOTS = 6;
+/**
+ * Slots per field in {@link RequestParser.fields}: nameStart, nameEnd, valueStart, valueEnd,
+ * kind. A value is always one line's bytes: obs-fold is refused (RFC 9112 §5.2).
+ */
+export const FIELD_SLOTS = 5;
 
 export const W_HOST = ascii("host");
 export const W_EXPECT = ascii("expect");
@@ -96,61 +99,118 @@ export function checkValue(buf: Uint8Array, s: number, e: number): number {
 const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
 
 /**
- * A Content-Length value: 1*DIGIT, or a list of identical values (RFC 9110 §8.6), which must also
- * equal `prev`, the value of an earlier Content-Length field (-1 if none). Returns the length, or
- * a negated {@link ParseError} code.
+ * A Content-Length field value: exactly 1*DIGIT (RFC 9110 §8.6). `prev` is the value of an
+ * earlier Content-Length field line (-1 if none). A second value, in another field line or in a
+ * list ("5, 5"), is refused even when it repeats the first: RFC 9110 §8.6 lets a recipient
+ * either reject it or take the one value, and a repeated length is how a request is smuggled
+ * past a hop that reads it differently (RFC 9112 §6.3, §11.2). Returns the length, or a
+ * negated {@link ParseError} code.
  */
 export function contentLengthValue(buf: Uint8Array, s: number, e: number, prev: number): number {
-  let length = prev;
+  if (prev !== -1) return -ParseError.DUPLICATE_CONTENT_LENGTH;
+  let n = 0;
   let i = s;
-  while (i <= e) {
-    let n = 0;
-    const d0 = i;
-    while (i < e && isDigit(buf[i] as number)) {
-      // n is at most 2^53 - 1 before this step, so the comparison after it is still exact enough.
-      n = n * 10 + ((buf[i] as number) - 48);
-      if (n > MAX_CONTENT_LENGTH) return -ParseError.BAD_CONTENT_LENGTH;
-      i++;
-    }
-    if (i === d0) return -ParseError.BAD_CONTENT_LENGTH;
-    if (length !== -1 && length !== n) return -ParseError.BAD_CONTENT_LENGTH;
-    length = n;
-    while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
-    if (i === e) return length;
-    if (buf[i] !== 0x2c) return -ParseError.BAD_CONTENT_LENGTH;
+  while (i < e && isDigit(buf[i] as number)) {
+    // n is at most 2^53 - 1 before this step, so the comparison after it is still exact enough.
+    n = n * 10 + ((buf[i] as number) - 48);
+    if (n > MAX_CONTENT_LENGTH) return -ParseError.BAD_CONTENT_LENGTH;
     i++;
-    while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
   }
-  return -ParseError.BAD_CONTENT_LENGTH;
+  if (i === e && i > s) return n;
+  if (i === s) return -ParseError.BAD_CONTENT_LENGTH;
+  // A list: a comma after the number, with or without OWS before it.
+  while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
+  return i < e && buf[i] === 0x2c ? -ParseError.DUPLICATE_CONTENT_LENGTH : -ParseError.BAD_CONTENT_LENGTH;
+}
+
+/** Bits of {@link transferCodings}: what the transfer codings of a request hold so far. */
+export const TransferCoding = {
+  /** The last coding so far is chunked (without parameters). */
+  CHUNKED_LAST: 1,
+  /** A coding other than plain chunked was seen: one the server does not implement. */
+  OTHER: 2,
+} as const;
+
+/**
+ * The transfer codings of one Transfer-Encoding field line, after `codings` ({@link
+ * TransferCoding} bits) of earlier lines: the lines are one list (RFC 9110 §5.3).
+ * Transfer-Encoding = #transfer-coding; transfer-coding = token *( OWS ";" OWS
+ * transfer-parameter ); transfer-parameter = token BWS "=" BWS ( token / quoted-string ) (RFC
+ * 9112 §6.1, RFC 9110 §10.1.4); empty list elements are skipped (RFC 9110 §5.6.1.2). A coding
+ * after chunked is 400 at once (RFC 9112 §6.3: chunked must be final, and only once); whether the
+ * last one is chunked is decided by the caller once every line is in. Returns the new bits, or a
+ * negated {@link ParseError} code.
+ */
+export function transferCodings(buf: Uint8Array, s: number, e: number, codings: number): number {
+  let i = s;
+  for (;;) {
+    while (i < e && (isOWS(buf[i] as number) || buf[i] === 0x2c)) i++;
+    if (i === e) return codings;
+    const t = i;
+    while (i < e && TCHAR[buf[i] as number] === 1) i++;
+    if (i === t) return -ParseError.BAD_TRANSFER_ENCODING;
+    if ((codings & TransferCoding.CHUNKED_LAST) !== 0) return -ParseError.TE_NOT_CHUNKED;
+    let plain = i - t === W_CHUNKED.length && equalsLower(buf, t, W_CHUNKED);
+    for (;;) {
+      while (i < e && isOWS(buf[i] as number)) i++;
+      if (i === e || buf[i] === 0x2c) break;
+      if (buf[i] !== 0x3b) return -ParseError.BAD_TRANSFER_ENCODING;
+      // A parameter: chunked has none (RFC 9112 §7), so chunked with one is a coding not implemented.
+      plain = false;
+      i++;
+      while (i < e && isOWS(buf[i] as number)) i++;
+      i = tokenEnd(buf, i, e);
+      if (i < 0) return -ParseError.BAD_TRANSFER_ENCODING;
+      while (i < e && isOWS(buf[i] as number)) i++;
+      if (i === e || buf[i] !== 0x3d) return -ParseError.BAD_TRANSFER_ENCODING;
+      i++;
+      while (i < e && isOWS(buf[i] as number)) i++;
+      i = i < e && buf[i] === 0x22 ? quotedStringEnd(buf, i, e) : tokenEnd(buf, i, e);
+      if (i < 0) return -ParseError.BAD_TRANSFER_ENCODING;
+    }
+    codings |= plain ? TransferCoding.CHUNKED_LAST : TransferCoding.OTHER;
+  }
+}
+
+/** The end of a non-empty token at buf[i], or -1. */
+function tokenEnd(buf: Uint8Array, i: number, e: number): number {
+  const t = i;
+  while (i < e && TCHAR[buf[i] as number] === 1) i++;
+  return i > t ? i : -1;
 }
 
 /**
- * The transfer codings of one Transfer-Encoding field, after those of earlier ones (`chunked`:
- * they ended with chunked). chunked must be last and only once (RFC 9112 §6.3 → 400); any other
- * coding is one we do not implement (§6.1 → 501). Returns 1 when the codings so far end with
- * chunked, 0 when there are none yet, or a negated {@link ParseError} code.
+ * The end of the quoted-string at buf[i] (its opening DQUOTE), or -1 when it does not close
+ * (RFC 9110 §5.6.4). Its bytes are field-value bytes already, so only DQUOTE and "\" matter.
  */
-export function transferEncodingValue(buf: Uint8Array, s: number, e: number, chunked: boolean): number {
+function quotedStringEnd(buf: Uint8Array, i: number, e: number): number {
+  for (i++; i < e; i++) {
+    const c = buf[i];
+    if (c === 0x22) return i + 1;
+    if (c === 0x5c) i++;
+  }
+  return -1;
+}
+
+/**
+ * The expectations of one Expect field line (RFC 9110 §10.1.1): 1 when it lists 100-continue
+ * (case-insensitively, without parameters: none is defined), 0 when it lists nothing (empty
+ * elements are skipped, RFC 9110 §5.6.1.2), and EXPECTATION_FAILED (negated) when it lists
+ * anything else, also next to 100-continue: an expectation the server cannot meet is 417 wherever
+ * it is in the combined list, and "100-continue" repeated is still 100-continue.
+ */
+export function expectations(buf: Uint8Array, s: number, e: number): number {
+  let found = 0;
   let i = s;
   for (;;) {
-    while (i < e && (buf[i] === SP || buf[i] === HTAB || buf[i] === 0x2c)) i++;
-    if (i >= e) return chunked ? 1 : 0;
+    while (i < e && (isOWS(buf[i] as number) || buf[i] === 0x2c)) i++;
+    if (i === e) return found;
     const t = i;
-    while (i < e && TCHAR[buf[i] as number] === 1) i++;
-    if (i === t) return -ParseError.TE_NOT_CHUNKED;
-    const isChunked = i - t === W_CHUNKED.length && equalsLower(buf, t, W_CHUNKED);
-    // A coding after chunked means chunked is not final.
-    if (chunked) return -ParseError.TE_NOT_CHUNKED;
-    if (!isChunked) {
-      // Skip parameters, then see whether anything follows: unknown-but-final is still 400.
-      while (i < e && buf[i] !== 0x2c) i++;
-      let j = i;
-      while (j < e && (buf[j] === SP || buf[j] === HTAB || buf[j] === 0x2c)) j++;
-      return j < e ? -ParseError.UNKNOWN_CODING : -ParseError.TE_NOT_CHUNKED;
-    }
-    chunked = true;
-    while (i < e && (buf[i] === SP || buf[i] === HTAB)) i++;
-    if (i < e && buf[i] !== 0x2c) return -ParseError.TE_NOT_CHUNKED;
+    while (i < e && buf[i] !== 0x2c) i++;
+    let te = i;
+    while (isOWS(buf[te - 1] as number)) te--;
+    if (te - t !== W_100_CONTINUE.length || !equalsLower(buf, t, W_100_CONTINUE)) return -ParseError.EXPECTATION_FAILED;
+    found = 1;
   }
 }
 

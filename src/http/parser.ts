@@ -1,35 +1,36 @@
 /** @module http/parser — pure, incremental HTTP/1.1 request-head parser over Uint8Array views (RFC 9112 §2–§7). */
 
 import { isHostValue } from "./authority.ts";
-import { COLON, CR, equalsLower, HTAB, LF, SP, TCHAR } from "./bytes.ts";
+import { COLON, CR, HTAB, LF, SP, TCHAR } from "./bytes.ts";
 import { ParseError } from "./codes.ts";
 import {
   ConnectionOption,
   checkValue,
   connectionOptions,
   contentLengthValue,
+  expectations,
   FIELD_SLOTS,
   FieldKind,
   fieldKind,
   findLF,
-  transferEncodingValue,
+  TransferCoding,
+  transferCodings,
   valueEnd,
-  W_100_CONTINUE,
 } from "./fields.ts";
-import { parseRequestLine, type RequestLine, TargetForm } from "./request-line.ts";
+import { LineState, type RequestLine, scanRequestLine, TargetForm } from "./request-line.ts";
 
 /** Limits on a request head; exceeding one is an error code, never an exception. */
 export interface HeadLimits {
-  /** Longest request line in bytes, CRLF excluded (414 beyond it). */
+  /**
+   * Longest request line in bytes, CRLF excluded (414 beyond it). Only a long target can pass
+   * it: the method is capped lower (501) and the version is 8 bytes (400 when malformed).
+   */
   maxRequestLine: number;
   /** Longest header section in bytes after the request line, CRLFs included (431 beyond it). */
   maxHeaderBytes: number;
   /** Most header fields (431 beyond it). */
   maxHeaders: number;
 }
-
-/** Bytes of CRLFs tolerated before a request line. */
-const MAX_LEADING_BLANK = 8;
 
 /**
  * One parser per connection, reused for every request on it. Feed it the bytes of one request
@@ -55,6 +56,9 @@ export class RequestParser implements RequestLine {
   versionMinor = 1;
   lineStart = 0;
   lineEnd = 0;
+  bracketAt = -1;
+  lineState: number = LineState.START;
+  linePos = 0;
   /** -1 when the request has no Content-Length. */
   contentLength = -1;
   chunked = false;
@@ -80,6 +84,7 @@ export class RequestParser implements RequestLine {
     this.scanned = 0;
     this.curLine = 0;
     this.haveRequestLine = false;
+    this.lineState = LineState.START;
   }
 
   /**
@@ -88,10 +93,19 @@ export class RequestParser implements RequestLine {
    *   negated {@link ParseError} code. On completion the parser is reset for the next head.
    */
   execute(buf: Uint8Array, start: number, end: number): number {
-    if (this.scanned === 0) this.fieldCount = 0;
-    let pos = start + this.scanned;
+    let pos: number;
+    if (this.haveRequestLine) {
+      pos = start + this.scanned;
+    } else {
+      // The request line is scanned byte by byte as it arrives (http/request-line), each error at its byte.
+      pos = scanRequestLine(this, buf, start, end, this.limits.maxRequestLine);
+      if (pos <= 0) return pos;
+      this.haveRequestLine = true;
+      this.fieldCount = 0;
+      this.curLine = this.scanned = pos - start;
+    }
     while (pos < end) {
-      if (this.haveRequestLine && pos === start + this.curLine) {
+      if (pos === start + this.curLine) {
         // A fresh field line: one pass validates it and finds its CRLF, no separate search.
         const cr = this.plainField(buf, start, pos, end);
         if (cr >= 0) {
@@ -109,60 +123,43 @@ export class RequestParser implements RequestLine {
         // (unless the limit came first). The search starts a byte back in a line begun earlier:
         // a CR that ended the last read is decided now that its next byte is here.
         const cr = buf.indexOf(CR, pos > start + this.curLine ? pos - 1 : pos);
-        if (cr !== -1 && cr < end - 1 && cr + 2 <= this.limitAt(start, start + this.curLine)) return -ParseError.BARE_CR;
+        if (cr !== -1 && cr < end - 1 && cr + 2 <= this.limitAt(start)) return -ParseError.BARE_CR;
         this.scanned = end - start;
         return this.checkPartial(end - start);
       }
       const lineStart = start + this.curLine;
       if (lf === lineStart || buf[lf - 1] !== CR) {
         // Whatever a byte-by-byte read meets first is the verdict: a bare CR, the limit, or this LF.
-        const limitAt = this.limitAt(start, lineStart);
+        const limitAt = this.limitAt(start);
         const err = this.bareCR(buf, lineStart, lf, limitAt);
         if (err < 0) return err;
         return limitAt <= lf ? this.checkPartial(limitAt - start) : -ParseError.BARE_LF;
       }
       const lineEnd = lf - 1;
       pos = lf + 1;
-      this.curLine = pos - start;
-      this.scanned = this.curLine;
-      let err: number;
-      if (!this.haveRequestLine) {
-        // RFC 9112 §2.2: ignore empty lines before the request-line (a few, not a stream of them).
-        if (lineEnd === lineStart) {
-          if (this.curLine > MAX_LEADING_BLANK) return -ParseError.BAD_REQUEST_LINE;
-          continue;
-        }
-        err = parseRequestLine(this, buf, start, lineStart, lineEnd, this.limits.maxRequestLine);
-        // Any other CR in the line is bare, and that is the verdict whatever else is wrong: a
-        // read that ends between it and the next byte reports it before the rest of the line is
-        // seen. Only a failed line can hold one (no part of its grammar admits a CR), so a good
-        // line is not searched. Field lines below follow the same rule.
-        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start, lineStart)) || err;
-        this.haveRequestLine = true;
-      } else if (lineEnd === lineStart) {
+      this.curLine = this.scanned = pos - start;
+      if (lineEnd === lineStart) {
         const used = pos - start;
-        err = this.finish(buf, start);
+        const err = this.finish(buf, start);
         this.reset();
         return err < 0 ? err : used;
-      } else {
-        if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) {
-          return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start, lineStart)) || -ParseError.HEADERS_TOO_LARGE;
-        }
-        err = this.fieldLine(buf, start, lineStart, lineEnd);
-        if (err < 0) return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start, lineStart)) || err;
       }
-      if (err < 0) return err;
+      // Any other CR in the line is bare, and that is the verdict whatever else is wrong: a read
+      // that ends between it and the next byte reports it before the rest of the line is seen.
+      // Only a failed line can hold one (no part of a field line admits a CR), so a good line is
+      // not searched.
+      if (pos - start - this.lineEnd - 2 > this.limits.maxHeaderBytes) {
+        return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start)) || -ParseError.HEADERS_TOO_LARGE;
+      }
+      const err = this.fieldLine(buf, start, lineStart, lineEnd);
+      if (err < 0) return this.bareCR(buf, lineStart, lineEnd, this.limitAt(start)) || err;
     }
     this.scanned = end - start;
     return this.checkPartial(end - start);
   }
 
-  /**
-   * The `end` (absolute) at which {@link checkPartial} first fails for the line being read:
-   * where a byte-by-byte read reports the line's limit.
-   */
-  private limitAt(start: number, lineStart: number): number {
-    if (!this.haveRequestLine) return lineStart + this.limits.maxRequestLine + 2;
+  /** The `end` (absolute) at which {@link checkPartial} first fails: where a byte-by-byte read reports the header limit. */
+  private limitAt(start: number): number {
     return start + this.lineEnd + this.limits.maxHeaderBytes + 5;
   }
 
@@ -176,13 +173,12 @@ export class RequestParser implements RequestLine {
   }
 
   private checkPartial(have: number): number {
-    if (!this.haveRequestLine) return have - this.curLine > this.limits.maxRequestLine + 1 ? -ParseError.URI_TOO_LONG : 0;
     return have - this.lineEnd - 2 > this.limits.maxHeaderBytes + 2 ? -ParseError.HEADERS_TOO_LARGE : 0;
   }
 
   private fieldLine(buf: Uint8Array, base: number, s: number, e: number): number {
     const first = buf[s];
-    if (first === SP || first === HTAB) return this.fold(buf, base, s, e);
+    if (first === SP || first === HTAB) return this.fold();
     let i = s;
     while (i < e && TCHAR[buf[i] as number] === 1) i++;
     if (i === e) return -ParseError.BAD_HEADER_NAME;
@@ -213,7 +209,6 @@ export class RequestParser implements RequestLine {
     f[k + 2] = v - base;
     f[k + 3] = ve - base;
     f[k + 4] = fieldKind(buf, s, nameEnd);
-    f[k + 5] = 0;
   }
 
   /**
@@ -235,33 +230,26 @@ export class RequestParser implements RequestLine {
     return cr;
   }
 
-  /** obs-fold (RFC 9112 §5.2): joins the previous field; refused where framing depends on it. */
-  private fold(buf: Uint8Array, base: number, s: number, e: number): number {
+  /**
+   * A line starting with SP or HTAB: obs-fold (RFC 9112 §5.2), refused with 400 (the strict one
+   * of the two choices a server has) wherever it is, so no field value ever holds a CR or LF and
+   * none is interpreted before it is unfolded. Before any field it is whitespace after the
+   * request line (§2.2), also 400. A fold after a framing field has its own code.
+   */
+  private fold(): number {
     if (this.fieldCount === 0) return -ParseError.BAD_FOLD;
-    const err = checkValue(buf, s, e);
-    if (err < 0) return err;
-    const k = (this.fieldCount - 1) * FIELD_SLOTS;
-    const kind = this.fields[k + 4];
+    const kind = this.fields[(this.fieldCount - 1) * FIELD_SLOTS + 4];
     if (kind === FieldKind.CONTENT_LENGTH || kind === FieldKind.TRANSFER_ENCODING || kind === FieldKind.HOST) {
       return -ParseError.FOLD_IN_FRAMING;
     }
-    let ve = e;
-    while (ve > s && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
-    if (ve > s) {
-      // An empty previous value starts at the fold's text; otherwise the fold becomes one SP.
-      if (this.fields[k + 2] === this.fields[k + 3]) {
-        let v = s;
-        while (buf[v] === SP || buf[v] === HTAB) v++;
-        this.fields[k + 2] = v - base;
-      } else {
-        this.fields[k + 5] = 1;
-      }
-      this.fields[k + 3] = ve - base;
-    }
-    return 0;
+    return -ParseError.OBS_FOLD;
   }
 
-  /** Framing decisions once the whole head is in (RFC 9112 §6, RFC 9110 §7.2, §7.6.1, §10.1.1). */
+  /**
+   * Framing decisions once the whole head is in (RFC 9112 §6, RFC 9110 §7.2, §7.6.1, §10.1.1).
+   * A list field sent as several field lines is one combined value (RFC 9110 §5.3), so
+   * Transfer-Encoding and Expect are decided the same whether their elements share a line or not.
+   */
   private finish(buf: Uint8Array, base: number): number {
     this.contentLength = -1;
     this.chunked = false;
@@ -272,6 +260,8 @@ export class RequestParser implements RequestLine {
     this.expectContinue = false;
     let hosts = 0;
     let sawTE = false;
+    /** {@link TransferCoding} bits of every Transfer-Encoding line so far. */
+    let codings = 0;
     const f = this.fields;
     for (let n = 0; n < this.fieldCount; n++) {
       const k = n * FIELD_SLOTS;
@@ -289,8 +279,7 @@ export class RequestParser implements RequestLine {
           break;
         case FieldKind.TRANSFER_ENCODING:
           sawTE = true;
-          err = transferEncodingValue(buf, vs, ve, this.chunked);
-          this.chunked = err === 1;
+          err = codings = transferCodings(buf, vs, ve, codings);
           break;
         case FieldKind.CONNECTION: {
           const options = connectionOptions(buf, vs, ve);
@@ -305,8 +294,8 @@ export class RequestParser implements RequestLine {
         case FieldKind.EXPECT:
           // HTTP/1.0 clients cannot expect (RFC 9110 §10.1.1): the field is ignored there.
           if (this.versionMinor === 0) break;
-          if (ve - vs === W_100_CONTINUE.length && equalsLower(buf, vs, W_100_CONTINUE)) this.expectContinue = true;
-          else return -ParseError.EXPECTATION_FAILED;
+          err = expectations(buf, vs, ve);
+          if (err === 1) this.expectContinue = true;
           break;
       }
       if (err < 0) return err;
@@ -316,7 +305,12 @@ export class RequestParser implements RequestLine {
     if (sawTE) {
       if (this.versionMinor === 0) return -ParseError.TE_IN_HTTP10;
       if (this.contentLength !== -1) return -ParseError.CL_AND_TE;
-      if (!this.chunked) return -ParseError.TE_NOT_CHUNKED;
+      // Chunked not final is a MUST-400 (RFC 9112 §6.3) and so decided before the SHOULD-501
+      // for a coding the server does not implement (§6.1): "gzip" and "gzip, gzip" are 400,
+      // "gzip, chunked" is 501, in one field line or across several.
+      if ((codings & TransferCoding.CHUNKED_LAST) === 0) return -ParseError.TE_NOT_CHUNKED;
+      if ((codings & TransferCoding.OTHER) !== 0) return -ParseError.UNKNOWN_CODING;
+      this.chunked = true;
     }
     return 0;
   }

@@ -1,7 +1,7 @@
-/** @module http/request-line — the request line (RFC 9112 §3): method (interned when common), request-target and its form (§3.2, checked against the method), and version (§2.3), as offsets or an error code. */
+/** @module http/request-line — the request line (RFC 9112 §3), scanned as it arrives in resumable named states: method (interned when common, 501 when longer than any implemented), request-target by its grammar (§3.2, RFC 3986: a byte-class table and %HH) and its form against the method, and version (§2.3), as offsets or an error code. */
 
 import { authorityError, isAuthority, isHttpScheme, SCHEME_CHAR } from "./authority.ts";
-import { ascii, COLON, isAlpha, isDigit, SP, TCHAR } from "./bytes.ts";
+import { ascii, COLON, CR, isAlpha, isHex, LF, SP, TCHAR } from "./bytes.ts";
 import { ParseError } from "./codes.ts";
 
 /** The four request-target forms (RFC 9112 §3.2), as {@link RequestLine.targetForm}. */
@@ -30,14 +30,12 @@ export interface RequestLine {
   authorityEnd: number;
   /** Major version 1 is the only one admitted (others are 505): the minor version is all there is. */
   versionMinor: number;
+  /** The last "[" or "]" in the target, or -1: only an IP-literal host in the authority may hold one. */
+  bracketAt: number;
+  /** Where {@link scanRequestLine} resumes: its {@link LineState} and offset (START after a reset). */
+  lineState: number;
+  linePos: number;
 }
-
-/**
- * Request-target bytes: visible US-ASCII (RFC 9112 §3.2, RFC 3986). '#' is refused: a fragment
- * is never sent in a request-target, and raw octets above 0x7E are refused rather than guessed at.
- */
-const TARGET_CHAR = new Uint8Array(256);
-for (let i = 0x21; i < 0x7f; i++) TARGET_CHAR[i] = i === 0x23 ? 0 : 1;
 
 /** Common methods, so the hot path hands out interned strings instead of decoding bytes. */
 const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"].map(
@@ -65,48 +63,201 @@ export function methodName(buf: Uint8Array, s: number, e: number): string {
 }
 
 /**
- * Parse the request line buf[s, e) (CRLF excluded; the head starts at `base`) into `line`:
- * method SP request-target SP HTTP-version, single spaces (RFC 9112 §3). Returns 0, or a negated
- * {@link ParseError} code.
+ * Where {@link scanRequestLine} stands in a request line, llhttp-style: it stops in one of these
+ * when the bytes run out and resumes there, so every byte is looked at once and a verdict falls
+ * on the byte that decides it, however the line is split across reads.
  */
-export function parseRequestLine(
-  line: RequestLine,
-  buf: Uint8Array,
-  base: number,
-  s: number,
-  e: number,
-  maxLength: number,
-): number {
-  if (e - s > maxLength) return -ParseError.URI_TOO_LONG;
-  line.lineStart = s - base;
-  line.lineEnd = e - base;
-  let i = s;
-  while (i < e && TCHAR[buf[i] as number] === 1) i++;
-  if (i === s) return -ParseError.BAD_METHOD;
-  if (i === e) return -ParseError.BAD_REQUEST_LINE;
-  if (buf[i] !== SP) return buf[i] === 0 ? -ParseError.NUL : -ParseError.BAD_METHOD;
-  line.method = methodName(buf, s, i);
-  const t0 = ++i;
-  while (i < e && TARGET_CHAR[buf[i] as number] === 1) i++;
-  if (i === t0 || i === e) return -ParseError.BAD_REQUEST_LINE;
-  if (buf[i] !== SP) return buf[i] === 0 ? -ParseError.NUL : -ParseError.BAD_TARGET;
-  line.targetStart = t0 - base;
-  line.targetEnd = i - base;
-  // Version first: an HTTP/2 preface ("PRI * HTTP/2.0") is a 505, not a bad target.
-  const err = version(line, buf, i + 1, e);
-  return err < 0 ? err : checkTarget(line, buf, base, t0, i);
+export const LineState = {
+  /** Nothing scanned yet: the next byte starts the line, or a blank line before it. */
+  START: 0,
+  METHOD: 1,
+  TARGET: 2,
+  VERSION: 3,
+} as const;
+
+/**
+ * Longest method accepted: longer is 501, as a method longer than any the server implements
+ * (RFC 9112 §3), decided at its first byte too many rather than at the request-line limit. The
+ * longest in the IANA HTTP Method Registry is 17 bytes (UPDATEREDIRECTREF); extension methods get
+ * room to spare, and 32 is below the smallest request-line limit (64), so a method is never 414.
+ */
+export const MAX_METHOD = 32;
+
+/** Bytes of CRLFs tolerated before a request line (RFC 9112 §2.2: a few, not a stream of them). */
+const MAX_LEADING_BLANK = 8;
+
+// Request-target byte classes (RFC 9112 §3.2, RFC 3986 §2–§3).
+/** Not in any form: CTLs, DEL, non-ASCII, "#" (a fragment is never sent) and `"<>\^{|}` and "`". */
+const T_BAD = 0;
+/** pchar less pct-encoded (unreserved / sub-delims / ":" / "@"), "/" and "?": a path, a query, a scheme or an authority. */
+const T_CHAR = 1;
+/** "%": pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 §2.1). */
+const T_PCT = 2;
+/** "[" and "]": only around an IP-literal host (absolute- and authority-form, RFC 3986 §3.2.2). */
+const T_BRACKET = 3;
+/** SP: the end of the target. */
+const T_END = 4;
+const TARGET_CLASS = new Uint8Array(256);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?") {
+  TARGET_CLASS[c.charCodeAt(0)] = T_CHAR;
+}
+TARGET_CLASS[0x25] = T_PCT;
+TARGET_CLASS[0x5b] = TARGET_CLASS[0x5d] = T_BRACKET;
+TARGET_CLASS[SP] = T_END;
+
+/** HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3): whether b may be its byte k (0–7). */
+const versionByte = (k: number, b: number): boolean =>
+  k < 5 ? b === HTTP_SLASH[k] : k === 6 ? b === 0x2e : b >= 0x30 && b <= 0x39;
+const HTTP_SLASH = ascii("HTTP/");
+
+/**
+ * The verdict on buf[i], a byte the current state does not take: a CR waits for the byte after
+ * it (CR LF ends the line, which is `ended`; anything else makes it a bare CR), an LF is bare, a
+ * NUL has its own code and anything else is `bad`. 0 when the CR is the last byte read so far.
+ */
+function unexpected(buf: Uint8Array, i: number, end: number, bad: number, ended: number): number {
+  const c = buf[i];
+  if (c === CR) {
+    if (i + 1 === end) return 0;
+    return buf[i + 1] === LF ? -ended : -ParseError.BARE_CR;
+  }
+  if (c === LF) return -ParseError.BARE_LF;
+  return c === 0 ? -ParseError.NUL : -bad;
+}
+
+/**
+ * Scan the request line of the head at `base` in buf[…, end): method SP request-target SP
+ * HTTP-version CRLF, single spaces (RFC 9112 §3), resuming where the last call stopped (the
+ * state is kept in `line`). Each error is reported at the byte that decides it: a method over
+ * {@link MAX_METHOD} (501), a byte outside the target's grammar (400), a version byte that is
+ * not "HTTP/" DIGIT "." DIGIT (400), a bare CR or LF (400), a target that takes the line past
+ * `maxLength` bytes (414); the version's major number (505) and the target's form for the method
+ * once the line is complete.
+ * @returns the index just past the line's LF, 0 when more bytes are needed, or a negated
+ *   {@link ParseError} code.
+ */
+export function scanRequestLine(line: RequestLine, buf: Uint8Array, base: number, end: number, maxLength: number): number {
+  let state = line.lineState;
+  let i = base + line.linePos;
+  if (state === LineState.START) {
+    line.lineStart = 0;
+    i = base;
+    state = LineState.METHOD;
+  }
+  let s = base + line.lineStart;
+  // A byte of the line at or past `limit` makes it longer than maxLength.
+  let limit = s + maxLength;
+  let err = 0;
+  scan: for (;;) {
+    switch (state) {
+      case LineState.METHOD: {
+        const stop = Math.min(end, s + MAX_METHOD);
+        while (i < stop && TCHAR[buf[i] as number] === 1) i++;
+        if (i === end) break scan;
+        const c = buf[i] as number;
+        if (c === SP && i > s) {
+          line.method = methodName(buf, s, i);
+          line.targetStart = i + 1 - base;
+          line.bracketAt = -1;
+          state = LineState.TARGET;
+          i++;
+          continue;
+        }
+        if (TCHAR[c] === 1) return -ParseError.METHOD_TOO_LONG;
+        if (c === CR && i === s && i + 1 < end && buf[i + 1] === LF) {
+          // RFC 9112 §2.2: an empty line before the request-line is ignored.
+          if (i + 2 - base > MAX_LEADING_BLANK) return -ParseError.BAD_REQUEST_LINE;
+          i += 2;
+          s = i;
+          limit = s + maxLength;
+          line.lineStart = s - base;
+          continue;
+        }
+        err = unexpected(buf, i, end, ParseError.BAD_METHOD, ParseError.BAD_REQUEST_LINE);
+        break scan;
+      }
+      case LineState.TARGET: {
+        for (;;) {
+          const stop = Math.min(end, limit);
+          while (i < stop && TARGET_CLASS[buf[i] as number] === T_CHAR) i++;
+          if (i === end) break scan;
+          const cls = TARGET_CLASS[buf[i] as number];
+          if (cls === T_END) break;
+          if (cls === T_BAD) {
+            err = unexpected(buf, i, end, ParseError.BAD_TARGET, ParseError.BAD_REQUEST_LINE);
+            break scan;
+          }
+          if (i >= limit) return -ParseError.URI_TOO_LONG;
+          if (cls === T_BRACKET) {
+            // A target that starts with "/" is origin-form, which holds no bracket: refused now.
+            // In absolute-form only the authority may, which is known once the line is whole.
+            if (buf[base + line.targetStart] === 0x2f) return -ParseError.BAD_TARGET;
+            line.bracketAt = i - base;
+            i++;
+            continue;
+          }
+          // "%": two hex digits, each checked as it arrives; an incomplete one is resumed at its "%".
+          for (let j = i + 1; j < i + 3; j++) {
+            if (j === end) break scan;
+            if (!isHex(buf[j] as number)) {
+              err = unexpected(buf, j, end, ParseError.BAD_TARGET, ParseError.BAD_REQUEST_LINE);
+              break scan;
+            }
+            if (j >= limit) return -ParseError.URI_TOO_LONG;
+          }
+          i += 3;
+        }
+        // Two spaces after the method, or none before the version.
+        if (i === base + line.targetStart) return -ParseError.BAD_REQUEST_LINE;
+        line.targetEnd = i - base;
+        state = LineState.VERSION;
+        i++;
+        continue;
+      }
+      default: {
+        const v = base + line.targetEnd + 1;
+        for (let k = i - v; k < 8; k++, i++) {
+          if (i === end) break scan;
+          if (!versionByte(k, buf[i] as number)) {
+            err = unexpected(buf, i, end, ParseError.BAD_VERSION, ParseError.BAD_VERSION);
+            break scan;
+          }
+          if (i >= limit) return -ParseError.URI_TOO_LONG;
+        }
+        if (i === end) break scan;
+        if (buf[i] !== CR || i + 1 === end || buf[i + 1] !== LF) {
+          err = unexpected(buf, i, end, ParseError.BAD_VERSION, ParseError.BAD_VERSION);
+          break scan;
+        }
+        line.lineEnd = i - base;
+        // A later major version is 505 (RFC 9110 §15.6.6), once its version is whole: the HTTP/2
+        // preface ("PRI * HTTP/2.0") gets 505, not the 400 its target would.
+        if (buf[v + 5] !== 0x31) return -ParseError.VERSION_NOT_SUPPORTED;
+        line.versionMinor = (buf[v + 7] as number) - 48;
+        err = checkTarget(line, buf, base, base + line.targetStart, base + line.targetEnd);
+        return err < 0 ? err : i + 2;
+      }
+    }
+  }
+  if (err < 0) return err;
+  // Out of bytes (or a CR that is the last of them): resume here.
+  line.lineState = state;
+  line.linePos = i - base;
+  return 0;
 }
 
 /**
  * The four request-target forms (RFC 9112 §3.2) and which methods may use them: authority-form
  * with CONNECT only and CONNECT with nothing else (§3.2.3), asterisk-form with OPTIONS only
- * (§3.2.4). Its bytes are already visible ASCII without "#".
+ * (§3.2.4). Its bytes are already those of the union of the forms' grammars, with valid %HH.
  */
 function checkTarget(line: RequestLine, buf: Uint8Array, base: number, s: number, e: number): number {
   const first = buf[s];
   const connect = line.method === "CONNECT";
   line.authorityStart = line.authorityEnd = 0;
   if (first === 0x2f) {
+    // origin-form = absolute-path [ "?" query ] (§3.2.1), which holds no "[" or "]" (RFC 3986
+    // §3.3, §3.4): the scan refused any.
     line.targetForm = TargetForm.ORIGIN;
     return connect ? -ParseError.TARGET_FORM : 0;
   }
@@ -127,6 +278,8 @@ function checkTarget(line: RequestLine, buf: Uint8Array, base: number, s: number
     while (ae < e && buf[ae] !== 0x2f && buf[ae] !== 0x3f) ae++;
     // An http(s) authority has a host, and no userinfo (RFC 9110 §4.2.1, §4.2.4).
     if (!isAuthority(buf, a, ae, false)) return authorityError(buf, a, ae);
+    // Brackets past the authority are in its path or query.
+    if (line.bracketAt >= ae - base) return -ParseError.BAD_TARGET;
     line.authorityStart = a - base;
     line.authorityEnd = ae - base;
     return 0;
@@ -137,23 +290,5 @@ function checkTarget(line: RequestLine, buf: Uint8Array, base: number, s: number
   if (!connect) return -ParseError.TARGET_FORM;
   line.authorityStart = s - base;
   line.authorityEnd = e - base;
-  return 0;
-}
-
-function version(line: RequestLine, buf: Uint8Array, s: number, e: number): number {
-  // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3); a later major version gets 505 (RFC 9110 §15.6.6).
-  if (e - s < 6 || buf[s] !== 72 || buf[s + 1] !== 84 || buf[s + 2] !== 84 || buf[s + 3] !== 80 || buf[s + 4] !== 0x2f) {
-    return -ParseError.BAD_VERSION;
-  }
-  const major = (buf[s + 5] as number) - 48;
-  if (major < 0 || major > 9) return -ParseError.BAD_VERSION;
-  if (major !== 1) {
-    if (e - s === 6 || (e - s === 8 && buf[s + 6] === 0x2e && isDigit(buf[s + 7] as number))) {
-      return -ParseError.VERSION_NOT_SUPPORTED;
-    }
-    return -ParseError.BAD_VERSION;
-  }
-  if (e - s !== 8 || buf[s + 6] !== 0x2e || !isDigit(buf[s + 7] as number)) return -ParseError.BAD_VERSION;
-  line.versionMinor = (buf[s + 7] as number) - 48;
   return 0;
 }

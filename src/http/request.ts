@@ -1,4 +1,4 @@
-/** @module http/request — request-head decoding: interned field names, obs-fold, percent-decoding, and the per-request facts framing needs. */
+/** @module http/request — request-head decoding: interned field names, percent-decoding, and the per-request facts framing needs. */
 
 import { ConfigError } from "../errors.ts";
 import { CR, hexValue, LF, latin1, SHORT_RUN, sameBytes, sameLatin1 } from "./bytes.ts";
@@ -43,25 +43,6 @@ export function headerName(buf: Uint8Array, s: number, e: number): string {
   const name = latin1(buf, s, e);
   if (knownNames.size < MAX_KNOWN_NAMES) knownNames.set(h, { bytes: new Uint8Array(buf.subarray(s, e)), name });
   return name;
-}
-
-/** An obs-fold value: each run of [SP HTAB]* CRLF [SP HTAB]+ becomes one SP (RFC 9112 §5.2). */
-export function unfold(buf: Uint8Array, s: number, e: number): string {
-  let out = "";
-  let i = s;
-  while (i < e) {
-    const cr = buf.indexOf(CR, i);
-    if (cr < 0 || cr >= e) {
-      out += latin1(buf, i, e);
-      break;
-    }
-    let t = cr;
-    while (t > i && (buf[t - 1] === 32 || buf[t - 1] === 9)) t--;
-    out += `${latin1(buf, i, t)} `;
-    i = cr + 2;
-    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
-  }
-  return out;
 }
 
 /** Percent-decode to latin-1, like gevent's unquote_latin1; invalid escapes stay as they are. */
@@ -167,11 +148,9 @@ export class RequestDecoder {
     const headers: Array<[string, string]> = [];
     for (let n = 0; n < count; n++) {
       const k = n * FIELD_SLOTS;
-      const vs = base + (f[k + 2] as number);
-      const ve = base + (f[k + 3] as number);
       headers.push([
         headerName(buf, base + (f[k] as number), base + (f[k + 1] as number)),
-        f[k + 5] === 1 ? unfold(buf, vs, ve) : latin1(buf, vs, ve),
+        latin1(buf, base + (f[k + 2] as number), base + (f[k + 3] as number)),
       ]);
     }
     // A request that closes its connection has no successor to share these with.

@@ -38,7 +38,7 @@ export type Verdict =
   | { kind: "exception"; id: string }
   | { kind: "mismatch"; index: number; what: string };
 
-const pairs = (fields: ReadonlyArray<readonly [string, string, ...unknown[]]>): string[] => fields.flatMap((f) => [f[0], f[1]]);
+const pairs = (fields: ReadonlyArray<readonly [string, string]>): string[] => fields.flat();
 
 function firstDifference(head: HeadEvent, body: BodyEvent | undefined, m: LlhttpMessage | undefined, why: string | null): string {
   if (m === undefined) return `llhttp rejected the head (${why})`;

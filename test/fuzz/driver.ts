@@ -16,7 +16,7 @@ export interface HeadEvent {
   method: string;
   target: string;
   versionMinor: number;
-  fields: Array<[string, string, boolean]>;
+  fields: Array<[string, string]>;
   contentLength: number;
   chunked: boolean;
   /** A tunnel follows (CONNECT, or an HTTP/1.1 Upgrade): the driver stops reading, as llhttp does. */
@@ -167,14 +167,13 @@ function error(stage: "head" | "body", code: number): ErrorEvent {
 }
 
 function headEvent(p: RequestParser, buf: Uint8Array, start: number, end: number): HeadEvent {
-  const fields: Array<[string, string, boolean]> = [];
+  const fields: Array<[string, string]> = [];
   const f = p.fields;
   for (let i = 0; i < p.fieldCount; i++) {
     const k = i * FIELD_SLOTS;
     fields.push([
       latin1(buf, start + (f[k] as number), start + (f[k + 1] as number)),
       latin1(buf, start + (f[k + 2] as number), start + (f[k + 3] as number)),
-      f[k + 5] === 1,
     ]);
   }
   return {

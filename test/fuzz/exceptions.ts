@@ -84,27 +84,6 @@ export const EXCEPTIONS: readonly Exception[] = [
     applies: (d) => d.head.versionMinor > 1 && headRejected(d, "HPE_INVALID_VERSION"),
   },
   {
-    id: "obs-fold-replaced",
-    rfc: "RFC 9112 §5.2",
-    text:
-      "A server that receives an obs-fold in a request message that is not within a message/http " +
-      "container MUST either reject the message by sending a 400 (Bad Request) [...] or replace each " +
-      "received obs-fold with one or more SP octets prior to interpreting the field value.",
-    applies: (d) => /\r\n[ \t]/.test(latin1(d.input, d.head.start, d.head.end)) && headRejected(d, "HPE_INVALID_HEADER_TOKEN"),
-  },
-  {
-    id: "content-length-identical-values",
-    rfc: "RFC 9110 §8.6",
-    text:
-      "a message might be received with multiple Content-Length field lines that have the same " +
-      'decimal value, or a single Content-Length field line with a list of identical decimal values (e.g., "Content-Length: ' +
-      '42, 42") [...] the recipient MAY either reject the message as invalid or replace that invalid field value with a ' +
-      "single instance of the decimal value.",
-    applies: (d) =>
-      d.head.fields.filter((f) => f[0].toLowerCase() === "content-length").flatMap((f) => f[1].split(",")).length > 1 &&
-      headRejected(d, "HPE_INVALID_CONTENT_LENGTH", "HPE_UNEXPECTED_CONTENT_LENGTH"),
-  },
-  {
     id: "htab-after-framing-value",
     rfc: "RFC 9112 §5, RFC 9110 §5.6.3",
     text:

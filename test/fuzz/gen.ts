@@ -42,7 +42,7 @@ export interface Case {
 const ALPHA = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const DIGIT = "0123456789";
 const TCHARS = `!#$%&'*+-.^_\`|~${DIGIT}${ALPHA}`;
-/** pchar less pct-encoded (RFC 3986 §3.3), and "/". */
+/** pchar less pct-encoded (RFC 3986 §3.3), and "/"; pct-encodings are added by pathText. */
 const PATH_CHARS = `${ALPHA}${DIGIT}-._~!$&'()*+,;=:@/`;
 /** field-vchar (RFC 9110 §5.5) with obs-text, and SP / HTAB inside a value. */
 const VALUE_CHARS = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i))
@@ -82,8 +82,18 @@ export const uriHost: fc.Arbitrary<string> = fc.oneof(
 
 const hostValue = fc.tuple(uriHost, port).map(([h, p]) => h + p);
 
+/** pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 §2.1), in either case. */
+const pctEncoded = fc
+  .tuple(fc.constantFrom(..."0123456789abcdefABCDEF"), fc.constantFrom(..."0123456789abcdefABCDEF"))
+  .map(([h, l]) => `%${h}${l}`);
+/** Up to maxLength of `set`'s bytes and pct-encodings: a path's or a query's text. */
+const pathText = (set: string, maxLength: number): fc.Arbitrary<string> =>
+  fc
+    .array(fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...set) }, { weight: 1, arbitrary: pctEncoded }), { maxLength })
+    .map((parts) => parts.join(""));
+
 const path = fc
-  .tuple(chars(PATH_CHARS, 0, 24), fc.option(chars(`${PATH_CHARS}?`, 0, 16), { nil: undefined }))
+  .tuple(pathText(PATH_CHARS, 24), fc.option(pathText(`${PATH_CHARS}?`, 16), { nil: undefined }))
   .map(([p, q]) => `/${p}${q === undefined ? "" : `?${q}`}`);
 
 const absolute = fc

@@ -36,7 +36,7 @@ function expected(reqs: readonly Req[]): unknown[] {
       method: r.method,
       target: r.target,
       versionMinor: r.version === "1.0" ? 0 : 1,
-      fields: r.fields.map(([n, v]) => [n, trimOWS(v), false]),
+      fields: r.fields.map(([n, v]) => [n, trimOWS(v)]),
     });
     if (r.method === "CONNECT") return out;
     const b = r.body;
