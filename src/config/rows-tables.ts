@@ -1,8 +1,15 @@
 /** @module config/rows-tables — the settings table's rows for [log], [health], [limits] and [timeouts]. */
 
-import type { Row } from "./setting.ts";
+import type { Need, Row } from "./setting.ts";
 
 const MiB = 1024 * 1024;
+
+/** The timeouts that only apply with something else: a heartbeat needs workers, a rate's grace its rate. */
+const TIMEOUT_NEEDS: Readonly<Record<string, readonly Need[]>> = {
+  worker: ["workers"],
+  min_body_rate_grace: ["min_body_rate"],
+  min_response_rate_grace: ["min_response_rate"],
+};
 
 /** [log], [health], [limits] and [timeouts] rows, in the order --help and the README list them. */
 export const TABLE_ROWS: readonly Row[] = [
@@ -32,6 +39,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "LEVEL",
     reload: true,
     example: '"info"',
+    needs: ["error_log"],
     doc: "Least severe error-log line written: `debug` adds why each refused request was refused (the access record's `reason`, with the parser's message).",
   },
   {
@@ -41,6 +49,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "FORMAT",
     reload: true,
     example: '"combined"',
+    needs: ["access_log"],
     doc: "Access-log line: `gevent` (gevent.pywsgi's), `combined` (Apache/nginx), `json` (one object per line) or a template such as `{remote_addr} {method} {path} {status} {duration_ms}ms`.",
   },
   ...(
@@ -224,6 +233,7 @@ export const TABLE_ROWS: readonly Row[] = [
       metavar: "SECONDS",
       reload: true,
       example: String(value),
+      needs: TIMEOUT_NEEDS[name],
       doc,
     }),
   ),
