@@ -2,9 +2,9 @@
 
 import type { EmbeddedApp } from "./app.ts";
 import { type CommandLine, parseCommandLine } from "./config/args.ts";
-import { tlsOptions } from "./config/options.ts";
 import { formatConfig, helpText } from "./config/render.ts";
 import { Config, resolveConfig } from "./config/resolve.ts";
+import { ConfigError } from "./errors.ts";
 import * as api from "./index.ts";
 import { defaultLog, setLinePid } from "./observe/log.ts";
 import { keepFreedMemory } from "./process/allocator.ts";
@@ -89,7 +89,7 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
   return serve(config, commandLine, embedded, null, sockets);
 }
 
-/** `bunwsgi check`: also import the app and try the TLS material, as starting would. */
+/** `bunwsgi check`: also import the app, as starting would; warnings (an expired certificate) are said but pass. */
 async function check(config: Config, embedded: EmbeddedApp | undefined): Promise<number> {
   const problems: string[] = [];
   let kind = "";
@@ -98,13 +98,8 @@ async function check(config: Config, embedded: EmbeddedApp | undefined): Promise
     loaded.graph?.dispose();
     kind = `# app: ${loaded.label} is a ${loaded.kind} app (${loaded.why})\n`;
   } catch (e) {
-    problems.push(`app: ${(e as Error).message}`);
-  }
-  try {
-    const tls = tlsOptions(config);
-    if (tls !== undefined) Bun.listen({ hostname: "127.0.0.1", port: 0, tls, socket: { data() {} } }).stop(true);
-  } catch (e) {
-    problems.push(`tls: the certificate, key or passphrase is not usable: ${(e as Error).message}`);
+    // The app's own errors say where (the app setting, or a WSGI-only one); anything else is the app's.
+    problems.push(e instanceof ConfigError ? e.message : `app: ${(e as Error).message}`);
   }
   const n = workerCount(config);
   const workers =
@@ -113,6 +108,7 @@ async function check(config: Config, embedded: EmbeddedApp | undefined): Promise
       : `# workers: a master and ${n} worker${n === 1 ? "" : "s"}${config.get("workers") === "auto" ? " (auto: the CPUs this process may use)" : ""}\n`;
   process.stdout.write(`# bunwsgi ${VERSION}: resolved configuration${config.file ? ` from ${config.file}` : ""}\n`);
   process.stdout.write(`${kind}${workers}${formatConfig(config).trimStart()}\n`);
+  for (const w of config.warnings) process.stderr.write(`bunwsgi: warning: ${w}\n`);
   if (problems.length > 0) {
     process.stderr.write(`bunwsgi: configuration is invalid:\n  ${problems.join("\n  ")}\n`);
     return 2;

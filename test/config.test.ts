@@ -1,14 +1,17 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { didYouMean, parseCommandLine } from "../src/config/args.ts";
+import { overlap } from "../src/config/binds.ts";
 import { groupId } from "../src/config/files.ts";
 import { serverOptions } from "../src/config/options.ts";
 import { exampleConfig, helpText, readmeSettings } from "../src/config/render.ts";
 import { resolveConfig, splitAppSpec } from "../src/config/resolve.ts";
 import { SETTINGS } from "../src/config/settings.ts";
-import { lineOf, tomlErrorPosition } from "../src/config/toml.ts";
+import { tomlErrorPosition, tomlLines } from "../src/config/toml.ts";
+import { parseListener } from "../src/engine/listeners.ts";
+import { makeCertificates } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,8 +68,11 @@ describe("the settings table", () => {
     expect(norm(readme)).toContain(norm(readmeSettings()));
   });
 
-  test("the complete example config parses and uses every key", () => {
-    const doc = Bun.TOML.parse(exampleConfig()) as Record<string, Record<string, unknown>>;
+  test("the complete example config parses and uses every key (one that needs what others rule out as a comment)", () => {
+    const doc = Bun.TOML.parse(exampleConfig().replace(/^# (\w+ = .*?) {2}# .*$/gm, "$1")) as Record<
+      string,
+      Record<string, unknown>
+    >;
     for (const s of SETTINGS) {
       const [a, b] = s.key.split(".") as [string, string | undefined];
       expect(b === undefined ? doc[a] : doc[a]?.[b]).toBeDefined();
@@ -193,11 +199,13 @@ describe("resolving a config", () => {
     expect(r.errors).toEqual([`${join(dir, "absent.toml")}: cannot read config file: not found`]);
   });
 
-  test("client_auth maps to Bun's requestCert / rejectUnauthorized", () => {
+  test("client_auth maps to Bun's requestCert / rejectUnauthorized", async () => {
     const d = join(dir, "tlsmap");
     mkdirSync(d);
-    for (const f of ["app.ts", "c.pem", "k.pem", "ca.pem"])
-      writeFileSync(join(d, f), f === "app.ts" ? "export default () => [];\n" : "x");
+    await makeCertificates(d);
+    renameSync(join(d, "srv.pem"), join(d, "c.pem"));
+    renameSync(join(d, "srv.key"), join(d, "k.pem"));
+    writeFileSync(join(d, "app.ts"), "export default () => [];\n");
     for (const [mode, request, reject] of [
       ["none", false, false],
       ["request", true, false],
@@ -230,12 +238,46 @@ describe("the command line", () => {
     expect(didYouMean("zzzzzz", ["keep_alive", "header"])).toBe("");
   });
 
-  test("lineOf finds keys under [tables] and as dotted keys", () => {
+  test("tomlLines finds keys under [tables], dotted keys, [[array]] tables and list items", () => {
     const text = 'app = "a"\n[tls]\n  cert = "x"\n[log]\nformat = "json"\n';
-    expect(lineOf(text, "tls.cert")).toBe(3);
-    expect(lineOf(text, "log.format")).toBe(5);
-    expect(lineOf('tls.cert = "x"\n', "tls.cert")).toBe(1);
-    expect(lineOf(text, "spawn")).toBeNull();
+    const lines = tomlLines(text);
+    expect(lines.get("tls.cert")).toBe(3);
+    expect(lines.get("log.format")).toBe(5);
+    expect(lines.get("spawn")).toBeUndefined();
+    expect(tomlLines('tls.cert = "x"\n').get("tls.cert")).toBe(1);
+    const nested = tomlLines(
+      's = """[not]\nx = 1 """\nbind = [\n  "a", # "b"\n  { address = "c" },\n]\n[[bind2]]\n[[bind2]]\nadress = 1\n[timeouts.extra]\n',
+    );
+    expect([nested.get("s"), nested.get("not"), nested.get("x"), nested.get("bind[0]"), nested.get("bind[1].address")]).toEqual([
+      1,
+      undefined,
+      undefined,
+      4,
+      5,
+    ]);
+    expect([nested.get("bind2[0]"), nested.get("bind2[1]"), nested.get("bind2[1].adress"), nested.get("timeouts.extra")]).toEqual(
+      [7, 8, 9, 10],
+    );
+  });
+
+  test("two listeners overlap on one socket: the same address, a wildcard of their family or [::]; never on port 0", () => {
+    const o = (a: string, b: string): boolean => overlap(parseListener(a), parseListener(b));
+    expect([
+      o("127.0.0.1:80", "127.0.0.1:80 proxy_protocol=v1"),
+      o("0.0.0.0:80", "127.0.0.1:80"),
+      o("[::]:80", "127.0.0.1:80"),
+    ]).toEqual([true, true, true]);
+    expect([o("[::1]:80", "[0:0:0:0:0:0:0:1]:80"), o("unix:/a", "unix:/a"), o("fd://3", "fd://3 proxy_protocol=v2")]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect([
+      o("0.0.0.0:80", "[::1]:80"),
+      o("127.0.0.1:80", "127.0.0.1:81"),
+      o("127.0.0.1:0", "127.0.0.1:0"),
+      o("unix:/a", "fd://3"),
+    ]).toEqual([false, false, false, false]);
   });
 
   test("app specs split at the last colon unless it is part of a path", () => {
@@ -318,7 +360,7 @@ describe("unix socket permissions", () => {
 describe("trusted proxies and per-bind PROXY protocol", () => {
   test("forwarded_* and proxy_protocol_from become the server's proxies; booleans and lists from flags too", () => {
     const { config, errors } = resolveWith(
-      'app = "app.ts"\nforwarded_allow_ips = ["10.0.0.0/8", "::1"]\nforwarded_headers = ["X-Forwarded-For", "forwarded"]\nforwarded_strip_untrusted = true\n',
+      'app = "app.ts"\nbind = ["127.0.0.1:8000", "unix:s.sock", "127.0.0.1:8001 proxy_protocol=v2"]\nforwarded_allow_ips = ["10.0.0.0/8", "::1"]\nforwarded_headers = ["X-Forwarded-For", "forwarded"]\nforwarded_strip_untrusted = true\n',
       ["--forwarded-allow-unix", "true", "--proxy-protocol-from", "192.0.2.0/24"],
     );
     expect(errors).toEqual([]);

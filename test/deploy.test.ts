@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { createPrivateKey } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -131,16 +132,22 @@ describe("the README's config blocks", () => {
     for (const [i, block] of toml.entries()) {
       const site = join(dir, `toml${i}`);
       mkdirSync(site);
+      // A block with tls.passphrase gets its key encrypted with it (a passphrase for a plain key is refused).
+      const passphrase = (Bun.TOML.parse(block) as { tls?: { passphrase?: string } }).tls?.passphrase;
+      const key = readFileSync(join(certs, "srv.key"), "utf8");
       // Each absolute path becomes one under the site's folder; certificates get real ones, and
       // other files' folders are made (a log or pidfile's folder must exist).
       const text = block.replace(/"(unix:)?(\/[^"]+)"/g, (_m, unix: string | undefined, path: string) => {
         const moved = join(site, "root", path);
         mkdirSync(dirname(moved), { recursive: true });
-        if (path.endsWith(".pem") || path.endsWith(".key")) {
+        if (path.endsWith(".key")) {
+          const cipher = { cipher: "aes-256-cbc", passphrase } as const;
           writeFileSync(
             moved,
-            readFileSync(join(certs, path.endsWith(".key") ? "srv.key" : path.includes("ca") ? "ca.pem" : "srv.pem")),
+            passphrase === undefined ? key : createPrivateKey(key).export({ format: "pem", type: "pkcs8", ...cipher }),
           );
+        } else if (path.endsWith(".pem")) {
+          writeFileSync(moved, readFileSync(join(certs, path.includes("ca") ? "ca.pem" : "srv.pem")));
         }
         return JSON.stringify(`${unix ?? ""}${moved}`);
       });

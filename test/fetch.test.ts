@@ -386,11 +386,13 @@ export default app;
     expect(await p.exited).toBe(0);
   }, 30_000);
 
-  test("a WSGI-only setting with a fetch app is refused, naming the setting", async () => {
-    const p = Bun.spawn([binary, "check", "--root-path", "/api"], { cwd: site, stdout: "pipe", stderr: "pipe" });
+  test("each WSGI-only setting with a fetch app is refused, naming where it was set", async () => {
+    const argv = [binary, "check", "--root-path", "/api", "--environ", "A=1"];
+    const p = Bun.spawn(argv, { cwd: site, stdout: "pipe", stderr: "pipe" });
     const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
     expect(code).toBe(2);
-    expect(err).toContain("root_path: applies to WSGI apps only");
+    const why = `has no effect without a WSGI app: ${join(site, "server.ts")} is a fetch app (auto: the export is an object with a fetch method)`;
+    expect(err).toBe(`bunwsgi: configuration is invalid:\n  --root-path: root_path: ${why}\n  --environ: environ: ${why}\n`);
   });
 });
 

@@ -1,6 +1,7 @@
-/** @module config/files — what resolving a config asks of the system: whether a path is a file, a folder, readable, and a group's id. */
+/** @module config/files — what resolving a config asks of the system: whether a path is a file, what is wrong with one to read or to write, and a group's id. */
 
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 
 /** Whether `p` is a regular file (following links). */
 export const isFile = (p: string): boolean => {
@@ -19,7 +20,7 @@ export const isDirectory = (p: string): boolean => {
   }
 };
 /** Whether this process may read `p`. */
-export const isReadable = (p: string): boolean => {
+const isReadable = (p: string): boolean => {
   try {
     accessSync(p, constants.R_OK);
     return true;
@@ -27,6 +28,22 @@ export const isReadable = (p: string): boolean => {
     return false;
   }
 };
+
+/**
+ * What is wrong with `p` as a `what` ("file", "module") to read, or null: it is missing, a
+ * folder or something else that is not a regular file, or unreadable.
+ */
+export function readProblem(p: string, what = "file"): string | null {
+  if (isDirectory(p)) return `${p} is a directory, not a ${what}`;
+  if (!isFile(p)) return existsSync(p) ? `${p} is not a regular file` : `${what} ${p} not found`;
+  return isReadable(p) ? null : `${what} ${p} is not readable`;
+}
+
+/** What is wrong with `p` as a file to write (a log, the pidfile, a unix socket), or null: a folder in its place, or no folder for it. */
+export function writeProblem(p: string): string | null {
+  if (isDirectory(p)) return `${p} is a directory, not a file`;
+  return isDirectory(dirname(p)) ? null : `folder ${dirname(p)} does not exist`;
+}
 
 /**
  * A group's id from its name (or number): the system's group database through getent (which

@@ -6,11 +6,13 @@ import { AddressSet } from "../http/address.ts";
 import { checkRootPath } from "../http/request.ts";
 import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
-import { bindText, checkBinds, describe, isTable, proxyProtocolOverTls, tcpEndpoint } from "./binds.ts";
-import { groupId, isDirectory, isFile, isReadable } from "./files.ts";
+import { bindText, checkBinds, describe, isTable, tcpEndpoint } from "./binds.ts";
+import { isFile, readProblem } from "./files.ts";
+import { conflictErrors, fileErrors, needErrors } from "./rules.ts";
 import type { EnvironTable, Setting, Source, Value } from "./setting.ts";
-import { DEFAULT_CONFIG_FILE, SECTIONS, SETTINGS, settingByKey } from "./settings.ts";
-import { lineOf, lineOfItem, tomlErrorPosition } from "./toml.ts";
+import { DEFAULT_CONFIG_FILE, misplacedHint, SECTIONS, SETTINGS, settingByKey } from "./settings.ts";
+import { checkTls } from "./tls-files.ts";
+import { tomlErrorPosition, tomlLines } from "./toml.ts";
 
 /** Where a value came from, for messages: "bunwsgi.toml:7", "--bind" or "default". */
 export interface Origin {
@@ -18,8 +20,11 @@ export interface Origin {
   label: string;
   /** Folder that relative paths are resolved against. */
   base: string;
-  /** Where one item of a list value is ("site.toml:4"), when the source can tell. */
-  item?: (item: string) => string;
+  /**
+   * Where a part of the value is, by its path after the key: "[1]" (a list's second item),
+   * "[1].address", ".APP_ENV" (a table's key); the label when the source cannot tell.
+   */
+  at: (sub: string) => string;
 }
 
 /** A resolved configuration: every setting's value and where it came from. */
@@ -28,6 +33,11 @@ export class Config {
   readonly file: string | null;
   readonly values = new Map<string, Value>();
   readonly sources = new Map<string, Source>();
+  /** Where each value not a default was set ("bunwsgi.toml:7", "--bind"), and each item of a list from the file. */
+  readonly places = new Map<string, string>();
+  readonly itemPlaces = new Map<string, string[]>();
+  /** What resolving found that does not stop a start but an operator should know (an expired certificate). */
+  readonly warnings: string[] = [];
 
   constructor(file: string | null) {
     this.file = file;
@@ -61,6 +71,16 @@ export class Config {
     return this.get(key) === true;
   }
 
+  /** Where `key`'s value came from, for a message: its file and line, its flag, or the file (or command line) for a default. */
+  where(key: string): string {
+    return this.places.get(key) ?? this.file ?? "command line";
+  }
+
+  /** Where item `i` of list `key` came from; where the list did when it cannot tell. */
+  whereItem(key: string, i: number): string {
+    return this.itemPlaces.get(key)?.[i] ?? this.where(key);
+  }
+
   environ(): EnvironTable {
     const v = this.get("environ");
     return v !== null && typeof v === "object" && !Array.isArray(v) ? v : {};
@@ -70,17 +90,26 @@ export class Config {
   snapshot(overrides: Readonly<Record<string, Value>> = {}): string {
     const values: Record<string, Value> = {};
     for (const [k, v] of this.values) values[k] = k in overrides ? (overrides[k] as Value) : v;
-    return JSON.stringify({ file: this.file, values, sources: Object.fromEntries(this.sources) });
+    const { file, sources, places } = this;
+    return JSON.stringify({ file, values, sources: Object.fromEntries(sources), places: Object.fromEntries(places) });
   }
 
   /** A config from snapshot(); a key this build does not know, or text that is not a snapshot, throws. */
   static fromSnapshot(text: string): Config {
-    const o = JSON.parse(text) as { file: string | null; values: Record<string, Value>; sources: Record<string, Source> };
+    const o = JSON.parse(text) as {
+      file: string | null;
+      values: Record<string, Value>;
+      sources: Record<string, Source>;
+      /** Absent from an older build's snapshot (a master whose binary was replaced on disk). */
+      places?: Record<string, string>;
+    };
     const c = new Config(o.file);
     for (const [k, v] of Object.entries(o.values)) {
       if (settingByKey(k) === undefined) throw new Error(`config snapshot: unknown setting ${k}`);
       c.values.set(k, v);
       c.sources.set(k, o.sources[k] ?? "default");
+      const place = o.places?.[k];
+      if (place !== undefined) c.places.set(k, place);
     }
     return c;
   }
@@ -103,14 +132,19 @@ class Resolver {
   set(s: Setting, value: unknown, origin: Origin, append: boolean): void {
     const v = this.check(s, value, origin);
     if (v === undefined) return;
-    const prev = this.config.values.get(s.key);
+    const c = this.config;
+    const prev = c.values.get(s.key);
     let next: Value = v;
-    if (append && this.config.sources.get(s.key) === "flag") {
+    const appending = append && c.sources.get(s.key) === "flag";
+    if (appending) {
       if (Array.isArray(prev) && Array.isArray(v)) next = [...prev, ...v];
       else if (s.kind === "table") next = { ...(prev as EnvironTable), ...(v as EnvironTable) };
     }
-    this.config.values.set(s.key, next);
-    this.config.sources.set(s.key, origin.source);
+    c.values.set(s.key, next);
+    c.sources.set(s.key, origin.source);
+    c.places.set(s.key, origin.label);
+    const items = Array.isArray(v) ? v.map((_, i) => origin.at(`[${i}]`)) : [];
+    c.itemPlaces.set(s.key, appending ? [...(c.itemPlaces.get(s.key) ?? []), ...items] : items);
   }
 
   /** The converted value, or undefined after recording an error. */
@@ -157,7 +191,7 @@ class Resolver {
         const list = typeof value === "string" || isTable(value) ? [value] : value;
         if (!Array.isArray(list) || list.length === 0) return bad("a non-empty string, a table { address, … } or a list of them");
         const fail = (where: string, key: string, why: string): void => this.fail(where, key, why);
-        const binds = list.map((b) => bindText(s.key, b, o, fail));
+        const binds = list.map((b, i) => bindText(s.key, b, i, o, fail));
         return binds.includes(null) ? undefined : checkBinds(s.key, binds as string[], o, fail);
       }
       case "sinks": {
@@ -175,9 +209,14 @@ class Resolver {
         if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
           return bad('a list of IP addresses, CIDR ranges or "*", such as ["127.0.0.1", "10.0.0.0/8"]');
         }
-        const set = AddressSet.parse(list as string[]);
-        if (typeof set === "string") return bad(`IP addresses, CIDR ranges or "*" (${set})`);
-        return list as string[];
+        let ok = true;
+        (list as string[]).forEach((x, i) => {
+          const set = AddressSet.parse([x]);
+          if (typeof set !== "string") return;
+          this.fail(o.at(`[${i}]`), s, `expected IP addresses, CIDR ranges or "*" (${set})`);
+          ok = false;
+        });
+        return ok ? (list as string[]) : undefined;
       }
       case "fields": {
         const list = fromFlag || typeof value === "string" ? [value] : value;
@@ -240,70 +279,35 @@ class Resolver {
     const out: EnvironTable = {};
     let ok = true;
     for (const [k, v] of Object.entries(value)) {
-      if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
-        this.fail(o.label, `${s.key}.${k}`, `expected a string, number or boolean, got ${describe(v)}`);
-        ok = false;
-      } else out[k] = v;
+      // Keys written below [environ] that were meant for the top: the file cannot leave a table.
+      const misplaced = misplacedHint(k);
+      if (misplaced !== "") this.fail(o.at(`.${k}`), `${s.key}.${k}`, `${misplaced}, not an environ key`);
+      else if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+        this.fail(o.at(`.${k}`), `${s.key}.${k}`, `expected a string, number or boolean, got ${describe(v)}`);
+      } else {
+        out[k] = v;
+        continue;
+      }
+      ok = false;
     }
     return ok ? out : undefined;
   }
 
-  /** Rules between settings, and files that must exist. */
-  crossCheck(where: (key: string) => string): void {
+  /** Rules between settings, the files a config names, and the TLS material they hold. */
+  crossCheck(): void {
     const c = this.config;
     const app = c.str("app");
     if (app === null) {
-      if (!this.embedded) this.errors.push(`${where("app")}: app: no application given (set app in the config file or pass APP)`);
+      if (!this.embedded)
+        this.errors.push(`${c.where("app")}: app: no application given (set app in the config file or pass APP)`);
     } else {
-      const file = splitAppSpec(app).file;
-      if (!isFile(file)) this.errors.push(`${where("app")}: app: module ${file} not found`);
+      const problem = readProblem(splitAppSpec(app).file, "module");
+      if (problem !== null) this.errors.push(`${c.where("app")}: app: ${problem}`);
     }
-    for (const key of ["tls.cert", "tls.key", "tls.ca"]) {
-      const path = c.str(key);
-      if (path === null) continue;
-      if (!isFile(path)) this.errors.push(`${where(key)}: ${key}: file ${path} not found`);
-      else if (!isReadable(path)) this.errors.push(`${where(key)}: ${key}: file ${path} is not readable`);
-    }
-    const cert = c.str("tls.cert");
-    const key = c.str("tls.key");
-    if ((cert === null) !== (key === null)) {
-      const missing = cert === null ? "tls.cert" : "tls.key";
-      this.errors.push(
-        `${where(cert === null ? "tls.key" : "tls.cert")}: ${missing}: required with ${missing === "tls.cert" ? "tls.key" : "tls.cert"}`,
-      );
-    }
-    if (cert === null && key === null) {
-      for (const k of ["tls.ca", "tls.passphrase", "tls.ciphers"]) {
-        if (c.get(k) !== null) this.errors.push(`${where(k)}: ${k}: has no effect without tls.cert and tls.key`);
-      }
-      if (c.str("tls.client_auth") !== "none") {
-        this.errors.push(
-          `${where("tls.client_auth")}: tls.client_auth: needs tls.cert and tls.key (client certificates are a TLS feature)`,
-        );
-      }
-    } else if (c.str("tls.client_auth") !== "none" && c.str("tls.ca") === null) {
-      this.errors.push(
-        `${where("tls.client_auth")}: tls.client_auth: needs tls.ca, the CA that client certificates must chain to`,
-      );
-    }
-    if (cert !== null) this.errors.push(...proxyProtocolOverTls(c.list("bind"), where("bind")));
-    const unixBinds = c.list("bind").filter((b) => b.startsWith("unix:"));
-    for (const key of ["unix_socket_mode", "unix_socket_group"]) {
-      if (c.get(key) !== null && unixBinds.length === 0) {
-        this.errors.push(`${where(key)}: ${key}: has no effect without a unix:/path bind`);
-      }
-    }
-    const group = c.str("unix_socket_group");
-    if (group !== null && groupId(group) === null) {
-      this.errors.push(`${where("unix_socket_group")}: unix_socket_group: no group ${JSON.stringify(group)} on this host`);
-    }
-    for (const key of ["log.access", "log.error", "pidfile"]) {
-      const paths = key === "pidfile" ? [c.str(key)] : c.list(key);
-      for (const p of paths) {
-        if (p === null || p === "stderr" || p === "stdout" || p === "none") continue;
-        if (!isDirectory(dirname(p))) this.errors.push(`${where(key)}: ${key}: folder ${dirname(p)} does not exist`);
-      }
-    }
+    this.errors.push(...fileErrors(c), ...needErrors(c), ...conflictErrors(c));
+    const tls = checkTls(c);
+    this.errors.push(...tls.errors);
+    c.warnings.push(...tls.warnings);
   }
 }
 
@@ -320,8 +324,6 @@ function resolveAppSpec(spec: string, base: string): string {
   const abs = isAbsolute(file) ? file : resolve(base, file);
   return name === "default" && !spec.endsWith(":default") ? abs : `${abs}:${name}`;
 }
-
-/** The default config file looked for in the working folder when --config is not given. */
 
 export interface ResolveOptions {
   /** The command line (flags override the file). */
@@ -363,42 +365,65 @@ export function resolveConfig(opts: ResolveOptions): { config: Config; errors: s
       r.errors.push(`${file}${at === null ? "" : `:${at.line}:${at.column}`}: invalid TOML: ${why}`);
       return { config, errors: r.errors };
     }
-    readTable(r, doc as Record<string, unknown>, "", file, text);
+    const lines = tomlLines(text);
+    const at = (path: string): string | null => (lines.has(path) ? `${file}:${lines.get(path)}` : null);
+    readTable(r, doc as Record<string, unknown>, "", { file, at }, dirname(file));
   }
-  const where = (key: string): string => {
-    const source = config.sources.get(key);
-    if (source === "flag") return (settingByKey(key) as Setting).flag;
-    if (file !== null && source === "file") return `${file}:${lineOf(text, key) ?? "?"}`;
-    return file ?? "command line";
-  };
   const seenFlags = new Set<Setting>();
   for (const { setting, raw } of commandLine.flags) {
     const append = seenFlags.has(setting);
     seenFlags.add(setting);
-    r.set(setting, raw, { source: "flag", label: setting.key === "app" ? "APP" : setting.flag, base: cwd }, append);
+    const label = setting.key === "app" ? "APP" : setting.flag;
+    r.set(setting, raw, { source: "flag", label, base: cwd, at: () => label }, append);
   }
-  r.crossCheck(where);
-  return { config, errors: r.errors };
+  r.crossCheck();
+  return { config, errors: file === null ? r.errors : byLine(r.errors, file) };
 }
 
-function readTable(r: Resolver, doc: Record<string, unknown>, table: string, file: string, text: string): void {
-  const base = dirname(file);
+/** Errors in the file's order of lines, as an operator reads it; the rest (flags, the file as a whole) after them, as found. */
+function byLine(errors: readonly string[], file: string): string[] {
+  const line = (e: string): number => {
+    const m = e.startsWith(`${file}:`) ? /^:(\d+):/.exec(e.slice(file.length)) : null;
+    return m === null ? Number.POSITIVE_INFINITY : Number(m[1]);
+  };
+  return errors
+    .map((e) => ({ e, n: line(e) }))
+    .sort((a, b) => a.n - b.n)
+    .map((x) => x.e);
+}
+
+/** The file and where a path ("bind[1].address") is in it, "file:line", if anywhere. */
+interface Places {
+  file: string;
+  at: (path: string) => string | null;
+}
+
+/** The keys of one table of the file (the top level: ""), each checked and set. */
+function readTable(r: Resolver, doc: Record<string, unknown>, table: string, places: Places, base: string): void {
   for (const [name, value] of Object.entries(doc)) {
     const key = table === "" ? name : `${table}.${name}`;
     const setting = settingByKey(key);
-    const line = lineOf(text, key);
-    const where = `${file}:${line ?? "?"}`;
+    const where = places.at(key) ?? places.file;
     if (setting !== undefined) {
-      const item = (v: string): string => `${file}:${lineOfItem(text, line ?? 1, v) ?? line ?? "?"}`;
-      r.set(setting, value, { source: "file", label: where, base, item }, false);
-      continue;
-    }
-    if (table === "" && name in SECTIONS && value !== null && typeof value === "object" && !Array.isArray(value)) {
-      readTable(r, value as Record<string, unknown>, name, file, text);
+      r.set(setting, value, { source: "file", label: where, base, at: (sub) => places.at(`${key}${sub}`) ?? where }, false);
       continue;
     }
     if (table === "" && name in SECTIONS) {
-      r.fail(where, key, `expected a table ([${name}]), got ${describe(value)}`);
+      if (isTable(value)) readTable(r, value as Record<string, unknown>, name, places, base);
+      else r.fail(where, key, `expected a table ([${name}]), got ${describe(value)}`);
+      continue;
+    }
+    if (table === "" && isTable(value)) {
+      // A misspelt [section]: one error for it, none for each key under it.
+      const headers = SETTINGS.filter((s) => s.kind === "table" || s.kind === "binds").map((s) => s.key);
+      for (const section of Object.keys(SECTIONS)) if (section !== "") headers.push(section);
+      r.fail(where, key, `unknown section [${name}]${didYouMean(name, headers)}`);
+      continue;
+    }
+    // A top-level key written below a [section] is read as part of it: say where it belongs.
+    const misplaced = table === "" ? "" : misplacedHint(name);
+    if (misplaced !== "") {
+      r.fail(where, key, `unknown key; ${misplaced}`);
       continue;
     }
     // Suggest from this table's keys first, then from every key (a key put in the wrong table).

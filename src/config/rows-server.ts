@@ -29,8 +29,8 @@ export const SERVER_ROWS: readonly Row[] = [
     default: ["127.0.0.1:8000"],
     metavar: "ADDR",
     reload: false,
-    example: '["0.0.0.0:8000", "[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
-    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
+    example: '["[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
+    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. `[::]:port` takes IPv4 connections too (Bun binds it dual-stack), so it cannot be listed beside `0.0.0.0:port`; two binds (or `metrics_bind`) that would take the same socket are an error. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
   },
   {
     key: "unix_socket_mode",
@@ -39,6 +39,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "MODE",
     reload: false,
     example: '"0660"',
+    needs: ["unix_bind"],
     doc: 'Permissions of every `unix:` socket file, in octal, set as it is bound (a client needs write permission to connect): `"0660"` lets the owner and `unix_socket_group` in. Unset: the process umask decides.',
   },
   {
@@ -48,6 +49,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "GROUP",
     reload: false,
     example: '"www-data"',
+    needs: ["unix_bind"],
     doc: "Group (name or number) given to every `unix:` socket file, such as the web server's (`www-data` for Debian's nginx). bunwsgi's user must be root or a member of it.",
   },
   {
@@ -99,6 +101,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "BOOL",
     reload: false,
     example: "false",
+    needs: ["workers", "tcp_bind"],
     doc: "With workers: each worker listens on its own socket per TCP bind (SO_REUSEPORT), and the kernel spreads new connections over them by address and port, so a burst of keep-alive connections cannot all land on the worker that woke first. A worker that is down or hung holds up the connections sent to its socket until its replacement (at most `timeouts.worker` and a start) and SIGTTOU resets those queued on the removed worker's socket unless `net.ipv4.tcp_migrate_req = 1`. `false`: one socket every worker accepts from. Unix and `fd://` binds are always shared; a lone process (`workers = 0`) binds without SO_REUSEPORT.",
   },
   ...(
@@ -106,16 +109,18 @@ export const SERVER_ROWS: readonly Row[] = [
       [
         "max_requests",
         "100000",
+        ["workers"],
         "With workers: a worker that has served this many requests is replaced; its replacement is ready before it stops accepting. 0: never. Counted once a second, so a worker may serve a second's worth more.",
       ],
       [
         "max_requests_jitter",
         "1000",
+        ["workers", "max_requests"],
         "Each worker's `max_requests` is raised by a random 0 to N, so workers started together are not all replaced at once.",
       ],
     ] as const
   ).map(
-    ([key, example, doc]): Row => ({
+    ([key, example, needs, doc]): Row => ({
       key,
       kind: "int",
       default: 0,
@@ -124,6 +129,7 @@ export const SERVER_ROWS: readonly Row[] = [
       metavar: "N",
       reload: true,
       example,
+      needs,
       doc,
     }),
   ),
@@ -134,6 +140,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "PATH",
     reload: true,
     example: '"/app"',
+    needs: ["wsgi_app"],
     doc: "The path prefix the app is mounted under behind a proxy (gunicorn's `SCRIPT_NAME`, uvicorn's `--root-path`): a request under it gets `SCRIPT_NAME` = the prefix and `PATH_INFO` = the rest; other paths pass whole.",
   },
   {
@@ -143,6 +150,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "KEY=VALUE",
     reload: true,
     example: '{ APP_ENV = "production" }',
+    needs: ["wsgi_app"],
     doc: "Extra keys added to every request's environ. Repeat the flag for several.",
   },
   {
@@ -152,6 +160,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "ADDR",
     reload: true,
     example: '["127.0.0.1", "::1", "10.0.0.0/8"]',
+    needs: ["forwarded_headers"],
     doc: 'Proxies whose forwarding fields (`forwarded_headers`) are believed: IPs and CIDR ranges of both families, or `"*"` (any peer; the hops it reports are still walked past only when listed). From such a peer, `REMOTE_ADDR`/`REMOTE_PORT`, `wsgi.url_scheme`/`HTTPS` and the host come from those fields, walking the chain from the right to the first hop not listed; from any other peer they are ignored. `[]` trusts none.',
   },
   {
@@ -161,6 +170,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "BOOL",
     reload: true,
     example: "false",
+    needs: ["unix_peer", "forwarded_headers"],
     doc: "Believe the forwarding fields of peers on `unix:` binds (such as nginx on the same host): a unix socket's peer has no address to match, so this is said here, not assumed.",
   },
   {
@@ -171,6 +181,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "FIELD",
     reload: true,
     example: '["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]',
+    needs: ["trusted_peer"],
     doc: "Which forwarding fields are read from a trusted peer: `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`, `x-forwarded-port`, `forwarded` (RFC 7239; when listed and present it is read alone). List only fields your proxy sets or clears: one it passes on unchanged is the client's to write.",
   },
   {
@@ -189,6 +200,8 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "ADDR",
     reload: true,
     example: '["10.0.0.0/8"]',
+    needs: ["proxy_bind"],
+    exampleOff: "needs a bind with proxy_protocol on, which [tls] rules out",
     doc: 'Peers that may send a PROXY protocol header on a bind with `proxy_protocol` on: IPs, CIDR ranges or `"*"`; any other peer on such a bind is closed at once. On a `unix:` bind the socket file\'s permissions decide who may connect, and so who may send one.',
   },
   {
@@ -225,6 +238,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "FILE",
     reload: false,
     example: '"/etc/bunwsgi/clients-ca.pem"',
+    needs: ["tls"],
     doc: "CA certificates (PEM) that client certificates must chain to; needed by `client_auth`.",
   },
   {
@@ -234,6 +248,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "TEXT",
     reload: false,
     example: '"change-me"',
+    needs: ["tls"],
     doc: "Passphrase of an encrypted `tls.key`.",
   },
   {
@@ -243,6 +258,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "LIST",
     reload: false,
     example: '"ECDHE+AESGCM:ECDHE+CHACHA20"',
+    needs: ["tls"],
     doc: "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are not affected).",
   },
   {
@@ -253,6 +269,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "MODE",
     reload: false,
     example: '"none"',
+    needs: ["tls"],
     doc: "Client certificates: `none`; `request` (asked for, optional); `require` (a client without one that verifies against `tls.ca` is refused). A verified certificate's subject is environ `SSL_CLIENT_S_DN`.",
   },
 ];

@@ -1,9 +1,16 @@
 /** @module config/rows-tables — the settings table's rows for [log], [health], [limits] and [timeouts]. */
 
 import { MAX_METHOD } from "../http/request-line.ts";
-import type { Row } from "./setting.ts";
+import type { Need, Row } from "./setting.ts";
 
 const MiB = 1024 * 1024;
+
+/** The timeouts that only apply with something else: a heartbeat needs workers, a rate's grace its rate. */
+const TIMEOUT_NEEDS: Readonly<Record<string, readonly Need[]>> = {
+  worker: ["workers"],
+  min_body_rate_grace: ["min_body_rate"],
+  min_response_rate_grace: ["min_response_rate"],
+};
 
 /** [log], [health], [limits] and [timeouts] rows, in the order --help and the README list them. */
 export const TABLE_ROWS: readonly Row[] = [
@@ -33,6 +40,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "LEVEL",
     reload: true,
     example: '"info"',
+    needs: ["error_log"],
     doc: "Least severe error-log line written: `debug` adds why each refused request was refused (the access record's `reason`, with the parser's message).",
   },
   {
@@ -42,6 +50,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "FORMAT",
     reload: true,
     example: '"combined"',
+    needs: ["access_log"],
     doc: "Access-log line: `gevent` (gevent.pywsgi's), `combined` (Apache/nginx), `json` (one object per line) or a template such as `{remote_addr} {method} {path} {status} {duration_ms}ms`.",
   },
   ...(
@@ -225,6 +234,7 @@ export const TABLE_ROWS: readonly Row[] = [
       metavar: "SECONDS",
       reload: true,
       example: String(value),
+      needs: TIMEOUT_NEEDS[name],
       doc,
     }),
   ),

@@ -22,6 +22,26 @@ export type Kind =
   | "fields"
   | "endpoint";
 
+/**
+ * What a setting needs to have any effect (config/rules says what each one holds): one set in
+ * the file or by a flag without it is an error rather than a value silently not used.
+ */
+export type Need =
+  | "workers"
+  | "max_requests"
+  | "tcp_bind"
+  | "unix_bind"
+  | "unix_peer"
+  | "proxy_bind"
+  | "tls"
+  | "wsgi_app"
+  | "access_log"
+  | "error_log"
+  | "min_body_rate"
+  | "min_response_rate"
+  | "forwarded_headers"
+  | "trusted_peer";
+
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | boolean | string[] | EnvironTable | null;
 export type Source = "default" | "file" | "flag";
@@ -46,6 +66,10 @@ export interface Setting {
   readonly reload: boolean;
   /** A value for the README's complete example config (TOML syntax). */
   readonly example: string;
+  /** Why the complete example leaves this key commented out: it needs what other keys there rule out. */
+  readonly exampleOff?: string;
+  /** What must be configured for this setting to have any effect, if anything. */
+  readonly needs?: readonly Need[];
 }
 
 export type Row = Omit<Setting, "flag" | "table" | "name">;

@@ -37,3 +37,14 @@ export const DEFAULT_CONFIG_FILE = "bunwsgi.toml";
 /** The setting with this key or flag, if any. */
 export const settingByKey = (key: string): Setting | undefined => BY_KEY.get(key);
 export const settingByFlag = (flag: string): Setting | undefined => BY_FLAG.get(flag);
+
+/**
+ * When `name`, found inside a table, is a top-level setting or a section: where it belongs
+ * ("" otherwise). TOML has no way back to the top level, so a top-level key written below a
+ * [section] header is read as part of that section.
+ */
+export function misplacedHint(name: string): string {
+  if (settingByKey(name)?.table === "") return `${JSON.stringify(name)} is a top-level setting: put it above the first [section]`;
+  if (name !== "" && name in SECTIONS) return `${JSON.stringify(name)} is a section of its own: put its keys under [${name}]`;
+  return "";
+}

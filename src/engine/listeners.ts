@@ -180,6 +180,12 @@ export function bind(
       why = `the host name ${a.hostname} does not resolve to an address of this host`;
     }
     const detail = e instanceof Error ? e.message : String(e);
+    // Not the address's fault: the TLS material (changed on disk since the config was checked, say).
+    if (tls !== undefined && /^error:[0-9a-f]{8}:|^Invalid (ciphers|CA)\b/.test(detail)) {
+      throw new ConfigError(
+        `cannot serve TLS on ${where}: tls.cert, tls.key, tls.passphrase, tls.ca or tls.ciphers is not usable (${detail}); bunwsgi check names which`,
+      );
+    }
     throw new ConfigError(`cannot listen on ${where}: ${why ?? detail}${code !== undefined ? ` (${code})` : ""}`);
   } finally {
     if (umask !== null) process.umask(umask);

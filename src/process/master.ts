@@ -324,6 +324,7 @@ export async function runMaster(
     return EXIT_UNSTARTABLE;
   }
   const errorLog = logs[1];
+  for (const w of config.warnings) errorLog.write(`bunwsgi: ${w}\n`, "WARNING");
   let sockets: HeldSocket[] = [];
   let metrics: MasterMetrics | null = null;
   let master: Master | null = null;

@@ -5,6 +5,7 @@ import { type AppKindSetting, type EmbeddedApp, kindOf, type LoadedApp, loadAppl
 import type { CommandLine } from "../config/args.ts";
 import { serverOptions } from "../config/options.ts";
 import { type Config, resolveConfig } from "../config/resolve.ts";
+import { SETTINGS } from "../config/settings.ts";
 import { counters } from "../engine/counters.ts";
 import { clearStaleUnixSocket, parseListener } from "../engine/listeners.ts";
 import { Pool } from "../engine/pool.ts";
@@ -18,23 +19,32 @@ import { EXIT_UNSTARTABLE, isMasterMessage, type WorkerMessage } from "./message
 import { type MetricsPage, openMetrics } from "./metrics-page.ts";
 import { WatchWriter } from "./watch.ts";
 
+/**
+ * The app a config names (or the embedded one), loaded. Every failure is a ConfigError that
+ * says where: the app setting's place for a module that does not load, and the place of each
+ * setting only a WSGI app uses (the table's "wsgi_app" need) when the app is a fetch app.
+ */
 export async function appFor(config: Config, embedded: EmbeddedApp | undefined, errorLog: LogSink): Promise<LoadedApp> {
   const setting = (config.str("app_kind") ?? "auto") as AppKindSetting;
   const spec = config.str("app");
-  const loaded =
-    spec !== null
-      ? await loadApplication(spec, setting, errorLog)
-      : embedded !== undefined
-        ? { ...kindOf(embedded.app, setting, `embedded ${embedded.name}`), label: `${embedded.name} (embedded)`, graph: null }
-        : null;
-  if (loaded === null) throw new ConfigError("no application given");
+  let loaded: LoadedApp;
+  if (spec !== null) {
+    try {
+      loaded = await loadApplication(spec, setting, errorLog);
+    } catch (e) {
+      throw e instanceof ConfigError ? new ConfigError(`${config.where("app")}: app: ${e.message}`) : e;
+    }
+  } else if (embedded !== undefined) {
+    loaded = { ...kindOf(embedded.app, setting, `embedded ${embedded.name}`), label: `${embedded.name} (embedded)`, graph: null };
+  } else throw new ConfigError("no application given");
   if (loaded.kind === "fetch") {
     // Settings that shape a WSGI environ have no meaning for a fetch app: say so rather than ignore them.
-    for (const key of ["environ", "root_path"]) {
-      if (config.sources.get(key) !== "default") {
-        loaded.graph?.dispose();
-        throw new ConfigError(`${key}: applies to WSGI apps only, and ${loaded.label} is a fetch app (${loaded.why})`);
-      }
+    const idle = SETTINGS.filter((s) => s.needs?.includes("wsgi_app") && config.sources.get(s.key) !== "default").map(
+      (s) => `${config.where(s.key)}: ${s.key}: has no effect without a WSGI app: ${loaded.label} is a fetch app (${loaded.why})`,
+    );
+    if (idle.length > 0) {
+      loaded.graph?.dispose();
+      throw new ConfigError(idle.join("\n  "));
     }
   }
   return loaded;
@@ -390,6 +400,8 @@ export async function serve(
     if (pidfile !== null && role === null) writePidfile(pidfile);
     const who = role === null ? `pid ${process.pid}` : `worker ${role.index}, pid ${process.pid}`;
     errorLog.write(`bunwsgi ${VERSION}: serving ${loaded.label}, a ${loaded.kind} app (${who})\n`, "INFO");
+    // A worker's master has said them.
+    if (role === null) for (const w of config.warnings) errorLog.write(`bunwsgi: ${w}\n`, "WARNING");
     for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, role === null ? "INFO" : "DEBUG");
     service = new Service(config, loaded, servers, pool, commandLine, embedded, role, metrics);
     service.listen();
