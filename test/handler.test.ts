@@ -508,7 +508,8 @@ describe("startResponse misuse throws synchronously and nothing of it reaches th
     ["a Transfer-Encoding header (hop-by-hop)", (sr) => sr("200 OK", [["Transfer-Encoding", "chunked"]])],
     ["a Content-Length that is not digits", (sr) => sr("200 OK", [["Content-Length", "-1"]])],
     ["a non-zero Content-Length on 204", (sr) => sr("204 No Content", [["Content-Length", "5"]])],
-    ["a non-zero Content-Length on 304", (sr) => sr("304 Not Modified", [["Content-Length", "5"]])],
+    ["a non-zero Content-Length on 205", (sr) => sr("205 Reset Content", [["Content-Length", "5"]])],
+    ["an interim 1xx as the final status", (sr) => sr("103 Early Hints", [])],
     ["101 without an Upgrade request", (sr) => sr("101 Switching Protocols", [])],
     [
       "a second call without excInfo",

@@ -1,7 +1,7 @@
 /** @module engine/response — one response on a connection: its checked head, the framing http/framing decides, body chunks, the end, and server-made error responses. */
 
 import { ContractError } from "../errors.ts";
-import { bodiless, bodyFraming, CHUNKED, connectionField, persists } from "../http/framing.ts";
+import { bodiless, bodyFraming, CHUNKED, connectionField, persists, RESET_CONTENT } from "../http/framing.ts";
 import { clientCloses } from "../http/request.ts";
 import {
   type Chunk,
@@ -111,8 +111,15 @@ export class ResponseWriter {
     if (typeof status !== "string") throw new ContractError("status must be a string like '200 OK'");
     const head = findHead(status, headers) ?? checkHead(status, headers);
     const code = head.code;
-    if ((code === 204 || code === 304) && head.declared > 0) {
-      throw new ContractError(`a ${code} response must not have a non-zero Content-Length`);
+    // A 304's Content-Length may say the 200's length (RFC 9110 §8.6); a 204 has none to say.
+    if (code === 204 && head.declared > 0) {
+      throw new ContractError("a 204 response must not have a non-zero Content-Length");
+    }
+    if (code === RESET_CONTENT && head.declared > 0) {
+      throw new ContractError("a 205 response must not have content (RFC 9110 §15.3.6)");
+    }
+    if (code < 200 && code !== 101) {
+      throw new ContractError(`${code} is an interim status: the response needs a final status, 200 to 599 (RFC 9110 §15.2)`);
     }
     if (code === 101 && !upgrade) {
       throw new ContractError("101 Switching Protocols answers only an Upgrade request (RFC 9110 §15.2.2)");
@@ -127,7 +134,8 @@ export class ResponseWriter {
   /** Refuse body data on a status that has none (101's bytes are the new protocol's). */
   checkBody(): void {
     const code = this.code as number;
-    if (bodiless(code) && code !== 101) throw new ContractError(`a ${code} response cannot have a body`);
+    if ((bodiless(code) && code !== 101) || code === RESET_CONTENT)
+      throw new ContractError(`a ${code} response cannot have a body`);
   }
 
   /** Write the status line and headers, framing and persistence decided by http/framing. */

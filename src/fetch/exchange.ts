@@ -127,6 +127,17 @@ export class FetchExchange extends AppExchange implements SendHost {
     }
     try {
       const request = new IncomingRequest(url, init);
+      if (request.method !== this.command) {
+        // Bun's Request holds the methods it knows, upper-cased, and makes any other one GET:
+        // the app would route, and check access, on a method the client never sent (methods
+        // are case-sensitive, RFC 9110 §9.1; an unrecognised one gets 501).
+        this.logError(
+          `${this.requestline} from ${this.clientLabel()}: method ${JSON.stringify(this.command)} cannot reach a fetch app (its Request would say ${request.method}); answered 501`,
+        );
+        this.sendError(501);
+        this.finishRequest();
+        return null;
+      }
       IncomingRequest.received(request, this);
       if (body !== null) IncomingRequest.withBody(request, this.connection.input, body);
       return request;

@@ -6,7 +6,7 @@ import { fileSpan } from "../engine/ranges.ts";
 import { chunkLength, type ResponseWriter } from "../engine/response.ts";
 import { sendfileUsable, sendSpan } from "../engine/sendfile.ts";
 import { ContractError } from "../errors.ts";
-import { bodiless } from "../http/framing.ts";
+import { bodiless, RESET_CONTENT } from "../http/framing.ts";
 import { hasCloseToken, type ResponseHeaders } from "../http/response.ts";
 
 /** Status strings by code ("200"): with no reason phrase, the writer adds the standard one. */
@@ -99,6 +99,12 @@ export class ResponseSender {
     if (headers.closes) response.closeConnection = true;
     const headOnly = host.command === "HEAD" || bodiless(code);
     this.active = true;
+    if (code === RESET_CONTENT) {
+      // RFC 9110 §15.3.6: no content in a 205, whatever the Response holds (Bun.serve drops it too).
+      void res.body?.cancel().catch(() => {});
+      response.sized = 0;
+      return this.end();
+    }
     if (source === null || source === undefined) {
       // A HEAD answer without a body says nothing of the GET's length (RFC 9110 §9.3.2).
       response.sized = host.command === "HEAD" ? -1 : 0;

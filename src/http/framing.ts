@@ -14,6 +14,9 @@ export const CONNECTION_KEEP_ALIVE = 2;
 /** A status that never has a body (RFC 9110 §15.2, §15.3.5, §15.4.5). */
 export const bodiless = (code: number): boolean => code < 200 || code === 204 || code === 304;
 
+/** A status whose content is empty though framed: 205 (RFC 9110 §15.3.6: a server MUST NOT generate content). */
+export const RESET_CONTENT = 205;
+
 /**
  * How the server frames a response body. `declared`: the app's own Content-Length (-1 if none);
  * `sized`: the total of a body known in advance (-1 if streamed). An app's Content-Length stands;
@@ -22,6 +25,7 @@ export const bodiless = (code: number): boolean => code < 200 || code === 204 ||
  */
 export function bodyFraming(code: number, isHead: boolean, http10: boolean, declared: number, sized: number): number {
   if (bodiless(code) || declared >= 0) return NO_LENGTH;
+  if (code === RESET_CONTENT) return 0;
   if (sized >= 0) return sized;
   // No body follows a HEAD response; its length is unknown without running a GET.
   if (isHead) return NO_LENGTH;

@@ -22,6 +22,9 @@ export const STANDARD_REASONS: Readonly<Record<number, string>> = {
   204: "No Content",
   205: "Reset Content",
   206: "Partial Content",
+  207: "Multi-Status",
+  208: "Already Reported",
+  226: "IM Used",
   300: "Multiple Choices",
   301: "Moved Permanently",
   302: "Found",
@@ -49,16 +52,24 @@ export const STANDARD_REASONS: Readonly<Record<number, string>> = {
   417: "Expectation Failed",
   421: "Misdirected Request",
   422: "Unprocessable Content",
+  423: "Locked",
+  424: "Failed Dependency",
+  425: "Too Early",
   426: "Upgrade Required",
   428: "Precondition Required",
   429: "Too Many Requests",
   431: "Request Header Fields Too Large",
+  451: "Unavailable For Legal Reasons",
   500: "Internal Server Error",
   501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
+  506: "Variant Also Negotiates",
+  507: "Insufficient Storage",
+  508: "Loop Detected",
+  511: "Network Authentication Required",
 };
 
 const isToken = (s: string): boolean => {
@@ -143,7 +154,9 @@ export class ResponseHead {
       this.values[i] = h[1];
     }
     this.code = code;
-    this.fullStatus = status.length === 3 ? `${status} ${STANDARD_REASONS[code] ?? ""}`.trimEnd() : status;
+    // A code without a known reason keeps its SP: status-line = HTTP-version SP status-code SP
+    // [ reason-phrase ] (RFC 9112 §4).
+    this.fullStatus = status.length === 3 ? `${status} ${STANDARD_REASONS[code] ?? ""}` : status;
     this.declared = declared;
     this.hasDate = date;
     this.hasClose = close;

@@ -30,6 +30,11 @@ export abstract class WSGIExchange extends AppExchange implements ResultSink {
   protected upgradeRequested = false;
   /** startResponse() was called for this request. */
   startCalled = false;
+  /**
+   * Which request is current: advanced as each request starts and as its access line is
+   * written, so the startResponse and write handed to one request never act on another.
+   */
+  protected requestSerial = 0;
   protected readonly results: ResultSender;
 
   constructor(socket: ServerSocket, address: [string, number] | string, server: WSGIServer) {
@@ -98,6 +103,7 @@ export abstract class WSGIExchange extends AppExchange implements ResultSink {
 
   protected override resetRequest(): void {
     super.resetRequest();
+    this.requestSerial++;
     this.environ = null;
     this.result = null;
     this.startCalled = false;
@@ -114,6 +120,7 @@ export abstract class WSGIExchange extends AppExchange implements ResultSink {
    * request's body, environ or wsgi.input alive until the next request (or for good).
    */
   protected override requestLogged(): void {
+    this.requestSerial++;
     this.result = null;
     this.environ = null;
   }

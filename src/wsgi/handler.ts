@@ -12,14 +12,29 @@ import { checkChunk } from "./result.ts";
 import type { WSGIServer } from "./server.ts";
 import type { Body, Chunk, Environ, ResponseHeaders, Write } from "./types.ts";
 
+/** `p`, with its rejection marked handled (whoever awaits `p` still gets it). */
+const handled = (p: Promise<void>): Promise<void> => {
+  p.catch(() => {});
+  return p;
+};
+
+/** A request's startResponse or write called after its response ended. */
+const staleCall = (what: string): ContractError =>
+  new ContractError(`${what} of a request whose response has ended: each request's startResponse and write act on it alone`);
+
+/** The write callable before any request ran. */
+const notStarted: Write = () => {
+  throw new ContractError("write() called before startResponse()");
+};
+
 /**
  * Handles one connection: reads each request the connection parsed, runs the application, and
  * frames its response. Subclass it and pass `handlerClass` to change any hook (gevent.pywsgi's,
  * in camelCase); a hook that returns a Promise makes the connection wait for it.
  */
 export class WSGIHandler extends WSGIExchange {
-  private readonly startResponseBound: (status: string, headers: ResponseHeaders, excInfo?: unknown) => Write;
-  private readonly writeBound: Write;
+  /** The current request's write callable (what startResponse returns). */
+  private currentWrite: Write = notStarted;
 
   /** A subclass overrides gevent's log hooks, which may read timeStart whatever the server's log. */
   private readonly hooked: boolean;
@@ -28,8 +43,6 @@ export class WSGIHandler extends WSGIExchange {
     super(socket, address, server);
     this.hooked =
       this.logRequest !== WSGIHandler.prototype.logRequest || this.formatRequest !== WSGIHandler.prototype.formatRequest;
-    this.startResponseBound = (status, headers, excInfo) => this.startResponse(status, headers, excInfo);
-    this.writeBound = (data) => this.write(data);
   }
 
   /** Called once when the connection opens; requests then arrive through handleOneRequest(). */
@@ -112,7 +125,19 @@ export class WSGIHandler extends WSGIExchange {
   /** Call the application and hand its result to processResult(). */
   runApplication(): void | Promise<void> {
     const app = this.server.application;
-    const result = app(this.environ as Environ, this.startResponseBound);
+    // This request's own callables: kept by the app past its response (a timer, a global),
+    // they refuse to act on the next request of the connection, whose response they would
+    // splice (PEP 3333 ties start_response and write to their request).
+    const serial = this.requestSerial;
+    const write: Write = (data) =>
+      serial === this.requestSerial ? this.write(data) : handled(Promise.reject(staleCall("write()")));
+    this.currentWrite = write;
+    const start = (status: string, headers: ResponseHeaders, excInfo?: unknown): Write => {
+      if (serial !== this.requestSerial) throw staleCall("startResponse()");
+      this.startResponse(status, headers, excInfo);
+      return write;
+    };
+    const result = app(this.environ as Environ, start);
     if (result instanceof Promise) {
       return result.then((body: Body) => {
         this.result = body;
@@ -147,7 +172,7 @@ export class WSGIHandler extends WSGIExchange {
       this.connection.out.commit();
       this.connection.upgradeAccepted();
     }
-    return this.writeBound;
+    return this.currentWrite;
   }
 
   /** Send body data (the callable startResponse returns). Settles when the socket has taken it. */
@@ -155,8 +180,13 @@ export class WSGIHandler extends WSGIExchange {
     if (!this.startCalled) throw new ContractError("write() called before startResponse()");
     checkChunk(data);
     const conn = this.connection;
+    // Rejections are marked handled: an app that does not await its writes (PEP 3333's write
+    // is synchronous) learns of a gone client from its next write or its result, and the
+    // access line records what was sent, instead of one stray stack per write on stderr.
     if (conn.closed || this.expired)
-      return Promise.reject(new ConnectionClosedError(this.expired ? "the request's time is up (timeouts.app)" : undefined));
+      return handled(
+        Promise.reject(new ConnectionClosedError(this.expired ? "the request's time is up (timeouts.app)" : undefined)),
+      );
     const len = chunkLength(data);
     if (len === 0) return RESOLVED;
     const response = this.response;
@@ -168,7 +198,7 @@ export class WSGIHandler extends WSGIExchange {
       );
     }
     conn.out.commit();
-    return conn.out.backpressured ? conn.out.waitDrain() : RESOLVED;
+    return conn.out.backpressured ? handled(conn.out.waitDrain()) : RESOLVED;
   }
 
   /**

@@ -1,0 +1,200 @@
+/**
+ * @module test/contract-strict — what an app hands the server is held to its request and to the
+ * status grammar: a WSGI request's startResponse and write never act on a later request of the
+ * connection, interim and content-free statuses are framed as RFC 9110 says, and a fetch app
+ * never sees a method its Request cannot carry.
+ */
+
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Application, StartResponse, Write } from "../src/index.ts";
+import { RawClient, serve, serveFetch } from "./helpers.ts";
+
+const running: Array<{ server: { close(): void } }> = [];
+afterAll(() => {
+  for (const r of running) r.server.close();
+});
+
+let keptWrite: Write | null = null;
+let keptStart: StartResponse | null = null;
+
+const app: Application = (env, startResponse) => {
+  const path = env.PATH_INFO as string;
+  if (path === "/keep") {
+    keptStart = startResponse;
+    keptWrite = startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return ["first"];
+  }
+  if (path === "/stale-start") {
+    const old = keptStart as StartResponse;
+    let refused = "";
+    try {
+      old("418 Stale", [["X-Stale", "1"]]);
+    } catch (e) {
+      refused = (e as Error).message;
+    }
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return [refused];
+  }
+  if (path === "/slow") {
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return (async function* () {
+      yield "a";
+      await Bun.sleep(150);
+      yield "b";
+    })();
+  }
+  if (path === "/103") {
+    startResponse("103 Early Hints", [["Link", "</a>; rel=preload"]]);
+    return [];
+  }
+  if (path === "/304") {
+    startResponse("304 Not Modified", [
+      ["Content-Length", "1234"],
+      ["ETag", '"x"'],
+    ]);
+    return [];
+  }
+  if (path === "/205") {
+    startResponse("205 Reset Content", []);
+    return [];
+  }
+  if (path === "/205-body") {
+    startResponse("205 Reset Content", []);
+    return ["content"];
+  }
+  startResponse(path === "/418" ? "418" : "200 OK", [["Content-Type", "text/plain"]]);
+  return ["ok"];
+};
+
+describe("a WSGI request's own callables", () => {
+  test("a write kept past its response is refused, and never reaches the next response on the connection", async () => {
+    const r = serve(app);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /keep HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).body).toBe("first");
+    // Idle connection: nothing may be written after the response.
+    await expect((keptWrite as Write)("INJECTED")).rejects.toThrow("whose response has ended");
+    c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
+    // During the next request: the kept write must not splice into its chunked body.
+    await expect((keptWrite as Write)("INJECTED")).rejects.toThrow("whose response has ended");
+    const next = await c.response();
+    expect(next.body).toBe("ab");
+    c.close();
+  });
+
+  test("a startResponse kept from an earlier request throws instead of setting the next request's status", async () => {
+    const r = serve(app);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /keep HTTP/1.1\r\nHost: a\r\n\r\nGET /stale-start HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).body).toBe("first");
+    const second = await c.response();
+    expect(second.status).toBe(200);
+    expect(second.header("x-stale")).toBeUndefined();
+    expect(second.body).toContain("startResponse() of a request whose response has ended");
+    c.close();
+  });
+});
+
+describe("statuses framed as RFC 9110 says", () => {
+  test("a 1xx as the app's final status is a 500 (an interim response needs a final one)", async () => {
+    const r = serve(app);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /103 HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).status).toBe(500);
+    c.close();
+    expect(r.errors.join("")).toContain("103 is an interim status");
+  });
+
+  test("a 304 may carry the 200's Content-Length, and has no body", async () => {
+    const r = serve(app);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /other HTTP/1.1\r\nHost: a\r\n\r\n");
+    const res = await c.response({ head: true });
+    expect(res.status).toBe(304);
+    expect(res.header("content-length")).toBe("1234");
+    // No body was sent: the next response follows at once.
+    expect((await c.response()).body).toBe("ok");
+    c.close();
+  });
+
+  test("a 205 is framed with Content-Length: 0; a WSGI 205 with content is the app's error", async () => {
+    const r = serve(app);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /205 HTTP/1.1\r\nHost: a\r\n\r\n");
+    const res = await c.response();
+    expect(res.status).toBe(205);
+    expect(res.header("content-length")).toBe("0");
+    c.send("GET /205-body HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).status).toBe(500);
+    c.close();
+  });
+
+  test("a code with no known reason keeps the SP before the empty reason-phrase (RFC 9112 §4)", async () => {
+    const r = serve(app);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /418 HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).statusLine).toBe("HTTP/1.1 418 ");
+    c.close();
+  });
+});
+
+describe("fetch apps", () => {
+  const calls: string[] = [];
+  const fetchApp = (req: Request): Response => {
+    calls.push(req.method);
+    const path = new URL(req.url).pathname;
+    if (path === "/205") return new Response("content", { status: 205 });
+    if (path === "/451") return new Response("gone", { status: 451 });
+    if (path === "/599") return new Response("x", { status: 599 });
+    return new Response(req.method);
+  };
+
+  test.each(["FOO", "get", "Delete", "PROPFIND-X"])(
+    "method %p, which a Request cannot carry as sent, gets 501 and never reaches the app",
+    async (method) => {
+      const r = serveFetch(fetchApp);
+      running.push(r);
+      calls.length = 0;
+      const c = await RawClient.connect(r.port);
+      c.send(`${method} / HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect((await c.response()).status).toBe(501);
+      expect(calls).toEqual([]);
+      c.close();
+    },
+  );
+
+  test("known methods reach the app as sent", async () => {
+    const r = serveFetch(fetchApp);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    for (const m of ["GET", "POST", "DELETE", "PATCH", "OPTIONS"]) {
+      c.send(`${m} / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n`);
+      expect((await c.response()).body).toBe(m);
+    }
+    c.close();
+  });
+
+  test("a 205 Response's content is dropped (Content-Length: 0); reasons for 451, an empty one for 599", async () => {
+    const r = serveFetch(fetchApp);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /205 HTTP/1.1\r\nHost: a\r\n\r\nGET /451 HTTP/1.1\r\nHost: a\r\n\r\n");
+    const reset = await c.response();
+    expect(reset.status).toBe(205);
+    expect(reset.header("content-length")).toBe("0");
+    expect(reset.body).toBe("");
+    const gone = await c.response();
+    expect(gone.statusLine).toBe("HTTP/1.1 451 Unavailable For Legal Reasons");
+    expect(gone.body).toBe("gone");
+    c.send("GET /599 HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await c.response()).statusLine).toBe("HTTP/1.1 599 ");
+    c.close();
+  });
+});
