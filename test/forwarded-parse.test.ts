@@ -64,6 +64,15 @@ describe("addresses on bytes", () => {
 });
 
 describe("X-Forwarded-For walked from the right", () => {
+  test.each(["", ",", " , ", ",,"])(
+    "an X-Forwarded-For of %p names no client: the peer stays the client, the value is named as malformed, nothing throws",
+    (value) => {
+      const f = resolve([["X-Forwarded-For", value]]);
+      expect(f.addr).toBeNull();
+      expect(f.problem).toContain("X-Forwarded-For");
+    },
+  );
+
   test("the nearest untrusted hop is the client; what the client wrote to its left is never read", () => {
     expect(resolve([["X-Forwarded-For", "6.6.6.6, 203.0.113.7"]]).addr).toBe("203.0.113.7");
     // A spoofer behind a trusted proxy: its own value comes first, the proxy appends its real address.

@@ -292,6 +292,21 @@ describe("the environ a keep-alive connection reuses", () => {
     expect(tags).toEqual(["a", "b"]);
   });
 
+  test("a hook that throws past its error handling: the request gets a 500 and its access line, not an empty reply", async () => {
+    class Broken extends WSGIHandler {
+      override getEnviron(): Environ {
+        throw new TypeError("broken hook");
+      }
+    }
+    const r = start(hello, { handlerClass: Broken });
+    const c = await RawClient.connect(r.port);
+    c.send("GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    expect((await c.response()).status).toBe(500);
+    c.close();
+    expect(r.errors.join("")).toContain("broken hook");
+    expect(r.access.join("")).toContain('"GET /x HTTP/1.1" 500');
+  });
+
   test("a handler that changes the header fields it read gets an environ of the changed fields", async () => {
     let n = 0;
     class Rewriting extends WSGIHandler {

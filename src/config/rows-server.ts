@@ -182,7 +182,7 @@ export const SERVER_ROWS: readonly Row[] = [
     reload: true,
     example: '["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]',
     needs: ["trusted_peer"],
-    doc: "Which forwarding fields are read from a trusted peer: `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`, `x-forwarded-port`, `forwarded` (RFC 7239; when listed and present it is read alone). List only fields your proxy sets or clears: one it passes on unchanged is the client's to write.",
+    doc: "Which forwarding fields are read from a trusted peer: `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`, `x-forwarded-port`, `forwarded` (RFC 7239; when listed, present and well-formed it is read alone; a malformed one is left out and the X-Forwarded-* fields stand). List only fields your proxy sets or clears: one it passes on unchanged is the client's to write.",
   },
   {
     key: "forwarded_strip_untrusted",

@@ -222,6 +222,12 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     if (!sent) this.sendError(500);
   }
 
+  /** Exchange: see the interface. */
+  crashed(err: unknown): void {
+    this.answerError(err);
+    this.finishRequest();
+  }
+
   /** Write a server-generated error response and mark the connection for closing. */
   protected sendError(status: number): void {
     this.response.error(status);

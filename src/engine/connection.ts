@@ -190,9 +190,9 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     r.then(this.responseDoneBound, this.responseFailedBound);
   }
 
-  /** An exchange hook threw past its own error handling: log it and drop the connection. */
+  /** An exchange hook threw past its own error handling: the request ends as an app error does, and the connection closes. */
   private responseFailed(e: unknown): void {
-    this.exchange.logError(`unhandled error in handler: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    this.exchange.crashed(e);
     this.responding = false;
     if (this.closed) this.orphanSettled();
     else this.endAfterFlush();

@@ -25,6 +25,12 @@ export interface Exchange {
   trailers(fields: Array<[string, string]>): void;
   /** The connection closed while a response was in progress: end its result now. */
   lost(): void;
+  /**
+   * A hook threw past its own error handling (a bug in bunwsgi or in an overridden hook): the
+   * request is answered as any app error is (500 before the head, else cut) and ends, logged and
+   * counted, instead of leaving the client an empty reply and the in-flight gauge one too high.
+   */
+  crashed(err: unknown): void;
   /** A stop gave up waiting for the response of a cut connection: log it as abandoned. */
   abandon(waited: number): void;
   /**

@@ -199,6 +199,8 @@ const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
  * Returns the client's index, and whether a malformed hop was met.
  */
 function walk(hops: ReadonlyArray<Hop | null>, trusted: AddressSet): { at: number; malformed: boolean } {
+  // An empty list ("", ",") names no hop at all: malformed, and no client to read.
+  if (hops.length === 0) return { at: -1, malformed: true };
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hops[i];
     if (hop === null || hop === undefined) return { at: i + 1 < hops.length ? i + 1 : -1, malformed: true };
