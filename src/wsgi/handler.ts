@@ -22,19 +22,18 @@ const handled = (p: Promise<void>): Promise<void> => {
 const staleCall = (what: string): ContractError =>
   new ContractError(`${what} of a request whose response has ended: each request's startResponse and write act on it alone`);
 
-/** The write callable before any request ran. */
-const notStarted: Write = () => {
-  throw new ContractError("write() called before startResponse()");
-};
-
 /**
  * Handles one connection: reads each request the connection parsed, runs the application, and
  * frames its response. Subclass it and pass `handlerClass` to change any hook (gevent.pywsgi's,
  * in camelCase); a hook that returns a Promise makes the connection wait for it.
  */
 export class WSGIHandler extends WSGIExchange {
-  /** The current request's write callable (what startResponse returns). */
-  private currentWrite: Write = notStarted;
+  /**
+   * What startResponse returns: the current request's own write once runApplication made it;
+   * until then (a subclass that calls the app its own way) the connection's.
+   */
+  private currentWrite: Write;
+  private readonly connectionWrite: Write;
 
   /** A subclass overrides gevent's log hooks, which may read timeStart whatever the server's log. */
   private readonly hooked: boolean;
@@ -43,6 +42,8 @@ export class WSGIHandler extends WSGIExchange {
     super(socket, address, server);
     this.hooked =
       this.logRequest !== WSGIHandler.prototype.logRequest || this.formatRequest !== WSGIHandler.prototype.formatRequest;
+    this.connectionWrite = (data) => this.write(data);
+    this.currentWrite = this.connectionWrite;
   }
 
   /** Called once when the connection opens; requests then arrive through handleOneRequest(). */
@@ -83,6 +84,7 @@ export class WSGIHandler extends WSGIExchange {
   /** Handle the request whose head the connection just parsed. */
   handleOneRequest(): void | Promise<void> {
     this.resetRequest();
+    this.currentWrite = this.connectionWrite;
     this.startTiming(this.hooked);
     const line = this.readRequestline();
     this.requestline = line;
