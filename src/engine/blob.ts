@@ -2,6 +2,7 @@
 
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { ContractError } from "../errors.ts";
+import { isDigits } from "../http/bytes.ts";
 import { libc, libcFailure } from "./libc.ts";
 import type { Span } from "./ranges.ts";
 
@@ -125,14 +126,7 @@ export function fileRef(blob: Blob): FileRef | null {
 }
 
 /** A run of decimal digits as a number; NaN for anything else. */
-function digitsValue(s: string): number {
-  if (s.length === 0 || s.length > 16) return Number.NaN;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return Number.NaN;
-  }
-  return Number(s);
-}
+const digitsValue = (s: string): number => (isDigits(s) ? Number(s) : Number.NaN);
 
 /**
  * A Blob as a body. A file by path is opened now (openPath): the whole of it, or a slice's part

@@ -4,6 +4,7 @@ import { AppExchange } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
 import { proxyTlsFacts } from "../engine/peer.ts";
 import { tlsFacts } from "../engine/tls.ts";
+import { isDigits } from "../http/bytes.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import { type Forwarded, forwardedAuthority, forwardingIndex } from "../http/forwarded.ts";
 import type { RequestParser } from "../http/parser.ts";
@@ -105,7 +106,7 @@ export class FetchExchange extends AppExchange implements SendHost {
       if (!repeated || this.lastHeaders === null) this.lastForwarded = this.forwarded();
       const f = this.lastForwarded;
       if (f !== null) {
-        if (f.addr !== null) this.clientAddress = [f.addr, /^\d+$/.test(f.port) ? Number(f.port) : 0];
+        if (f.addr !== null) this.clientAddress = [f.addr, isDigits(f.port) ? Number(f.port) : 0];
         if (f.scheme !== null) scheme = f.scheme;
         if (f.host !== null || f.hostPort !== null) authority = forwardedAuthority(f, authority, scheme);
       }

@@ -62,3 +62,13 @@ export const isOWS = (b: number): boolean => b === SP || b === HTAB;
 export const isDigit = (b: number): boolean => b >= 48 && b <= 57;
 export const isAlpha = (b: number): boolean => (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a;
 export const isHex = (b: number): boolean => isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66);
+
+/** One to 15 ASCII digits (every such number is a safe integer): a Content-Length, a port, a descriptor. */
+export const isDigits = (s: string): boolean => {
+  if (s.length === 0 || s.length > 15) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+};

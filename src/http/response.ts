@@ -1,7 +1,7 @@
 /** @module http/response — response heads: status and header checks (the app's contract), framing fields, and the cache of encoded heads. */
 
 import { ContractError } from "../errors.ts";
-import { TCHAR } from "./bytes.ts";
+import { isDigits, TCHAR } from "./bytes.ts";
 import { CHUNKED, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NONE, NO_LENGTH } from "./framing.ts";
 
 /** A body chunk; strings go on the wire as UTF-8. */
@@ -91,15 +91,6 @@ function badValueChar(v: string): string | null {
   }
   return null;
 }
-
-const isDigits = (s: string): boolean => {
-  if (s.length === 0 || s.length > 15) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-};
 
 /** Whether a Connection header value lists the "close" token. */
 export function hasCloseToken(v: string): boolean {

@@ -6,6 +6,7 @@ import { Input } from "../engine/input.ts";
 import { type ProxyPolicy, proxyTlsFacts } from "../engine/peer.ts";
 import { tlsFacts } from "../engine/tls.ts";
 import { ContractError } from "../errors.ts";
+import { isDigits } from "../http/bytes.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import { forwardedAuthority, forwardingIndex } from "../http/forwarded.ts";
 import { unquoteLatin1 } from "../http/request.ts";
@@ -240,7 +241,7 @@ export class EnvironBuilder {
     if (f.addr !== null) {
       env.REMOTE_ADDR = f.addr;
       env.REMOTE_PORT = f.port;
-      this.client = [f.addr, /^\d+$/.test(f.port) ? Number(f.port) : 0];
+      this.client = [f.addr, isDigits(f.port) ? Number(f.port) : 0];
     }
     let scheme = env["wsgi.url_scheme"] as string;
     if (f.scheme !== null) {
