@@ -7,7 +7,7 @@
 
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Application, StartResponse, Write } from "../src/index.ts";
-import { RawClient, serve, serveFetch } from "./helpers.ts";
+import { exchange, RawClient, serve, serveFetch } from "./helpers.ts";
 
 const running: Array<{ server: { close(): void } }> = [];
 afterAll(() => {
@@ -141,6 +141,110 @@ describe("statuses framed as RFC 9110 says", () => {
     const c = await RawClient.connect(r.port);
     c.send("GET /418 HTTP/1.1\r\nHost: a\r\n\r\n");
     expect((await c.response()).statusLine).toBe("HTTP/1.1 418 ");
+    c.close();
+  });
+});
+
+describe("fields the server owns are written once, by the server", () => {
+  // What each case's app sends: status and headers by path.
+  const owned: Record<string, [string, Array<[string, string]>]> = {
+    "/keep-alive": [
+      "200 OK",
+      [
+        ["Connection", "keep-alive"],
+        ["Keep-Alive", "timeout=99"],
+      ],
+    ],
+    "/close": ["200 OK", [["connection", "Close"]]],
+    "/proxy-connection": ["200 OK", [["Proxy-Connection", "keep-alive"]]],
+    "/204": [
+      "204 No Content",
+      [
+        ["Content-Length", "0"],
+        ["X-Kept", "1"],
+      ],
+    ],
+    "/304": [
+      "304 Not Modified",
+      [
+        ["Content-Length", "2"],
+        ["Connection", "keep-alive"],
+      ],
+    ],
+  };
+  const ownApp: Application = (env, startResponse) => {
+    const [status, headers] = owned[env.PATH_INFO as string] as [string, Array<[string, string]>];
+    startResponse(status, headers);
+    return status.startsWith("200") ? ["ok"] : [];
+  };
+  const names = (res: { headers: Array<[string, string]> }, name: string): string[] =>
+    res.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
+
+  test("an app's Connection: keep-alive and Keep-Alive are not sent beside the server's Connection: close", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const res = await exchange(r.port, "GET /keep-alive HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(names(res, "connection")).toEqual(["close"]);
+    expect(names(res, "keep-alive")).toEqual([]);
+    expect(res.closed).toBe(true);
+  });
+
+  test("an app's Connection: keep-alive to an HTTP/1.1 client that stays is not sent; the connection stays", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    for (let i = 0; i < 2; i++) {
+      // Twice: the second head comes from the cache of encoded heads.
+      c.send("GET /keep-alive HTTP/1.1\r\nHost: a\r\n\r\n");
+      const res = await c.response();
+      expect(res.body).toBe("ok");
+      expect(names(res, "connection")).toEqual([]);
+      expect(names(res, "keep-alive")).toEqual([]);
+    }
+    c.close();
+  });
+
+  test("an HTTP/1.0 keep-alive client gets one Connection: keep-alive, the server's", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /keep-alive HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    const res = await c.response();
+    expect(names(res, "connection")).toEqual(["keep-alive"]);
+    c.close();
+  });
+
+  test("an app's Connection: close closes the connection, with one Connection: close", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const res = await exchange(r.port, "GET /close HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(names(res, "connection")).toEqual(["close"]);
+    expect(res.closed).toBe(true);
+  });
+
+  test("an app's Proxy-Connection is not sent", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const res = await exchange(r.port, "GET /proxy-connection HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(names(res, "proxy-connection")).toEqual([]);
+    expect(names(res, "connection")).toEqual(["close"]);
+  });
+
+  test("a 204 carries no Content-Length even when the app gives 0 (RFC 9110 §8.6); a 304 keeps its own", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    c.send("GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /close HTTP/1.1\r\nHost: a\r\n\r\n");
+    const none = await c.response({ head: true });
+    expect(none.status).toBe(204);
+    expect(names(none, "content-length")).toEqual([]);
+    expect(none.header("x-kept")).toBe("1");
+    const notModified = await c.response({ head: true });
+    expect(notModified.status).toBe(304);
+    expect(names(notModified, "content-length")).toEqual(["2"]);
+    expect(names(notModified, "connection")).toEqual([]);
+    // Neither sent a body: the third response follows at once.
+    expect((await c.response()).body).toBe("ok");
     c.close();
   });
 });

@@ -126,6 +126,26 @@ describe("a valid header names the client of every request on its connection", (
     }
   });
 
+  test("a UNIX-family client named on a TCP bind is not a unix: bind's peer: forwarded_allow_unix does not trust its X-Forwarded-For", async () => {
+    const path = (p: string): number[] => [...ascii(p), ...new Array(108 - p.length).fill(0)];
+    const unixClient = v2(0x21, 0x31, [...path("/run/client.sock"), ...path("/run/h.sock")]);
+    const forged = "GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n";
+    const r = start("v2", { proxies: { forwardedAllowUnix: true, forwardedAllowIps: [] } });
+    const c = await RawClient.connect(r.port);
+    c.send(Uint8Array.from([...unixClient, ...ascii(forged)]));
+    expect(await bodyOf(c)).toMatchObject({ addr: "" });
+    c.close();
+    const f = serveFetch((req, server) => Response.json({ ip: server.requestIP(req) }), {
+      proxyProtocol: "v2",
+      proxies: { forwardedAllowUnix: true, forwardedAllowIps: [] },
+    });
+    running.push(f as Running<never>);
+    const d = await RawClient.connect(f.port);
+    d.send(Uint8Array.from([...unixClient, ...ascii(forged)]));
+    expect((await d.response()).body).not.toContain("198.51.100.9");
+    d.close();
+  });
+
   test("fetch apps: requestIP is the header's client, peerIP the proxy", async () => {
     const r = serveFetch(
       (req, server) => Response.json({ ip: server.requestIP(req), peer: server.peerIP(req)?.address, url: req.url }),

@@ -38,10 +38,16 @@ export class ProxyPolicy {
     this.strip = p.forwardedStripUntrusted;
   }
 
-  /** Whether the forwarding fields of a connection from `peer` are read: decided once per connection. */
-  trusts(peer: ClientAddress): boolean {
+  /**
+   * Whether the forwarding fields of a connection from `peer` are read: decided once per
+   * connection. forwarded_allow_unix trusts the peers of a unix: bind, whose socket only local
+   * processes reach; a PROXY header that names a UNIX-family client on a TCP bind says where the
+   * proxy's client was, not that this socket is local, so that client is not trusted.
+   */
+  trusts(peer: ClientAddress, proxy: ProxiedPeer | null): boolean {
     if (this.honour === 0) return false;
-    return typeof peer === "string" ? this.allowUnix : this.forwardedFrom.trustsPeer(peer[0]);
+    if (typeof peer !== "string") return this.forwardedFrom.trustsPeer(peer[0]);
+    return this.allowUnix && (proxy === null || typeof proxy.socketPeer === "string");
   }
 
   /** The client the honoured fields of a trusted peer's request name, or null when they name none. */

@@ -167,7 +167,7 @@ export class ResponseWriter {
       length,
     );
     this.closeConnection = !persist;
-    const connection = connectionField(persist, http10, code, head.hasClose);
+    const connection = connectionField(persist, http10, code);
     const date = head.hasDate ? null : clock.dateHeader();
     this.headersSent = true;
     const bytes = head.encoded(protocol, length, connection, date);

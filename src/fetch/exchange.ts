@@ -51,9 +51,9 @@ export class FetchExchange extends AppExchange implements SendHost {
     super(socket, address);
     this.server = server;
     this.sender = new ResponseSender(this);
-    this.trusted = server.proxies.trusts(address);
-    this.strip = !this.trusted && server.proxies.strip;
     const proxy = this.connection.proxy;
+    this.trusted = server.proxies.trusts(address, proxy);
+    this.strip = !this.trusted && server.proxies.strip;
     this.scheme = proxy !== null && proxyTlsFacts(proxy.header) !== null ? "https" : server.scheme;
   }
 

@@ -50,12 +50,13 @@ export function persists(
 }
 
 /**
- * The Connection field to add: `close` when the connection ends (unless the app said so
- * itself), `keep-alive` to an HTTP/1.0 client that keeps it; none on 101, whose Connection
- * field is the app's (RFC 9110 §7.8).
+ * The Connection field to add: `close` when the connection ends, `keep-alive` to an HTTP/1.0
+ * client that keeps it; none on 101, whose Connection field is the app's (RFC 9110 §7.8). The
+ * app's own Connection field on any other status is left off the wire (http/response), so this
+ * is the one the client reads.
  */
-export function connectionField(persist: boolean, http10: boolean, code: number, appSaidClose: boolean): number {
+export function connectionField(persist: boolean, http10: boolean, code: number): number {
   if (code === 101) return CONNECTION_NONE;
-  if (!persist) return appSaidClose ? CONNECTION_NONE : CONNECTION_CLOSE;
+  if (!persist) return CONNECTION_CLOSE;
   return http10 ? CONNECTION_KEEP_ALIVE : CONNECTION_NONE;
 }

@@ -92,6 +92,24 @@ function badValueChar(v: string): string | null {
   return null;
 }
 
+/**
+ * Whether the server, not the app, writes a field of a `code` response, so the app's is left off
+ * the wire. Connection and its hop-by-hop kin (RFC 9112 §9.6, RFC 9110 §7.6.1) follow the
+ * server's persistence decision (an app's "close" is taken as a wish to close); a 101's
+ * Connection: Upgrade is the app's. A 1xx or 204 has no Content-Length to send (RFC 9110 §8.6).
+ */
+function serverOwned(lower: string, code: number): boolean {
+  switch (lower.length) {
+    case 10:
+      return (lower === "connection" && code !== 101) || lower === "keep-alive";
+    case 14:
+      return lower === "content-length" && (code < 200 || code === 204);
+    case 16:
+      return lower === "proxy-connection";
+  }
+  return false;
+}
+
 /** Whether a Connection header value lists the "close" token. */
 export function hasCloseToken(v: string): boolean {
   for (const t of v.split(",")) if (t.trim().toLowerCase() === "close") return true;
@@ -122,6 +140,8 @@ export class ResponseHead {
   declared = -1;
   hasDate = false;
   hasClose = false;
+  /** Some of the app's fields are the server's to write (serverOwned): the head leaves them out. */
+  omits = false;
   /** The whole encoded head for one protocol, framing, Connection field and Date line. */
   private bytes: Uint8Array | null = null;
   private protocol = "";
@@ -135,7 +155,15 @@ export class ResponseHead {
   private missDate: Uint8Array | null = null;
 
   /** Become the head of a checked status and header list (in place: no allocation). */
-  set(status: string, headers: ResponseHeaders, code: number, declared: number, date: boolean, close: boolean): this {
+  set(
+    status: string,
+    headers: ResponseHeaders,
+    code: number,
+    declared: number,
+    date: boolean,
+    close: boolean,
+    omits: boolean,
+  ): this {
     this.status = status;
     const n = headers.length;
     this.names.length = this.values.length = n;
@@ -151,6 +179,7 @@ export class ResponseHead {
     this.declared = declared;
     this.hasDate = date;
     this.hasClose = close;
+    this.omits = omits;
     this.bytes = this.date = this.missDate = null;
     this.missConnection = -1;
     return this;
@@ -170,7 +199,12 @@ export class ResponseHead {
   /** The status line and fields, Date and the blank line excepted. */
   text(protocol: string, length: number, connection: number): string {
     let s = `${protocol} ${this.fullStatus}\r\n`;
-    for (let i = 0; i < this.names.length; i++) s += `${this.names[i]}: ${this.values[i]}\r\n`;
+    const omits = this.omits;
+    for (let i = 0; i < this.names.length; i++) {
+      const name = this.names[i] as string;
+      if (omits && serverOwned(name.toLowerCase(), this.code)) continue;
+      s += `${name}: ${this.values[i]}\r\n`;
+    }
     return s + framingFields(length, connection);
   }
 
@@ -247,6 +281,7 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
   let declared = -1;
   let date = false;
   let close = false;
+  let omits = false;
   for (let i = 0; i < headers.length; i++) {
     const h: unknown = headers[i];
     if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== "string" || typeof h[1] !== "string") {
@@ -262,10 +297,13 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
         if (name.toLowerCase() === "date") date = true;
         break;
       case 10:
-        if (name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
+      case 16:
+        if (serverOwned(name.toLowerCase(), code)) omits = true;
+        if (name.length === 10 && name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
         break;
       case 14:
         if (name.toLowerCase() === "content-length") {
+          if (serverOwned("content-length", code)) omits = true;
           if (!isDigits(value)) throw new ContractError(`invalid Content-Length ${JSON.stringify(value)}`);
           const n = Number(value);
           if (declared !== -1 && declared !== n) throw new ContractError("conflicting Content-Length headers");
@@ -279,7 +317,7 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
         break;
     }
   }
-  return candidate.set(status, headers, code, declared, date, close);
+  return candidate.set(status, headers, code, declared, date, close, omits);
 }
 
 /** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */

@@ -71,9 +71,9 @@ export class EnvironBuilder {
     this.socket = socket;
     const conn = socket.data;
     this.policy = policy;
-    this.trusted = policy.trusts(address);
-    this.strip = !this.trusted && policy.strip;
     const proxy = conn.proxy;
+    this.trusted = policy.trusts(address, proxy);
+    this.strip = !this.trusted && policy.strip;
     this.peer = proxy === null ? address : proxy.socketPeer;
     this.proxyEnv = proxy === null ? null : { "bunwsgi.proxy": proxy.header, ...proxyEnviron(proxy.header) };
     this.setTimeout = (kind, seconds) => {
