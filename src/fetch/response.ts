@@ -65,10 +65,16 @@ class TrackedResponse extends NativeResponse {
     return tracked(NativeResponse.json(...args), HELD);
   }
 
-  /** Bun's clone, tracked: the same source, but for a stream's, which the clone tees. */
+  /**
+   * Bun's clone, tracked: the same source, but for a stream's, which the clone tees. A stream
+   * that is another Response's body, unread, is that body for both: the tee hands both all of it.
+   */
   override clone(): Response {
-    const source = this[BODY];
+    const own = this[BODY];
+    const source = own instanceof ReadableStream ? unwrap(this, own) : own;
+    if (source !== own) this[BODY] = source;
     const copy = super.clone() as Response;
+    if (source instanceof Wrapped) return tracked(copy, source);
     if (typeof source === "string" || source instanceof ArrayBuffer || ArrayBuffer.isView(source) || source instanceof Blob) {
       return tracked(copy, source);
     }
@@ -76,6 +82,28 @@ class TrackedResponse extends NativeResponse {
   }
 }
 Object.defineProperty(TrackedResponse, "name", { value: "Response" });
+
+/** The source of the Response a stream was first handed out by, which a Response made around the stream sends. */
+class Wrapped {
+  readonly source: unknown;
+  constructor(source: unknown) {
+    this.source = source;
+  }
+}
+
+/**
+ * `stream`, the body of `res`, as the source of the tracked Response that first handed it out,
+ * when that holds its body whole and nobody has read from the stream (Bun.serve sends such a
+ * stream as the Blob it came from); else `stream` itself.
+ */
+function unwrap(res: Response, stream: ReadableStream): unknown {
+  const origin = ORIGINS.get(stream);
+  if (origin === undefined || origin === res || !(BODY in origin)) return stream;
+  const inner = (origin as TrackedResponse)[BODY];
+  if (inner === null || inner === undefined || inner instanceof ReadableStream) return stream;
+  if (stream.locked || (stream as unknown as Record<symbol, unknown>)[DISTURBED] === true) return stream;
+  return inner instanceof Wrapped ? inner : new Wrapped(inner);
+}
 
 /** A Response made by Bun (a static, a clone) as a TrackedResponse of `source`. */
 function tracked(res: Response, source: unknown): Response {
@@ -179,22 +207,9 @@ export class ResponseSender {
    * application/octet-stream.
    */
   private sendOther(res: Response, headers: FieldList, given: unknown): void | Promise<void> {
-    let source = given;
-    let wrapped = false;
-    if (source instanceof ReadableStream) {
-      const origin = ORIGINS.get(source);
-      const inner = origin !== undefined && origin !== res && BODY in origin ? (origin as TrackedResponse)[BODY] : null;
-      if (
-        inner !== null &&
-        inner !== undefined &&
-        !(inner instanceof ReadableStream) &&
-        !source.locked &&
-        (source as unknown as Record<symbol, unknown>)[DISTURBED] !== true
-      ) {
-        source = inner;
-        wrapped = true;
-      }
-    }
+    let source = given instanceof ReadableStream ? unwrap(res, given) : given;
+    const wrapped = source instanceof Wrapped;
+    if (wrapped) source = (source as Wrapped).source;
     const content = hasContent(res.status);
     if (source instanceof Blob) {
       if (content) defaultType(headers, blobType(source));
@@ -208,11 +223,13 @@ export class ResponseSender {
       return this.sendWhole(res, headers, bytes, len);
     }
     if (wrapped || isHeld(source)) {
+      // Response.json's body is text without a type of its own; a FormData's or URLSearchParams' has its type.
+      const typed = source !== HELD;
       const pending = res.blob();
       const blob = Bun.peek(pending);
       return blob instanceof Promise
-        ? pending.then((b) => this.sendHeld(res, headers, b))
-        : this.sendHeld(res, headers, blob as Blob);
+        ? pending.then((b) => this.sendHeld(res, headers, b, typed))
+        : this.sendHeld(res, headers, blob as Blob, typed);
     }
     // A stream, an async iterable, or a Response made before tracking: read its body.
     if (this.start(res, headers) === RESET_CONTENT) return this.resetContent(res);
@@ -221,9 +238,12 @@ export class ResponseSender {
     return this.next(reader.read(), true);
   }
 
-  /** A body Bun held whole, handed over as `blob`: its bytes sized, with the Blob's type if the Response has none. */
-  private sendHeld(res: Response, headers: FieldList, blob: Blob): void | Promise<void> {
-    if (blob.size !== 0 && hasContent(res.status)) defaultType(headers, blob.type !== "" ? blob.type : OCTET_STREAM);
+  /**
+   * A body Bun held whole, handed over as `blob`: its bytes sized; if the Response has no type,
+   * the Blob's when the body has one of its own (`typed`), else application/octet-stream.
+   */
+  private sendHeld(res: Response, headers: FieldList, blob: Blob, typed: boolean): void | Promise<void> {
+    if (blob.size !== 0 && hasContent(res.status)) defaultType(headers, typed && blob.type !== "" ? blob.type : OCTET_STREAM);
     const pending = blob.bytes();
     const bytes = Bun.peek(pending);
     if (bytes instanceof Promise) return pending.then((b) => this.sendWhole(res, headers, b, b.length));
