@@ -176,26 +176,27 @@ export class ResponseSender {
       throw new ContractError(`the fetch handler must return a Response, got ${describe(res)}`);
     if (res.bodyUsed) throw new ContractError("the fetch handler returned a Response whose body was already read");
     const headers = fieldsOf(res.headers);
+    const status = res.status;
     const source = BODY in res ? (res as TrackedResponse)[BODY] : res.body;
     // Bun.serve's default type for a string or bytes body, added before the head is checked, so
     // a repeated head is found in the cache; none for an empty body, nor where no content
     // belongs (204, 205, 304: RFC 9110 §8.3, a type describes content).
     if (typeof source === "string") {
-      if (source !== "" && hasContent(res.status)) defaultType(headers, TEXT_PLAIN);
-      return this.sendWhole(res, headers, source, chunkLength(source));
+      if (source !== "" && hasContent(status)) defaultType(headers, TEXT_PLAIN);
+      return this.sendWhole(res, status, headers, source, chunkLength(source));
     }
     if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
       const bytes = source instanceof Uint8Array ? source : toBytes(source as ArrayBuffer | ArrayBufferView);
-      if (bytes.length !== 0 && hasContent(res.status)) defaultType(headers, OCTET_STREAM);
-      return this.sendWhole(res, headers, bytes, bytes.length);
+      if (bytes.length !== 0 && hasContent(status)) defaultType(headers, OCTET_STREAM);
+      return this.sendWhole(res, status, headers, bytes, bytes.length);
     }
     if (source === null || source === undefined) {
-      if (this.start(res, headers) === RESET_CONTENT) return this.resetContent(res);
+      if (this.start(res, status, headers) === RESET_CONTENT) return this.resetContent(res);
       // A HEAD answer without a body says nothing of the GET's length (RFC 9110 §9.3.2).
       this.host.response.sized = this.host.command === "HEAD" ? -1 : 0;
       return this.end();
     }
-    return this.sendOther(res, headers, source);
+    return this.sendOther(res, status, headers, source);
   }
 
   /**
@@ -206,21 +207,21 @@ export class ResponseSender {
    * sends it as the Blob it came from), with the type Bun.serve gives it: the Blob's, else
    * application/octet-stream.
    */
-  private sendOther(res: Response, headers: FieldList, given: unknown): void | Promise<void> {
+  private sendOther(res: Response, status: number, headers: FieldList, given: unknown): void | Promise<void> {
     let source = given instanceof ReadableStream ? unwrap(res, given) : given;
     const wrapped = source instanceof Wrapped;
     if (wrapped) source = (source as Wrapped).source;
-    const content = hasContent(res.status);
+    const content = hasContent(status);
     if (source instanceof Blob) {
       if (content) defaultType(headers, blobType(source));
-      if (this.start(res, headers) === RESET_CONTENT) return this.resetContent(res);
+      if (this.start(res, status, headers) === RESET_CONTENT) return this.resetContent(res);
       return this.sendBlob(openBlob(source), this.headOnly);
     }
     if (wrapped && (typeof source === "string" || source instanceof ArrayBuffer || ArrayBuffer.isView(source))) {
       const bytes = typeof source === "string" ? source : toBytes(source as ArrayBuffer | ArrayBufferView);
       const len = chunkLength(bytes);
       if (content && len !== 0) defaultType(headers, OCTET_STREAM);
-      return this.sendWhole(res, headers, bytes, len);
+      return this.sendWhole(res, status, headers, bytes, len);
     }
     if (wrapped || isHeld(source)) {
       // Response.json's body is text without a type of its own; a FormData's or URLSearchParams' has its type.
@@ -228,11 +229,11 @@ export class ResponseSender {
       const pending = res.blob();
       const blob = Bun.peek(pending);
       return blob instanceof Promise
-        ? pending.then((b) => this.sendHeld(res, headers, b, typed))
-        : this.sendHeld(res, headers, blob as Blob, typed);
+        ? pending.then((b) => this.sendHeld(res, status, headers, b, typed))
+        : this.sendHeld(res, status, headers, blob as Blob, typed);
     }
     // A stream, an async iterable, or a Response made before tracking: read its body.
-    if (this.start(res, headers) === RESET_CONTENT) return this.resetContent(res);
+    if (this.start(res, status, headers) === RESET_CONTENT) return this.resetContent(res);
     const reader: Reader = (res.body as ReadableStream<Chunk>).getReader();
     this.reader = reader;
     return this.next(reader.read(), true);
@@ -242,19 +243,19 @@ export class ResponseSender {
    * A body Bun held whole, handed over as `blob`: its bytes sized; if the Response has no type,
    * the Blob's when the body has one of its own (`typed`), else application/octet-stream.
    */
-  private sendHeld(res: Response, headers: FieldList, blob: Blob, typed: boolean): void | Promise<void> {
-    if (blob.size !== 0 && hasContent(res.status)) defaultType(headers, typed && blob.type !== "" ? blob.type : OCTET_STREAM);
+  private sendHeld(res: Response, status: number, headers: FieldList, blob: Blob, typed: boolean): void | Promise<void> {
+    if (blob.size !== 0 && hasContent(status)) defaultType(headers, typed && blob.type !== "" ? blob.type : OCTET_STREAM);
     const pending = blob.bytes();
     const bytes = Bun.peek(pending);
-    if (bytes instanceof Promise) return pending.then((b) => this.sendWhole(res, headers, b, b.length));
-    return this.sendWhole(res, headers, bytes as Uint8Array, (bytes as Uint8Array).length);
+    if (bytes instanceof Promise) return pending.then((b) => this.sendWhole(res, status, headers, b, b.length));
+    return this.sendWhole(res, status, headers, bytes as Uint8Array, (bytes as Uint8Array).length);
   }
 
   /** The head is decided: the status and fields checked, the framing's facts known. Returns the status code. */
-  private start(res: Response, headers: FieldList): number {
+  private start(res: Response, status: number, headers: FieldList): number {
     const host = this.host;
     const response = host.response;
-    const code = response.accept(statusOf(res.status, res.statusText), headers, false);
+    const code = response.accept(statusOf(status, res.statusText), headers, false);
     if (headers.closes) response.closeConnection = true;
     this.headOnly = host.command === "HEAD" || bodiless(code);
     this.active = true;
@@ -268,8 +269,8 @@ export class ResponseSender {
     this.end();
   }
 
-  private sendWhole(res: Response, headers: FieldList, chunk: Chunk, len: number): void {
-    if (this.start(res, headers) === RESET_CONTENT) {
+  private sendWhole(res: Response, status: number, headers: FieldList, chunk: Chunk, len: number): void {
+    if (this.start(res, status, headers) === RESET_CONTENT) {
       this.resetContent(res);
       return;
     }
