@@ -205,6 +205,10 @@ const CASES: Case[] = [
   { name: "a ReadableStream with many chunks at hand is sized", make: () => new Response(once("one", "two", "three")) },
   { name: "an empty ReadableStream is sized 0", make: () => new Response(once()) },
   {
+    name: "a ReadableStream with one chunk at hand larger than what is gathered is sized",
+    make: () => new Response(once("z".repeat(5 * 1024 * 1024))),
+  },
+  {
     name: "a ReadableStream that makes us wait is chunked",
     make: () => new Response(later("a", "bb", "ccc")),
   },

@@ -344,8 +344,9 @@ export class ResponseSender {
         held.push(chunk);
         total += chunkLength(chunk);
         pending = (this.reader as Reader).read();
-        if (total > SIZED_STREAM_LIMIT) break;
         peeked = Bun.peek(pending);
+        // Past the limit, gather no more; a stream that ends here is still sized.
+        if (total > SIZED_STREAM_LIMIT && !(peeked instanceof Promise) && !(peeked as Step).done) break;
       }
       if (headOnly) {
         // Its length is not known without waiting for the app: the head says nothing of it.
