@@ -113,6 +113,18 @@ const CASES: Case[] = [
     why: FILE_RANGES,
   },
   {
+    name: "a Blob from another Response's blob() is sized under that Response's type",
+    make: async () => new Response(await new Response("from blob()").blob()),
+    ours: { "accept-ranges": "bytes" },
+    why: FILE_RANGES,
+  },
+  {
+    name: "a Blob from Response.json()'s blob() is sized under the JSON type",
+    make: async () => new Response(await Response.json({ j: 1 }).blob()),
+    ours: { "accept-ranges": "bytes" },
+    why: FILE_RANGES,
+  },
+  {
     name: "an empty untyped Blob has no Content-Type",
     make: () => new Response(new Blob([])),
     ours: { "accept-ranges": "bytes" },
