@@ -159,6 +159,17 @@ const CASES: Case[] = [
   { name: "clone() of a bytes Response is sized", make: () => new Response(enc("abc")).clone() as Response },
   { name: "clone() of Response.json() is sized", make: () => Response.json({ c: 1 }).clone() as Response },
   {
+    name: "clone() of a FormData Response is sized under its multipart type",
+    make: () => new Response(form()).clone() as Response,
+  },
+  {
+    name: "clone() of a Response made around another's body is sized",
+    make: () => {
+      const r = new Response("inner", { headers: { "x-c": "1" } });
+      return new Response(r.body, r).clone() as Response;
+    },
+  },
+  {
     name: "clone() of a stream Response is sized when the stream is at hand",
     make: () => new Response(once("x")).clone() as Response,
   },

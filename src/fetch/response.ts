@@ -74,11 +74,16 @@ class TrackedResponse extends NativeResponse {
     const source = own instanceof ReadableStream ? unwrap(this, own) : own;
     if (source !== own) this[BODY] = source;
     const copy = super.clone() as Response;
-    if (source instanceof Wrapped) return tracked(copy, source);
-    if (typeof source === "string" || source instanceof ArrayBuffer || ArrayBuffer.isView(source) || source instanceof Blob) {
-      return tracked(copy, source);
-    }
-    return tracked(copy, source === null || source === undefined ? null : isHeld(source) ? HELD : copy.body);
+    const same =
+      source === null ||
+      source === undefined ||
+      typeof source === "string" ||
+      source instanceof ArrayBuffer ||
+      ArrayBuffer.isView(source) ||
+      source instanceof Blob ||
+      source instanceof Wrapped ||
+      isHeld(source);
+    return tracked(copy, same ? source : copy.body);
   }
 }
 Object.defineProperty(TrackedResponse, "name", { value: "Response" });
