@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createPrivateKey } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Proc } from "./binary.ts";
@@ -48,6 +48,16 @@ function expectErrors(toml: string, errors: string[], args: string[] = []): void
   const r = check(toml, args);
   expect(r.stderr).toBe(invalid(r.file, ...errors.map((e) => e.replaceAll("D/", `${r.d}/`))));
   expect(r.code).toBe(2);
+}
+
+/** The start (`bun src/cli.ts --config FILE`) of a config it refuses: exit code and stderr; as `user` (setpriv) when given. */
+function start(file: string, asUser: string[] = []): { code: number | null; stderr: string } {
+  const p = Bun.spawnSync([...asUser, process.execPath, join(root, "src/cli.ts"), "--config", file], {
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: 15_000,
+  });
+  return { code: p.exitCode, stderr: p.stderr.toString() };
 }
 
 const WORKERS = "has no effect without workers (workers = 0: this process serves alone)";
@@ -304,6 +314,18 @@ describe("TLS files are read and tried before any listener, each problem naming 
     ]);
   });
 
+  test('a CA file with client_auth = "none" does nothing, so it is an error; the start refuses it alike', () => {
+    const why = 'has no effect without tls.client_auth "request" or "require" (it is "none": no client certificate is asked for)';
+    expectErrors(tls('cert = "C/srv.pem"\nkey = "C/srv.key"\nca = "C/srv.pem"\n'), [`F:5: tls.ca: ${why}`]);
+    expectErrors(tls('cert = "C/srv.pem"\nkey = "C/srv.key"\nca = "C/srv.pem"\nclient_auth = "none"\n'), [`F:5: tls.ca: ${why}`]);
+    const { file } = site(tls('cert = "C/srv.pem"\nkey = "C/srv.key"\nca = "C/srv.pem"\n'));
+    const refused = start(file);
+    expect([refused.code, refused.stderr]).toEqual([
+      2,
+      `bunwsgi: cannot start: configuration is invalid:\n  ${file}:5: tls.ca: ${why}\n`,
+    ]);
+  });
+
   test("a certificate outside its dates is a warning in check, with the file and the dates", () => {
     const r = check(tls('cert = "C/expired.pem"\nkey = "C/dated.key"\nca = "C/future.pem"\nclient_auth = "request"\n'));
     expect(r.stderr).toBe(
@@ -342,4 +364,159 @@ describe("TLS files are read and tried before any listener, each problem naming 
       "cannot serve TLS on 127.0.0.1:0: tls.cert, tls.key, tls.passphrase, tls.ca or tls.ciphers is not usable (error:",
     );
   });
+});
+
+describe("check refuses what the start would fail at, and the start refuses it the same way", () => {
+  const once =
+    'a port is listened on once per address, and "[::]" covers every address of both families, "0.0.0.0" every IPv4 one';
+  // A private /etc/hosts in a mount namespace of its own, so what a name resolves to is known.
+  const namespaces = process.getuid?.() === 0 && Bun.spawnSync(["unshare", "-m", "true"], { stderr: "ignore" }).exitCode === 0;
+  /** `bun src/cli.ts ARGS --config FILE` with /etc/hosts as `hosts` says. */
+  const withHosts = (hosts: string, args: string[], file: string): { code: number | null; stderr: string } => {
+    const path = join(dir, `hosts${n++}`);
+    writeFileSync(path, hosts);
+    const p = Bun.spawnSync(
+      [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        'mount --bind "$0" /etc/hosts && exec "$@"',
+        path,
+        process.execPath,
+        join(root, "src/cli.ts"),
+        ...args,
+        "--config",
+        file,
+      ],
+      { stdout: "pipe", stderr: "pipe", timeout: 15_000 },
+    );
+    return { code: p.exitCode, stderr: p.stderr.toString() };
+  };
+
+  test.skipIf(!namespaces)(
+    "binds compared by the address each is bound at: a host name as it resolves, a wildcard over its family; metrics_bind too",
+    () => {
+      const hosts = "127.0.0.1 localhost\n127.0.0.1 web\n";
+      const { file } = site(
+        'app = "app.ts"\nbind = [\n  "localhost:18880",\n  "web:18880",\n  "0.0.0.0:18881",\n  "127.0.0.1:18881",\n]\nmetrics_bind = "localhost:18881"\n',
+      );
+      const errors = [
+        `${file}:4: bind: "web:18880" takes the same socket as "localhost:18880" (${file}:3) (web is 127.0.0.1 here, localhost is 127.0.0.1 here): ${once}`,
+        `${file}:6: bind: "127.0.0.1:18881" takes the same socket as "0.0.0.0:18881" (${file}:5): ${once}`,
+        `${file}:8: metrics_bind: "localhost:18881" takes the same socket as bind "0.0.0.0:18881" (${file}:5) (localhost is 127.0.0.1 here): the metrics page needs an address and port of its own; ${once}`,
+        `${file}:8: metrics_bind: "localhost:18881" takes the same socket as bind "127.0.0.1:18881" (${file}:6) (localhost is 127.0.0.1 here): the metrics page needs an address and port of its own; ${once}`,
+      ];
+      expect(withHosts(hosts, ["check"], file)).toEqual({
+        code: 2,
+        stderr: `bunwsgi: configuration is invalid:\n  ${errors.join("\n  ")}\n`,
+      });
+      // Without the rule, the second bind of the port fails at the start with EADDRINUSE.
+      const two = site('app = "app.ts"\nbind = ["localhost:18882", "127.0.0.1:18882"]\n').file;
+      expect(withHosts(hosts, [], two)).toEqual({
+        code: 2,
+        stderr: `bunwsgi: cannot start: configuration is invalid:\n  ${two}:2: bind: "127.0.0.1:18882" takes the same socket as "localhost:18882" (${two}:2) (localhost is 127.0.0.1 here): ${once}\n`,
+      });
+    },
+  );
+
+  test.skipIf(!namespaces)(
+    "a host name with several addresses is refused: Bun.listen binds the first IPv6 one alone, so the others would not be served",
+    () => {
+      const hosts = "127.0.0.1 localhost\n::1 localhost\n";
+      const { file } = site('app = "app.ts"\nbind = "localhost:18883"\nmetrics_bind = "localhost:18884"\n');
+      const why =
+        "localhost resolves to ::1 and 127.0.0.1, and Bun.listen binds one address per listener (the first IPv6 one, else the first IPv4 one: here ::1), so clients of 127.0.0.1 would not be served";
+      const errors = [
+        `${file}:2: bind: "localhost:18883": ${why}: list each address to serve as a bind of its own: "[::1]:18883", "127.0.0.1:18883"`,
+        `${file}:3: metrics_bind: "localhost:18884": ${why}: name the address to serve, such as "[::1]:18884"`,
+      ];
+      expect(withHosts(hosts, ["check"], file)).toEqual({
+        code: 2,
+        stderr: `bunwsgi: configuration is invalid:\n  ${errors.join("\n  ")}\n`,
+      });
+      expect(withHosts(hosts, [], file)).toEqual({
+        code: 2,
+        stderr: `bunwsgi: cannot start: configuration is invalid:\n  ${errors.join("\n  ")}\n`,
+      });
+    },
+  );
+
+  test("an address that is not this host's, tried without taking a port", () => {
+    const why =
+      "192.0.2.1 is not an address of this host: bind one of its addresses (`ip -brief address`), 127.0.0.1 for this host only, or 0.0.0.0 for all";
+    expectErrors('app = "app.ts"\nbind = "192.0.2.1:18885"\nmetrics_bind = "192.0.2.1:18886"\n', [
+      `F:2: bind: "192.0.2.1:18885": ${why}`,
+      `F:3: metrics_bind: "192.0.2.1:18886": ${why}`,
+    ]);
+  });
+
+  test("a unix: bind whose folder is missing, a path that is a file, a path longer than a socket's", () => {
+    const long = `unix:${"x".repeat(120)}.sock`;
+    const { d } = site("");
+    writeFileSync(join(d, "file"), "");
+    const r = check(`app = "app.ts"\nbind = [\n  "unix:${d}/nodir/s.sock",\n  "unix:${d}/file",\n  "${long}",\n]\n`);
+    const longPath = `${r.d}/${"x".repeat(120)}.sock`;
+    expect(r.stderr).toBe(
+      invalid(
+        r.file,
+        `F:3: bind: "unix:${d}/nodir/s.sock": folder ${d}/nodir does not exist: create it before the start (under systemd, RuntimeDirectory= makes one in /run)`,
+        `F:4: bind: "unix:${d}/file": ${d}/file exists and is not a socket: the start will not remove it`,
+        `F:5: bind: "unix:${longPath}": the path is ${Buffer.byteLength(longPath)} bytes and a unix socket path can have at most 107: use a shorter one`,
+      ),
+    );
+    expect(r.code).toBe(2);
+    const refused = start(site(`app = "app.ts"\nbind = "unix:${d}/nodir/s.sock"\n`).file);
+    expect(refused.stderr).toContain(`bind: "unix:${d}/nodir/s.sock": folder ${d}/nodir does not exist`);
+    expect(refused.code).toBe(2);
+  });
+
+  const setpriv = process.getuid?.() === 0 && Bun.spawnSync(["setpriv", "--version"], { stdout: "ignore" }).exitCode === 0;
+  test.skipIf(!setpriv)(
+    "as a user that is not root: a port below 1024, folders it cannot write, a log it cannot write, a group it is not in",
+    () => {
+      const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+      chmodSync(dir, 0o755);
+      const { d, file } = site("");
+      writeFileSync(join(d, "root.log"), "");
+      chmodSync(join(d, "root.log"), 0o644);
+      writeFileSync(
+        file,
+        'app = "app.ts"\nbind = ["127.0.0.1:80", "unix:s.sock"]\nunix_socket_group = "root"\nmetrics_bind = "127.0.0.1:81"\npidfile = "x.pid"\n[log]\naccess = "root.log"\n',
+      );
+      const low = (port: number): string =>
+        `port ${port} is below 1024 (net.ipv4.ip_unprivileged_port_start), and this user (uid 65534) has neither root nor CAP_NET_BIND_SERVICE: give it that capability (AmbientCapabilities=CAP_NET_BIND_SERVICE in systemd), let systemd open the socket (bind = "fd://3"), or listen on a port from 1024 behind a proxy`;
+      const errors = [
+        `${file}:2: bind: "127.0.0.1:80": ${low(80)}`,
+        `${file}:2: bind: "unix:${d}/s.sock": this user (uid 65534) cannot create files in ${d}: make the folder writable for it or bind elsewhere`,
+        `${file}:3: unix_socket_group: "root": this user (uid 65534) is not root and not a member of group 0, so it cannot give its socket files that group`,
+        `${file}:4: metrics_bind: "127.0.0.1:81": ${low(81)}`,
+        `${file}:5: pidfile: this user (uid 65534) cannot create files in ${d}`,
+        `${file}:7: log.access: ${d}/root.log is not writable by this user (uid 65534)`,
+      ];
+      const p = Bun.spawnSync([...nobody, process.execPath, join(root, "src/cli.ts"), "check", "--config", file], {
+        cwd: d,
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(p.stderr.toString()).toBe(`bunwsgi: configuration is invalid:\n  ${errors.join("\n  ")}\n`);
+      expect(p.exitCode).toBe(2);
+      // Each alone gets past check without the rules, and the start then fails: the port, say.
+      const refused = start(site('app = "app.ts"\nbind = "127.0.0.1:80"\n').file, nobody);
+      expect(refused.stderr).toContain(`bind: "127.0.0.1:80": ${low(80)}`);
+      expect(refused.code).toBe(2);
+    },
+  );
+
+  test("a backlog the sockets do not get is the same warning from check and in the start's error log", async () => {
+    const r = check('app = "app.ts"\nbind = "127.0.0.1:0"\nbacklog = 1024\n');
+    const warning = `${r.file}:3: backlog: 1024 is not applied: Bun.listen always asks for 512, whatever is set; the sockets' backlog is 512`;
+    expect([r.code, r.stderr]).toEqual([0, `bunwsgi: warning: ${warning}\nbunwsgi: configuration is valid\n`]);
+    const p = new Proc([join(root, "src/cli.ts"), "--config", r.file], r.d, process.execPath);
+    await p.waitFor("listening on http://");
+    p.kill("SIGTERM");
+    expect(await p.exit()).toBe(0);
+    expect(p.stderr).toContain(`[WARNING] bunwsgi: ${warning}\n`);
+    expect(p.stderr.match(/not applied/g)?.length).toBe(1);
+  }, 20_000);
 });

@@ -30,7 +30,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "ADDR",
     reload: false,
     example: '["[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
-    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. `[::]:port` takes IPv4 connections too (Bun binds it dual-stack), so it cannot be listed beside `0.0.0.0:port`; two binds (or `metrics_bind`) that would take the same socket are an error. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
+    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. `[::]:port` takes IPv4 connections too (Bun binds it dual-stack), so it cannot be listed beside `0.0.0.0:port`; two binds (or `metrics_bind`) that would take the same socket are an error, compared by the address each is bound at. A host name is resolved once, as Bun.listen resolves it (getaddrinfo), and bound at one address, the first IPv6 one else the first IPv4 one: a name with several addresses (`localhost` may be `::1` and `127.0.0.1`) is an error, as the others would not be served; list each address instead. `bunwsgi check` also refuses, for the user who runs it, an address that is not this host\'s, a port below `net.ipv4.ip_unprivileged_port_start` without root or CAP_NET_BIND_SERVICE, and a `unix:` path whose folder is missing or not writable. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
   },
   {
     key: "unix_socket_mode",
@@ -61,7 +61,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "N",
     reload: false,
     example: "512",
-    doc: "Listen backlog. Bun.listen's is fixed at 512: another value is reported at start, not silently dropped.",
+    doc: "Listen backlog. Bun.listen's is fixed at 512, and the kernel grants at most `net.core.somaxconn`: a value other than what the sockets get is a warning from `bunwsgi check` and at start (the same one), not silently dropped.",
   },
   {
     key: "spawn",
@@ -238,8 +238,8 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "FILE",
     reload: false,
     example: '"/etc/bunwsgi/clients-ca.pem"',
-    needs: ["tls"],
-    doc: "CA certificates (PEM) that client certificates must chain to; needed by `client_auth`.",
+    needs: ["tls", "client_auth"],
+    doc: "CA certificates (PEM) that client certificates must chain to; needed by `client_auth` `request` or `require`, and of no use (an error) with `none`, where no client certificate is asked for.",
   },
   {
     key: "tls.passphrase",
@@ -268,7 +268,7 @@ export const SERVER_ROWS: readonly Row[] = [
     choices: ["none", "request", "require"],
     metavar: "MODE",
     reload: false,
-    example: '"none"',
+    example: '"request"',
     needs: ["tls"],
     doc: "Client certificates: `none`; `request` (asked for, optional); `require` (a client without one that verifies against `tls.ca` is refused). A verified certificate's subject is environ `SSL_CLIENT_S_DN`.",
   },

@@ -1,8 +1,19 @@
-/** @module config/rules — what is checked once every value is in: settings set where what they need is absent (they would have no effect), settings that contradict each other, and the files a config names. */
+/** @module config/rules — what is checked once every value is in: settings set where what they need is absent (they would have no effect), settings that contradict each other, the files a config names, and what the host must give its listeners (config/host asks it) — one judgement for `bunwsgi check` and the start. */
 
 import { type Address, PROXY_OVER_TLS, parseListener } from "../engine/listeners.ts";
+import { parseIP } from "../http/address.ts";
 import { overlap } from "./binds.ts";
-import { groupId, isDirectory, readProblem, writeProblem } from "./files.ts";
+import { groupId, readProblem, writeProblem } from "./files.ts";
+import {
+  addressProblem,
+  backlogProblem,
+  boundAddress,
+  groupProblem,
+  portProblem,
+  type Resolved,
+  resolveHost,
+  unixProblem,
+} from "./host.ts";
 import type { Config } from "./resolve.ts";
 import type { Need } from "./setting.ts";
 import { SETTINGS } from "./settings.ts";
@@ -31,6 +42,10 @@ const NEEDS: Readonly<Record<Need, { met: (c: Config) => boolean; without: strin
   },
   // Either one will do: the other missing is an error of its own.
   tls: { met: (c) => c.str("tls.cert") !== null || c.str("tls.key") !== null, without: "tls.cert and tls.key" },
+  client_auth: {
+    met: (c) => c.str("tls.client_auth") !== "none",
+    without: 'tls.client_auth "request" or "require" (it is "none": no client certificate is asked for)',
+  },
   wsgi_app: { met: (c) => c.str("app_kind") !== "fetch", without: 'a WSGI app (app_kind is "fetch")' },
   access_log: { met: (c) => !c.list("log.access").includes("none"), without: 'an access log (log.access is "none")' },
   error_log: { met: (c) => !c.list("log.error").includes("none"), without: 'an error log (log.error is "none")' },
@@ -63,6 +78,38 @@ export function needErrors(c: Config): string[] {
 const MiB = 1024 * 1024;
 const ONCE = 'a port is listened on once per address, and "[::]" covers every address of both families, "0.0.0.0" every IPv4 one';
 const bytes = (n: number): string => `${n} bytes (${Number((n / MiB).toFixed(1))} MiB)`;
+
+/** Each config's host names and what they resolve to: resolved once per config, for every rule that asks. */
+const resolved = new WeakMap<Config, Map<string, Resolved | null>>();
+
+/** What `host` resolves to (config/host's resolveHost), asked once per config. */
+function resolutionOf(c: Config, host: string): Resolved | null {
+  let names = resolved.get(c);
+  if (names === undefined) {
+    names = new Map();
+    resolved.set(c, names);
+  }
+  if (!names.has(host)) names.set(host, resolveHost(host));
+  return names.get(host) ?? null;
+}
+
+/** The address Bun.listen binds for `host`. */
+const addressOf = (c: Config, host: string): string | null => boundAddress(resolutionOf(c, host));
+
+/** A TCP listener with its host replaced by the address it is bound at (a name that does not resolve stays as written). */
+const atAddress = (c: Config, a: Address): Address =>
+  a.unix !== null || a.fd >= 0 ? a : { ...a, hostname: addressOf(c, a.hostname) ?? a.hostname };
+
+/** What the host names among `specs` are here (" (localhost is 127.0.0.1 here)"), so a clash between different texts is plain. */
+function named(c: Config, ...specs: string[]): string {
+  const names = new Set<string>();
+  for (const spec of specs) {
+    const a = parseListener(spec);
+    if (a.unix === null && a.fd < 0 && parseIP(a.hostname) === null) names.add(a.hostname);
+  }
+  const said = [...names].map((n) => `${n} is ${addressOf(c, n) ?? "unresolved"} here`);
+  return said.length === 0 ? "" : ` (${said.join(", ")})`;
+}
 
 /** Settings whose values contradict each other, or a list that names one thing twice. */
 export function conflictErrors(c: Config): string[] {
@@ -100,23 +147,24 @@ export function conflictErrors(c: Config): string[] {
       if (v.indexOf(x) < i) out.push(`${c.whereItem(s.key, i)}: ${s.key}: ${JSON.stringify(x)} is listed twice`);
     });
   }
-  // The same bind twice is "listed twice" above; these differ in their text or options.
+  // The same bind twice is "listed twice" above; these differ in their text or options. Compared
+  // by the address each is bound at: a host name as what it resolves to, once.
   const list = c.list("bind");
-  const addresses = binds(c);
+  const addresses = binds(c).map((a) => atAddress(c, a));
   addresses.forEach((a, i) => {
     const j = addresses.findIndex((b, k) => k < i && list[k] !== list[i] && overlap(a, b));
     if (j < 0) return;
     out.push(
-      `${c.whereItem("bind", i)}: bind: ${JSON.stringify(list[i])} takes the same socket as ${JSON.stringify(list[j])} (${c.whereItem("bind", j)}): ${ONCE}`,
+      `${c.whereItem("bind", i)}: bind: ${JSON.stringify(list[i])} takes the same socket as ${JSON.stringify(list[j])} (${c.whereItem("bind", j)})${named(c, list[i] as string, list[j] as string)}: ${ONCE}`,
     );
   });
   const metrics = c.str("metrics_bind");
   if (metrics !== null) {
-    const m = parseListener(metrics);
+    const m = atAddress(c, parseListener(metrics));
     addresses.forEach((a, i) => {
       if (!overlap(m, a)) return;
       out.push(
-        `${c.where("metrics_bind")}: metrics_bind: ${JSON.stringify(metrics)} takes the same socket as bind ${JSON.stringify(list[i])} (${c.whereItem("bind", i)}): the metrics page needs an address and port of its own; ${ONCE}`,
+        `${c.where("metrics_bind")}: metrics_bind: ${JSON.stringify(metrics)} takes the same socket as bind ${JSON.stringify(list[i])} (${c.whereItem("bind", i)})${named(c, metrics, list[i] as string)}: the metrics page needs an address and port of its own; ${ONCE}`,
       );
     });
   }
@@ -173,9 +221,12 @@ export function fileErrors(c: Config): string[] {
     });
   }
   const group = c.str("unix_socket_group");
-  if (group !== null && groupId(group) === null) {
+  const gid = group === null ? null : groupId(group);
+  if (group !== null && gid === null) {
     out.push(`${c.where("unix_socket_group")}: unix_socket_group: no group ${JSON.stringify(group)} on this host`);
   }
+  const groupWhy = gid === null || !binds(c).some((a) => a.unix !== null) ? null : groupProblem(gid);
+  if (groupWhy !== null) out.push(`${c.where("unix_socket_group")}: unix_socket_group: ${JSON.stringify(group)}: ${groupWhy}`);
   const pidfile = c.str("pidfile");
   const pidProblem = pidfile === null ? null : writeProblem(pidfile);
   if (pidProblem !== null) out.push(`${c.where("pidfile")}: pidfile: ${pidProblem}`);
@@ -185,10 +236,61 @@ export function fileErrors(c: Config): string[] {
       if (problem !== null) out.push(`${c.whereItem(key, i)}: ${key}: ${problem}`);
     });
   }
-  // Not its folder: a service manager may make that just before the start (RuntimeDirectory=).
-  binds(c).forEach((a, i) => {
-    if (a.unix !== null && isDirectory(a.unix))
-      out.push(`${c.whereItem("bind", i)}: bind: ${a.unix} is a directory, not a socket`);
-  });
+  out.push(...listenErrors(c));
   return out;
+}
+
+/**
+ * What would stop a listener from being bound at the start, as far as this host and user can
+ * tell before it: a host name that does not resolve, or resolves to several addresses of which
+ * Bun.listen binds one; an address that is not this host's; a port this user may not bind; a
+ * unix socket it cannot create. Not a port in use: that may be this very server, still running.
+ */
+function listenErrors(c: Config): string[] {
+  const out: string[] = [];
+  const tcp = (where: string, key: string, spec: string, a: Address): void => {
+    const fail = (why: string): number => out.push(`${where}: ${key}: ${JSON.stringify(spec)}: ${why}`);
+    const r = resolutionOf(c, a.hostname);
+    if (r !== null && "error" in r) {
+      fail(`the host name ${a.hostname} does not resolve (${r.error}): use an address, or a name this host resolves`);
+      return;
+    }
+    if (r !== null && r.addresses.length > 1) {
+      const ips = r.addresses.map((x) => x.ip);
+      const chosen = addressOf(c, a.hostname) as string;
+      const spec = (ip: string): string => JSON.stringify(ip.includes(":") ? `[${ip}]:${a.port}` : `${ip}:${a.port}`);
+      const left = ips.filter((ip) => ip !== chosen);
+      const instead =
+        key === "bind"
+          ? `list each address to serve as a bind of its own: ${ips.map(spec).join(", ")}`
+          : `name the address to serve, such as ${spec(chosen)}`;
+      fail(
+        `${a.hostname} resolves to ${and(ips)}, and Bun.listen binds one address per listener (the first IPv6 one, else the first IPv4 one: here ${chosen}), so clients of ${and(left)} would not be served: ${instead}`,
+      );
+      return;
+    }
+    const ip = addressOf(c, a.hostname);
+    const problem = (ip === null ? null : addressProblem(ip)) ?? portProblem(a.port);
+    if (problem !== null) fail(problem);
+  };
+  const list = c.list("bind");
+  binds(c).forEach((a, i) => {
+    const where = c.whereItem("bind", i);
+    if (a.unix !== null) {
+      const problem = unixProblem(a.unix);
+      if (problem !== null) out.push(`${where}: bind: ${JSON.stringify(list[i])}: ${problem}`);
+    } else if (a.fd < 0) tcp(where, "bind", list[i] as string, a);
+  });
+  const metrics = c.str("metrics_bind");
+  if (metrics !== null) tcp(c.where("metrics_bind"), "metrics_bind", metrics, parseListener(metrics));
+  return out;
+}
+
+/** "a", "a and b", "a, b and c". */
+const and = (xs: readonly string[]): string => (xs.length < 2 ? (xs[0] ?? "") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`);
+
+/** Warnings for what the config asks and the host will not give, though the server still serves: one judgement for `bunwsgi check` and the start alike. */
+export function hostWarnings(c: Config): string[] {
+  const backlog = backlogProblem(c.num("backlog"));
+  return backlog === null ? [] : [`${c.where("backlog")}: backlog: ${backlog}`];
 }

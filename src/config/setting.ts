@@ -34,6 +34,7 @@ export type Need =
   | "unix_peer"
   | "proxy_bind"
   | "tls"
+  | "client_auth"
   | "wsgi_app"
   | "access_log"
   | "error_log"
