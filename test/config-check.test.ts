@@ -122,6 +122,25 @@ describe("a setting that would have no effect is an error saying what it needs",
   });
 });
 
+describe("a setting that would have no effect, found among the proxies' settings", () => {
+  test('forwarded_strip_untrusted when forwarded_allow_ips has "*": no peer is untrusted, so nothing is ever stripped', () => {
+    const why =
+      'has no effect without a peer that is not trusted (forwarded_allow_ips has "*": every peer these binds can have is trusted)';
+    expectErrors('app = "app.ts"\nforwarded_allow_ips = ["*"]\nforwarded_strip_untrusted = true\n', [
+      `F:3: forwarded_strip_untrusted: ${why}`,
+    ]);
+    // A unix: bind's peers are not trusted unless forwarded_allow_unix says so.
+    const ok = check(
+      'app = "app.ts"\nbind = ["127.0.0.1:0", "unix:s.sock"]\nforwarded_allow_ips = ["*"]\nforwarded_strip_untrusted = true\n',
+    );
+    expect([ok.code, ok.stderr]).toEqual([0, "bunwsgi: configuration is valid\n"]);
+    expectErrors(
+      'app = "app.ts"\nbind = ["127.0.0.1:0", "unix:s.sock"]\nforwarded_allow_ips = ["*"]\nforwarded_allow_unix = true\nforwarded_strip_untrusted = true\n',
+      [`F:5: forwarded_strip_untrusted: ${why}`],
+    );
+  });
+});
+
 describe("settings that contradict each other are refused, both named", () => {
   test("limits.body above limits.buffered_bytes, whichever of the two was set", () => {
     const why =
@@ -518,5 +537,29 @@ describe("check refuses what the start would fail at, and the start refuses it t
     expect(await p.exit()).toBe(0);
     expect(p.stderr).toContain(`[WARNING] bunwsgi: ${warning}\n`);
     expect(p.stderr.match(/not applied/g)?.length).toBe(1);
+  }, 20_000);
+
+  test("a pidfile naming a running process is a warning from check: the start refuses it, but it may be this config's server", async () => {
+    const { d, file } = site('app = "app.ts"\nbind = "127.0.0.1:0"\npidfile = "x.pid"\n');
+    const running = new Proc([join(root, "src/cli.ts"), "--config", file], d, process.execPath);
+    try {
+      await running.waitFor("listening on http://");
+      const pid = running.p.pid;
+      const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), "check", "--config", file], {
+        cwd: d,
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(p.stderr.toString()).toBe(
+        `bunwsgi: warning: ${file}:3: pidfile: pidfile ${d}/x.pid names process ${pid}, which is running: is bunwsgi already started? A start now is refused; if that is this config's server, SIGHUP applies what a reload can (SIGUSR2: a new binary on the same sockets).\nbunwsgi: configuration is valid\n`,
+      );
+      expect(p.exitCode).toBe(0);
+      const second = start(file);
+      expect(second.stderr).toContain(`pidfile ${d}/x.pid names process ${pid}, which is running: is bunwsgi already started?`);
+      expect(second.code).toBe(2);
+    } finally {
+      running.kill("SIGTERM");
+      await running.exit();
+    }
   }, 20_000);
 });

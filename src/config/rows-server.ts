@@ -191,6 +191,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "BOOL",
     reload: true,
     example: "true",
+    needs: ["untrusted_peer"],
     doc: "From a peer that is not trusted, remove the five forwarding fields from the environ (`HTTP_X_FORWARDED_*`, `HTTP_FORWARDED`) and from a fetch app's Request headers, so an app that reads them cannot be fooled (`bunwsgi.headers` keeps the fields as received).",
   },
   {

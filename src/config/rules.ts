@@ -58,6 +58,14 @@ const NEEDS: Readonly<Record<Need, { met: (c: Config) => boolean; without: strin
     met: (c) => c.list("forwarded_headers").length > 0,
     without: "forwarded_headers (it is []: no forwarding field is read)",
   },
+  // With "*" every TCP peer is trusted; a unix one (a unix: or fd:// bind, or a PROXY header's UNIX source) only by forwarded_allow_unix.
+  untrusted_peer: {
+    met: (c) =>
+      c.list("forwarded_headers").length === 0 ||
+      !c.list("forwarded_allow_ips").includes("*") ||
+      (!c.bool("forwarded_allow_unix") && binds(c).some((a) => a.unix !== null || a.fd >= 0 || a.proxyProtocol !== "off")),
+    without: 'a peer that is not trusted (forwarded_allow_ips has "*": every peer these binds can have is trusted)',
+  },
   trusted_peer: {
     met: (c) => c.list("forwarded_allow_ips").length > 0 || c.bool("forwarded_allow_unix"),
     without: "a trusted peer (forwarded_allow_ips is [] and forwarded_allow_unix is false)",

@@ -41,7 +41,8 @@ export type Need =
   | "min_body_rate"
   | "min_response_rate"
   | "forwarded_headers"
-  | "trusted_peer";
+  | "trusted_peer"
+  | "untrusted_peer";
 
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | boolean | string[] | EnvironTable | null;
