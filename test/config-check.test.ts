@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createPrivateKey } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Proc } from "./binary.ts";
@@ -439,24 +439,123 @@ describe("check refuses what the start would fail at, and the start refuses it t
     },
   );
 
+  // A name with two loopback addresses: ::1 and 127.0.0.1 where lo has ::1, else two IPv4 ones.
+  const v6 = (() => {
+    try {
+      Bun.listen({ hostname: "::1", port: 0, socket: { data() {} } }).stop(true);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  const [first, second] = v6 ? ["::1", "127.0.0.1"] : ["127.0.0.2", "127.0.0.1"];
+  const at = (ip: string, port: number): string => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
+  const both = `${first} both\n${second} both\n`;
+  /** The server started from `file` with /etc/hosts as `hosts` (its pid is the server's: unshare and sh exec it). */
+  const startWithHosts = (hosts: string, file: string, d: string): Proc => {
+    const path = join(dir, `hosts${n++}`);
+    writeFileSync(path, hosts);
+    const args = ["-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', path];
+    return new Proc([...args, process.execPath, join(root, "src/cli.ts"), "--config", file], d, "unshare");
+  };
+  /** What a GET of / at `ip`:`port` answers. */
+  const get = async (ip: string, port: number): Promise<string> => {
+    const r = await fetch(`http://${at(ip, port)}/`);
+    return `${r.status} ${await r.text()}`;
+  };
+  const app = 'export default (environ, start) => { start("200 OK", []); return ["served at " + environ.SERVER_NAME]; };\n';
+
   test.skipIf(!namespaces)(
-    "a host name with several addresses is refused: Bun.listen binds the first IPv6 one alone, so the others would not be served",
+    "a host name with several addresses is a listener on each: check passes it, and the start serves every address, alone and with workers",
+    async () => {
+      const why = `both is ${first} and ${second} here`;
+      // metrics_bind is one listener, at one of them: said, not refused.
+      const { file } = site('app = "app.ts"\nbind = "both:18887"\nmetrics_bind = "both:18888"\n');
+      expect(withHosts(both, ["check"], file)).toEqual({
+        code: 0,
+        stderr: `bunwsgi: warning: ${file}:3: metrics_bind: "both:18888": ${why}, and the metrics page listens on one address, ${at(first, 18888)} (a name's first IPv6 address, else its first IPv4 one), not on each as a bind does: name the address to serve it on\nbunwsgi: configuration is valid\n`,
+      });
+      // Port 0: each address gets a port of its own, said in its "listening on" line.
+      for (const workers of [0, 1]) {
+        const { d, file } = site(`app = "app.ts"\nbind = "both:0"\nworkers = ${workers}\npidfile = "bunwsgi.pid"\n`);
+        writeFileSync(join(d, "app.ts"), app);
+        const p = startWithHosts(both, file, d);
+        try {
+          const port = async (ip: string): Promise<number> => {
+            const prefix = at(ip, 0)
+              .slice(0, -1)
+              .replace(/[[\].]/g, "\\$&");
+            const line = new RegExp(`listening on http://${prefix}(\\d+)`);
+            return Number(((await p.waitFor(line)) as RegExpMatchArray)[1]);
+          };
+          const [one, two] = [await port(first), await port(second)];
+          expect(await get(first, one)).toBe(`200 served at ${first}`);
+          expect(await get(second, two)).toBe(`200 served at ${second}`);
+          if (workers === 0) continue;
+          // SIGUSR2: the new master expands the name as the old one did, so it takes over both
+          // sockets (keyed by bind), and serves them once the old master has left.
+          const pidfile = join(d, "bunwsgi.pid");
+          p.kill("SIGUSR2");
+          const heir = Number(((await p.waitFor(/started a new master \(pid (\d+)\)/)) as RegExpMatchArray)[1]);
+          try {
+            for (let t = 0; t < 500 && !(existsSync(pidfile) && readFileSync(pidfile, "utf8").trim() === String(heir)); t++)
+              await Bun.sleep(20);
+            expect(readFileSync(pidfile, "utf8").trim()).toBe(String(heir));
+            p.kill("SIGTERM");
+            expect(await p.p.exited).toBe(0);
+            expect(await get(first, one)).toBe(`200 served at ${first}`);
+            expect(await get(second, two)).toBe(`200 served at ${second}`);
+          } finally {
+            process.kill(heir, "SIGTERM");
+            const alive = (): boolean => {
+              try {
+                return process.kill(heir, 0);
+              } catch {
+                return false;
+              }
+            };
+            for (let t = 0; t < 500 && alive(); t++) await Bun.sleep(20);
+          }
+        } finally {
+          p.kill("SIGTERM");
+          await p.p.exited;
+        }
+      }
+    },
+    40_000,
+  );
+
+  test.skipIf(!namespaces)(
+    "each address of a name is judged: one that clashes with another bind or metrics_bind, one that is not this host's, named",
     () => {
-      const hosts = "127.0.0.1 localhost\n::1 localhost\n";
-      const { file } = site('app = "app.ts"\nbind = "localhost:18883"\nmetrics_bind = "localhost:18884"\n');
-      const why =
-        "localhost resolves to ::1 and 127.0.0.1, and Bun.listen binds one address per listener (the first IPv6 one, else the first IPv4 one: here ::1), so clients of 127.0.0.1 would not be served";
+      const why = `both is ${first} and ${second} here, a bind listening on each`;
+      const { file } = site(
+        `app = "app.ts"\nbind = [\n  "both:18891",\n  "${second}:18891",\n  "${at(first, 18892)}",\n]\nmetrics_bind = "both:18892"\n`,
+      );
       const errors = [
-        `${file}:2: bind: "localhost:18883": ${why}: list each address to serve as a bind of its own: "[::1]:18883", "127.0.0.1:18883"`,
-        `${file}:3: metrics_bind: "localhost:18884": ${why}: name the address to serve, such as "[::1]:18884"`,
+        `${file}:4: bind: "${second}:18891" takes the same socket as "both:18891" (${file}:3) at ${second}:18891 (${why}): ${once}`,
+        `${file}:7: metrics_bind: "both:18892" takes the same socket as bind "${at(first, 18892)}" (${file}:5) at ${at(first, 18892)} (${why}): the metrics page needs an address and port of its own; ${once}`,
       ];
-      expect(withHosts(hosts, ["check"], file)).toEqual({
+      expect(withHosts(both, ["check"], file)).toEqual({
         code: 2,
         stderr: `bunwsgi: configuration is invalid:\n  ${errors.join("\n  ")}\n`,
       });
-      expect(withHosts(hosts, [], file)).toEqual({
+      // A wildcard covers each address of its family; the start refuses what check does.
+      const wild = site('app = "app.ts"\nbind = ["[::]:18893", "both:18893"]\n').file;
+      expect(withHosts(both, [], wild)).toEqual({
         code: 2,
-        stderr: `bunwsgi: cannot start: configuration is invalid:\n  ${errors.join("\n  ")}\n`,
+        stderr: `bunwsgi: cannot start: configuration is invalid:\n  ${wild}:2: bind: "both:18893" takes the same socket as "[::]:18893" (${wild}:2) at ${at(first, 18893)} and ${second}:18893 (${why}): ${once}\n`,
+      });
+      // A name whose own addresses meet: each would be a listener, and the second one fails.
+      const dual = site('app = "app.ts"\nbind = "dual:18895"\n').file;
+      expect(withHosts("0.0.0.0 dual\n:: dual\n", ["check"], dual)).toEqual({
+        code: 2,
+        stderr: `bunwsgi: configuration is invalid:\n  ${dual}:2: bind: "dual:18895": its addresses take the same socket (dual is 0.0.0.0 and :: here, a bind listening on each): ${once}\n`,
+      });
+      const away = site('app = "app.ts"\nbind = "away:18894"\n').file;
+      expect(withHosts("127.0.0.1 away\n192.0.2.1 away\n", ["check"], away)).toEqual({
+        code: 2,
+        stderr: `bunwsgi: configuration is invalid:\n  ${away}:2: bind: "away:18894": 192.0.2.1 is not an address of this host: bind one of its addresses (\`ip -brief address\`), 127.0.0.1 for this host only, or 0.0.0.0 for all (away is 127.0.0.1 and 192.0.2.1 here, a bind listening on each)\n`,
       });
     },
   );

@@ -1,11 +1,12 @@
-/** @module config/host — what this host gives a config, asked as the start would ask it: a bind's host name resolved as Bun.listen resolves it, whether an address is this host's, whether this user may bind a port, create a socket file or write a file in a folder, and the listen backlog the kernel grants. `bunwsgi check` judges for the user who runs it: run it as the service's user. */
+/** @module config/host — what this host gives a config, asked as the start would ask it: a bind's host name resolved as Bun.listen resolves it (once per config) and the binds a name stands for (one per address), whether an address is this host's, whether this user may bind a port, create a socket file or write a file in a folder, and the listen backlog the kernel grants. `bunwsgi check` judges for the user who runs it: run it as the service's user. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 import { lstatSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { BUN_BACKLOG } from "../engine/listeners.ts";
+import { BUN_BACKLOG, parseListener, splitBindOptions } from "../engine/listeners.ts";
 import { formatIP, parseIP } from "../http/address.ts";
 import { canCreateIn, isDirectory } from "./files.ts";
+import type { Config } from "./resolve.ts";
 
 /** What a host name resolves to: its addresses in getaddrinfo's order, each with its family; or why it does not. */
 export type Resolved = { addresses: Array<{ ip: string; v6: boolean }> } | { error: string };
@@ -91,6 +92,58 @@ export function resolveHost(host: string): Resolved | null {
 export function boundAddress(r: Resolved | null): string | null {
   if (r === null || "error" in r) return null;
   return (r.addresses.find((a) => a.v6) ?? r.addresses[0])?.ip ?? null;
+}
+
+/** Each config's host names and what they resolve to: resolved once per config, for `bunwsgi check`'s rules and the start's listeners alike. */
+const resolutions = new WeakMap<Config, Map<string, Resolved | null>>();
+
+/** What `host` resolves to for config `c` (resolveHost), asked once per config. */
+export function resolutionOf(c: Config, host: string): Resolved | null {
+  let names = resolutions.get(c);
+  if (names === undefined) {
+    names = new Map();
+    resolutions.set(c, names);
+  }
+  if (!names.has(host)) names.set(host, resolveHost(host));
+  return names.get(host) ?? null;
+}
+
+/** Every address `host` resolves to for config `c`, in getaddrinfo's order (an IP address is itself); null when it does not resolve, or cannot be resolved here. */
+export function addressesOf(c: Config, host: string): string[] | null {
+  const r = resolutionOf(c, host);
+  return r === null || "error" in r ? null : r.addresses.map((a) => a.ip);
+}
+
+/** "127.0.0.1:8000", "[::1]:8000". */
+export const hostPort = (ip: string, port: number): string => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/**
+ * The binds bind `spec` stands for: a TCP bind naming a host with several addresses is one bind
+ * per address (nginx's `listen`; Bun.listen binds only one address per listener), each with the
+ * same port and options and IPv6 in brackets ("localhost:8000 proxy_protocol=v2" → "[::1]:8000
+ * proxy_protocol=v2", "127.0.0.1:8000 proxy_protocol=v2"). An IP address, `unix:`, `fd://`, a
+ * name with one address and one that does not resolve (check refuses it) stay as written.
+ */
+export function expandBind(c: Config, spec: string): string[] {
+  const a = parseListener(spec);
+  if (a.unix !== null || a.fd >= 0 || parseIP(a.hostname) !== null) return [spec];
+  const ips = addressesOf(c, a.hostname);
+  if (ips === null || ips.length < 2) return [spec];
+  const options = splitBindOptions(spec)
+    .options.map(([k, v]) => ` ${k}=${v}`)
+    .join("");
+  return ips.map((ip) => `${hostPort(ip, a.port)}${options}`);
+}
+
+/**
+ * What the start listens on: config `c`'s binds, each expanded (expandBind) with the resolution
+ * `bunwsgi check`'s rules judged. A bind for which `held` has sockets (a master's to its worker,
+ * an old master's to its heir on SIGUSR2, keyed by the bind strings it listened on) is what
+ * was listened on, and stays as written: an old master's expanded binds come back as addresses,
+ * and a name an older master bound unexpanded keeps its socket until a restart.
+ */
+export function listenBinds(c: Config, held: ReadonlyMap<string, unknown> = new Map()): string[] {
+  return c.list("bind").flatMap((spec) => (held.has(spec) ? [spec] : expandBind(c, spec)));
 }
 
 /** The effective capabilities of this process (/proc/self/status CapEff); 0n where unknown. */

@@ -5,13 +5,14 @@ import { parseIP } from "../http/address.ts";
 import { overlap } from "./binds.ts";
 import { groupId, readProblem, writeProblem } from "./files.ts";
 import {
+  addressesOf,
   addressProblem,
   backlogProblem,
   boundAddress,
   groupProblem,
+  hostPort,
   portProblem,
-  type Resolved,
-  resolveHost,
+  resolutionOf,
   unixProblem,
 } from "./host.ts";
 import type { Config } from "./resolve.ts";
@@ -87,36 +88,51 @@ const MiB = 1024 * 1024;
 const ONCE = 'a port is listened on once per address, and "[::]" covers every address of both families, "0.0.0.0" every IPv4 one';
 const bytes = (n: number): string => `${n} bytes (${Number((n / MiB).toFixed(1))} MiB)`;
 
-/** Each config's host names and what they resolve to: resolved once per config, for every rule that asks. */
-const resolved = new WeakMap<Config, Map<string, Resolved | null>>();
-
-/** What `host` resolves to (config/host's resolveHost), asked once per config. */
-function resolutionOf(c: Config, host: string): Resolved | null {
-  let names = resolved.get(c);
-  if (names === undefined) {
-    names = new Map();
-    resolved.set(c, names);
-  }
-  if (!names.has(host)) names.set(host, resolveHost(host));
-  return names.get(host) ?? null;
-}
-
-/** The address Bun.listen binds for `host`. */
+/** The address Bun.listen binds for `host`: a name's first IPv6 address, else its first IPv4 one. */
 const addressOf = (c: Config, host: string): string | null => boundAddress(resolutionOf(c, host));
 
-/** A TCP listener with its host replaced by the address it is bound at (a name that does not resolve stays as written). */
-const atAddress = (c: Config, a: Address): Address =>
-  a.unix !== null || a.fd >= 0 ? a : { ...a, hostname: addressOf(c, a.hostname) ?? a.hostname };
+/** Whether `a` is a TCP listener naming a host (not an address). */
+const isName = (a: Address): boolean => a.unix === null && a.fd < 0 && parseIP(a.hostname) === null;
+
+/** Whether `a` names a host with several addresses here: a bind listens on each (config/host's expandBind). */
+const several = (c: Config, a: Address): boolean => isName(a) && (addressesOf(c, a.hostname)?.length ?? 0) > 1;
+
+/**
+ * The listeners `a` is bound as, each at its address: a TCP bind naming a host at every address
+ * it resolves to (one listener each, as config/host's expandBind makes them for the start), or
+ * with `one` (metrics_bind, one Bun.serve) at the one address Bun binds for it; a name that
+ * does not resolve, an address, a unix path or a descriptor as written.
+ */
+function listenersOf(c: Config, a: Address, one = false): Address[] {
+  if (a.unix !== null || a.fd >= 0) return [a];
+  const ips = one ? [addressOf(c, a.hostname)] : (addressesOf(c, a.hostname) ?? [null]);
+  return ips.map((ip) => ({ ...a, hostname: ip ?? a.hostname }));
+}
 
 /** What the host names among `specs` are here (" (localhost is 127.0.0.1 here)"), so a clash between different texts is plain. */
 function named(c: Config, ...specs: string[]): string {
   const names = new Set<string>();
   for (const spec of specs) {
     const a = parseListener(spec);
-    if (a.unix === null && a.fd < 0 && parseIP(a.hostname) === null) names.add(a.hostname);
+    if (isName(a)) names.add(a.hostname);
   }
-  const said = [...names].map((n) => `${n} is ${addressOf(c, n) ?? "unresolved"} here`);
+  const said = [...names].map((n) => {
+    const ips = addressesOf(c, n);
+    if (ips === null) return `${n} is unresolved here`;
+    return ips.length > 1 ? `${n} is ${and(ips)} here, a bind listening on each` : `${n} is ${ips[0]} here`;
+  });
   return said.length === 0 ? "" : ` (${said.join(", ")})`;
+}
+
+/**
+ * Where listeners `as` and `bs` meet, when either names a host with several addresses (" at
+ * 127.0.0.1:8000"): which of its addresses clashes; "" when they do not meet, or each is one
+ * listener (its text and named() say it all).
+ */
+function clashAt(c: Config, a: Address, as: Address[], b: Address, bs: Address[]): string {
+  const [mine, theirs] = several(c, a) ? [as, bs] : several(c, b) ? [bs, as] : [[], []];
+  const at = mine.filter((x) => theirs.some((y) => overlap(x, y))).map((x) => hostPort(x.hostname, x.port));
+  return at.length === 0 ? "" : ` at ${and(at)}`;
 }
 
 /** Settings whose values contradict each other, or a list that names one thing twice. */
@@ -156,23 +172,36 @@ export function conflictErrors(c: Config): string[] {
     });
   }
   // The same bind twice is "listed twice" above; these differ in their text or options. Compared
-  // by the address each is bound at: a host name as what it resolves to, once.
+  // by the addresses each listens on: a host name as what it resolves to, once, every address.
   const list = c.list("bind");
-  const addresses = binds(c).map((a) => atAddress(c, a));
-  addresses.forEach((a, i) => {
-    const j = addresses.findIndex((b, k) => k < i && list[k] !== list[i] && overlap(a, b));
+  const parsed = binds(c);
+  const listeners = parsed.map((a) => listenersOf(c, a));
+  const meet = (xs: Address[], ys: Address[]): boolean => xs.some((x) => ys.some((y) => overlap(x, y)));
+  listeners.forEach((as, i) => {
+    const a = parsed[i] as Address;
+    const spec = list[i] as string;
+    // A name whose own addresses would take one socket ("::" and "0.0.0.0").
+    if (as.some((x, k) => as.some((y, l) => l < k && overlap(x, y)))) {
+      out.push(
+        `${c.whereItem("bind", i)}: bind: ${JSON.stringify(spec)}: its addresses take the same socket${named(c, spec)}: ${ONCE}`,
+      );
+    }
+    const j = listeners.findIndex((bs, k) => k < i && list[k] !== spec && meet(as, bs));
     if (j < 0) return;
+    const other = list[j] as string;
     out.push(
-      `${c.whereItem("bind", i)}: bind: ${JSON.stringify(list[i])} takes the same socket as ${JSON.stringify(list[j])} (${c.whereItem("bind", j)})${named(c, list[i] as string, list[j] as string)}: ${ONCE}`,
+      `${c.whereItem("bind", i)}: bind: ${JSON.stringify(spec)} takes the same socket as ${JSON.stringify(other)} (${c.whereItem("bind", j)})${clashAt(c, a, as, parsed[j] as Address, listeners[j] as Address[])}${named(c, spec, other)}: ${ONCE}`,
     );
   });
   const metrics = c.str("metrics_bind");
   if (metrics !== null) {
-    const m = atAddress(c, parseListener(metrics));
-    addresses.forEach((a, i) => {
-      if (!overlap(m, a)) return;
+    const m = parseListener(metrics);
+    const ms = listenersOf(c, m, true);
+    listeners.forEach((as, i) => {
+      if (!meet(ms, as)) return;
+      const spec = list[i] as string;
       out.push(
-        `${c.where("metrics_bind")}: metrics_bind: ${JSON.stringify(metrics)} takes the same socket as bind ${JSON.stringify(list[i])} (${c.whereItem("bind", i)})${named(c, metrics, list[i] as string)}: the metrics page needs an address and port of its own; ${ONCE}`,
+        `${c.where("metrics_bind")}: metrics_bind: ${JSON.stringify(metrics)} takes the same socket as bind ${JSON.stringify(spec)} (${c.whereItem("bind", i)})${clashAt(c, parsed[i] as Address, as, m, ms)}${named(c, metrics, spec)}: the metrics page needs an address and port of its own; ${ONCE}`,
       );
     });
   }
@@ -250,36 +279,27 @@ export function fileErrors(c: Config): string[] {
 
 /**
  * What would stop a listener from being bound at the start, as far as this host and user can
- * tell before it: a host name that does not resolve, or resolves to several addresses of which
- * Bun.listen binds one; an address that is not this host's; a port this user may not bind; a
- * unix socket it cannot create. Not a port in use: that may be this very server, still running.
+ * tell before it: a host name that does not resolve; an address that is not this host's (each
+ * address of a bind's name, as each is listened on); a port this user may not bind; a unix
+ * socket it cannot create. Not a port in use: that may be this very server, still running.
  */
 function listenErrors(c: Config): string[] {
   const out: string[] = [];
-  const tcp = (where: string, key: string, spec: string, a: Address): void => {
+  const tcp = (where: string, key: string, spec: string, a: Address, one: boolean): void => {
     const fail = (why: string): number => out.push(`${where}: ${key}: ${JSON.stringify(spec)}: ${why}`);
     const r = resolutionOf(c, a.hostname);
     if (r !== null && "error" in r) {
       fail(`the host name ${a.hostname} does not resolve (${r.error}): use an address, or a name this host resolves`);
       return;
     }
-    if (r !== null && r.addresses.length > 1) {
-      const ips = r.addresses.map((x) => x.ip);
-      const chosen = addressOf(c, a.hostname) as string;
-      const spec = (ip: string): string => JSON.stringify(ip.includes(":") ? `[${ip}]:${a.port}` : `${ip}:${a.port}`);
-      const left = ips.filter((ip) => ip !== chosen);
-      const instead =
-        key === "bind"
-          ? `list each address to serve as a bind of its own: ${ips.map(spec).join(", ")}`
-          : `name the address to serve, such as ${spec(chosen)}`;
-      fail(
-        `${a.hostname} resolves to ${and(ips)}, and Bun.listen binds one address per listener (the first IPv6 one, else the first IPv4 one: here ${chosen}), so clients of ${and(left)} would not be served: ${instead}`,
-      );
-      return;
-    }
-    const ip = addressOf(c, a.hostname);
-    const problem = (ip === null ? null : addressProblem(ip)) ?? portProblem(a.port);
-    if (problem !== null) fail(problem);
+    // Where a name stands for several listeners, which address fails is said, and why it is listened on.
+    const each = one || !several(c, a) ? "" : named(c, spec);
+    const problems = listenersOf(c, a, one)
+      .map((x) => (parseIP(x.hostname) === null ? null : addressProblem(x.hostname)))
+      .filter((p) => p !== null)
+      .map((p) => `${p}${each}`);
+    if (problems.length === 0) problems.push(...[portProblem(a.port)].filter((p) => p !== null));
+    for (const p of problems) fail(p);
   };
   const list = c.list("bind");
   binds(c).forEach((a, i) => {
@@ -287,10 +307,11 @@ function listenErrors(c: Config): string[] {
     if (a.unix !== null) {
       const problem = unixProblem(a.unix);
       if (problem !== null) out.push(`${where}: bind: ${JSON.stringify(list[i])}: ${problem}`);
-    } else if (a.fd < 0) tcp(where, "bind", list[i] as string, a);
+    } else if (a.fd < 0) tcp(where, "bind", list[i] as string, a, false);
   });
+  // One Bun.serve: a name is served at one of its addresses (hostWarnings says which).
   const metrics = c.str("metrics_bind");
-  if (metrics !== null) tcp(c.where("metrics_bind"), "metrics_bind", metrics, parseListener(metrics));
+  if (metrics !== null) tcp(c.where("metrics_bind"), "metrics_bind", metrics, parseListener(metrics), true);
   return out;
 }
 
@@ -299,6 +320,18 @@ const and = (xs: readonly string[]): string => (xs.length < 2 ? (xs[0] ?? "") : 
 
 /** Warnings for what the config asks and the host will not give, though the server still serves: one judgement for `bunwsgi check` and the start alike. */
 export function hostWarnings(c: Config): string[] {
+  const out: string[] = [];
   const backlog = backlogProblem(c.num("backlog"));
-  return backlog === null ? [] : [`${c.where("backlog")}: backlog: ${backlog}`];
+  if (backlog !== null) out.push(`${c.where("backlog")}: backlog: ${backlog}`);
+  // The metrics page is one Bun.serve, bound at one address of a name, where a bind listens on each.
+  const metrics = c.str("metrics_bind");
+  const m = metrics === null ? null : parseListener(metrics);
+  const ips = m === null || !several(c, m) ? null : addressesOf(c, m.hostname);
+  const at = m === null ? null : addressOf(c, m.hostname);
+  if (m !== null && ips !== null && at !== null) {
+    out.push(
+      `${c.where("metrics_bind")}: metrics_bind: ${JSON.stringify(metrics)}: ${m.hostname} is ${and(ips)} here, and the metrics page listens on one address, ${hostPort(at, m.port)} (a name's first IPv6 address, else its first IPv4 one), not on each as a bind does: name the address to serve it on`,
+    );
+  }
+  return out;
 }
