@@ -8,7 +8,7 @@ import { ConfigError } from "./errors.ts";
 import * as api from "./index.ts";
 import { defaultLog, setLinePid } from "./observe/log.ts";
 import { keepFreedMemory } from "./process/allocator.ts";
-import { workerCount } from "./process/common.ts";
+import { checkPidfile, workerCount } from "./process/common.ts";
 import { inheritedSockets } from "./process/descriptors.ts";
 import { runMaster } from "./process/master.ts";
 import { ENV_CONFIG, ENV_MASTER_PID, ENV_SOCKETS, ENV_WATCH, ENV_WORKER } from "./process/messages.ts";
@@ -108,13 +108,30 @@ async function check(config: Config, embedded: EmbeddedApp | undefined): Promise
       : `# workers: a master and ${n} worker${n === 1 ? "" : "s"}${config.get("workers") === "auto" ? " (auto: the CPUs this process may use)" : ""}\n`;
   process.stdout.write(`# bunwsgi ${VERSION}: resolved configuration${config.file ? ` from ${config.file}` : ""}\n`);
   process.stdout.write(`${kind}${workers}${formatConfig(config).trimStart()}\n`);
-  for (const w of config.warnings) process.stderr.write(`bunwsgi: warning: ${w}\n`);
+  for (const w of [...config.warnings, ...runningWarnings(config)]) process.stderr.write(`bunwsgi: warning: ${w}\n`);
   if (problems.length > 0) {
     process.stderr.write(`bunwsgi: configuration is invalid:\n  ${problems.join("\n  ")}\n`);
     return 2;
   }
   process.stderr.write("bunwsgi: configuration is valid\n");
   return 0;
+}
+
+/**
+ * What refuses a start now but may be this very config's server, running (check is run before a
+ * reload): a pidfile naming a live process, judged by the start's own checkPidfile.
+ */
+function runningWarnings(config: Config): string[] {
+  const pidfile = config.str("pidfile");
+  if (pidfile === null) return [];
+  try {
+    checkPidfile(pidfile);
+    return [];
+  } catch (e) {
+    return [
+      `${config.where("pidfile")}: pidfile: ${(e as Error).message} A start now is refused; if that is this config's server, SIGHUP applies what a reload can (SIGUSR2: a new binary on the same sockets).`,
+    ];
+  }
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));

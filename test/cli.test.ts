@@ -641,7 +641,7 @@ export default app;
 
     test("a port below 1024 without privileges", async () => {
       if (process.getuid?.() !== 0) {
-        await fails("privileged", ["--bind", "127.0.0.1:80"], "ports below 1024 need root or CAP_NET_BIND_SERVICE");
+        await fails("privileged", ["--bind", "127.0.0.1:80"], "has neither root nor CAP_NET_BIND_SERVICE");
         return;
       }
       // As root, drop to nobody for the bind; the binary and its folder must be theirs to read.
@@ -666,8 +666,9 @@ export default app;
           { cwd: pub, stderr: "pipe", stdout: "ignore" },
         );
         const [code, err] = await Promise.all([q.exited, new Response(q.stderr).text()]);
+        // Found with the config, before any listener: the same judgement as `bunwsgi check` (config/host).
         expect(err).toContain(
-          "cannot listen on 127.0.0.1:80: permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE",
+          '--bind: bind: "127.0.0.1:80": port 80 is below 1024 (net.ipv4.ip_unprivileged_port_start), and this user (uid 65534) has neither root nor CAP_NET_BIND_SERVICE',
         );
         expect(code).toBe(2);
       } finally {

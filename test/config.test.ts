@@ -92,12 +92,12 @@ describe("resolving a config", () => {
 
   test("./bunwsgi.toml is read when --config is not given; paths resolve against its folder", () => {
     const { config, errors, d } = resolveWith(
-      'app = "app.ts:named"\nbind = ["127.0.0.1:0", "unix:sock/s"]\npidfile = "p.pid"\n[log]\naccess = ["a.log", "stdout"]\n',
+      'app = "app.ts:named"\nbind = ["127.0.0.1:0", "unix:s.sock"]\npidfile = "p.pid"\n[log]\naccess = ["a.log", "stdout"]\n',
     );
     expect(errors).toEqual([]);
     expect(config.file).toBe(join(d, "bunwsgi.toml"));
     expect(config.str("app")).toBe(`${join(d, "app.ts")}:named`);
-    expect(config.list("bind")).toEqual(["127.0.0.1:0", `unix:${join(d, "sock/s")}`]);
+    expect(config.list("bind")).toEqual(["127.0.0.1:0", `unix:${join(d, "s.sock")}`]);
     expect(config.str("pidfile")).toBe(join(d, "p.pid"));
     expect(config.list("log.access")).toEqual([join(d, "a.log"), "stdout"]);
   });
@@ -211,9 +211,11 @@ describe("resolving a config", () => {
       ["request", true, false],
       ["require", true, true],
     ] as const) {
+      // A CA with "none" is an error of its own (it would do nothing).
+      const ca = mode === "none" ? "" : 'ca = "ca.pem"\n';
       writeFileSync(
         join(d, "bunwsgi.toml"),
-        `app = "app.ts"\n[tls]\ncert = "c.pem"\nkey = "k.pem"\nca = "ca.pem"\nclient_auth = "${mode}"\n`,
+        `app = "app.ts"\n[tls]\ncert = "c.pem"\nkey = "k.pem"\n${ca}client_auth = "${mode}"\n`,
       );
       const { config, errors } = resolveConfig({ commandLine: parseCommandLine([]), cwd: d });
       expect(errors).toEqual([]);

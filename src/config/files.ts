@@ -39,10 +39,29 @@ export function readProblem(p: string, what = "file"): string | null {
   return isReadable(p) ? null : `${what} ${p} is not readable`;
 }
 
-/** What is wrong with `p` as a file to write (a log, the pidfile, a unix socket), or null: a folder in its place, or no folder for it. */
+/** Whether this user may create files in `folder` (write and search permission on it). */
+export const canCreateIn = (folder: string): boolean => access(folder, constants.W_OK | constants.X_OK);
+
+const access = (p: string, mode: number): boolean => {
+  try {
+    accessSync(p, mode);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * What is wrong with `p` as a file to write (a log, the pidfile), or null: a folder in its place,
+ * no folder for it, or this user may not write it (or, when it is not there yet, create it).
+ */
 export function writeProblem(p: string): string | null {
   if (isDirectory(p)) return `${p} is a directory, not a file`;
-  return isDirectory(dirname(p)) ? null : `folder ${dirname(p)} does not exist`;
+  const user = `this user (uid ${process.getuid?.()})`;
+  if (existsSync(p)) return access(p, constants.W_OK) ? null : `${p} is not writable by ${user}`;
+  const folder = dirname(p);
+  if (!isDirectory(folder)) return `folder ${folder} does not exist`;
+  return canCreateIn(folder) ? null : `${user} cannot create files in ${folder}`;
 }
 
 /**

@@ -76,7 +76,8 @@ export function serverOptions(c: Config): WSGIServerOptions {
   const { limits, timeouts } = limitsOf(c);
   const tls = tlsOptions(c);
   return {
-    backlog: c.num("backlog"),
+    // Not passed on: config/host's backlogProblem judged it once, for check and the start alike (a warning with its place).
+    backlog: null,
     unixSocketPerms: unixPerms(c),
     environ: c.environ(),
     logFormat: c.str("log.format") ?? "gevent",

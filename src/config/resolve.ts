@@ -8,7 +8,7 @@ import { compileLogFormat } from "../observe/access.ts";
 import { type CommandLine, didYouMean } from "./args.ts";
 import { bindText, checkBinds, describe, isTable, tcpEndpoint } from "./binds.ts";
 import { isFile, readProblem } from "./files.ts";
-import { conflictErrors, fileErrors, needErrors } from "./rules.ts";
+import { conflictErrors, fileErrors, hostWarnings, needErrors } from "./rules.ts";
 import type { EnvironTable, Setting, Source, Value } from "./setting.ts";
 import { DEFAULT_CONFIG_FILE, misplacedHint, SECTIONS, SETTINGS, settingByKey } from "./settings.ts";
 import { checkTls } from "./tls-files.ts";
@@ -307,7 +307,7 @@ class Resolver {
     this.errors.push(...fileErrors(c), ...needErrors(c), ...conflictErrors(c));
     const tls = checkTls(c);
     this.errors.push(...tls.errors);
-    c.warnings.push(...tls.warnings);
+    c.warnings.push(...tls.warnings, ...hostWarnings(c));
   }
 }
 

@@ -30,7 +30,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "ADDR",
     reload: false,
     example: '["[::]:8000", "unix:/run/bunwsgi/bunwsgi.sock"]',
-    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. `[::]:port` takes IPv4 connections too (Bun binds it dual-stack), so it cannot be listed beside `0.0.0.0:port`; two binds (or `metrics_bind`) that would take the same socket are an error. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
+    doc: 'Where to listen: `host:port`, `[v6]:port`, `unix:/path` or `fd://N` (an inherited listening socket); one or a list. Repeat the flag for several. `[::]:port` takes IPv4 connections too (Bun binds it dual-stack), so it cannot be listed beside `0.0.0.0:port`; two binds (or `metrics_bind`) that would take the same socket are an error, compared by the addresses each listens on. A host name is resolved once at start (getaddrinfo, as Bun.listen resolves it) and served on every address it resolves to, one listener each with the bind\'s port and options, as nginx\'s `listen` and uvicorn do: `"localhost:8000"` where `localhost` is `::1` and `127.0.0.1` listens on `[::1]:8000` and `127.0.0.1:8000`, and says so in a "listening on" line for each; a request without `Host` gets the address it came in on as `SERVER_NAME`, not the name. An address, `unix:` and `fd://` are bound as written. `bunwsgi check` also refuses, for the user who runs it, an address that is not this host\'s (each address of a name), a port below `net.ipv4.ip_unprivileged_port_start` without root or CAP_NET_BIND_SERVICE, and a `unix:` path whose folder is missing or not writable. A bind\'s options follow its address after a space, as in HAProxy\'s and nginx\'s `listen`: `"0.0.0.0:8000 proxy_protocol=v2"`; in the file a bind may also be a table, `{ address = "0.0.0.0:8000", proxy_protocol = "v2" }` (or a `[[bind]]` section each). `proxy_protocol` = `off` (the default), `v1`, `v2` or `auto` (either): every connection must start with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB), from a peer in `proxy_protocol_from`; not on a TLS bind (see "Behind a load balancer").',
   },
   {
     key: "unix_socket_mode",
@@ -61,7 +61,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "N",
     reload: false,
     example: "512",
-    doc: "Listen backlog. Bun.listen's is fixed at 512: another value is reported at start, not silently dropped.",
+    doc: "Listen backlog. Bun.listen's is fixed at 512, and the kernel grants at most `net.core.somaxconn`: a value other than what the sockets get is a warning from `bunwsgi check` and at start (the same one), not silently dropped.",
   },
   {
     key: "spawn",
@@ -191,6 +191,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "BOOL",
     reload: true,
     example: "true",
+    needs: ["untrusted_peer"],
     doc: "From a peer that is not trusted, remove the five forwarding fields from the environ (`HTTP_X_FORWARDED_*`, `HTTP_FORWARDED`) and from a fetch app's Request headers, so an app that reads them cannot be fooled (`bunwsgi.headers` keeps the fields as received).",
   },
   {
@@ -211,7 +212,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "HOST:PORT",
     reload: false,
     example: '"127.0.0.1:9101"',
-    doc: 'Serve Prometheus metrics (text format 0.0.4) at `/metrics` on this address of its own, never on a `bind`: `"127.0.0.1:9101"`, `"[::1]:9101"`. With workers the master serves one page summed over them. Unset: no metrics, and no cost for them (see "Metrics").',
+    doc: 'Serve Prometheus metrics (text format 0.0.4) at `/metrics` on this address of its own, never on a `bind`: `"127.0.0.1:9101"`, `"[::1]:9101"`. One listener: a host name with several addresses is served on one of them, its first IPv6 address else its first IPv4 one (a warning says which), not on each as a `bind` is. With workers the master serves one page summed over them. Unset: no metrics, and no cost for them (see "Metrics").',
   },
   {
     key: "tls.cert",
@@ -238,8 +239,8 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "FILE",
     reload: false,
     example: '"/etc/bunwsgi/clients-ca.pem"',
-    needs: ["tls"],
-    doc: "CA certificates (PEM) that client certificates must chain to; needed by `client_auth`.",
+    needs: ["tls", "client_auth"],
+    doc: "CA certificates (PEM) that client certificates must chain to; needed by `client_auth` `request` or `require`, and of no use (an error) with `none`, where no client certificate is asked for.",
   },
   {
     key: "tls.passphrase",
@@ -268,7 +269,7 @@ export const SERVER_ROWS: readonly Row[] = [
     choices: ["none", "request", "require"],
     metavar: "MODE",
     reload: false,
-    example: '"none"',
+    example: '"request"',
     needs: ["tls"],
     doc: "Client certificates: `none`; `request` (asked for, optional); `require` (a client without one that verifies against `tls.ca` is refused). A verified certificate's subject is environ `SSL_CLIENT_S_DN`.",
   },

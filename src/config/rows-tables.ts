@@ -192,10 +192,18 @@ export const TABLE_ROWS: readonly Row[] = [
   ...(
     [
       ["header", 20, "Whole request head must arrive in this time (slowloris), else 408 and close."],
-      ["keep_alive", 15, "Idle keep-alive connection is closed after this."],
+      [
+        "keep_alive",
+        15,
+        "Idle keep-alive connection is closed after this. 0: never closed for being idle (not nginx's `keepalive_timeout 0`, which turns keep-alive off).",
+      ],
       ["body", 60, "Request body may stall this long between reads, else 408 and close."],
       ["write", 60, "A client that accepts no response bytes this long is cut off."],
-      ["shutdown", 10, "Graceful stop (SIGTERM/SIGINT) waits this long for in-flight requests."],
+      [
+        "shutdown",
+        10,
+        "Graceful stop (SIGTERM/SIGINT) waits this long for in-flight requests. 0: no wait, they are cut at once (not: no limit).",
+      ],
       [
         "drain_delay",
         0,

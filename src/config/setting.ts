@@ -34,13 +34,15 @@ export type Need =
   | "unix_peer"
   | "proxy_bind"
   | "tls"
+  | "client_auth"
   | "wsgi_app"
   | "access_log"
   | "error_log"
   | "min_body_rate"
   | "min_response_rate"
   | "forwarded_headers"
-  | "trusted_peer";
+  | "trusted_peer"
+  | "untrusted_peer";
 
 export type EnvironTable = Record<string, string | number | boolean>;
 export type Value = string | number | boolean | string[] | EnvironTable | null;

@@ -1,6 +1,7 @@
 /** @module process/master — the master of `workers = N`: holds the listening sockets, keeps its workers (process/crew: start, heartbeat, backoff) serving and replaced (exits, max_requests), and turns signals into rolls (process/roll), log reopening, scaling, binary upgrades (process/upgrade) and a graceful stop. It imports no app and serves no request. */
 
 import type { CommandLine } from "../config/args.ts";
+import { listenBinds } from "../config/host.ts";
 import { unixPerms } from "../config/options.ts";
 import type { Config } from "../config/resolve.ts";
 import { ConfigError } from "../errors.ts";
@@ -330,7 +331,9 @@ export async function runMaster(
   let master: Master | null = null;
   try {
     sockets = await holdSockets(
-      config.list("bind"),
+      // A bind naming a host with several addresses is a listener on each (config/host); the
+      // old master's sockets, on SIGUSR2, are keyed by the binds it listened on.
+      listenBinds(config, inherited),
       unixPerms(config),
       inherited,
       config.str("tls.cert") !== null ? "https" : "http",

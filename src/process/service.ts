@@ -3,6 +3,7 @@
 import { rmSync } from "node:fs";
 import { type AppKindSetting, type EmbeddedApp, kindOf, type LoadedApp, loadApplication } from "../app.ts";
 import type { CommandLine } from "../config/args.ts";
+import { listenBinds } from "../config/host.ts";
 import { serverOptions } from "../config/options.ts";
 import { type Config, resolveConfig } from "../config/resolve.ts";
 import { SETTINGS } from "../config/settings.ts";
@@ -383,7 +384,8 @@ export async function serve(
         (msg, level) => errorLog.write(`bunwsgi: ${msg}\n`, level),
       );
     }
-    for (const bind of config.list("bind")) {
+    // A bind naming a host with several addresses is a listener on each (config/host).
+    for (const bind of listenBinds(config, sockets)) {
       const fds = sockets.get(bind);
       if (fds === undefined && role !== null) throw new ConfigError(`bind ${bind}: the master passed no listening socket for it`);
       const unix = parseListener(bind).unix;
