@@ -171,7 +171,7 @@ export const SERVER_ROWS: readonly Row[] = [
     reload: true,
     example: "false",
     needs: ["unix_peer", "forwarded_headers"],
-    doc: "Believe the forwarding fields of peers on `unix:` binds (such as nginx on the same host): a unix socket's peer has no address to match, so this is said here, not assumed.",
+    doc: "Believe the forwarding fields of peers on `unix:` binds (such as nginx on the same host): a unix socket's peer has no address to match, so this is said here, not assumed. A client a PROXY header names as a UNIX-family path on a TCP bind is not such a peer (it says where the proxy's client was, not that this socket is local): it is never trusted.",
   },
   {
     key: "forwarded_headers",
