@@ -128,8 +128,10 @@ Object.defineProperty(IncomingRequest.prototype, "blob", {
     const body = await IncomingRequest.wholeBody(this);
     if (body === null) return nativeBlob.call(this);
     const type = this.headers.get("content-type");
+    // The body's own ArrayBuffer: a view would be typed as possibly shared memory, which a Blob cannot hold.
+    const bytes = ownBuffer(body);
     // A Blob made with this type would have it lower-cased (the File API), boundary and all.
-    return type === null ? new Blob([body]) : new Response(body, { headers: { "content-type": type } }).blob();
+    return type === null ? new Blob([bytes]) : new Response(bytes, { headers: { "content-type": type } }).blob();
   },
   configurable: true,
   writable: true,
