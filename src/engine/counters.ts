@@ -24,6 +24,7 @@ export const Timeout = {
   APP: 8,
   LINGER: 9,
   PROXY_HEADER: 10,
+  HANDSHAKE: 11,
 } as const;
 const TIMEOUT_LABELS = Object.keys(Timeout).map((k) => k.toLowerCase());
 
