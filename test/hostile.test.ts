@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import type { Application } from "../src/index.ts";
-import { makeCertificates, RawClient, serverPool } from "./helpers.ts";
+import { makeCertificates, RawClient, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-hostile-"));
@@ -209,4 +209,37 @@ describe("a response that closes its connection (CLOSING) while the client reads
     expect(got).toBeLessThan(SIZE);
     expect(errors.join("")).toContain("no response bytes accepted for 1s");
   }, 15_000);
+});
+
+describe("a connection parked for a spawn slot", () => {
+  test("parked past timeouts.header behind a busy slot: 503 spawn_wait and closed, instead of holding its socket for as long as the slot stays busy", async () => {
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const holder: Application = async (env, sr) => {
+      if (env.PATH_INFO === "/hold") await held;
+      sr("200 OK", [["Content-Type", "text/plain"]]);
+      return ["ok"];
+    };
+    const { port, access, server } = start(holder, { spawn: 1, logFormat: "{status} {reason}", timeouts: { header: 1 } });
+    const busy = await RawClient.connect(port);
+    busy.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(100);
+    const parked = await RawClient.connect(port);
+    parked.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const began = Date.now();
+    const r = await parked.response({ ms: 4000 });
+    expect(r.status).toBe(503);
+    expect(r.header("Connection")).toBe("close");
+    expect(Date.now() - began).toBeLessThan(3000);
+    await parked.waitClosed(2000);
+    expect(access.join("")).toContain("503 spawn_wait");
+    // Refused over the limit, it gives its place back once it closes.
+    parked.close();
+    await waitFor(() => server.pool.active === 1, 2000);
+    release();
+    expect((await busy.response()).status).toBe(200);
+    busy.close();
+  });
 });
