@@ -38,8 +38,8 @@ async function closedAfter(c: RawClient, ms: number, trickle: Uint8Array = new U
 }
 
 describe("TLS handshake deadline (timeouts.header from the accept)", () => {
-  test("handshake never started: a TCP connection to a TLS bind that sends nothing is cut, and the error log says so", async () => {
-    const { port, errors } = start(hello, { ...tlsOptions(), timeouts: { header: 1, keepAlive: 30 } });
+  test("handshake never started: a TCP connection to a TLS bind that sends nothing is cut, and a debug line says so", async () => {
+    const { port, errors } = start(hello, { ...tlsOptions(), logLevel: 10, timeouts: { header: 1, keepAlive: 30 } });
     const c = await RawClient.connect(port);
     const took = await closedAfter(c, 4000);
     expect(c.closed).toBe(true);
@@ -241,5 +241,15 @@ describe("a connection parked for a spawn slot", () => {
     release();
     expect((await busy.response()).status).toBe(200);
     busy.close();
+  });
+});
+
+describe("silent closes say so at log.level debug", () => {
+  test("idle before the first byte: closed at timeouts.keep_alive with a debug line", async () => {
+    const { port, errors } = start(hello, { logLevel: 10, timeouts: { keepAlive: 1 } });
+    const c = await RawClient.connect(port);
+    await c.waitClosed(3000);
+    expect(c.take()).toBe("");
+    expect(errors.join("")).toMatch(/closed idle connection from 127\.0\.0\.1:\d+: no request for 1s/);
   });
 });

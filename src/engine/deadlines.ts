@@ -157,6 +157,9 @@ export class Deadlines {
         }
         if (now >= this.endedAt + LINGER) {
           counters.timedOut(Timeout.LINGER);
+          c.exchange.logDebug(
+            `cut connection from ${c.exchange.clientLabel()}: it did not close its side within ${LINGER}s of ours`,
+          );
           c.terminate();
         }
         return;
@@ -190,10 +193,11 @@ export class Deadlines {
       case State.HEAD:
         if (c.handshaking) {
           // No bytes reach the connection before its handshake is done (lastRead is its accept):
-          // a client that stalls or trickles it is cut as a PROXY header's is, at timeouts.header.
+          // a client that stalls or trickles it is cut as a PROXY header's is, at timeouts.header,
+          // and logged as that is, at debug level (a flood of them must not flood the log).
           if (t.header > 0 && now - this.lastRead >= t.header) {
             counters.timedOut(Timeout.HANDSHAKE);
-            c.exchange.logError(
+            c.exchange.logDebug(
               `closing connection from ${c.exchange.clientLabel()}: TLS handshake not done within ${t.header}s`,
             );
             c.terminate();
@@ -210,6 +214,7 @@ export class Deadlines {
         }
         if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) {
           counters.timedOut(Timeout.KEEP_ALIVE);
+          c.exchange.logDebug(`closed idle connection from ${c.exchange.clientLabel()}: no request for ${t.keepAlive}s`);
           c.endAfterFlush();
         }
         return;

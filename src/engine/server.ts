@@ -382,13 +382,13 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
    * connections had no deadline: behind busy slots, any number of clients held a descriptor
    * each for as long as they liked. It is served (over the limit, for its refusal only) so that
    * its refusal is written, logged and lingered over as any other; a TLS one, whose handshake
-   * has not begun, is cut instead, the error log saying so.
+   * has not begun, is cut instead, a debug line saying so.
    */
   private refuseParked(conn: Connection, waited: number): void {
     counters.timedOut(Timeout.SPAWN_WAIT);
     const why = `no connection slot within ${waited}s (spawn = ${this.pool.size})`;
     if (this.tls !== undefined) {
-      this.errorLog.write(`closing connection from ${conn.socket.remoteAddress}: ${why}\n`, "ERROR");
+      if (this.logLevel <= 10) this.errorLog.write(`closing connection from ${conn.socket.remoteAddress}: ${why}\n`, "DEBUG");
       conn.terminate();
       return;
     }
