@@ -189,8 +189,9 @@ describe("a response that closes its connection (CLOSING) while the client reads
         error: () => ended(),
       },
     });
-    s.pause();
+    // Paused after the write, in the same turn (no data can come before it): a write may resume reading.
     s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    s.pause();
     await Bun.sleep(stallMs);
     s.resume();
     await Promise.race([closed, Bun.sleep(2000)]);
@@ -252,4 +253,30 @@ describe("silent closes say so at log.level debug", () => {
     expect(c.take()).toBe("");
     expect(errors.join("")).toMatch(/closed idle connection from 127\.0\.0\.1:\d+: no request for 1s/);
   });
+});
+
+test("parked past timeouts.keep_alive, then given its slot: its idle time counts from the slot, not from its accept", async () => {
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const holder: Application = async (env, sr) => {
+    if (env.PATH_INFO === "/hold") await held;
+    sr("200 OK", [["Content-Type", "text/plain"]]);
+    return ["ok"];
+  };
+  const { port } = start(holder, { spawn: 1, timeouts: { header: 10, keepAlive: 2 } });
+  const busy = await RawClient.connect(port);
+  busy.send("GET /hold HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  await Bun.sleep(100);
+  const parked = await RawClient.connect(port);
+  await Bun.sleep(2500);
+  release();
+  expect((await busy.response()).status).toBe(200);
+  // Given the slot now; 1.5 s idle since then is inside timeouts.keep_alive.
+  await Bun.sleep(1500);
+  expect(parked.closed).toBe(false);
+  parked.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  expect((await parked.response()).status).toBe(200);
+  parked.close();
 });

@@ -400,6 +400,10 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
 
   /** PoolMember: the pool freed a slot for a connection that was waiting. */
   admitWaiting(conn: Connection): void {
+    // Its time parked was the server's: its idle and handshake deadlines count from now. From its
+    // accept, one parked past timeouts.keep_alive was closed at the first tick after it got its
+    // slot, unless its request's bytes came first.
+    conn.deadlines.lastRead = performance.now() / 1000;
     this.admit(conn);
     conn.socket.resume();
   }
