@@ -258,6 +258,11 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     log.write(`${msg}\n`, "ERROR");
   }
 
+  /** Write a message to the error log at debug level, if it is on. */
+  logDebug(msg: string): void {
+    if (this.host.logLevel <= 10) this.host.errorLog.write(`${msg}\n`, "DEBUG");
+  }
+
   /** "host:port" of the peer, for messages. */
   clientLabel(): string {
     return clientLabel(this.clientAddress);

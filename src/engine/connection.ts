@@ -36,6 +36,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   upgraded = false;
   /** The peer half-closed its side. */
   peerEnded = false;
+  /** A TLS connection whose handshake has not finished: it must within timeouts.header of its accept (engine/deadlines). */
+  handshaking: boolean;
   /** Closing with a half-close, reading and dropping until the client closes (see endAfterFlush). */
   private lingering = false;
   /** Why the connection refused the last request (a parser code name, "head_timeout", …), or "". */
@@ -61,6 +63,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.out.lastProgress = now;
     this.deadlines = new Deadlines(now);
     this.intake = new Intake(this);
+    this.handshaking = host.tls !== undefined;
   }
 
   get closed(): boolean {
@@ -101,6 +104,17 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   onDrain(): void {
     this.out.onDrain();
+  }
+
+  /**
+   * The TLS handshake ended: the connection's bytes may come now. A failed one, or a client
+   * certificate that does not verify when the server requires one, closes it (Bun 1.4 refuses
+   * the latter itself under rejectUnauthorized; this keeps it so whatever the handler's effect).
+   */
+  onHandshake(success: boolean, error: Error | null): void {
+    this.handshaking = false;
+    const tls = this.host.tls as { rejectUnauthorized?: boolean } | undefined;
+    if (!success || (error !== null && tls?.rejectUnauthorized === true)) this.terminate();
   }
 
   /** The peer sent FIN. Answer what is in progress, then close. */
@@ -217,7 +231,10 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     // Not switched: no raw bytes will come, and what follows is the next request (RFC 9110 §7.8).
     const pending = this.state === State.BODY;
     this.body.responseDone(pending);
-    if (pending) this.state = State.DISCARD;
+    if (pending) {
+      this.state = State.DISCARD;
+      this.flow.discarding();
+    }
     this.deadlines.responseEnded(this.batching);
     if (!this.batching) this.resume();
   }
@@ -282,7 +299,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.lingering =
       !this.peerEnded && (this.state !== State.HEAD || this.intake.held.size > 0 || this.refusal !== "" || this.body.failed);
     this.state = State.CLOSING;
-    // The coarse clock read as the end of its tick.
+    // The coarse clock read as the end of its tick; set again as the output is out (closeWrite).
     this.deadlines.endedAt = this.host.now + 1;
     this.intake.release();
     this.out.flush();
@@ -295,6 +312,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
    * the linger deadline (engine/deadlines).
    */
   private closeWrite(): void {
+    // The linger deadline counts from here, when the response is out, not from the close decision.
+    this.deadlines.endedAt = this.host.now + 1;
     if (!this.lingering || this.peerEnded) {
       this.socket.end();
       return;

@@ -24,6 +24,8 @@ export const Timeout = {
   APP: 8,
   LINGER: 9,
   PROXY_HEADER: 10,
+  HANDSHAKE: 11,
+  SPAWN_WAIT: 12,
 } as const;
 const TIMEOUT_LABELS = Object.keys(Timeout).map((k) => k.toLowerCase());
 
@@ -44,6 +46,7 @@ const ENGINE_REASONS = [
   "client_disconnected",
   "app_timeout",
   "connect_not_supported",
+  "spawn_wait",
 ];
 
 const zeros = (n: number): number[] => new Array<number>(n).fill(0);

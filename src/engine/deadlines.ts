@@ -1,4 +1,4 @@
-/** @module engine/deadlines — when a connection's events happened (at most one clock read per read callback unless the exchange times its request), and the deadline of each of its states, checked once a tick: head, keep-alive, body stall and rate, response stall and rate, upgraded idle, the app's time, linger. */
+/** @module engine/deadlines — when a connection's events happened (at most one clock read per read callback unless the exchange times its request), and the deadline of each of its states, checked once a tick: TLS handshake, head, keep-alive, body stall and rate (an answered body's rest too), response stall and rate (a closing connection's last response too), upgraded idle, the app's time, linger. */
 
 import type { Limits, Timeouts } from "../config/limits.ts";
 import { HTTPError } from "../errors.ts";
@@ -18,6 +18,8 @@ const LINGER = 5;
 export interface DeadlineTarget {
   readonly state: StateValue;
   readonly responding: boolean;
+  /** A TLS connection whose handshake has not finished. */
+  readonly handshaking: boolean;
   /** What is held of a request head, waiting for the rest. */
   readonly intake: Intake;
   /** The body's bytes received so far. */
@@ -54,7 +56,7 @@ export class Deadlines {
   private finishedAt = -1;
   /** When the head being read began to arrive; -1 when none is. */
   headSince = -1;
-  /** When the connection started closing (coarse clock, read as the end of its tick). */
+  /** When the connection's last output was out and it began to close or linger (coarse clock, read as the end of its tick). */
   endedAt = 0;
   /** When the request at the app started; set only for a response that outlives its read callback (no tick sees another). */
   private appSince = 0;
@@ -146,12 +148,25 @@ export class Deadlines {
       case State.CLOSED:
         return;
       case State.CLOSING:
+        // The last response is still going out: the write deadlines hold, and the linger counts
+        // only once it is out (endedAt is then set again). Counted from the close decision, the
+        // linger cut a `Connection: close` response to any client that took over 5 s to read it.
+        if (c.out.queued > 0) {
+          this.outputStalled(c, now, t, limits);
+          return;
+        }
         if (now >= this.endedAt + LINGER) {
           counters.timedOut(Timeout.LINGER);
+          c.exchange.logDebug(
+            `cut connection from ${c.exchange.clientLabel()}: it did not close its side within ${LINGER}s of ours`,
+          );
           c.terminate();
         }
         return;
     }
+    // A body the client stalls or trickles is the client's fault even while the app waits for it:
+    // its 408 goes first, not a 503 blaming the app whose deadline falls at the same tick.
+    if (c.state === State.BODY && this.body(c, now, t, limits)) return;
     if (c.responding && this.appLimit > 0 && now - this.appSince >= this.appLimit) {
       // The app's time is up (uWSGI's harakiri): 503 if nothing was sent, else a cut.
       counters.timedOut(Timeout.APP);
@@ -162,14 +177,8 @@ export class Deadlines {
     if (c.out.queued === 0) this.responseRate.reset();
     else if (this.outputStalled(c, now, t, limits)) return;
     switch (c.state) {
-      case State.BODY:
-        this.body(c, now, t, limits);
-        return;
       case State.DISCARD:
-        if (t.body > 0 && now - this.lastRead >= t.body) {
-          counters.timedOut(Timeout.BODY);
-          c.endAfterFlush();
-        }
+        this.discard(c, now, t, limits);
         return;
       case State.RAW: {
         // A coarse-clock time is read as the end of its tick: the deadline is never early.
@@ -182,6 +191,19 @@ export class Deadlines {
         return;
       }
       case State.HEAD:
+        if (c.handshaking) {
+          // No bytes reach the connection before its handshake is done (lastRead is its accept):
+          // a client that stalls or trickles it is cut as a PROXY header's is, at timeouts.header,
+          // and logged as that is, at debug level (a flood of them must not flood the log).
+          if (t.header > 0 && now - this.lastRead >= t.header) {
+            counters.timedOut(Timeout.HANDSHAKE);
+            c.exchange.logDebug(
+              `closing connection from ${c.exchange.clientLabel()}: TLS handshake not done within ${t.header}s`,
+            );
+            c.terminate();
+          }
+          return;
+        }
         if (c.responding) return;
         if (this.headSince >= 0 && c.intake.held.size > 0) {
           if (t.header > 0 && now - this.headSince >= t.header) {
@@ -192,6 +214,7 @@ export class Deadlines {
         }
         if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) {
           counters.timedOut(Timeout.KEEP_ALIVE);
+          c.exchange.logDebug(`closed idle connection from ${c.exchange.clientLabel()}: no request for ${t.keepAlive}s`);
           c.endAfterFlush();
         }
         return;
@@ -241,7 +264,7 @@ export class Deadlines {
    * 408. The rate runs on a clock that stops while reading is held for the app or the server
    * (Flow.heldSeconds), including holds that begin and end between two ticks.
    */
-  private body(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): void {
+  private body(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): boolean {
     const stalled = t.body > 0 && now - this.lastRead >= t.body;
     const flow = c.flow;
     if (flow.pausedFor(Pause.BUDGET) && stalled) {
@@ -249,17 +272,34 @@ export class Deadlines {
       // within its deadline is told so (RFC 9110 §15.6.4) rather than left waiting.
       counters.timedOut(Timeout.BODY_BUDGET);
       c.failBody(new HTTPError(503, "the server is holding too many request bodies (limits.buffered_bytes)"), "buffered_bytes");
-      return;
+      return true;
     }
+    switch (this.bodyLate(c, now, t, limits, stalled)) {
+      case Timeout.BODY:
+        c.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
+        return true;
+      case Timeout.BODY_RATE:
+        c.failBody(new HTTPError(408, "request body too slow"), "body_too_slow");
+        return true;
+    }
+    return false;
+  }
+
+  /**
+   * The body's deadlines (stall, then rate), counted: Timeout.BODY or Timeout.BODY_RATE when one
+   * has passed, else -1. Not reading is not the client's doing while the app or the server holds it.
+   */
+  private bodyLate(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits, stalled: boolean): number {
+    const flow = c.flow;
     if (flow.pausedFor(Pause.INPUT | Pause.BUDGET)) {
-      // Not reading is the app's or the server's doing, not the client's.
       this.bodyRate.reset();
-      return;
+      return -1;
     }
     if (stalled) {
       counters.timedOut(Timeout.BODY);
-      c.failBody(new HTTPError(408, "request body timed out"), "body_timeout");
-    } else if (
+      return Timeout.BODY;
+    }
+    if (
       this.bodyRate.tooSlow(
         now - flow.heldSeconds(now),
         c.body.decoder.received,
@@ -268,7 +308,26 @@ export class Deadlines {
       )
     ) {
       counters.timedOut(Timeout.BODY_RATE);
-      c.failBody(new HTTPError(408, "request body too slow"), "body_too_slow");
+      return Timeout.BODY_RATE;
     }
+    return -1;
+  }
+
+  /**
+   * The rest of an answered request's body, read and dropped to keep the connection, has the
+   * body's deadlines too: stalled for `timeouts.body`, or slower than `limits.min_body_rate`
+   * (its window runs on from the request's start), the connection closes. Without the rate a
+   * client sending a byte just inside `timeouts.body` held the connection for as long as
+   * MAX_DISCARD bytes took at that pace (days).
+   */
+  private discard(c: DeadlineTarget, now: number, t: Timeouts, limits: Limits): void {
+    const late = this.bodyLate(c, now, t, limits, t.body > 0 && now - this.lastRead >= t.body);
+    if (late < 0) return;
+    const why =
+      late === Timeout.BODY
+        ? `the rest of the request body stalled for ${t.body}s`
+        : `the rest of the request body came slower than ${limits.minBodyRate} bytes/s`;
+    c.exchange.logError(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
+    c.endAfterFlush();
   }
 }

@@ -44,6 +44,8 @@ export interface Exchange {
   readonly headersSent: boolean;
   /** Write a line to the error log. */
   logError(msg: string): void;
+  /** Write a line to the error log at debug level (log.level = "debug"), else nothing. */
+  logDebug(msg: string): void;
   /** The peer, for messages: "host:port" or the socket's path. */
   clientLabel(): string;
 }

@@ -69,6 +69,16 @@ export class Flow implements BudgetWaiter {
     this.resume(Pause.BUDGET);
   }
 
+  /**
+   * The response ended before its body: the rest is read and dropped (DISCARD), so neither the
+   * app's unread input nor the budget may hold reading any more. Held, the rest was never read,
+   * and the connection sat until the body deadline closed it, its next request unanswered.
+   */
+  discarding(): void {
+    budget.forget(this);
+    this.resume(Pause.INPUT | Pause.BUDGET);
+  }
+
   /** The connection lingers after its last response: read, whatever held reading, and let what comes be dropped. */
   dropAll(): void {
     if ((this.paused & NOT_PEERS) !== 0) this.held.end(performance.now() / 1000);

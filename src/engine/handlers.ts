@@ -9,6 +9,8 @@ import type { ProxyStage } from "./proxy-stage.ts";
 export interface HandlersHost {
   accept(socket: ServerSocket): void;
   readonly errorLog: LogSink;
+  /** The listener's TLS options, when it serves TLS. */
+  readonly tls?: object | undefined;
 }
 
 /** The handlers of `server`'s listener; `stage`: its PROXY protocol stage, or null. */
@@ -28,6 +30,16 @@ export function socketHandlers(server: HandlersHost, stage: ProxyStage | null): 
     drain(socket) {
       socket.data.onDrain();
     },
+    // With a handshake handler Bun calls open() as the TCP connection is accepted, not once its
+    // handshake is done: the connection exists, and its handshake has a deadline, from then on.
+    // Without one, a client that never finishes its handshake held a socket with no deadline.
+    ...(server.tls !== undefined
+      ? {
+          handshake(socket: ServerSocket, success: boolean, error: Error | null) {
+            socket.data?.onHandshake(success, error);
+          },
+        }
+      : {}),
     end(socket) {
       socket.data.onEnd();
     },

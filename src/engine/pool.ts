@@ -92,6 +92,24 @@ export class Pool {
     return out;
   }
 
+  /**
+   * Take the parked connections of one server that were accepted before `since` (performance.now()
+   * seconds; a parked connection reads nothing, so its lastActive is its accept): they waited
+   * for a slot too long. Parked in arrival order, so the first that is not stops the walk.
+   */
+  expired(server: PoolMember, since: number): Connection[] {
+    const out: Connection[] = [];
+    for (let i = 0; i < this.waiting.length; i++) {
+      const c = this.waiting[i] as Connection;
+      if (c.lastActive >= since) break;
+      if (this.owners.get(c) !== server) continue;
+      out.push(c);
+      this.waiting.splice(i--, 1);
+      this.owners.delete(c);
+    }
+    return out;
+  }
+
   /** Change the limit (a reload); parked connections are admitted if it grew. */
   resize(size: number): void {
     this.size = Pool.check(size);

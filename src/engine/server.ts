@@ -18,7 +18,7 @@ import { type AccessFormatter, type ClientAddress, compileLogFormat } from "../o
 import { type LogOption, type LogSink, resolveLog } from "../observe/log.ts";
 import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
-import { counters } from "./counters.ts";
+import { counters, Timeout } from "./counters.ts";
 import type { ConnectionHost, RequestWatch } from "./exchange.ts";
 import { socketHandlers } from "./handlers.ts";
 import { Health, type HealthPaths } from "./health.ts";
@@ -42,6 +42,8 @@ import { Served } from "./served.ts";
  * they were sending to be ended (a generator's `finally`, `close()`) and their requests logged.
  */
 const CLEANUP_GRACE = 1;
+
+const EMPTY = new Uint8Array(0);
 
 /** What any kind of server takes. */
 export interface ServerOptions {
@@ -374,8 +376,34 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     this.admit(conn);
   }
 
+  /**
+   * A connection parked for a slot longer than `timeouts.header` (from its accept): answered 503
+   * and closed, lingering over what it sent, its access line saying `spawn_wait`. Parked
+   * connections had no deadline: behind busy slots, any number of clients held a descriptor
+   * each for as long as they liked. It is served (over the limit, for its refusal only) so that
+   * its refusal is written, logged and lingered over as any other; a TLS one, whose handshake
+   * has not begun, is cut instead, a debug line saying so.
+   */
+  private refuseParked(conn: Connection, waited: number): void {
+    counters.timedOut(Timeout.SPAWN_WAIT);
+    const why = `no connection slot within ${waited}s (spawn = ${this.pool.size})`;
+    if (this.tls !== undefined) {
+      if (this.logLevel <= 10) this.errorLog.write(`closing connection from ${conn.socket.remoteAddress}: ${why}\n`, "DEBUG");
+      conn.terminate();
+      return;
+    }
+    this.pool.active++;
+    this.proxied(conn, this.peerOf(conn.socket));
+    conn.socket.resume();
+    conn.refuse(503, why, "spawn_wait", EMPTY, 0, 0);
+  }
+
   /** PoolMember: the pool freed a slot for a connection that was waiting. */
   admitWaiting(conn: Connection): void {
+    // Its time parked was the server's: its idle and handshake deadlines count from now. From its
+    // accept, one parked past timeouts.keep_alive was closed at the first tick after it got its
+    // slot, unless its request's bytes came first.
+    conn.deadlines.lastRead = performance.now() / 1000;
     this.admit(conn);
     conn.socket.resume();
   }
@@ -383,13 +411,17 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   private admit(conn: Connection): void {
     this.pool.active++;
     const socket = conn.socket;
-    // Each of these getters is a getpeername(2) in Bun: read each once. A unix socket's peer
-    // has no address: the socket's path stands for it in logs.
-    const port = this.address.unix !== null ? undefined : socket.remotePort;
-    const address: [string, number] | string = port === undefined ? (this.address.unix ?? "") : [socket.remoteAddress, port];
+    // A unix socket's peer has no address: the socket's path stands for it in logs.
+    const address = this.peerOf(socket);
     // No setNoDelay(): Bun sets TCP_NODELAY on every accepted socket itself (seen with strace).
     if (this.proxyStage !== null) this.proxyStage.begin(conn, address);
     else this.proxied(conn, address);
+  }
+
+  /** A socket's peer: "host", port (each getter is a getpeername(2) in Bun: read once), or a unix socket's path. */
+  private peerOf(socket: ServerSocket): [string, number] | string {
+    const port = this.address.unix !== null ? undefined : socket.remotePort;
+    return port === undefined ? (this.address.unix ?? "") : [socket.remoteAddress, port];
   }
 
   /** ProxyStageHost: serve the connection's requests as from `address` (its peer, or the client its PROXY header named). */
@@ -428,6 +460,8 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   private tick(): void {
     const now = performance.now() / 1000;
     this.now = now;
+    const wait = this.timeouts.header;
+    if (wait > 0 && this.pool.crowded) for (const c of this.pool.expired(this, now - wait)) this.refuseParked(c, wait);
     if (this.proxyStage !== null && this.proxyStage.size > 0) this.proxyStage.tick(now);
     this.served.tick(now);
   }

@@ -1,0 +1,282 @@
+/**
+ * @module test/hostile — a hostile client against the deadlines, each test named after its attack:
+ * a TLS handshake stalled or trickled, the rest of an answered request's body dribbled or held,
+ * a body stalled while the app's deadline falls at the same tick. Raw sockets, exact bytes.
+ */
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import type { Application } from "../src/index.ts";
+import { makeCertificates, RawClient, serverPool, waitFor } from "./helpers.ts";
+
+const start = serverPool();
+const dir = mkdtempSync(join(tmpdir(), "bunwsgi-hostile-"));
+beforeAll(() => makeCertificates(dir), 30_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const hello: Application = (_env, sr) => {
+  sr("200 OK", [["Content-Type", "text/plain"]]);
+  return ["hi"];
+};
+
+const tlsOptions = (extra: object = {}) => ({
+  tls: { cert: readFileSync(join(dir, "srv.pem"), "utf8"), key: readFileSync(join(dir, "srv.key"), "utf8"), ...extra },
+});
+
+/** Milliseconds until `c` is closed by the server (at most `ms`), sending `trickle`'s bytes one per `every` ms meanwhile. */
+async function closedAfter(c: RawClient, ms: number, trickle: Uint8Array = new Uint8Array(0), every = 0): Promise<number> {
+  const began = Date.now();
+  let i = 0;
+  while (!c.closed && Date.now() - began < ms) {
+    if (i < trickle.length && every > 0) c.send(trickle.subarray(i, ++i));
+    await Bun.sleep(every > 0 ? every : 20);
+  }
+  return Date.now() - began;
+}
+
+describe("TLS handshake deadline (timeouts.header from the accept)", () => {
+  test("handshake never started: a TCP connection to a TLS bind that sends nothing is cut, and a debug line says so", async () => {
+    const { port, errors } = start(hello, { ...tlsOptions(), logLevel: 10, timeouts: { header: 1, keepAlive: 30 } });
+    const c = await RawClient.connect(port);
+    const took = await closedAfter(c, 4000);
+    expect(c.closed).toBe(true);
+    expect(took).toBeGreaterThanOrEqual(950);
+    expect(took).toBeLessThan(3000);
+    expect(errors.join("")).toContain("TLS handshake not done within 1s");
+  });
+
+  test("ClientHello trickled a byte every 400 ms: cut at the deadline however the bytes keep coming", async () => {
+    const { port } = start(hello, { ...tlsOptions(), timeouts: { header: 1, keepAlive: 30 } });
+    const c = await RawClient.connect(port);
+    // A TLS handshake record's header and the start of a ClientHello, never completed.
+    const partial = new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x00, 0x01, 0x02]);
+    const took = await closedAfter(c, 5000, partial, 400);
+    expect(c.closed).toBe(true);
+    expect(took).toBeLessThan(3000);
+  });
+
+  test("a completed handshake is served as before, and client_auth = require still refuses a client without a certificate", async () => {
+    const ca = readFileSync(join(dir, "ca.pem"), "utf8");
+    const { port } = start(hello, {
+      ...tlsOptions({ ca, requestCert: true, rejectUnauthorized: true }),
+      timeouts: { header: 2 },
+    });
+    const get = (withCert: boolean): Promise<string> =>
+      new Promise((resolve) => {
+        let got = "";
+        const s = tlsConnect({
+          port,
+          host: "127.0.0.1",
+          ca,
+          servername: "localhost",
+          ...(withCert
+            ? { cert: readFileSync(join(dir, "client.pem"), "utf8"), key: readFileSync(join(dir, "client.key"), "utf8") }
+            : {}),
+        });
+        const timer = setTimeout(() => {
+          s.destroy();
+          resolve(`${got}(open)`);
+        }, 3000);
+        s.on("secureConnect", () => s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+        s.on("data", (d: Buffer) => {
+          got += d.toString("latin1");
+        });
+        s.on("error", () => {});
+        s.on("close", () => {
+          clearTimeout(timer);
+          resolve(got);
+        });
+      });
+    expect(await get(true)).toStartWith("HTTP/1.1 200 OK\r\n");
+    expect(await get(false)).toBe("");
+  });
+});
+
+describe("the rest of an answered request's body (DISCARD)", () => {
+  /** Answers after a pause, never reading its body. */
+  const napper: Application = async (_env, sr) => {
+    await Bun.sleep(300);
+    sr("200 OK", [["Content-Type", "text/plain"]]);
+    return ["napped"];
+  };
+
+  test("discard trickle: the unread rest dribbled a byte every 700 ms is cut by limits.min_body_rate, logged", async () => {
+    const { port, errors } = start(napper, {
+      limits: { minBodyRate: 100 },
+      timeouts: { body: 1, minBodyRateGrace: 1, keepAlive: 30 },
+    });
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nab");
+    expect((await c.response()).status).toBe(200);
+    const took = await closedAfter(c, 6000, new Uint8Array(20).fill(0x78), 700);
+    expect(c.closed).toBe(true);
+    expect(took).toBeLessThan(4500);
+    expect(errors.join("")).toContain("the rest of the request body came slower than 100 bytes/s");
+  });
+
+  test("discard paused: the rest of a body held by the input high-water mark is read after the response, and the next request answered", async () => {
+    const { port } = start(napper, { timeouts: { body: 10, keepAlive: 30 } });
+    const c = await RawClient.connect(port);
+    // 300 KiB arrive before the response: over INPUT_HIGH_WATER, so reading paused for the app.
+    await c.sendAll(
+      new Uint8Array([
+        ...new TextEncoder().encode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 400000\r\n\r\n"),
+        ...new Uint8Array(300_000),
+      ]),
+    );
+    expect((await c.response()).status).toBe(200);
+    await c.sendAll(new Uint8Array(100_000));
+    const began = Date.now();
+    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const second = await c.response({ ms: 3000 });
+    expect(second.status).toBe(200);
+    expect(Date.now() - began).toBeLessThan(1000);
+    c.close();
+  });
+});
+
+describe("a body stalled while the app waits for it", () => {
+  test("body and app deadlines at the same tick: 408 body_timeout (the client's), not 503 app_timeout", async () => {
+    const reader: Application = async (env, sr) => {
+      const body = await env["wsgi.input"].read();
+      sr("200 OK", []);
+      return [body];
+    };
+    const { port, access } = start(reader, { logFormat: "{status} {reason}", timeouts: { body: 1, app: 1 } });
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc");
+    const r = await c.response({ ms: 4000 });
+    expect(r.status).toBe(408);
+    expect(access.join("")).toContain("408 body_timeout");
+  });
+});
+
+describe("a response that closes its connection (CLOSING) while the client reads it slowly", () => {
+  // More than loopback's socket buffers hold (their autotuning reaches several MiB each way).
+  const SIZE = 64 * 1024 * 1024;
+  const body = Buffer.alloc(SIZE, 0x61);
+  const big: Application = (_env, sr) => {
+    sr("200 OK", [["Content-Type", "application/octet-stream"]]);
+    return [body];
+  };
+
+  /** Ask for the body with Connection: close, read nothing for `stallMs`, then read to the end: bytes of body received. */
+  async function stalledRead(port: number, stallMs: number): Promise<number> {
+    let got = 0;
+    let head = true;
+    let ended = (): void => {};
+    const closed = new Promise<void>((resolve) => {
+      ended = resolve;
+    });
+    // Bun's own socket: its pause() stops reading from the kernel, so the server's writes back up.
+    const s = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data: (_s, d) => {
+          if (head) {
+            const at = d.indexOf("\r\n\r\n");
+            if (at >= 0) {
+              head = false;
+              got += d.length - at - 4;
+            }
+          } else got += d.length;
+        },
+        close: () => ended(),
+        error: () => ended(),
+      },
+    });
+    // Paused after the write, in the same turn (no data can come before it): a write may resume reading.
+    s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    s.pause();
+    await Bun.sleep(stallMs);
+    s.resume();
+    await Promise.race([closed, Bun.sleep(2000)]);
+    s.terminate();
+    return got;
+  }
+
+  test("close-delimited response read after a 6.5 s stall arrives whole: the linger counts once it is out, not from the close decision", async () => {
+    const { port } = start(big, { limits: { minResponseRate: 0 }, timeouts: { write: 30 } });
+    expect(await stalledRead(port, 6500)).toBe(SIZE);
+  }, 15_000);
+
+  test("a client that never reads it is cut at timeouts.write, and the error log says so", async () => {
+    const { port, errors } = start(big, { limits: { minResponseRate: 0 }, timeouts: { write: 1 } });
+    const got = await stalledRead(port, 2500);
+    expect(got).toBeLessThan(SIZE);
+    expect(errors.join("")).toContain("no response bytes accepted for 1s");
+  }, 15_000);
+});
+
+describe("a connection parked for a spawn slot", () => {
+  test("parked past timeouts.header behind a busy slot: 503 spawn_wait and closed, instead of holding its socket for as long as the slot stays busy", async () => {
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const holder: Application = async (env, sr) => {
+      if (env.PATH_INFO === "/hold") await held;
+      sr("200 OK", [["Content-Type", "text/plain"]]);
+      return ["ok"];
+    };
+    const { port, access, server } = start(holder, { spawn: 1, logFormat: "{status} {reason}", timeouts: { header: 1 } });
+    const busy = await RawClient.connect(port);
+    busy.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(100);
+    const parked = await RawClient.connect(port);
+    parked.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const began = Date.now();
+    const r = await parked.response({ ms: 4000 });
+    expect(r.status).toBe(503);
+    expect(r.header("Connection")).toBe("close");
+    expect(Date.now() - began).toBeLessThan(3000);
+    await parked.waitClosed(2000);
+    expect(access.join("")).toContain("503 spawn_wait");
+    // Refused over the limit, it gives its place back once it closes.
+    parked.close();
+    await waitFor(() => server.pool.active === 1, 2000);
+    release();
+    expect((await busy.response()).status).toBe(200);
+    busy.close();
+  });
+});
+
+describe("silent closes say so at log.level debug", () => {
+  test("idle before the first byte: closed at timeouts.keep_alive with a debug line", async () => {
+    const { port, errors } = start(hello, { logLevel: 10, timeouts: { keepAlive: 1 } });
+    const c = await RawClient.connect(port);
+    await c.waitClosed(3000);
+    expect(c.take()).toBe("");
+    expect(errors.join("")).toMatch(/closed idle connection from 127\.0\.0\.1:\d+: no request for 1s/);
+  });
+});
+
+test("parked past timeouts.keep_alive, then given its slot: its idle time counts from the slot, not from its accept", async () => {
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const holder: Application = async (env, sr) => {
+    if (env.PATH_INFO === "/hold") await held;
+    sr("200 OK", [["Content-Type", "text/plain"]]);
+    return ["ok"];
+  };
+  const { port } = start(holder, { spawn: 1, timeouts: { header: 10, keepAlive: 2 } });
+  const busy = await RawClient.connect(port);
+  busy.send("GET /hold HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  await Bun.sleep(100);
+  const parked = await RawClient.connect(port);
+  await Bun.sleep(2500);
+  release();
+  expect((await busy.response()).status).toBe(200);
+  // Given the slot now; 1.5 s idle since then is inside timeouts.keep_alive.
+  await Bun.sleep(1500);
+  expect(parked.closed).toBe(false);
+  parked.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  expect((await parked.response()).status).toBe(200);
+  parked.close();
+});
