@@ -72,7 +72,7 @@ export const SERVER_ROWS: readonly Row[] = [
     metavar: "N",
     reload: true,
     example: "10000",
-    doc: "Most connections served at once, over all binds; more wait, unread, until one closes. Unset: no limit.",
+    doc: "Most connections served at once, over all binds; more wait, unread, until one closes, at most `timeouts.header` from their accept: then 503 and close (`spawn_wait` in the access log and `bunwsgi_timeouts_total`). Unset: no limit.",
   },
   {
     key: "pidfile",

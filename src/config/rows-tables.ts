@@ -191,7 +191,11 @@ export const TABLE_ROWS: readonly Row[] = [
   },
   ...(
     [
-      ["header", 20, "Whole request head must arrive in this time (slowloris), else 408 and close."],
+      [
+        "header",
+        20,
+        "Whole request head must arrive in this time (slowloris), else 408 and close. It also bounds a TLS handshake and a PROXY protocol header (from the accept, then close) and the wait for a `spawn` slot (then 503).",
+      ],
       [
         "keep_alive",
         15,
