@@ -7,6 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCommandLine } from "../src/config/args.ts";
@@ -187,6 +188,46 @@ describe("metrics of a lone server", () => {
     expect(samples.get("bunwsgi_received_bytes_total")).toBeGreaterThan(240 * 30);
     expect(samples.get("process_resident_memory_bytes")).toBeGreaterThan(1_000_000);
     expect(samples.has('bunwsgi_event_loop_lag_seconds_bucket{le="+Inf"}')).toBe(true);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+});
+
+/** Open a connection to `port`, write `data`, and read until the server closes (or resets: a refused PROXY header) it: the bytes it sent back. */
+function sendAll(port: number, data: string): Promise<number> {
+  return new Promise((resolve) => {
+    let got = 0;
+    const s = connect({ host: "127.0.0.1", port }, () => s.write(data));
+    s.on("data", (d) => {
+      got += d.length;
+    });
+    s.on("close", () => resolve(got));
+    s.on("error", () => resolve(got));
+  });
+}
+
+describe("bytes in and out of a lone server", () => {
+  test("received and sent bytes equal what clients sent and read, a PROXY header and the bytes of a connection refused for its header included", async () => {
+    const p = start(
+      `app = "app.ts"\nbind = ["127.0.0.1:0", "127.0.0.1:0 proxy_protocol=v1"]\nproxy_protocol_from = ["127.0.0.1"]\nmetrics_bind = "127.0.0.1:0"\n[log]\naccess = "none"\n`,
+    );
+    const url = ((await p.waitFor(/metrics on (http:\S+)/)) as RegExpMatchArray)[1] as string;
+    const [plain, proxied] = [...p.stderr.matchAll(/listening on http:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+    const request = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const sent = [
+      [plain, request],
+      [proxied, `PROXY TCP4 192.0.2.1 192.0.2.2 1000 80\r\n${request}`],
+      [proxied, "PROXY NOPE\r\n"],
+      [proxied, request],
+    ] as const;
+    let read = 0;
+    for (const [port, data] of sent) read += await sendAll(port as number, data);
+    const { samples } = await scrape(url);
+    expect(samples.get("bunwsgi_received_bytes_total")).toBe(sent.reduce((n, [, data]) => n + data.length, 0));
+    expect(samples.get("bunwsgi_sent_bytes_total")).toBe(read);
+    expect(samples.get('bunwsgi_proxy_rejected_total{reason="proxy_v1_malformed"}')).toBe(1);
+    expect(samples.get('bunwsgi_proxy_rejected_total{reason="proxy_missing"}')).toBe(1);
+    expect(samples.get("bunwsgi_connections_open")).toBe(0);
     p.kill();
     expect(await p.exit()).toBe(0);
   }, 30_000);

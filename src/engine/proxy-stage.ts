@@ -61,24 +61,35 @@ export class ProxyStage {
       this.refuse(conn, w, ProxyError.PROXY_UNTRUSTED);
   }
 
-  /** Bytes of a connection: false when its header is done (they are the connection's own). */
+  /**
+   * Bytes of a connection: false when its header is done (they are the connection's own). The
+   * bytes kept here (the header, and all of a refused connection's) are counted as received
+   * here: only those handed on reach Connection.onData, which counts its own.
+   */
   read(conn: Connection, chunk: Buffer): boolean {
     const w = this.waiting.get(conn);
     if (w === undefined) return false;
-    if (w.refused) return true;
-    const n = w.parser.execute(chunk, 0, chunk.length);
-    if (n === 0) return true;
-    if (n < 0) {
-      this.refuse(conn, w, -n);
+    if (w.refused) {
+      counters.bytesIn += chunk.length;
       return true;
     }
+    const n = w.parser.execute(chunk, 0, chunk.length);
+    if (n <= 0) {
+      counters.bytesIn += chunk.length;
+      if (n < 0) this.refuse(conn, w, -n);
+      return true;
+    }
+    counters.bytesIn += n;
     this.waiting.delete(conn);
     const header = w.parser.header as NonNullable<ProxyParser["header"]>;
     const proxied: ProxiedPeer = { socketPeer: w.peer, header };
     conn.proxy = proxied;
     this.host.proxied(conn, proxiedAddress(header, w.peer));
     // The first request may have come with the header.
-    if (n < chunk.length && !conn.closed) conn.onData(chunk.subarray(n));
+    if (n < chunk.length) {
+      if (!conn.closed) conn.onData(chunk.subarray(n));
+      else counters.bytesIn += chunk.length - n;
+    }
     return true;
   }
 

@@ -13,7 +13,7 @@ export const FAMILIES: readonly Family[] = [
   {
     name: "bunwsgi_requests_total",
     type: "counter",
-    help: "Requests answered (one per access-log line), by method (none: refused before its head was accepted) and status class (none: no status was sent).",
+    help: "Requests answered (one per access-log line), by method (none: refused before it reached the app) and status class (none: no status was sent).",
   },
   {
     name: "bunwsgi_request_duration_seconds",
