@@ -313,6 +313,27 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 30_000);
 
+  test("a worker slot whose replacement failed to start is started again once its backoff has passed (it was rescheduled forever, the service a worker short)", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n');
+    const ok = join(d, "ok");
+    writeFileSync(ok, "");
+    writeFileSync(
+      join(d, "version.ts"),
+      `import { existsSync } from "node:fs";\nif (!existsSync(${JSON.stringify(ok)})) throw new Error("no ok file");\nexport const version = "v1";\n`,
+    );
+    const p = start(d);
+    await p.port();
+    await waitReady(p, 2);
+    rmSync(ok);
+    process.kill(readyPids(p)[0] as number, "SIGKILL");
+    await until(() => p.stderr.includes("starting it again"), "a failed start of the replacement");
+    writeFileSync(ok, "");
+    // The backoff after one or two failures is 0.5–1 s: well within this wait.
+    await waitReady(p, 3, 10_000);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
   test("a worker whose event loop blocks past timeouts.worker is killed and replaced; the other answers throughout; the log names the request", async () => {
     const { p, port } = await serving(
       'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[timeouts]\nworker = 2\n[log]\naccess = "none"\n',

@@ -34,9 +34,14 @@ export class SlotBackoff {
     return n === 0 ? 0 : Math.min(MAX_BACKOFF, 0.5 * 2 ** (n - 1));
   }
 
+  /** Seconds left of the slot's backoff, counted from its last failed start: 0 once it has passed. */
+  remaining(slot: number): number {
+    return Math.max(0, (this.failedAt.get(slot) ?? 0) + this.delay(slot) - now());
+  }
+
   /** The slot's last start failed less than its backoff ago (a recycle waits too). */
   waiting(slot: number): boolean {
-    return now() - (this.failedAt.get(slot) ?? 0) < this.delay(slot);
+    return this.remaining(slot) > 0;
   }
 
   /** A start of `slot` is waiting out its backoff. */
@@ -51,7 +56,7 @@ export class SlotBackoff {
       setTimeout(() => {
         this.pending.delete(slot);
         start();
-      }, this.delay(slot) * 1000),
+      }, this.remaining(slot) * 1000),
     );
   }
 

@@ -99,7 +99,10 @@ export class Crew implements Iterable<WorkerHandle> {
     for (let slot = 0; slot < target; slot++) {
       if (this.backoff.scheduled(slot)) continue;
       if ([...this.workers].some((w) => w.slot === slot && !w.asked)) continue;
-      if (this.backoff.delay(slot) === 0) this.start(slot, generation);
+      // Its backoff counts from its last failed start: once that has passed, it starts. (Asking
+      // whether it had failed at all, which only a success clears, rescheduled a failed slot
+      // forever: the service ran a worker short, the log promising a start that never came.)
+      if (!this.backoff.waiting(slot)) this.start(slot, generation);
       else this.backoff.schedule(slot, again);
     }
   }
