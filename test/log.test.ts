@@ -141,3 +141,42 @@ describe("the error log's levels and timestamps", () => {
     }
   });
 });
+
+describe("a log stream whose reader is gone (EPIPE)", () => {
+  test("the server serves, and SIGTERM stops it: stdout and stderr piped into `head -c 1` drop lines once it leaves instead of throwing into requests and the stop", async () => {
+    const root = join(import.meta.dir, "..");
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = probe.port;
+    probe.stop(true);
+    const server = `"${process.execPath}" "${join(root, "src/cli.ts")}" "${join(root, "examples/hello.ts")}" --bind 127.0.0.1:${port} --log-access none`;
+    const shell = Bun.spawn(["bash", "-c", `${server} 2>&1 | head -c 1 > /dev/null`], { stdin: "ignore" });
+    let pid = 0;
+    try {
+      let served = 0;
+      for (const until = Date.now() + 10_000; served < 3 && Date.now() < until; ) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } });
+          await res.text();
+          if (res.status === 200) served++;
+        } catch {
+          await Bun.sleep(50);
+        }
+      }
+      expect(served).toBe(3);
+      // The server is the shell's child whose command line runs src/cli.ts.
+      const children = readFileSync(`/proc/${shell.pid}/task/${shell.pid}/children`, "utf8").trim().split(" ");
+      pid = Number(children.find((c) => readFileSync(`/proc/${c}/cmdline`, "utf8").includes("src/cli.ts")));
+      process.kill(pid, "SIGTERM");
+      expect(await Promise.race([shell.exited, Bun.sleep(8_000).then(() => "still running")])).toBe(0);
+    } finally {
+      if (pid > 0) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Gone, as it should be.
+        }
+      }
+      shell.kill("SIGKILL");
+    }
+  }, 20_000);
+});

@@ -141,6 +141,16 @@ export class StreamLog implements LogSink {
   readonly path: string | null;
   private sink: FileSink | null = null;
   private fd = -1;
+  /**
+   * Why the stream can no longer be written (EPIPE: the reader of a pipe is gone, as when the
+   * server's output goes to `| head` or to a log collector that died), or null. A broken stream
+   * stays broken; its lines are dropped. Writing a log line must never throw into the request,
+   * the stop or the signal that wrote it: a SIGTERM whose "stopping" line threw left the server
+   * running, its listeners closed, deaf to further signals.
+   */
+  broken: string | null = null;
+  /** Lines a file sink could not write (ENOSPC, EIO, …) and dropped; the next batch tries again. */
+  dropped = 0;
   /** A file's text not yet written: whole lines, then perhaps the start of one. */
   private pending = "";
   private scheduled = false;
@@ -158,8 +168,15 @@ export class StreamLog implements LogSink {
   }
 
   write(s: string): void {
-    if (this.sink !== null) this.sink.write(s);
-    else if (this.fd >= 0) {
+    if (this.sink !== null) {
+      if (this.broken !== null) return;
+      try {
+        this.sink.write(s);
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
+    } else if (this.fd >= 0) {
       this.pending += s;
       if (this.pending.length >= FILE_BATCH) this.flushLines();
     }
@@ -172,23 +189,45 @@ export class StreamLog implements LogSink {
   /** Write what is buffered up to its last newline (a file), or all of it (a stream). */
   private flushLines(): void {
     if (this.sink !== null) {
-      this.sink.flush();
+      if (this.broken !== null) return;
+      try {
+        const done: unknown = this.sink.flush();
+        // A stream that takes its bytes later (a pipe that is full) may fail then.
+        if (done instanceof Promise) done.catch((e: unknown) => this.fail(e));
+      } catch (e) {
+        this.fail(e);
+      }
       return;
     }
     const end = this.pending.lastIndexOf("\n") + 1;
     if (end === 0 || this.fd < 0) return;
     const lines = end === this.pending.length ? this.pending : this.pending.slice(0, end);
     this.pending = this.pending.slice(end);
-    writeSync(this.fd, lines);
+    this.writeFile(lines);
   }
 
   /** Write everything buffered, an unfinished line too. */
   flush(): void {
     this.flushLines();
     if (this.fd >= 0 && this.pending !== "") {
-      writeSync(this.fd, this.pending);
+      const rest = this.pending;
       this.pending = "";
+      this.writeFile(rest);
     }
+  }
+
+  /** One write(2) of whole lines to the file; a failure drops them (counted), not the server. */
+  private writeFile(text: string): void {
+    try {
+      writeSync(this.fd, text);
+    } catch {
+      for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) this.dropped++;
+    }
+  }
+
+  /** The stream refused a write: it stays broken, and what follows is dropped. */
+  private fail(e: unknown): void {
+    this.broken ??= (e as { code?: string }).code ?? String(e);
   }
 
   /** Re-open a file sink at its path (after logrotate moved it); a stream sink just flushes. */
