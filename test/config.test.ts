@@ -188,6 +188,12 @@ describe("resolving a config", () => {
     expect(errors.join("\n")).toContain("log.error: folder");
   });
 
+  test('gunicorn\'s "-" for a log is refused with what to say instead, not made a file named "-"', () => {
+    const { errors } = resolveWith('app = "app.ts"\n[log]\naccess = "-"\nerror = ["-"]\n');
+    expect(errors.join("\n")).toContain('log.access: "-" is not a sink here: say "stdout" or "stderr"');
+    expect(errors.join("\n")).toContain('log.error: "-" is not a sink here');
+  });
+
   test("an invalid template names the unknown field", () => {
     const { errors } = resolveWith('app = "app.ts"\n[log]\nformat = "{status} {bogus}"\n');
     expect(errors[0]).toContain("log.format: unknown field {bogus}");

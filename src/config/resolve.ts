@@ -256,6 +256,12 @@ class Resolver {
   }
 
   private sinks(s: Setting, list: string[], o: Origin): string[] | undefined {
+    // gunicorn's "-" (stdout for its access log, stderr for its error log) would be a file named
+    // "-" here, made in the working directory: said, not guessed.
+    if (list.includes("-")) {
+      this.fail(o.label, s, '"-" is not a sink here: say "stdout" or "stderr" (or a file path)');
+      return undefined;
+    }
     if (list.includes("none") && list.length > 1) {
       this.fail(o.label, s, '"none" cannot be combined with other sinks');
       return undefined;
