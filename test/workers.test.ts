@@ -572,6 +572,21 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 30_000);
 
+  test("a single process (workers = 0) at SIGTERM answers the connections its socket queued while it was busy, and refuses new ones", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n[timeouts]\ndrain_delay = 1\n');
+    const p = start(d);
+    const port = await p.port();
+    p.kill("SIGTERM");
+    await p.waitFor("draining for 1s");
+    const busy = get(`http://127.0.0.1:${port}/busy`);
+    await Bun.sleep(300);
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => rawGet(port)));
+    expect(await busy).toStartWith("v1 ");
+    expect(outcomes.filter((o) => o !== "200")).toEqual([]);
+    expect(await p.exit()).toBe(0);
+    expect(await rawGet(port)).toBe("ECONNREFUSED");
+  }, 30_000);
+
   test("SIGTTOU: connections queued on the removed worker's socket while it was busy are answered, not reset as its socket closes", async () => {
     const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
     const busy = Array.from({ length: 6 }, () => get(`http://127.0.0.1:${port}/busy`).catch((e) => String(e)));
