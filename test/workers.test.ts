@@ -21,6 +21,11 @@ export default function app(env: Record<string, unknown>, startResponse: (s: str
     const end = Date.now() + 20_000;
     while (Date.now() < end) {}
   }
+  if (env.PATH_INFO === "/busy") {
+    // The whole event loop busy for 1.5 s: new connections wait in the kernel's queue meanwhile.
+    const end = Date.now() + 1500;
+    while (Date.now() < end) {}
+  }
   if (env.PATH_INFO === "/spin") {
     // Busy for 3 ms: while one worker spins, the other accepts the next connections.
     const end = performance.now() + 3;
@@ -133,6 +138,23 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(25);
   }
+}
+
+/** One request on a new connection, written raw: "200", or how it failed ("ECONNRESET", "ECONNREFUSED", "closed: …"). */
+function rawGet(port: number, path = "/"): Promise<string> {
+  return new Promise((resolve) => {
+    let got = "";
+    const c = connect(port, "127.0.0.1", () => c.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    c.setTimeout(15_000, () => {
+      c.destroy();
+      resolve(`timeout: ${got.slice(0, 40)}`);
+    });
+    c.on("data", (b) => {
+      got += b.toString("latin1");
+    });
+    c.on("error", (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+    c.on("close", () => resolve(got.startsWith("HTTP/1.1 200 ") ? "200" : `closed: ${got.slice(0, 40)}`));
+  });
 }
 
 const pidOf = (body: string): number => Number(body.split(" ")[1]);
@@ -403,6 +425,26 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 40_000);
 
+  test("a SIGHUP while the previous one's workers are still starting is not lost: once they serve, the master rolls again to the newer edit", async () => {
+    const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    writeFileSync(join(d, "version.ts"), 'export const version = "v2";\n');
+    p.kill("SIGHUP");
+    await p.waitFor("SIGHUP: starting 2 workers");
+    // A deploy's second edit and reload, before the first reload's workers are ready.
+    writeFileSync(join(d, "version.ts"), 'export const version = "v3";\n');
+    p.kill("SIGHUP");
+    await p.waitFor("rolling again for the SIGHUP that came while the previous one was starting", 15_000);
+    await until(
+      () => (p.stderr.match(/new workers ready; the previous ones are draining/g) ?? []).length === 2,
+      "the second roll",
+    );
+    const bodies = await Promise.all(Array.from({ length: 10 }, () => get(`http://127.0.0.1:${port}/`)));
+    for (const b of bodies) expect(b).toStartWith("v3 ");
+    expect(p.stderr).not.toContain("SIGHUP ignored");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
   test("a replacement worker serves the config its master resolved, not an edit of the file nobody signalled", async () => {
     const { d, p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n', 1);
     // A half-done edit: a missing app and a bind the master does not hold.
@@ -531,6 +573,53 @@ describe("workers", () => {
     });
     expect(error).toBe("ECONNREFUSED");
     expect(await slow).toMatch(/^v1 \d+ slow$/);
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("SIGTERM: connections the kernel queued while the workers were busy are answered at the stop, not reset as the listeners close", async () => {
+    const { p, port } = await serving(
+      'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n[timeouts]\ndrain_delay = 1\n',
+      2,
+    );
+    p.kill("SIGTERM");
+    await p.waitFor("after a 1s drain");
+    // Both workers' event loops busy past the drain's end (most likely a connection each of 4).
+    const busy = Array.from({ length: 4 }, () => get(`http://127.0.0.1:${port}/busy`).catch((e) => String(e)));
+    await Bun.sleep(300);
+    // Accepted by the kernel into the workers' queues while their loops are busy.
+    const outcomes = await Promise.all(Array.from({ length: 40 }, () => rawGet(port)));
+    await Promise.all(busy);
+    expect(outcomes.filter((o) => o !== "200")).toEqual([]);
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
+  test("a single process (workers = 0) at SIGTERM answers the connections its socket queued while it was busy, and refuses new ones", async () => {
+    const d = site('app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "none"\n[timeouts]\ndrain_delay = 1\n');
+    const p = start(d);
+    const port = await p.port();
+    p.kill("SIGTERM");
+    await p.waitFor("draining for 1s");
+    const busy = get(`http://127.0.0.1:${port}/busy`);
+    await Bun.sleep(300);
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => rawGet(port)));
+    expect(await busy).toStartWith("v1 ");
+    expect(outcomes.filter((o) => o !== "200")).toEqual([]);
+    expect(await p.exit()).toBe(0);
+    expect(await rawGet(port)).toBe("ECONNREFUSED");
+  }, 30_000);
+
+  test("SIGTTOU: connections queued on the removed worker's socket while it was busy are answered, not reset as its socket closes", async () => {
+    const { p, port } = await serving('app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[log]\naccess = "none"\n', 2);
+    const busy = Array.from({ length: 4 }, () => get(`http://127.0.0.1:${port}/busy`).catch((e) => String(e)));
+    await Bun.sleep(300);
+    p.kill("SIGTTOU");
+    await p.waitFor("SIGTTOU: 1 worker");
+    const outcomes = await Promise.all(Array.from({ length: 40 }, () => rawGet(port)));
+    await Promise.all(busy);
+    expect(outcomes.filter((o) => o !== "200")).toEqual([]);
+    await p.waitFor(/worker 1 \(pid \d+\) stopped/);
+    expect(await rawGet(port)).toBe("200");
+    p.kill();
     expect(await p.exit()).toBe(0);
   }, 30_000);
 

@@ -102,7 +102,7 @@ export const SERVER_ROWS: readonly Row[] = [
     reload: false,
     example: "false",
     needs: ["workers", "tcp_bind"],
-    doc: "With workers: each worker listens on its own socket per TCP bind (SO_REUSEPORT), and the kernel spreads new connections over them by address and port, so a burst of keep-alive connections cannot all land on the worker that woke first. A worker that is down or hung holds up the connections sent to its socket until its replacement (at most `timeouts.worker` and a start) and SIGTTOU resets those queued on the removed worker's socket unless `net.ipv4.tcp_migrate_req = 1`. `false`: one socket every worker accepts from. Unix and `fd://` binds are always shared; a lone process (`workers = 0`) binds without SO_REUSEPORT.",
+    doc: "With workers: each worker listens on its own socket per TCP bind (SO_REUSEPORT), and the kernel spreads new connections over them by address and port, so a burst of keep-alive connections cannot all land on the worker that woke first. A worker that is down or hung holds up the connections sent to its socket until its replacement (at most `timeouts.worker` and a start) and on SIGTTOU the removed worker answers those queued on its socket before it closes. `false`: one socket every worker accepts from. Unix and `fd://` binds are always shared; a lone process (`workers = 0`) binds without SO_REUSEPORT.",
   },
   ...(
     [

@@ -1,4 +1,4 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, a listener's last drain for engine/server, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
@@ -27,6 +27,13 @@ export interface Libc {
    * (inherited listening sockets; Bun marks its own). Returns only on failure: -1.
    */
   execve(path: string, argv: readonly string[], env: readonly string[]): number;
+  /**
+   * Attach a socket filter that drops every packet (SO_ATTACH_FILTER, classic BPF "ret #0"): on a
+   * listening TCP socket the kernel then drops new SYNs (the client retries them, and finds the
+   * port's other sockets or none) while the connections already queued stay to be accepted.
+   * 0, or -1 on error.
+   */
+  dropAll(fd: number): number;
   /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
   errno(): number;
 }
@@ -45,6 +52,12 @@ const MSG_NOSIGNAL = 0x4000;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const ONE = new Int32Array([1]);
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;
+/** One struct sock_filter (code u16, jt u8, jf u8, k u32): BPF_RET | BPF_K with k = 0, "accept 0 bytes". */
+const DROP_ALL = new Uint8Array([0x06, 0, 0, 0, 0, 0, 0, 0]);
+/** struct sock_fprog on 64-bit Linux: len (u16, padded to 8) and a pointer to the filter. */
+const DROP_PROG = new BigUint64Array(2);
 
 /** glibc's name, then musl's (Alpine) for the architectures Bun ships. */
 const NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
@@ -81,6 +94,11 @@ function load(): Libc | null {
           return Number(symbols.sendmsg(fd, ptr(MSGHDR), more ? MSG_NOSIGNAL | MSG_MORE : MSG_NOSIGNAL));
         },
         tcpPush: (fd) => symbols.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, ptr(ONE), 4),
+        dropAll: (fd) => {
+          DROP_PROG[0] = 1n;
+          DROP_PROG[1] = BigInt(ptr(DROP_ALL));
+          return symbols.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, ptr(DROP_PROG), 16);
+        },
         execve: (path, argv, env) => {
           const strings = [path, ...argv, ...env].map((t) => Buffer.from(`${t}\0`, "utf8"));
           // NULL-terminated arrays of pointers into `strings`, which stay referenced until the call.

@@ -22,6 +22,7 @@ import { counters, Timeout } from "./counters.ts";
 import type { ConnectionHost, RequestWatch } from "./exchange.ts";
 import { socketHandlers } from "./handlers.ts";
 import { Health, type HealthPaths } from "./health.ts";
+import { libc } from "./libc.ts";
 import {
   type Address,
   BUN_BACKLOG,
@@ -284,6 +285,26 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
       this.stopped,
     ]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Before a stop that ends the listening socket itself (no other process listens on it after
+   * this one): the kernel takes no new connection on it (engine/libc's dropAll: a new SYN is
+   * dropped, and the client's retry finds the port's other sockets, or none and is refused),
+   * while the event loop still accepts, for `ms`, what it had already queued. Closing a listener
+   * with connections in its queue resets them: clients whose handshake completed, whose request
+   * is sent. False (and nothing waited) where the filter cannot be attached (no libc, a unix
+   * socket, not listening).
+   */
+  async refuseNew(ms = 100): Promise<boolean> {
+    const listener = this.listener;
+    const c = libc();
+    if (listener === null || this.stopping || c === null || this.address.unix !== null) return false;
+    // Bun exposes the listening descriptor; its typings do not list `fd` yet.
+    const fd = (listener as unknown as { fd?: number }).fd;
+    if (typeof fd !== "number" || fd < 0 || c.dropAll(fd) !== 0) return false;
+    await Bun.sleep(ms);
+    return true;
   }
 
   /**

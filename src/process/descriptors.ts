@@ -61,6 +61,11 @@ export class HeldSocket {
     return (this.group === null ? this.fds[0] : this.fds[slot]) as number;
   }
 
+  /** One socket per worker slot (a TCP bind with reuse_port), not one every worker shares. */
+  get perWorker(): boolean {
+    return this.group !== null;
+  }
+
   /** Every descriptor, for a new master (SIGUSR2). */
   get descriptors(): readonly number[] {
     return this.fds;
@@ -69,8 +74,8 @@ export class HeldSocket {
   /**
    * Per-worker sockets for `slots` workers: more bound on the same port, or this process's
    * copies of the extra ones closed. A removed slot's worker holds its own copy until it stops
-   * listening; what the kernel queued on it then is reset, unless net.ipv4.tcp_migrate_req = 1
-   * moves it to another worker's socket (Linux 5.14).
+   * listening; the worker, told so (MasterMessage's close), refuses new SYNs on it and accepts
+   * what the kernel queued before it closes, so that nothing queued is reset.
    */
   resize(slots: number): void {
     const g = this.group;

@@ -43,6 +43,8 @@ class Master implements CrewHost, RollHost {
     private readonly sockets: HeldSocket[],
     logs: [LogSink, LogSink],
     metrics: MasterMetrics | null,
+    /** The old master that started this one on SIGUSR2 (its parent, sharing its sockets), or 0. */
+    private readonly predecessor: number,
   ) {
     [this.accessLog, this.errorLog] = logs;
     this.applied = config;
@@ -139,7 +141,19 @@ class Master implements CrewHost, RollHost {
   }
 
   ask(w: WorkerHandle): void {
-    w.ask(this.config.num("timeouts.shutdown") as number);
+    // A slot past the worker count (scaled down, rolled to fewer, an abandoned roll's extra
+    // workers): its per-worker sockets are closed here and end with the worker.
+    w.ask(this.config.num("timeouts.shutdown") as number, 0, w.slot >= this.target ? this.ending(true) : []);
+  }
+
+  /**
+   * The binds whose sockets end with the workers that listen on them (`perWorker`: only the
+   * per-worker ones, of a removed slot): none while another master shares them (a SIGUSR2's new
+   * master, or this one's predecessor still running), nor a supervisor's fd://.
+   */
+  private ending(perWorker: boolean): string[] {
+    if (this.upgrade.handedOver || (this.predecessor !== 0 && process.ppid === this.predecessor)) return [];
+    return this.sockets.filter((s) => (perWorker ? s.perWorker : !s.bind.startsWith("fd://"))).map((s) => s.bind);
   }
 
   /** CrewHost: count a worker replaced for `reason` on the metrics page. */
@@ -280,7 +294,8 @@ class Master implements CrewHost, RollHost {
     this.log(
       `${signal}: stopping ${this.crew.size} worker${this.crew.size === 1 ? "" : "s"} gracefully${drain > 0 ? ` after a ${drain}s drain` : ""}`,
     );
-    for (const w of this.crew) w.ask(this.config.num("timeouts.shutdown") as number, drain);
+    const ending = this.ending(false);
+    for (const w of this.crew) w.ask(this.config.num("timeouts.shutdown") as number, drain, ending);
     // The master's copies go now: once the workers stop listening on theirs, a new connection is
     // refused (the kernel would queue it on the master's copy for no one, and reset it at exit).
     // A unix socket's file stays until the end: workers draining still accept on it.
@@ -363,6 +378,6 @@ export async function runMaster(
     closeLog(errorLog);
     return EXIT_UNSTARTABLE;
   }
-  master = new Master(config, commandLine, embedded, sockets, logs, metrics);
+  master = new Master(config, commandLine, embedded, sockets, logs, metrics, inherited.size > 0 ? process.ppid : 0);
   return master.start();
 }

@@ -41,6 +41,13 @@ export type MasterMessage =
        * others serve the same sockets, so readiness stays what it was.
        */
       drain?: boolean;
+      /**
+       * The binds whose listening socket ends with this worker: the master has closed its copy
+       * and no other process listens on it (the master stopping with no new master, a removed
+       * slot's per-worker socket). The worker refuses new connections on them before it stops
+       * listening, so that what the kernel queued there is answered, not reset.
+       */
+      close?: string[];
     }
   /** The master's second stop signal: close every connection now. */
   | { t: "hurry" };

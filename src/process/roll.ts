@@ -38,6 +38,11 @@ export class Rolls {
   private generations = 0;
   /** The generation a SIGHUP is starting, until all of it serves (or one of it fails). */
   private next: Generation | null = null;
+  /**
+   * A SIGHUP came while `next` was starting: the config (or app) may have changed again since
+   * `next` read it, so once `next` is adopted or abandoned the master rolls again.
+   */
+  private again = false;
 
   constructor(
     private readonly host: RollHost,
@@ -67,7 +72,11 @@ export class Rolls {
   begin(): void {
     const host = this.host;
     if (this.next !== null) {
-      host.log("SIGHUP ignored: the previous one is still starting its workers", "WARNING");
+      if (!this.again)
+        host.log(
+          "SIGHUP while the previous one is still starting its workers: it rolls again once they are ready (or have failed)",
+        );
+      this.again = true;
       return;
     }
     const failed = "SIGHUP: reload failed, the workers keep serving the previous configuration";
@@ -102,6 +111,15 @@ export class Rolls {
     host.adopt(next);
     for (const old of host.crew) if (old.generation !== next.generation) host.ask(old);
     host.log(`SIGHUP: ${next.target} new worker${next.target === 1 ? "" : "s"} ready; the previous ones are draining`);
+    this.queued();
+  }
+
+  /** The SIGHUP that came while the last roll was starting, begun now that it is done. */
+  private queued(): void {
+    if (!this.again) return;
+    this.again = false;
+    this.host.log("SIGHUP: rolling again for the SIGHUP that came while the previous one was starting");
+    this.begin();
   }
 
   /** A worker of the new generation failed (`why`): its workers stop, the previous ones keep serving. */
@@ -114,12 +132,14 @@ export class Rolls {
     host.resize(host.target, "SIGHUP");
     closeUnless(next.logs, host.logs);
     host.fill();
+    this.queued();
   }
 
   /** The master stops: a roll in progress ends with it (its workers stop with the others) and its logs close. */
   cancel(): void {
     const next = this.next;
     this.next = null;
+    this.again = false;
     if (next !== null) closeUnless(next.logs, this.host.logs);
   }
 }

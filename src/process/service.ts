@@ -91,6 +91,12 @@ class ServiceMetrics {
   }
 }
 
+/** A server's bind, and whether this process bound its socket itself (not inherited from a master, a new master's predecessor or a supervisor's fd://). */
+interface ServerBind {
+  readonly bind: string;
+  readonly own: boolean;
+}
+
 /** The running service: one server per bind sharing one app, pool and logs. */
 class Service {
   private reloading = false;
@@ -118,6 +124,7 @@ class Service {
     private config: Config,
     private loaded: LoadedApp,
     private readonly servers: AppServer[],
+    private readonly binds: ReadonlyMap<AppServer, ServerBind>,
     private readonly pool: Pool,
     private readonly commandLine: CommandLine,
     private readonly embedded: EmbeddedApp | undefined,
@@ -133,10 +140,12 @@ class Service {
   }
 
   listen(): void {
-    process.on("SIGTERM", () => void this.stop("SIGTERM", true, true));
+    // A lone process's own sockets end with it; an inherited one (fd://, a master's) may live on.
+    const own = (s: AppServer): boolean => this.role === null && this.binds.get(s)?.own === true;
+    process.on("SIGTERM", () => void this.stop("SIGTERM", true, true, own));
     process.on("SIGUSR1", () => this.reopenLogs());
     if (this.role === null) {
-      process.on("SIGINT", () => void this.stop("SIGINT"));
+      process.on("SIGINT", () => void this.stop("SIGINT", true, false, own));
       process.on("SIGHUP", () => void this.reload());
       // Left to their default actions these would stop the process (SIGTTIN, SIGTTOU) or kill
       // it (SIGUSR2): what they ask of a master has no meaning here, and is said so.
@@ -165,8 +174,10 @@ class Service {
     });
     process.on("message", (m) => {
       if (!isMasterMessage(m)) return;
-      if (m.t === "stop") void this.stop("the master's stop", false, m.drain === true);
-      else this.hurry("the master's second stop");
+      if (m.t === "stop") {
+        const ending = new Set(Array.isArray(m.close) ? m.close : []);
+        void this.stop("the master's stop", false, m.drain === true, (s) => ending.has(this.binds.get(s)?.bind ?? ""));
+      } else this.hurry("the master's second stop");
     });
     this.beat();
   }
@@ -206,9 +217,12 @@ class Service {
    * `signalled`: a signal asked (one of two makes "at once"); a master's messages and a lost
    * master stop gracefully, and only repeat harmlessly, so a worker signalled by a service
    * manager and told by its master, in either order, still drains. `drain` (SIGTERM, the
-   * master's SIGTERM): `timeouts.drain_delay` seconds of readiness 503 first.
+   * master's SIGTERM): `timeouts.drain_delay` seconds of readiness 503 first. `ending`: the
+   * servers whose listening socket ends with this process (no other process listens on it
+   * after): they refuse new connections before they close, so that the ones the kernel queued
+   * are accepted and answered, not reset (engine/server's refuseNew).
    */
-  async stop(why: string, signalled = true, drain = false): Promise<void> {
+  async stop(why: string, signalled = true, drain = false, ending: (s: AppServer) => boolean = () => false): Promise<void> {
     if (signalled) this.signals++;
     if (this.stopping) {
       if (signalled && this.signals >= 2) this.hurry(`${why} again`);
@@ -220,6 +234,7 @@ class Service {
       this.errorLog.write(`bunwsgi: ${why}: draining for ${delay}s (readiness 503, still serving)\n`, "INFO");
       await Promise.all(this.servers.map((s) => s.drain(delay)));
     }
+    if (!this.hurried) await Promise.all(this.servers.filter(ending).map((s) => s.refuseNew()));
     const deadline = this.hurried ? 0 : (this.config.num("timeouts.shutdown") as number);
     if (!this.hurried)
       this.errorLog.write(`bunwsgi: ${why}: stopping gracefully (up to ${deadline}s for in-flight requests)\n`, "INFO");
@@ -354,6 +369,7 @@ export async function serve(
     return EXIT_UNSTARTABLE;
   }
   const servers: AppServer[] = [];
+  const binds = new Map<AppServer, ServerBind>();
   let service: Service;
   let metrics: ServiceMetrics | null = null;
   try {
@@ -396,6 +412,7 @@ export async function serve(
         const server = serverFor(bind, loaded, fd === undefined ? options : { ...options, adopt: fd });
         server.start();
         servers.push(server);
+        binds.set(server, { bind, own: fd === undefined && parseListener(bind).fd < 0 });
       }
     }
     const pidfile = config.str("pidfile");
@@ -405,7 +422,7 @@ export async function serve(
     // A worker's master has said them.
     if (role === null) for (const w of config.warnings) errorLog.write(`bunwsgi: ${w}\n`, "WARNING");
     for (const s of servers) errorLog.write(`bunwsgi: listening on ${s.label}\n`, role === null ? "INFO" : "DEBUG");
-    service = new Service(config, loaded, servers, pool, commandLine, embedded, role, metrics);
+    service = new Service(config, loaded, servers, binds, pool, commandLine, embedded, role, metrics);
     service.listen();
   } catch (e) {
     metrics?.page?.stop();
