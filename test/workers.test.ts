@@ -356,6 +356,34 @@ describe("workers", () => {
     expect(await p.exit()).toBe(0);
   }, 30_000);
 
+  test("a balancer's kept-alive readiness probe stays 200 while a SIGHUP replaces the worker it is connected to (the service stays ready)", async () => {
+    const { p, port } = await serving(
+      'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[health]\nready_path = "/readyz"\n[log]\naccess = "none"\n',
+      1,
+    );
+    const socket = connect(port, "127.0.0.1");
+    let received = "";
+    socket.on("data", (d) => {
+      received += d.toString("latin1");
+    });
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const probe = async (): Promise<string> => {
+      const before = received.length;
+      socket.write("GET /readyz HTTP/1.1\r\nHost: lb\r\n\r\n");
+      await until(() => received.slice(before).includes("\r\n\r\n"), "a probe's answer", 5_000);
+      return received.slice(before).split("\r\n")[0] as string;
+    };
+    expect(await probe()).toBe("HTTP/1.1 200 OK");
+    p.kill("SIGHUP");
+    await p.waitFor("the previous ones are draining");
+    // The old worker has its stop message: the probe on its kept connection is answered by it.
+    await Bun.sleep(300);
+    expect(await probe()).toBe("HTTP/1.1 200 OK");
+    socket.destroy();
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 30_000);
+
   test("a worker whose event loop blocks past timeouts.worker is killed and replaced; the other answers throughout; the log names the request", async () => {
     const { p, port } = await serving(
       'app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 2\n[timeouts]\nworker = 2\n[log]\naccess = "none"\n',

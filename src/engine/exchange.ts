@@ -88,6 +88,8 @@ export interface ConnectionHost {
   readonly stopping: boolean;
   /** A drain before a stop has begun: readiness says 503, and responses close their connections. */
   readonly draining: boolean;
+  /** Stopping as a replaced worker, not as the service: readiness stays 200 (engine/health). */
+  readonly replaced: boolean;
   /** The probes answered before the app, or null (off: the one check a request pays). */
   readonly health: Health | null;
   /** Connections wait for a slot: close after the response instead of keeping the connection idle. */

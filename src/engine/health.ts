@@ -16,7 +16,7 @@ export interface HealthPaths {
 export interface ProbeConnection {
   readonly parser: RequestParser;
   readonly out: { writeBytes(b: Uint8Array): void; commit(): void };
-  readonly host: { readonly stopping: boolean; readonly draining: boolean };
+  readonly host: { readonly stopping: boolean; readonly draining: boolean; readonly replaced: boolean };
   mustClose(): boolean;
   endAfterFlush(): void;
 }
@@ -100,7 +100,8 @@ export class Health {
     const len = p.targetEnd - p.targetStart;
     let answer: number;
     if (this.ready !== null && matches(this.ready, buf, s, len)) {
-      answer = conn.host.stopping || conn.host.draining ? NOT_READY : READY;
+      // A replaced worker's stop is not the service's: the others serve the same sockets.
+      answer = (conn.host.stopping && !conn.host.replaced) || conn.host.draining ? NOT_READY : READY;
     } else if (this.live !== null && matches(this.live, buf, s, len)) answer = LIVE;
     else return false;
     const method = p.method;

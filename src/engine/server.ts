@@ -114,6 +114,12 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   stopping = false;
   /** drain() has begun: readiness probes get 503 while the listener still serves. */
   draining = false;
+  /**
+   * This server stops as one worker of several serving the same sockets is replaced (a roll,
+   * max_requests, scaling down), not as the service stops: its readiness stays 200 while it
+   * finishes (a balancer's kept-alive probe connection must not see the service go unready).
+   */
+  replaced = false;
   /** The probes answered before the app, or null when none are configured. */
   health: Health | null;
   now = performance.now() / 1000;

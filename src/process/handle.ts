@@ -77,15 +77,17 @@ export class WorkerHandle {
   /**
    * Graceful stop: a stop message, or SIGTERM if the channel is gone (the worker drains for
    * `drain` seconds, then finishes its requests for `shutdown` seconds), SIGKILL if it outlives that.
-   * `close`: the binds whose socket ends with this worker (see MasterMessage).
+   * `close`: the binds whose socket ends with this worker; `service`: the whole service stops
+   * (see MasterMessage).
    */
-  ask(shutdown: number, drain = 0, close: string[] = []): void {
+  ask(shutdown: number, drain = 0, close: string[] = [], service = false): void {
     if (this.asked || this.hung) return;
     this.asked = true;
     this.state = "stopping";
     const m: MasterMessage = { t: "stop" };
     if (drain > 0) m.drain = true;
     if (close.length > 0) m.close = close;
+    if (service) m.service = true;
     this.tell(m);
     const limit = drain + shutdown + KILL_GRACE;
     this.killAfter(limit, `still running ${limit}s after SIGTERM`);

@@ -295,7 +295,7 @@ class Master implements CrewHost, RollHost {
       `${signal}: stopping ${this.crew.size} worker${this.crew.size === 1 ? "" : "s"} gracefully${drain > 0 ? ` after a ${drain}s drain` : ""}`,
     );
     const ending = this.ending(false);
-    for (const w of this.crew) w.ask(this.config.num("timeouts.shutdown") as number, drain, ending);
+    for (const w of this.crew) w.ask(this.config.num("timeouts.shutdown") as number, drain, ending, true);
     // The master's copies go now: once the workers stop listening on theirs, a new connection is
     // refused (the kernel would queue it on the master's copy for no one, and reset it at exit).
     // A unix socket's file stays until the end: workers draining still accept on it.

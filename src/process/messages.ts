@@ -48,6 +48,12 @@ export type MasterMessage =
        * listening, so that what the kernel queued there is answered, not reset.
        */
       close?: string[];
+      /**
+       * The whole service stops (the master's own stop, whatever its drain): readiness fails from
+       * now on. Absent when one worker is replaced (a roll, max_requests, scaling down): the
+       * others serve the same sockets, and its readiness stays 200 while it finishes.
+       */
+      service?: boolean;
     }
   /** The master's second stop signal: close every connection now. */
   | { t: "hurry" };

@@ -176,6 +176,7 @@ class Service {
       if (!isMasterMessage(m)) return;
       if (m.t === "stop") {
         const ending = new Set(Array.isArray(m.close) ? m.close : []);
+        if (m.service !== true) for (const s of this.servers) s.replaced = true;
         void this.stop("the master's stop", false, m.drain === true, (s) => ending.has(this.binds.get(s)?.bind ?? ""));
       } else this.hurry("the master's second stop");
     });
