@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
@@ -167,35 +168,29 @@ describe("a response that closes its connection (CLOSING) while the client reads
   async function stalledRead(port: number, stallMs: number): Promise<number> {
     let got = 0;
     let head = true;
-    let ended = (): void => {};
-    const closed = new Promise<void>((resolve) => {
-      ended = resolve;
-    });
-    // Bun's own socket: its pause() stops reading from the kernel, so the server's writes back up.
-    const s = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: {
-        data: (_s, d) => {
-          if (head) {
-            const at = d.indexOf("\r\n\r\n");
-            if (at >= 0) {
-              head = false;
-              got += d.length - at - 4;
-            }
-          } else got += d.length;
-        },
-        close: () => ended(),
-        error: () => ended(),
-      },
-    });
-    // Paused after the write, in the same turn (no data can come before it): a write may resume reading.
-    s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    // node:net's pause() stops reading from the kernel (readStop) until resume(): the server's
+    // writes back up for the whole stall. (Bun's socket pause() was seen to read on.)
+    const s = netConnect(port, "127.0.0.1");
     s.pause();
+    s.on("data", (d: Buffer) => {
+      if (head) {
+        const at = d.indexOf("\r\n\r\n");
+        if (at >= 0) {
+          head = false;
+          got += d.length - at - 4;
+        }
+      } else got += d.length;
+    });
+    const closed = new Promise<void>((resolve) => {
+      s.on("close", () => resolve());
+      s.on("error", () => resolve());
+    });
+    await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+    s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     await Bun.sleep(stallMs);
     s.resume();
     await Promise.race([closed, Bun.sleep(2000)]);
-    s.terminate();
+    s.destroy();
     return got;
   }
 
