@@ -297,10 +297,12 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
         if (name.toLowerCase() === "date") date = true;
         break;
       case 10:
-      case 16:
-        if (serverOwned(name.toLowerCase(), code)) omits = true;
-        if (name.length === 10 && name.toLowerCase() === "connection" && hasCloseToken(value)) close = true;
+      case 16: {
+        const lower = name.toLowerCase();
+        if (serverOwned(lower, code)) omits = true;
+        if (lower === "connection" && hasCloseToken(value)) close = true;
         break;
+      }
       case 14:
         if (name.toLowerCase() === "content-length") {
           if (serverOwned("content-length", code)) omits = true;
