@@ -6,7 +6,6 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
@@ -165,33 +164,43 @@ describe("a response that closes its connection (CLOSING) while the client reads
   };
 
   /** Ask for the body with Connection: close, read nothing for `stallMs`, then read to the end: bytes of body received. */
+  /**
+   * A client that sends its request, reads nothing for `stallMs` (a Python socket that does not
+   * call recv: nothing reads for it, where a JavaScript socket's pause() was seen reading on),
+   * then reads to the end (or 2 s more): the body bytes it got. Its receive buffer is fixed
+   * small (SO_RCVBUF, no autotuning): a growing one kept taking bytes from a reader that never
+   * reads, the kernel compacting what it held, and that is progress to the server.
+   */
   async function stalledRead(port: number, stallMs: number): Promise<number> {
-    let got = 0;
-    let head = true;
-    // node:net's pause() stops reading from the kernel (readStop) until resume(): the server's
-    // writes back up for the whole stall. (Bun's socket pause() was seen to read on.)
-    const s = netConnect(port, "127.0.0.1");
-    s.pause();
-    s.on("data", (d: Buffer) => {
-      if (head) {
-        const at = d.indexOf("\r\n\r\n");
-        if (at >= 0) {
-          head = false;
-          got += d.length - at - 4;
-        }
-      } else got += d.length;
-    });
-    const closed = new Promise<void>((resolve) => {
-      s.on("close", () => resolve());
-      s.on("error", () => resolve());
-    });
-    await new Promise<void>((resolve) => s.once("connect", () => resolve()));
-    s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    await Bun.sleep(stallMs);
-    s.resume();
-    await Promise.race([closed, Bun.sleep(2000)]);
-    s.destroy();
-    return got;
+    const script = `
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+s.connect(("127.0.0.1", ${port}))
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: a\\r\\nConnection: close\\r\\n\\r\\n")
+time.sleep(${stallMs / 1000})
+s.settimeout(2)
+data, got = b"", 0
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        if data is not None:
+            data += d
+            at = data.find(b"\\r\\n\\r\\n")
+            if at >= 0:
+                got, data = len(data) - at - 4, None
+        else:
+            got += len(d)
+except (socket.timeout, ConnectionError):
+    pass
+print(got)
+`;
+    const p = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "inherit" });
+    const out = await new Response(p.stdout).text();
+    await p.exited;
+    return Number(out.trim());
   }
 
   test("close-delimited response read after a 6.5 s stall arrives whole: the linger counts once it is out, not from the close decision", async () => {
@@ -207,17 +216,23 @@ describe("a response that closes its connection (CLOSING) while the client reads
   }, 15_000);
 });
 
+/** An app whose /hold request waits until `release()`; any other path answers "ok" at once. */
+function holding(): { holder: Application; release: () => void } {
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const holder: Application = async (env, sr) => {
+    if (env.PATH_INFO === "/hold") await held;
+    sr("200 OK", [["Content-Type", "text/plain"]]);
+    return ["ok"];
+  };
+  return { holder, release };
+}
+
 describe("a connection parked for a spawn slot", () => {
   test("parked past timeouts.header behind a busy slot: 503 spawn_wait and closed, instead of holding its socket for as long as the slot stays busy", async () => {
-    let release = (): void => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const holder: Application = async (env, sr) => {
-      if (env.PATH_INFO === "/hold") await held;
-      sr("200 OK", [["Content-Type", "text/plain"]]);
-      return ["ok"];
-    };
+    const { holder, release } = holding();
     const { port, access, server } = start(holder, { spawn: 1, logFormat: "{status} {reason}", timeouts: { header: 1 } });
     const busy = await RawClient.connect(port);
     busy.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -251,15 +266,7 @@ describe("silent closes say so at log.level debug", () => {
 });
 
 test("parked past timeouts.keep_alive, then given its slot: its idle time counts from the slot, not from its accept", async () => {
-  let release = (): void => {};
-  const held = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const holder: Application = async (env, sr) => {
-    if (env.PATH_INFO === "/hold") await held;
-    sr("200 OK", [["Content-Type", "text/plain"]]);
-    return ["ok"];
-  };
+  const { holder, release } = holding();
   const { port } = start(holder, { spawn: 1, timeouts: { header: 10, keepAlive: 2 } });
   const busy = await RawClient.connect(port);
   busy.send("GET /hold HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
