@@ -1,11 +1,13 @@
 /**
  * @module test/hostile — a hostile client against the deadlines, each test named after its attack:
  * a TLS handshake stalled or trickled, the rest of an answered request's body dribbled or held,
- * a body stalled while the app's deadline falls at the same tick. Raw sockets, exact bytes.
+ * a body stalled while the app's deadline falls at the same tick, a connection flood past the
+ * descriptor limit. Raw sockets, exact bytes.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
@@ -281,4 +283,81 @@ test("parked past timeouts.keep_alive, then given its slot: its idle time counts
   parked.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
   expect((await parked.response()).status).toBe(200);
   parked.close();
+});
+
+describe("a connection flood past the process's descriptor limit (RLIMIT_NOFILE)", () => {
+  /** Ticks of CPU (user + system, 1/100 s each) process `pid` has used. */
+  const cpuTicks = (pid: number): number => {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(")")[1]?.trim().split(" ") ?? [];
+    return Number(f[11]) + Number(f[12]);
+  };
+
+  test("300 idle connections to a server allowed 160 descriptors: the ones past its room are answered 503 or closed, the server idles instead of spinning on EMFILE, and serves again once they go", async () => {
+    const root = join(import.meta.dir, "..");
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = probe.port;
+    probe.stop(true);
+    const cli = `"${process.execPath}" "${join(root, "src/cli.ts")}" "${join(root, "examples/hello.ts")}"`;
+    // `ulimit -n` sets the hard limit too: Bun raises the soft one only up to it.
+    const server = Bun.spawn(
+      [
+        "bash",
+        "-c",
+        `ulimit -n 160 && exec ${cli} --bind 127.0.0.1:${port} --timeouts-header 30 --timeouts-keep-alive 30 --log-access none`,
+      ],
+      { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
+    );
+    let log = "";
+    const reading = (async () => {
+      for await (const chunk of server.stderr) log += new TextDecoder().decode(chunk);
+    })();
+    const clients: Socket[] = [];
+    try {
+      await waitFor(() => log.includes("listening on"), 10_000);
+      const answers: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        const s = netConnect({ host: "127.0.0.1", port });
+        const k = answers.push("");
+        s.on("data", (d: Buffer) => {
+          answers[k - 1] += d.toString("latin1");
+        });
+        s.on("close", () => {
+          answers[k - 1] += "(closed)";
+        });
+        s.on("error", () => {});
+        clients.push(s);
+      }
+      await Bun.sleep(1500);
+      const before = cpuTicks(server.pid);
+      await Bun.sleep(1000);
+      // Spinning on EMFILE used the whole core, 100 ticks a second.
+      expect(cpuTicks(server.pid) - before).toBeLessThan(30);
+      expect(readdirSync(`/proc/${server.pid}/fd`).length).toBeLessThan(160);
+      const refused = answers.filter((a) => a.startsWith("HTTP/1.1 503 Service Unavailable\r\n")).length;
+      const closed = answers.filter((a) => a === "(closed)").length;
+      const open = answers.filter((a) => a === "").length;
+      expect(refused).toBeGreaterThan(0);
+      expect(refused + closed + open).toBe(300);
+      // Every socket the server holds is a client's open connection, served.
+      expect(open).toBeLessThan(160);
+      expect(log).toContain("WARNING] bunwsgi: descriptor limit:");
+      for (const s of clients) s.destroy();
+      let status = 0;
+      for (const until = Date.now() + 10_000; status !== 200 && Date.now() < until; ) {
+        status = await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } })
+          .then(async (r) => {
+            await r.text();
+            return r.status;
+          })
+          .catch(() => 0);
+        if (status !== 200) await Bun.sleep(100);
+      }
+      expect(status).toBe(200);
+    } finally {
+      for (const s of clients) s.destroy();
+      server.kill("SIGKILL");
+      await server.exited;
+      await reading;
+    }
+  }, 30_000);
 });

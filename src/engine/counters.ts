@@ -47,6 +47,7 @@ const ENGINE_REASONS = [
   "app_timeout",
   "connect_not_supported",
   "spawn_wait",
+  "descriptor_limit",
 ];
 
 const zeros = (n: number): number[] => new Array<number>(n).fill(0);

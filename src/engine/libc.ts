@@ -1,4 +1,4 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, a listener's last drain for engine/server, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, a listener's last drain for engine/server, the descriptor limit for engine/fd-room, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
@@ -34,6 +34,8 @@ export interface Libc {
    * 0, or -1 on error.
    */
   dropAll(fd: number): number;
+  /** The soft RLIMIT_NOFILE (getrlimit(2)): descriptors this process may have open; Infinity for none, -1 on error. */
+  maxDescriptors(): number;
   /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
   errno(): number;
 }
@@ -59,6 +61,11 @@ const DROP_ALL = new Uint8Array([0x06, 0, 0, 0, 0, 0, 0, 0]);
 /** struct sock_fprog on 64-bit Linux: len (u16, padded to 8) and a pointer to the filter. */
 const DROP_PROG = new BigUint64Array(2);
 
+/** <sys/resource.h> on Linux; struct rlimit is two rlim_t (64-bit): the soft limit, then the hard one. */
+const RLIMIT_NOFILE = 7;
+const RLIMIT = new BigUint64Array(2);
+const RLIM_INFINITY = 0xffffffffffffffffn;
+
 /** glibc's name, then musl's (Alpine) for the architectures Bun ships. */
 const NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
 
@@ -82,6 +89,8 @@ function load(): Libc | null {
         setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
         // int execve(const char *path, char *const argv[], char *const envp[]).
         execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+        // int getrlimit(int resource, struct rlimit *rlim).
+        getrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
         __errno_location: { args: [], returns: FFIType.ptr },
       });
       return {
@@ -98,6 +107,11 @@ function load(): Libc | null {
           DROP_PROG[0] = 1n;
           DROP_PROG[1] = BigInt(ptr(DROP_ALL));
           return symbols.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, ptr(DROP_PROG), 16);
+        },
+        maxDescriptors: () => {
+          if (symbols.getrlimit(RLIMIT_NOFILE, ptr(RLIMIT)) !== 0) return -1;
+          const soft = RLIMIT[0] as bigint;
+          return soft === RLIM_INFINITY ? Number.POSITIVE_INFINITY : Number(soft);
         },
         execve: (path, argv, env) => {
           const strings = [path, ...argv, ...env].map((t) => Buffer.from(`${t}\0`, "utf8"));

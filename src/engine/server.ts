@@ -20,6 +20,7 @@ import { budget } from "./budget.ts";
 import { Connection, type ServerSocket } from "./connection.ts";
 import { counters, Timeout } from "./counters.ts";
 import type { ConnectionHost, RequestWatch } from "./exchange.ts";
+import { fdRoom, Room, type RoomVerdict } from "./fd-room.ts";
 import { socketHandlers } from "./handlers.ts";
 import { Health, type HealthPaths } from "./health.ts";
 import { libc } from "./libc.ts";
@@ -391,6 +392,11 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
       conn.terminate();
       return;
     }
+    const room = fdRoom.check(counters.accepted - counters.closed, this.now);
+    if (room !== Room.SERVE) {
+      this.turnAway(conn, room);
+      return;
+    }
     if (this.pool.full()) {
       // Like a full gevent pool: the connection waits, unread, until a slot frees; an idle
       // keep-alive connection, if there is one, gives its slot up for it (parked first: the
@@ -405,15 +411,40 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
 
   /**
    * A connection parked for a slot longer than `timeouts.header` (from its accept): answered 503
-   * and closed, lingering over what it sent, its access line saying `spawn_wait`. Parked
-   * connections had no deadline: behind busy slots, any number of clients held a descriptor
-   * each for as long as they liked. It is served (over the limit, for its refusal only) so that
-   * its refusal is written, logged and lingered over as any other; a TLS one, whose handshake
-   * has not begun, is cut instead, a debug line saying so.
+   * and closed, its access line saying `spawn_wait`. Parked connections had no deadline: behind
+   * busy slots, any number of clients held a descriptor each for as long as they liked.
    */
   private refuseParked(conn: Connection, waited: number): void {
     counters.timedOut(Timeout.SPAWN_WAIT);
-    const why = `no connection slot within ${waited}s (spawn = ${this.pool.size})`;
+    this.refuseUnserved(conn, `no connection slot within ${waited}s (spawn = ${this.pool.size})`, "spawn_wait");
+  }
+
+  /**
+   * A socket accepted with few descriptors left under the process's limit (engine/fd-room):
+   * refused, or closed at once when a refusal would hold one of the last few; a warning in the
+   * error log at most every few seconds says how many.
+   */
+  private turnAway(conn: Connection, room: RoomVerdict): void {
+    const open = counters.accepted - counters.closed;
+    const warning = fdRoom.warning(open, this.now);
+    if (warning !== null) this.errorLog.write(`bunwsgi: ${warning}\n`, "WARNING");
+    if (room === Room.REFUSE) {
+      this.refuseUnserved(conn, `descriptor limit (${fdRoom.limit}) nearly reached`, "descriptor_limit");
+      return;
+    }
+    if (this.logLevel <= 10) {
+      this.errorLog.write(`closing connection from ${conn.socket.remoteAddress}: descriptor limit reached\n`, "DEBUG");
+    }
+    conn.terminate();
+  }
+
+  /**
+   * A connection not served (no slot, no descriptors to spare) answered 503 and closed,
+   * lingering over what it sent, its access line saying `reason`. It is served (over the limit,
+   * for its refusal only) so that its refusal is written, logged and lingered over as any
+   * other; a TLS one, whose handshake has not begun, is cut instead, a debug line saying so.
+   */
+  private refuseUnserved(conn: Connection, why: string, reason: string): void {
     if (this.tls !== undefined) {
       if (this.logLevel <= 10) this.errorLog.write(`closing connection from ${conn.socket.remoteAddress}: ${why}\n`, "DEBUG");
       conn.terminate();
@@ -422,7 +453,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     this.pool.active++;
     this.proxied(conn, this.peerOf(conn.socket));
     conn.socket.resume();
-    conn.refuse(503, why, "spawn_wait", EMPTY, 0, 0);
+    conn.refuse(503, why, reason, EMPTY, 0, 0);
   }
 
   /** PoolMember: the pool freed a slot for a connection that was waiting. */
