@@ -141,10 +141,12 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
 }
 
 /** One request on a new connection, written raw: "200", or how it failed ("ECONNRESET", "ECONNREFUSED", "closed: …"). */
-function rawGet(port: number, path = "/"): Promise<string> {
+function rawGet(to: number | string, path = "/"): Promise<string> {
   return new Promise((resolve) => {
     let got = "";
-    const c = connect(port, "127.0.0.1", () => c.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    const ask = () => c.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    // A port on 127.0.0.1, or a unix socket's path.
+    const c = typeof to === "number" ? connect(to, "127.0.0.1", ask) : connect(to, ask);
     c.setTimeout(15_000, () => {
       c.destroy();
       resolve(`timeout: ${got.slice(0, 40)}`);
@@ -634,6 +636,38 @@ describe("workers", () => {
     expect(outcomes.filter((o) => o !== "200")).toEqual([]);
     expect(await p.exit()).toBe(0);
     expect(await rawGet(port)).toBe("ECONNREFUSED");
+  }, 30_000);
+
+  test("SIGTERM with workers on a unix socket: connections queued while both were busy are answered, not reset as the socket closes", async () => {
+    const d = site('app = "app.ts"\nbind = "unix:u.sock"\nworkers = 2\n[log]\naccess = "none"\n[timeouts]\ndrain_delay = 1\n');
+    const sock = join(d, "u.sock");
+    const p = start(d);
+    await waitReady(p, 2);
+    p.kill("SIGTERM");
+    await p.waitFor("after a 1s drain");
+    const busy = Array.from({ length: 4 }, () => get("http://localhost/busy", sock).catch((e) => String(e)));
+    await Bun.sleep(300);
+    const outcomes = await Promise.all(Array.from({ length: 40 }, () => rawGet(sock)));
+    await Promise.all(busy);
+    expect(outcomes.filter((o) => o !== "200")).toEqual([]);
+    expect(await p.exit()).toBe(0);
+    expect(existsSync(sock)).toBe(false);
+  }, 30_000);
+
+  test("a single process on a unix socket at SIGTERM answers the connections queued while it was busy, and new ones find no socket", async () => {
+    const d = site('app = "app.ts"\nbind = "unix:u.sock"\n[log]\naccess = "none"\n[timeouts]\ndrain_delay = 1\n');
+    const sock = join(d, "u.sock");
+    const p = start(d);
+    await p.waitFor("listening on unix:");
+    p.kill("SIGTERM");
+    await p.waitFor("draining for 1s");
+    const busy = get("http://localhost/busy", sock);
+    await Bun.sleep(300);
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => rawGet(sock)));
+    expect(await busy).toStartWith("v1 ");
+    expect(outcomes.filter((o) => o !== "200")).toEqual([]);
+    expect(await p.exit()).toBe(0);
+    expect(await rawGet(sock)).toBe("ENOENT");
   }, 30_000);
 
   test("SIGTTOU: connections queued on the removed worker's socket while it was busy are answered, not reset as its socket closes", async () => {

@@ -296,20 +296,26 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
 
   /**
    * Before a stop that ends the listening socket itself (no other process listens on it after
-   * this one): the kernel takes no new connection on it (engine/libc's dropAll: a new SYN is
-   * dropped, and the client's retry finds the port's other sockets, or none and is refused),
-   * while the event loop still accepts, for `ms`, what it had already queued. Closing a listener
-   * with connections in its queue resets them: clients whose handshake completed, whose request
-   * is sent. False (and nothing waited) where the filter cannot be attached (no libc, a unix
-   * socket, not listening).
+   * this one): the kernel takes no new connection on it, while the event loop still accepts, for
+   * `ms`, what it had already queued. Closing a listener with connections in its queue resets
+   * them: clients whose handshake completed, whose request is sent. On TCP a socket filter drops
+   * new SYNs (engine/libc's dropAll: the client's retry finds the port's other sockets, or none
+   * and is refused); a unix socket's file is removed, so that a new connect(2) finds no socket
+   * (an inherited one too: the caller knows that the socket ends with this process, as a
+   * master's workers at its stop). False (and nothing waited) where neither can be done (no
+   * libc, not listening).
    */
   async refuseNew(ms = 100): Promise<boolean> {
     const listener = this.listener;
-    const c = libc();
-    if (listener === null || this.stopping || c === null || this.address.unix !== null) return false;
-    // Bun exposes the listening descriptor; its typings do not list `fd` yet.
-    const fd = (listener as unknown as { fd?: number }).fd;
-    if (typeof fd !== "number" || fd < 0 || c.dropAll(fd) !== 0) return false;
+    if (listener === null || this.stopping) return false;
+    const unix = this.address.unix;
+    if (unix !== null) removeSocketFile(unix);
+    else {
+      const c = libc();
+      // Bun exposes the listening descriptor; its typings do not list `fd` yet.
+      const fd = (listener as unknown as { fd?: number }).fd;
+      if (c === null || typeof fd !== "number" || fd < 0 || c.dropAll(fd) !== 0) return false;
+    }
     await Bun.sleep(ms);
     return true;
   }
