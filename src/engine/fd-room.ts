@@ -67,19 +67,20 @@ class FdRoom {
 
   private near(open: number, now: number): RoomVerdict {
     if (Number.isNaN(this.limit)) {
-      const max = libc()?.maxDescriptors() ?? -1;
-      this.limit = max > 0 ? max : Number.POSITIVE_INFINITY;
       this.counted = openDescriptors() >= 0;
       if (!this.counted) this.others = UNCOUNTED_OTHERS;
+    }
+    if (Number.isNaN(this.limit) || (this.counted && now - this.countedAt >= RECOUNT)) {
+      // The limit is read again with each count: an operator may raise it while the process runs (prlimit).
+      const max = libc()?.maxDescriptors() ?? -1;
+      this.limit = max > 0 ? max : Number.POSITIVE_INFINITY;
+      const n = this.counted ? openDescriptors() : -1;
+      if (n >= 0) this.others = Math.max(0, n - open);
+      this.countedAt = now;
     }
     if (this.limit === Number.POSITIVE_INFINITY) {
       this.quick = Number.POSITIVE_INFINITY;
       return Room.SERVE;
-    }
-    if (this.counted && now - this.countedAt >= RECOUNT) {
-      const n = openDescriptors();
-      if (n >= 0) this.others = Math.max(0, n - open);
-      this.countedAt = now;
     }
     const room = this.limit - this.others;
     const refuseBelow = Math.min(REFUSE_RESERVE, Math.floor(room / 4));
@@ -102,7 +103,7 @@ class FdRoom {
     return (
       `descriptor limit: ${open} client connections open, ${this.others} other descriptors, limit ${this.limit} (RLIMIT_NOFILE); ` +
       `${n} new connection${n === 1 ? "" : "s"} refused with 503 or closed since the last warning. ` +
-      "Raise the limit (ulimit -n, systemd LimitNOFILE=) or lower spawn"
+      "Raise the limit (ulimit -n, systemd LimitNOFILE=)"
     );
   }
 }
