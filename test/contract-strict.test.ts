@@ -249,6 +249,28 @@ describe("fields the server owns are written once, by the server", () => {
   });
 });
 
+describe("framing fields given twice", () => {
+  const twice: Application = (env, startResponse) => {
+    const second = env.PATH_INFO === "/equal" ? "2" : "3";
+    startResponse("200 OK", [
+      ["Content-Length", "2"],
+      ["content-length", second],
+    ]);
+    return ["ok"];
+  };
+
+  test("an app's Content-Length given twice, equal or not, is a 500: never two lengths on the wire (RFC 9110 §5.3, §8.6)", async () => {
+    const r = serve(twice);
+    running.push(r);
+    for (const path of ["/equal", "/different"]) {
+      const res = await exchange(r.port, `GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect(res.raw).toStartWith("HTTP/1.1 500 Internal Server Error\r\n");
+      expect(res.raw.toLowerCase().split("content-length:").length).toBe(2);
+    }
+    expect(r.errors.join("")).toContain("Content-Length given twice");
+  });
+});
+
 describe("fetch apps", () => {
   const calls: string[] = [];
   const fetchApp = (req: Request): Response => {

@@ -307,9 +307,10 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
         if (name.toLowerCase() === "content-length") {
           if (serverOwned("content-length", code)) omits = true;
           if (!isDigits(value)) throw new ContractError(`invalid Content-Length ${JSON.stringify(value)}`);
-          const n = Number(value);
-          if (declared !== -1 && declared !== n) throw new ContractError("conflicting Content-Length headers");
-          declared = n;
+          // Content-Length is a singleton: one field line, or the client sees two values (even
+          // equal ones make "2, 2", which is no 1*DIGIT: RFC 9110 §5.3, §8.6).
+          if (declared !== -1) throw new ContractError("Content-Length given twice: a response has one (RFC 9110 §8.6)");
+          declared = Number(value);
         }
         break;
       case 17:
