@@ -31,6 +31,7 @@ hono.get("/json/:id", (c) => c.json({ id: c.req.param("id"), q: c.req.query("q")
 hono.post("/json", async (c) => c.json({ got: await c.req.json() }));
 hono.post("/form", async (c) => c.json(await c.req.parseBody()));
 hono.get("/headers", (c) => c.text(`${c.req.header("x-a")}|${c.req.url}`));
+hono.get("/host", (c) => c.text(`${c.req.header("host")}|${c.req.url}`));
 hono.get("/cookies", (c) => {
   setCookie(c, "session", "abc", { path: "/", httpOnly: true });
   setCookie(c, "theme", "dark", { path: "/" });
@@ -129,12 +130,19 @@ describe("a Hono app", () => {
     expect(JSON.parse(multi).name).toBe("ada");
   });
 
-  test("request headers as received (duplicates combined by Headers), absolute-form targets, HTTP/1.0 without Host", async () => {
+  test("request headers as received (duplicates combined by Headers), absolute-form targets (their authority as Host), HTTP/1.0 without Host", async () => {
     const c = await RawClient.connect(h.port);
     c.send("GET /headers HTTP/1.1\r\nHost: shop.test:8080\r\nX-A: 1\r\nX-A: 2\r\n\r\n");
     expect((await c.response()).body).toBe("1, 2|http://shop.test:8080/headers");
     c.send("GET http://other.test/headers?x=1 HTTP/1.1\r\nHost: other.test\r\nX-A: 3\r\n\r\n");
     expect((await c.response()).body).toBe("3|http://other.test/headers?x=1");
+    // RFC 9112 §3.2.2: the target's authority replaces the Host received, in the fields as in the URL.
+    c.send("GET https://shop.test:8443/host?y HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
+    expect((await c.response()).body).toBe("shop.test:8443|https://shop.test:8443/host?y");
+    c.send("GET http://[::1]:81/host?z HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
+    expect((await c.response()).body).toBe("[::1]:81|http://[::1]:81/host?z");
+    c.send("GET /host HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
+    expect((await c.response()).body).toBe("elsewhere.test|http://elsewhere.test/host");
     c.send("GET /headers HTTP/1.0\r\n\r\n");
     expect((await c.response()).body).toBe(`undefined|http://127.0.0.1:${h.port}/headers`);
     c.close();

@@ -4,11 +4,13 @@ import { AppExchange } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
 import { proxyTlsFacts } from "../engine/peer.ts";
 import { tlsFacts } from "../engine/tls.ts";
+import { targetAuthority } from "../http/authority.ts";
 import { isDigits } from "../http/bytes.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import { type Forwarded, forwardedAuthority, forwardingIndex } from "../http/forwarded.ts";
 import type { RequestParser } from "../http/parser.ts";
 import { HTTP_1X, RequestDecoder } from "../http/request.ts";
+import { TargetForm } from "../http/request-line.ts";
 import type { ClientAddress } from "../observe/access.ts";
 import { clientLabel, geventLine } from "../observe/access.ts";
 import { NullLog } from "../observe/log.ts";
@@ -116,6 +118,12 @@ export class FetchExchange extends AppExchange implements SendHost {
     if (headers === null || !repeated) {
       headers = new Headers(this.strip ? this.headers.filter((h) => forwardingIndex(h[0]) < 0) : this.headers);
       this.lastHeaders = headers;
+    }
+    if (p.targetForm === TargetForm.ABSOLUTE) {
+      // RFC 9112 §3.2.2: the target's authority, not the Host field received, names the host, as
+      // the URL says (and HTTP_HOST for a WSGI app). A copy: the cached fields stay as received.
+      headers = new Headers(headers);
+      headers.set("host", targetAuthority(this.path));
     }
     const init: StreamInit = { headers };
     if (this.command !== "GET") init.method = this.command;

@@ -148,3 +148,15 @@ function isIPv4(buf: Uint8Array, s: number, e: number): boolean {
   }
   return i === e;
 }
+
+/**
+ * The authority of an absolute-form target as the parser admitted it ("http://host:port/p?q" is
+ * "host:port"): what names the request's host in place of Host (RFC 9112 §3.2.2).
+ */
+export function targetAuthority(target: string): string {
+  const at = target.indexOf("://") + 3;
+  let end = target.indexOf("/", at);
+  const q = target.indexOf("?", at);
+  if (q >= 0 && (end < 0 || q < end)) end = q;
+  return end < 0 ? target.slice(at) : target.slice(at, end);
+}

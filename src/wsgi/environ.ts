@@ -6,6 +6,7 @@ import { Input } from "../engine/input.ts";
 import { type ProxyPolicy, proxyTlsFacts } from "../engine/peer.ts";
 import { tlsFacts } from "../engine/tls.ts";
 import { ContractError } from "../errors.ts";
+import { targetAuthority } from "../http/authority.ts";
 import { isDigits } from "../http/bytes.ts";
 import { FIELD_SLOTS, FieldKind } from "../http/fields.ts";
 import { forwardedAuthority, forwardingIndex } from "../http/forwarded.ts";
@@ -116,14 +117,12 @@ export class EnvironBuilder {
     let authority: string | null = null;
     let schemePort = "";
     if (target.charCodeAt(0) !== 47 && target !== "*" && command !== "CONNECT") {
-      const at = target.indexOf("://") + 3;
       // The parser admits http and https only: "https://" is the longer.
+      const at = target.indexOf("://") + 3;
       schemePort = at === 8 ? "443" : "80";
-      let slash = target.indexOf("/", at);
-      const q = target.indexOf("?", at);
-      if (q >= 0 && (slash < 0 || q < slash)) slash = q;
-      authority = slash < 0 ? target.slice(at) : target.slice(at, slash);
-      target = slash < 0 ? "/" : target.charCodeAt(slash) === 63 ? `/${target.slice(slash)}` : target.slice(slash);
+      authority = targetAuthority(target);
+      const rest = at + authority.length;
+      target = rest === target.length ? "/" : target.charCodeAt(rest) === 63 ? `/${target.slice(rest)}` : target.slice(rest);
     }
     const qm = target.indexOf("?");
     let path: string;
