@@ -294,19 +294,22 @@ describe("a connection flood past the process's descriptor limit (RLIMIT_NOFILE)
 
   test("300 idle connections to a server allowed 160 descriptors: the ones past its room are answered 503 or closed, the server idles instead of spinning on EMFILE, and serves again once they go", async () => {
     const root = join(import.meta.dir, "..");
-    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = probe.port;
-    probe.stop(true);
+    const free = (): number => {
+      const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+      const port = probe.port;
+      probe.stop(true);
+      return port;
+    };
+    const port = free();
+    const metrics = free();
     const cli = `"${process.execPath}" "${join(root, "src/cli.ts")}" "${join(root, "examples/hello.ts")}"`;
+    const flags = `--bind 127.0.0.1:${port} --metrics-bind 127.0.0.1:${metrics} --timeouts-header 30 --timeouts-keep-alive 30 --log-access none`;
     // `ulimit -n` sets the hard limit too: Bun raises the soft one only up to it.
-    const server = Bun.spawn(
-      [
-        "bash",
-        "-c",
-        `ulimit -n 160 && exec ${cli} --bind 127.0.0.1:${port} --timeouts-header 30 --timeouts-keep-alive 30 --log-access none`,
-      ],
-      { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
-    );
+    const server = Bun.spawn(["bash", "-c", `ulimit -n 160 && exec ${cli} ${flags}`], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
     let log = "";
     const reading = (async () => {
       for await (const chunk of server.stderr) log += new TextDecoder().decode(chunk);
@@ -341,6 +344,9 @@ describe("a connection flood past the process's descriptor limit (RLIMIT_NOFILE)
       // Every socket the server holds is a client's open connection, served.
       expect(open).toBeLessThan(160);
       expect(log).toContain("WARNING] bunwsgi: descriptor limit:");
+      // Every connection turned away is counted, the ones closed at once too.
+      const page = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+      expect(page).toContain(`bunwsgi_requests_rejected_total{reason="descriptor_limit"} ${refused + closed}\n`);
       for (const s of clients) s.destroy();
       let status = 0;
       for (const until = Date.now() + 10_000; status !== 200 && Date.now() < until; ) {

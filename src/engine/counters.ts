@@ -83,6 +83,11 @@ class Counters {
     this.timeouts[kind] = (this.timeouts[kind] as number) + 1;
   }
 
+  /** A connection was closed unread, its request (if it sent one) refused for `reason` without an access record. */
+  closedUnread(reason: string): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  }
+
   /** A connection was closed for its PROXY header ({@link ProxyError} code). */
   proxyRefusal(code: number): void {
     this.proxyRefused[code] = (this.proxyRefused[code] as number) + 1;

@@ -441,6 +441,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     if (this.logLevel <= 10) {
       this.errorLog.write(`closing connection from ${conn.socket.remoteAddress}: descriptor limit reached\n`, "DEBUG");
     }
+    counters.closedUnread("descriptor_limit");
     conn.terminate();
   }
 
