@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { parseListener } from "../src/engine/listeners.ts";
 import { ConfigError, WSGIServer } from "../src/index.ts";
 import { exchange, hello, makeCertificates, RawClient, type Running, serve } from "./helpers.ts";
@@ -411,6 +412,55 @@ describe("TLS", () => {
       expect(await new Response(curl.stdout).text()).toBe("secure");
       const untrusted = Bun.spawn(["curl", "-sS", `https://127.0.0.1:${r.port}/`], { stdout: "pipe", stderr: "pipe" });
       expect(await untrusted.exited).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("ALPN (RFC 7301): http/1.1 is selected; an h2-only client gets no_application_protocol at the handshake, not a 505", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunwsgi-alpn-"));
+    try {
+      await makeCertificates(dir);
+      const r = serve(hello, { tls: { cert: Bun.file(join(dir, "srv.pem")), key: Bun.file(join(dir, "srv.key")) } });
+      running.push(r);
+      const ca = readFileSync(join(dir, "ca.pem"), "utf8");
+      /** The protocol the handshake selected (or its error's code), and what a GET then reads. */
+      const offer = (protocols: string[] | null): Promise<{ alpn: string | false | null; error: string; got: string }> =>
+        new Promise((resolve) => {
+          const out = { alpn: null as string | false | null, error: "", got: "" };
+          const s = tlsConnect({
+            port: r.port,
+            host: "127.0.0.1",
+            servername: "localhost",
+            ca,
+            ...(protocols !== null ? { ALPNProtocols: protocols } : {}),
+          });
+          const timer = setTimeout(() => s.destroy(), 3000);
+          s.on("secureConnect", () => {
+            out.alpn = s.alpnProtocol;
+            s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+          });
+          s.on("data", (d: Buffer) => {
+            out.got += d.toString("latin1");
+          });
+          s.on("error", (e: Error & { code?: string }) => {
+            out.error = e.code ?? e.message;
+          });
+          s.on("close", () => {
+            clearTimeout(timer);
+            resolve(out);
+          });
+        });
+      const both = await offer(["h2", "http/1.1"]);
+      expect(both.alpn).toBe("http/1.1");
+      expect(both.got).toStartWith("HTTP/1.1 200 OK\r\n");
+      const h2 = await offer(["h2"]);
+      expect(h2.alpn).toBeNull();
+      expect(h2.error).toBe("ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL");
+      expect(h2.got).toBe("");
+      const none = await offer(null);
+      expect(none.alpn).toBe(false);
+      expect(none.got).toStartWith("HTTP/1.1 200 OK\r\n");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -40,6 +40,16 @@ export const PROXY_OVER_TLS =
   "Bun.listen starts the TLS handshake on a connection's first bytes, so a PROXY header before it is never read; let the proxy end TLS, or pass TLS through without proxy_protocol";
 
 /**
+ * The ALPN protocols a TLS listener offers (RFC 7301 §3.1: the wire format, each name after its
+ * length byte; Bun passes a string on as those bytes, so "http/1.1" itself would be a list whose
+ * first "name" is 104 bytes long). With it, a client offering "h2, http/1.1" is told "http/1.1",
+ * and one offering only "h2" gets the fatal no_application_protocol alert (§3.2) at the
+ * handshake: before, no protocol was selected, so an h2-only client sent HTTP/2's preface and
+ * met an HTTP/1.1 505. A client that offers no ALPN is served as before.
+ */
+const ALPN_HTTP11 = new Uint8Array([8, ...new TextEncoder().encode("http/1.1")]);
+
+/**
  * A bind string's address and its options: the trailing `name=value` words after a space, as
  * HAProxy's `bind` and nginx's `listen` take them; a unix path keeps any other spaces.
  */
@@ -124,7 +134,7 @@ export function bind(
   perms: UnixSocketPerms,
   reusePort = false,
 ): SocketListener<Connection> {
-  const common = { allowHalfOpen: true, socket: handlers, ...(tls ? { tls } : {}) };
+  const common = { allowHalfOpen: true, socket: handlers, ...(tls ? { tls: { ALPNProtocols: ALPN_HTTP11, ...tls } } : {}) };
   const { mode, gid } = perms;
   let listener: SocketListener<Connection>;
   // A umask while binding, so the file never exists with more permissions than asked for.
