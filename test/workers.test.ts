@@ -6,11 +6,14 @@
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { buildBinary, launchWithFd3, Proc } from "./binary.ts";
+import { makeCertificates } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-workers-"));
 const binary = join(dir, "bin", "bunwsgi");
@@ -739,4 +742,85 @@ describe("workers", () => {
     p.kill();
     expect(await p.exit()).toBe(0);
   }, 30_000);
+});
+
+describe("TLS with workers", () => {
+  /** The SHA-256 fingerprint of the certificate served on `port`, and whether a GET without a client certificate is answered. */
+  const served = (port: number): Promise<{ fingerprint: string; answered: boolean }> =>
+    new Promise((resolve, reject) => {
+      let fingerprint = "";
+      let got = "";
+      const s = tlsConnect({ port, host: "127.0.0.1", servername: "localhost", rejectUnauthorized: false });
+      const timer = setTimeout(() => s.destroy(), 5000);
+      s.on("secureConnect", () => {
+        fingerprint = s.getPeerCertificate().fingerprint256;
+        s.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+      });
+      s.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+      });
+      s.on("error", () => {});
+      s.on("close", () => {
+        clearTimeout(timer);
+        if (fingerprint === "") reject(new Error("no handshake"));
+        else resolve({ fingerprint, answered: got.startsWith("HTTP/1.1 200 OK\r\n") });
+      });
+    });
+  /** Connect until what is served on `port` passes `ok`, for at most 5 s. */
+  const servedUntil = async (
+    port: number,
+    ok: (s: { fingerprint: string; answered: boolean }) => boolean,
+    what: string,
+  ): Promise<void> => {
+    const deadline = Date.now() + 5000;
+    while (!ok(await served(port))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await Bun.sleep(50);
+    }
+  };
+  const fingerprintOf = (file: string): string => new X509Certificate(readFileSync(file)).fingerprint256;
+
+  test("SIGHUP serves a certificate renewed in place and a new client_auth from the new workers, with no restart warning; a broken key fails the reload and the old certificate serves on", async () => {
+    const [first, renewed] = [join(dir, "tls-first"), join(dir, "tls-renewed")];
+    mkdirSync(first);
+    mkdirSync(renewed);
+    await Promise.all([makeCertificates(first), makeCertificates(renewed)]);
+    const toml = (more: string): string =>
+      `app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n${more}`;
+    const d = site(toml(""));
+    copyFileSync(join(first, "srv.pem"), join(d, "cert.pem"));
+    copyFileSync(join(first, "srv.key"), join(d, "key.pem"));
+    const p = start(d);
+    const port = await p.port("https");
+    await waitReady(p, 1);
+    const rolled = (): number => p.stderr.split("new worker ready").length - 1;
+    expect((await served(port)).fingerprint).toBe(fingerprintOf(join(first, "srv.pem")));
+
+    writeFileSync(join(d, "key.pem"), "not a key\n");
+    p.kill("SIGHUP");
+    await p.waitFor("SIGHUP: reload failed, the workers keep serving the previous configuration");
+    expect(p.stderr).toContain("tls.key: ");
+    expect((await served(port)).fingerprint).toBe(fingerprintOf(join(first, "srv.pem")));
+
+    copyFileSync(join(renewed, "srv.pem"), join(d, "cert.pem"));
+    copyFileSync(join(renewed, "srv.key"), join(d, "key.pem"));
+    p.kill("SIGHUP");
+    await until(() => rolled() === 1, "the renewed certificate's worker");
+    // The old worker may take a connection or two more as it closes its listener.
+    const renewedPrint = fingerprintOf(join(renewed, "srv.pem"));
+    await servedUntil(port, (s) => s.fingerprint === renewedPrint, "the renewed certificate");
+    expect(await served(port)).toEqual({ fingerprint: renewedPrint, answered: true });
+
+    copyFileSync(join(renewed, "ca.pem"), join(d, "ca.pem"));
+    writeFileSync(join(d, "bunwsgi.toml"), toml('ca = "ca.pem"\nclient_auth = "require"\n'));
+    p.kill("SIGHUP");
+    await until(() => rolled() === 2, "the client_auth worker");
+    await servedUntil(port, (s) => !s.answered, "client_auth = require");
+    expect(await served(port)).toEqual({ fingerprint: renewedPrint, answered: false });
+    // The master said nothing of a restart: the new workers serve what changed.
+    expect(p.stderr).not.toContain("changed on disk");
+    expect(p.stderr).not.toContain("needs a restart");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 60_000);
 });

@@ -92,7 +92,7 @@ export function settingsMarkdown(): string {
     }
     const def = s.default === null ? "unset" : `\`${tomlValue(s.default)}\``;
     out.push(
-      `| \`${s.name}\` | \`${s.flag} ${s.metavar}\` | ${def} | ${s.reload ? "yes" : "restart"} | ${s.doc.replace(/\|/g, "\\|")} |`,
+      `| \`${s.name}\` | \`${s.flag} ${s.metavar}\` | ${def} | ${s.reload === "workers" ? "with workers" : s.reload ? "yes" : "restart"} | ${s.doc.replace(/\|/g, "\\|")} |`,
     );
   }
   return out.join("\n").trim();

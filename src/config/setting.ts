@@ -64,8 +64,13 @@ export interface Setting {
   readonly min?: number;
   readonly max?: number;
   readonly choices?: readonly string[];
-  /** Whether SIGHUP applies a change; the others (sockets, TLS, pidfile) need a restart. */
-  readonly reload: boolean;
+  /**
+   * Whether SIGHUP applies a change; the others (sockets, pidfile) need a restart. "workers": a
+   * master's SIGHUP applies it, a lone process's cannot (TLS: each worker of a roll builds its
+   * own TLS context over the socket it adopts, where a lone process would have to swap the
+   * certificates of its listening socket, which Bun.listen cannot).
+   */
+  readonly reload: boolean | "workers";
   /** A value for the README's complete example config (TOML syntax). */
   readonly example: string;
   /** Why the complete example leaves this key commented out: it needs what other keys there rule out. */

@@ -71,8 +71,8 @@ export function closeUnless(sinks: readonly LogSink[], kept: readonly LogSink[])
   for (const sink of sinks) if (!kept.includes(sink)) closeLog(sink);
 }
 
-/** Settings whose change SIGHUP cannot apply without a restart (sockets, TLS, pidfile). */
-const RESTART_KEYS = SETTINGS.filter((s) => !s.reload).map((s) => s.key);
+/** Settings whose change SIGHUP cannot apply without a restart (sockets, pidfile), and whether a master's roll applies it (TLS). */
+const RESTART_KEYS = SETTINGS.filter((s) => s.reload !== true).map((s) => ({ key: s.key, rolled: s.reload === "workers" }));
 
 /** Why a restart-only setting cannot change on SIGHUP, for the warning. */
 const RESTART_REASON: Readonly<Record<string, string>> = {
@@ -94,8 +94,14 @@ export function tlsFiles(config: Config): Map<string, string> {
   return out;
 }
 
-/** Restart-only settings of `config` that differ from what runs (`applied`, and its TLS files' text), each with the warning for it. */
-export function restartWarnings(applied: Config, appliedTls: Map<string, string>, config: Config): string[] {
+/**
+ * Restart-only settings of `config` that differ from what runs (`applied`, and for a lone
+ * process its TLS files' text, `appliedTls`), each with the warning for it. A master's SIGHUP
+ * starts new workers, each of which reads the TLS files and builds its TLS context over the
+ * socket it adopts: TLS settings and files renewed in place are served by the new generation,
+ * and are no restart there (a master passes no `appliedTls`).
+ */
+export function restartWarnings(applied: Config, config: Config, appliedTls: Map<string, string> | null): string[] {
   const out: string[] = [];
   // A worker count is reloadable, but not between a lone process and a master: a lone process
   // has no master to start workers, and a master cannot become the process that serves.
@@ -107,7 +113,8 @@ export function restartWarnings(applied: Config, appliedTls: Map<string, string>
         : `workers = ${formatValue("workers", config.get("workers"))} needs a restart (a single process has no master to start workers); still a single process`,
     );
   }
-  for (const k of RESTART_KEYS) {
+  for (const { key: k, rolled } of RESTART_KEYS) {
+    if (rolled && master) continue;
     const now = config.get(k);
     if (JSON.stringify(now) === JSON.stringify(applied.get(k))) continue;
     const why = RESTART_REASON[k.split(".")[0] as string];
@@ -115,10 +122,11 @@ export function restartWarnings(applied: Config, appliedTls: Map<string, string>
       `${k} changed but needs a restart${why ? ` (${why})` : ""}; still using ${formatValue(k, applied.get(k))}, not ${formatValue(k, now)}`,
     );
   }
+  if (master || appliedTls === null) return out;
   for (const [k, text] of tlsFiles(config)) {
     if (config.str(k) === applied.str(k) && appliedTls.get(k) !== text) {
       out.push(
-        `${k}: ${config.str(k)} changed on disk, but ${RESTART_REASON.tls}: restart to serve it (with socket activation or workers, a restart refuses no connection)`,
+        `${k}: ${config.str(k)} changed on disk, but ${RESTART_REASON.tls}: restart to serve it (with socket activation, a restart refuses no connection; with workers, a SIGHUP serves it)`,
       );
     }
   }

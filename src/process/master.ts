@@ -6,7 +6,7 @@ import { unixPerms } from "../config/options.ts";
 import type { Config } from "../config/resolve.ts";
 import { ConfigError } from "../errors.ts";
 import { closeLog, defaultLog, type LogLevel, type LogSink, reopenLog } from "../observe/log.ts";
-import { checkPidfile, closeUnless, openLogs, removeOwnPidfile, tlsFiles, workerCount, writePidfile } from "./common.ts";
+import { checkPidfile, closeUnless, openLogs, removeOwnPidfile, workerCount, writePidfile } from "./common.ts";
 import { Crew, type CrewHost } from "./crew.ts";
 import { type HeldSocket, holdSockets, releaseSockets, resizeSockets } from "./descriptors.ts";
 import { now, type WorkerHandle } from "./handle.ts";
@@ -50,7 +50,7 @@ class Master implements CrewHost, RollHost {
     this.applied = config;
     this.target = workerCount(config);
     this.crew = new Crew(sockets, this);
-    this.rolls = new Rolls(this, commandLine, embedded, config, tlsFiles(config));
+    this.rolls = new Rolls(this, commandLine, embedded, config);
     this.upgrade = new Upgrade(sockets, config.str("pidfile"), (msg, level) => this.log(msg, level));
     this.metrics = metrics;
   }

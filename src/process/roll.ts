@@ -48,9 +48,8 @@ export class Rolls {
     private readonly host: RollHost,
     private readonly commandLine: CommandLine,
     private readonly embedded: boolean,
-    /** The config the master started with, and its TLS files' text: what a restart-only setting is compared with. */
+    /** The config the master started with: what a restart-only setting is compared with. */
     private readonly applied: Config,
-    private readonly appliedTls: Map<string, string>,
   ) {}
 
   /** A roll is starting its workers. */
@@ -86,7 +85,7 @@ export class Rolls {
       return;
     }
     const { config, logs } = reload;
-    for (const w of restartWarnings(this.applied, this.appliedTls, config)) host.log(`SIGHUP: ${w}`, "WARNING");
+    for (const w of restartWarnings(this.applied, config, null)) host.log(`SIGHUP: ${w}`, "WARNING");
     // workers = 0 is a restart (restartWarnings said so): the roll keeps the count that serves.
     const target = workerCount(config) > 0 ? workerCount(config) : host.target;
     // The old workers serve their slots' sockets until the new ones are ready.

@@ -320,7 +320,7 @@ class Service {
         loaded.graph?.dispose();
         throw e;
       }
-      const kept = restartWarnings(this.applied, this.appliedTls, config);
+      const kept = restartWarnings(this.applied, config, this.appliedTls);
       const first = this.servers[0] as AppServer;
       const oldAccess = first.log;
       const oldError = first.errorLog;
