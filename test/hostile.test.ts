@@ -1,8 +1,9 @@
 /**
  * @module test/hostile — a hostile client against the deadlines, each test named after its attack:
- * a TLS handshake stalled or trickled, the rest of an answered request's body dribbled or held,
- * a body stalled while the app's deadline falls at the same tick, a connection flood past the
- * descriptor limit. Raw sockets, exact bytes.
+ * a TLS handshake stalled, trickled or failed (plain HTTP, old versions, no shared cipher,
+ * garbage), the rest of an answered request's body dribbled or held, a body stalled while the
+ * app's deadline falls at the same tick, a connection flood past the descriptor limit. Raw
+ * sockets, exact bytes.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -11,7 +12,9 @@ import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
+import { counters } from "../src/engine/counters.ts";
 import type { Application } from "../src/index.ts";
+import type { Samples } from "../src/observe/metrics.ts";
 import { makeCertificates, RawClient, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
@@ -95,6 +98,86 @@ describe("TLS handshake deadline (timeouts.header from the accept)", () => {
     expect(await get(true)).toStartWith("HTTP/1.1 200 OK\r\n");
     expect(await get(false)).toBe("");
   });
+});
+
+describe("failed TLS handshakes (bots, scanners, misconfigured clients)", () => {
+  /**
+   * A Python client making `n` handshakes that fail, by kind in turn; prints the kinds' slowest
+   * close in seconds, as JSON. Each waits at most 5 s for the server to close.
+   */
+  const FAILING = `
+import json, socket, ssl, sys, time
+port, n, folder = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def plain(s): s.sendall(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n"); s.recv(100)
+def garbage(s): s.sendall(bytes(range(256))); s.recv(100)
+def handshake(s, **kw):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    if "version" in kw:
+        ctx.set_ciphers("ALL:@SECLEVEL=0"); ctx.minimum_version = ctx.maximum_version = kw["version"]
+    if "ciphers" in kw:
+        ctx.set_ciphers(kw["ciphers"]); ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if "alpn" in kw: ctx.set_alpn_protocols(kw["alpn"])
+    if "cert" in kw: ctx.load_cert_chain(folder + "/" + kw["cert"] + ".pem", folder + "/" + kw["cert"] + ".key")
+    t = ctx.wrap_socket(s); t.sendall(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n"); t.recv(100)
+kinds = {
+    "plain_http": plain,
+    "protocol_version": lambda s: handshake(s, version=ssl.TLSVersion.TLSv1_1),
+    "no_application_protocol": lambda s: handshake(s, alpn=["h2"]),
+    "no_shared_cipher": lambda s: handshake(s, ciphers="AES128-SHA"),
+    "other": garbage,
+    "client_certificate": lambda s: handshake(s, cert="stranger"),
+}
+slowest = {k: 0.0 for k in kinds}
+for i in range(n):
+    kind = list(kinds)[i % len(kinds)]
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
+    began = time.time()
+    try: kinds[kind](s)
+    except (OSError, ssl.SSLError): pass
+    slowest[kind] = max(slowest[kind], time.time() - began)
+    s.close()
+print(json.dumps(slowest))
+`;
+
+  test("plain HTTP, TLS 1.1, h2-only ALPN, no shared cipher, garbage, an unverified client certificate: each closed at once, counted by reason, a debug line each, no descriptor left after 600", async () => {
+    const ca = readFileSync(join(dir, "ca.pem"), "utf8");
+    const lines: string[] = [];
+    const { port } = start(hello, {
+      ...tlsOptions({ ca, requestCert: true, rejectUnauthorized: true }),
+      logLevel: 10,
+      errorLog: { write: (line: string, level?: string) => lines.push(`${level} ${line}`) },
+    });
+    const failures = (): Record<string, number> => {
+      const out: Samples = {};
+      counters.write(out);
+      return Object.fromEntries(
+        Object.entries(out)
+          .filter(([k]) => k.startsWith("bunwsgi_tls_handshake_failures_total"))
+          .map(([k, v]) => [(k.match(/reason="(\w+)"/) as RegExpMatchArray)[1], v]),
+      );
+    };
+    const before = failures();
+    const descriptors = readdirSync("/proc/self/fd").length;
+    const client = Bun.spawn(["python3", "-c", FAILING, String(port), "600", dir], {
+      stdout: "pipe",
+      stderr: "pipe",
+      timeout: 60_000,
+    });
+    const [out, err] = [await new Response(client.stdout).text(), await new Response(client.stderr).text()];
+    expect(await client.exited, err).toBe(0);
+    const slowest = JSON.parse(out) as Record<string, number>;
+    for (const [kind, seconds] of Object.entries(slowest)) expect([kind, seconds < 1]).toEqual([kind, true]);
+    const after = failures();
+    const counted = Object.fromEntries(Object.keys(slowest).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]));
+    expect(counted).toEqual(Object.fromEntries(Object.keys(slowest).map((k) => [k, 100])));
+    // At debug level: a scanner's failures are no error of the server's.
+    const log = lines.filter((l) => l.includes("TLS handshake failed ("));
+    expect(log.length).toBe(600);
+    expect(log.filter((l) => !l.startsWith("DEBUG "))).toEqual([]);
+    expect(log.join("")).toMatch(/closing connection from 127\.0\.0\.1:\d+: TLS handshake failed \(plain_http: .*HTTP_REQUEST\)/);
+    expect(log.join("")).toContain("(client_certificate: its certificate did not verify: self signed certificate)");
+    await waitFor(() => readdirSync("/proc/self/fd").length <= descriptors, 3000);
+  }, 90_000);
 });
 
 describe("the rest of an answered request's body (DISCARD)", () => {

@@ -15,6 +15,7 @@ import type { ProxiedPeer } from "./peer.ts";
 import { releaseParser, takeParser } from "./pools.ts";
 import { type BodyHost, RequestBody } from "./request-body.ts";
 import { State, type StateValue } from "./state.ts";
+import { HANDSHAKE_FAILURES, handshakeFailure } from "./tls.ts";
 
 export type ServerSocket = Socket<Connection>;
 
@@ -108,13 +109,25 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   /**
    * The TLS handshake ended: the connection's bytes may come now. A failed one, or a client
-   * certificate that does not verify when the server requires one, closes it (Bun 1.4 refuses
-   * the latter itself under rejectUnauthorized; this keeps it so whatever the handler's effect).
+   * certificate that does not verify when the server requires one (Bun 1.4 reports that as a
+   * success with the verification error, and leaves the connection open), closes it: counted by
+   * reason, and a debug line (bots and scanners fail handshakes all day: not an error).
    */
   onHandshake(success: boolean, error: Error | null): void {
+    // Not handshaking: the server cut the connection itself (its handshake deadline, a stop),
+    // and Bun reports that as a failed handshake within terminate(); it was counted as a cut.
+    if (!this.handshaking) return;
     this.handshaking = false;
     const tls = this.host.tls as { rejectUnauthorized?: boolean } | undefined;
-    if (!success || (error !== null && tls?.rejectUnauthorized === true)) this.terminate();
+    const refused = success && error !== null && tls?.rejectUnauthorized === true;
+    if (success && !refused) return;
+    const reason = refused ? HANDSHAKE_FAILURES.indexOf("client_certificate") : handshakeFailure(error);
+    counters.handshakeFailed(reason);
+    const why = `${refused ? "its certificate did not verify: " : ""}${error?.message ?? "no reason given"}`;
+    this.exchange.logDebug(
+      `closing connection from ${this.exchange.clientLabel()}: TLS handshake failed (${HANDSHAKE_FAILURES[reason]}: ${why})`,
+    );
+    this.terminate();
   }
 
   /** The peer sent FIN. Answer what is in progress, then close. */
@@ -322,8 +335,9 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.flow.dropAll();
   }
 
-  /** Close now, dropping unsent output. */
+  /** Close now, dropping unsent output (a handshake in progress is given up: not a client's failure). */
   terminate(): void {
+    this.handshaking = false;
     if (!this.closed) this.socket.terminate();
   }
 

@@ -2,6 +2,7 @@
 
 import { BODY_REASONS, PARSE_REASONS, PROXY_REASONS } from "../http/codes.ts";
 import { Histogram, type Samples, series } from "../observe/metrics.ts";
+import { HANDSHAKE_FAILURES } from "./tls.ts";
 
 /** Methods with a label of their own; any other is "other", a request refused before the app "none". */
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"] as const;
@@ -73,6 +74,8 @@ class Counters {
   readonly timeouts = zeros(TIMEOUT_LABELS.length);
   /** By ProxyError code. */
   readonly proxyRefused = zeros(PROXY_REASONS.length);
+  /** Failed TLS handshakes, by HANDSHAKE_FAILURES index. */
+  readonly handshakeFailures = zeros(HANDSHAKE_FAILURES.length);
 
   constructor() {
     for (const r of [...PARSE_REASONS, ...BODY_REASONS, ...ENGINE_REASONS]) if (r !== undefined) this.rejected.set(r, 0);
@@ -91,6 +94,11 @@ class Counters {
   /** A connection was closed for its PROXY header ({@link ProxyError} code). */
   proxyRefusal(code: number): void {
     this.proxyRefused[code] = (this.proxyRefused[code] as number) + 1;
+  }
+
+  /** A TLS handshake failed ({@link HANDSHAKE_FAILURES} index). */
+  handshakeFailed(reason: number): void {
+    this.handshakeFailures[reason] = (this.handshakeFailures[reason] as number) + 1;
   }
 
   /**
@@ -130,6 +138,11 @@ class Counters {
     out.bunwsgi_connections_open = this.accepted - this.closed;
     for (let i = 1; i < PROXY_REASONS.length; i++) {
       out[series("bunwsgi_proxy_rejected_total", { reason: PROXY_REASONS[i] as string })] = this.proxyRefused[i] as number;
+    }
+    for (let i = 0; i < HANDSHAKE_FAILURES.length; i++) {
+      out[series("bunwsgi_tls_handshake_failures_total", { reason: HANDSHAKE_FAILURES[i] as string })] = this.handshakeFailures[
+        i
+      ] as number;
     }
     out.bunwsgi_received_bytes_total = this.bytesIn;
     out.bunwsgi_sent_bytes_total = this.bytesOut;

@@ -38,6 +38,11 @@ export const FAMILIES: readonly Family[] = [
     type: "counter",
     help: "Connections closed because of their PROXY protocol header, by reason.",
   },
+  {
+    name: "bunwsgi_tls_handshake_failures_total",
+    type: "counter",
+    help: "TLS handshakes that failed, by reason (plain_http, protocol_version, no_shared_cipher, no_application_protocol, client_certificate, closed, other).",
+  },
   { name: "bunwsgi_received_bytes_total", type: "counter", help: "Bytes read from client connections." },
   { name: "bunwsgi_sent_bytes_total", type: "counter", help: "Bytes the kernel accepted for client connections." },
   { name: "bunwsgi_timeouts_total", type: "counter", help: "Deadlines that fired, by kind." },
