@@ -43,6 +43,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   private lingering = false;
   /** Why the connection refused the last request (a parser code name, "head_timeout", …), or "". */
   private refusal = "";
+  /** Why the server cut this connection (terminate's reason), or "": a body cut short then is not the client's doing. */
+  private cutBy = "";
   /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
   slot = -1;
   /** A read callback is running: output is flushed once, when it returns. */
@@ -150,7 +152,10 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   onClose(): void {
     if (this.state === State.CLOSED) return;
-    if (this.state === State.BODY) this.body.disconnected("reset the connection");
+    if (this.state === State.BODY) {
+      if (this.cutBy !== "") this.body.cut(this.cutBy);
+      else this.body.disconnected("reset the connection");
+    }
     this.state = State.CLOSED;
     this.flow.close();
     this.body.closed();
@@ -335,10 +340,19 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.flow.dropAll();
   }
 
-  /** Close now, dropping unsent output (a handshake in progress is given up: not a client's failure). */
-  terminate(): void {
+  /**
+   * Close now, dropping unsent output; a handshake in progress is given up (not a client's
+   * failure). `reason` (such as "shutdown") names why the server cut a request in flight: its
+   * access record's reason, and what a body read it fails says instead of blaming the client.
+   */
+  terminate(reason = ""): void {
     this.handshaking = false;
-    if (!this.closed) this.socket.terminate();
+    if (this.closed) return;
+    if (reason !== "") {
+      this.cutBy = reason;
+      if (this.responding && this.refusal === "") this.refusal = reason;
+    }
+    this.socket.terminate();
   }
 
   /**

@@ -49,6 +49,7 @@ const ENGINE_REASONS = [
   "connect_not_supported",
   "spawn_wait",
   "descriptor_limit",
+  "shutdown",
 ];
 
 const zeros = (n: number): number[] => new Array<number>(n).fill(0);

@@ -130,13 +130,32 @@ export class RequestBody implements InputOwner {
   disconnected(how: string): void {
     const got = this.decoder.received;
     const expected = this.decoder.chunked ? -1 : this.host.parser.contentLength;
-    const of = expected >= 0 ? ` of ${expected}` : " of a chunked body";
     const err = new ClientDisconnected(
-      `client ${how} before the request body was complete (received ${got}${of} bytes)`,
+      `client ${how} before the request body was complete (${this.receivedText()})`,
       got,
       expected,
     );
     this.fail(err, "client_disconnected");
+  }
+
+  /**
+   * The server cut the connection before the body was complete (`reason`: why, such as
+   * "shutdown"): the client did not leave, so the reads reject with a ConnectionClosedError
+   * that says so, never a ClientDisconnected that would blame it.
+   */
+  cut(reason: string): void {
+    const err = new ConnectionClosedError(
+      `the server closed the connection (${reason}) before the request body was complete (${this.receivedText()})`,
+    );
+    this.fail(err, reason);
+  }
+
+  /** "received 3 of 10 bytes", "received 5 bytes of a chunked body". */
+  private receivedText(): string {
+    const got = this.decoder.received;
+    return this.decoder.chunked
+      ? `received ${got} bytes of a chunked body`
+      : `received ${got} of ${this.host.parser.contentLength} bytes`;
   }
 
   /** The response is done: a body still coming will be dropped, and an unused raw stream ends. */

@@ -59,8 +59,9 @@ export class Served {
     for (const c of [...this.list]) c.closeIfIdle();
   }
 
-  terminateAll(): void {
-    for (const c of [...this.list]) c.terminate();
+  /** Cut every connection, `reason` naming why for the requests in flight. */
+  terminateAll(reason: string): void {
+    for (const c of [...this.list]) c.terminate(reason);
   }
 
   /** Settles once no connection is left, or after `seconds`. */

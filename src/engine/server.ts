@@ -339,7 +339,15 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     ]);
     this.hurry = null;
     clearTimeout(idleTimer);
-    served.terminateAll();
+    // Connections still open now are cut: say so once, for their access lines say only "shutdown".
+    const left = served.count;
+    if (left > 0) {
+      this.errorLog.write(
+        `timeouts.shutdown ran out after ${deadline}s: cutting ${left} connection${left === 1 ? "" : "s"} still open\n`,
+        "WARNING",
+      );
+    }
+    served.terminateAll("shutdown");
     await served.settleOrphans(CLEANUP_GRACE);
     this.finish();
   }
@@ -356,7 +364,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     }
     if (this.closing || !this.stopListening(true)) return;
     this.closing = true;
-    this.served.terminateAll();
+    this.served.terminateAll("shutdown");
     void this.served.settleOrphans(CLEANUP_GRACE).then(() => this.finish());
   }
 

@@ -1,0 +1,108 @@
+/** @module test/real-use — what a production team runs before adopting bunwsgi: uploads, streams and proxies cut or overrun, seen from real clients and the logs. */
+
+import { describe, expect, test } from "bun:test";
+import { type Application, ClientDisconnected, type ConnectionClosedError } from "../src/index.ts";
+import { RawClient, serve, serveFetch, waitFor } from "./helpers.ts";
+
+const UPLOAD_HEAD =
+  "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n";
+
+describe("an upload in flight when a graceful stop runs out of time", () => {
+  test("a WSGI app's read rejects saying the server stopped, not that the client reset; the access record's reason is shutdown", async () => {
+    let failure: unknown = null;
+    const app: Application = async (env, sr) => {
+      try {
+        while ((await env["wsgi.input"].read(65536)).length > 0);
+      } catch (e) {
+        failure = e;
+        throw e;
+      }
+      sr("200 OK", []);
+      return ["done"];
+    };
+    const { server, port, access, errors } = serve(app, { logFormat: "json" });
+    const c = await RawClient.connect(port);
+    c.send(UPLOAD_HEAD + "x".repeat(5000));
+    await Bun.sleep(100);
+    await server.stop(0.3);
+    await waitFor(() => access.length > 0);
+    expect(failure).not.toBeNull();
+    expect(failure).not.toBeInstanceOf(ClientDisconnected);
+    expect((failure as ConnectionClosedError).message).toContain(
+      "the server closed the connection (shutdown) before the request body was complete (received 5000 of 1000000 bytes)",
+    );
+    expect(JSON.parse(access[0] as string).reason).toBe("shutdown");
+    expect(errors.join("")).not.toContain("client reset");
+    expect(errors.join("")).toContain("timeouts.shutdown ran out after 0.3s: cutting 1 connection");
+    await c.waitClosed();
+  });
+
+  test("a fetch app's request.arrayBuffer() rejects saying the server stopped; the access record's reason is shutdown", async () => {
+    let failure: unknown = null;
+    const running = serveFetch(
+      async (request) => {
+        try {
+          await request.arrayBuffer();
+        } catch (e) {
+          failure = e;
+          throw e;
+        }
+        return new Response("done");
+      },
+      { logFormat: "json" },
+    );
+    const c = await RawClient.connect(running.port);
+    c.send(UPLOAD_HEAD + "x".repeat(5000));
+    await Bun.sleep(100);
+    await running.server.stop(0.3);
+    await waitFor(() => running.access.length > 0);
+    expect(String(failure)).toContain("the server closed the connection (shutdown) before the request body was complete");
+    expect(JSON.parse(running.access[0] as string).reason).toBe("shutdown");
+    expect(running.errors.join("")).not.toContain("client reset");
+    await c.waitClosed();
+  });
+
+  test("a stream cut at the end of a graceful stop has shutdown as its access record's reason", async () => {
+    const app: Application = (_env, sr) => {
+      sr("200 OK", [["Content-Type", "text/event-stream"]]);
+      return (async function* () {
+        for (let i = 0; i < 100; i++) {
+          yield `data: ${i}\n\n`;
+          await Bun.sleep(50);
+        }
+      })();
+    };
+    const { server, port, access } = serve(app, { logFormat: "json" });
+    const c = await RawClient.connect(port);
+    c.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(150);
+    await server.stop(0.2);
+    await waitFor(() => access.length > 0);
+    const record = JSON.parse(access[0] as string);
+    expect([record.status, record.reason]).toEqual([200, "shutdown"]);
+    await c.waitClosed();
+  });
+});
+
+describe("a body cut short by the client", () => {
+  test("the error names the bytes received of a chunked body in plain words", async () => {
+    let failure = "";
+    const app: Application = async (env, sr) => {
+      try {
+        await env["wsgi.input"].read();
+      } catch (e) {
+        failure = String(e);
+      }
+      sr("200 OK", []);
+      return [];
+    };
+    const { server, port } = serve(app);
+    const c = await RawClient.connect(port);
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    await Bun.sleep(50);
+    c.endWrite();
+    await waitFor(() => failure !== "");
+    expect(failure).toContain("(received 5 bytes of a chunked body)");
+    server.close();
+  });
+});
