@@ -89,6 +89,20 @@ const CASES: Case[] = [
   { name: "a DataView body is sized", make: () => new Response(new DataView(enc("view").buffer)) },
   { name: "a custom Content-Type is kept", make: () => new Response("x", { headers: { "Content-Type": "text/custom" } }) },
   {
+    name: "a string body under a stale, shorter Content-Length is sent whole, sized by its true length",
+    make: () => new Response("0123456789", { headers: { "Content-Length": "5" } }),
+  },
+  {
+    name: "a bytes body under a stale, longer Content-Length is sent whole, sized by its true length",
+    make: () => new Response(enc("0123456789"), { headers: { "Content-Length": "50" } }),
+  },
+  {
+    name: "a Blob body under a stale Content-Length is sent whole, sized by its true length",
+    make: () => new Response(new Blob(["0123456789"], { type: "text/x-a" }), { headers: { "Content-Length": "5" } }),
+    ours: { "accept-ranges": "bytes" },
+    why: FILE_RANGES,
+  },
+  {
     name: "a typed Blob body is sized under its type",
     make: () => new Response(new Blob(["abc"], { type: "text/x-a" })),
     ours: { "accept-ranges": "bytes" },

@@ -106,3 +106,87 @@ describe("a body cut short by the client", () => {
     server.close();
   });
 });
+
+/** GET then a pipelined sentinel on one connection: the first response read by its framing, then whether the sentinel was answered. */
+async function getThenSentinel(port: number, method = "GET"): Promise<{ first: string; sentinel: boolean }> {
+  const c = await RawClient.connect(port);
+  c.send(`${method} /r HTTP/1.1\r\nHost: a\r\n\r\nGET /sentinel HTTP/1.1\r\nHost: a\r\n\r\n`);
+  const r = await c.response({ head: method === "HEAD" });
+  let sentinel = false;
+  try {
+    sentinel = (await c.response()).body === "sentinel";
+  } catch {}
+  c.close();
+  return { first: `${r.header("content-length")} ${r.body}`, sentinel };
+}
+
+describe("a fetch app's Content-Length that disagrees with its body", () => {
+  const enc = new TextEncoder();
+  // A Response rebuilt around new content with the old one's headers (`new Response(changed,
+  // upstream)`, a middleware's rewrite) keeps a stale Content-Length: Bun.serve sends the body it
+  // holds, sized by its true length, and so must bunwsgi, losing nothing (test/fetch-parity
+  // compares strings, bytes and Blobs with Bun.serve's wire bytes).
+  const stale: Array<[string, () => Response | Promise<Response>]> = [
+    ["Response.json", () => Response.json("01234567", { headers: { "content-length": "3" } })],
+    [
+      "a stream ending at once",
+      () =>
+        new Response(
+          new ReadableStream({
+            start(c) {
+              c.enqueue(enc.encode("0123456789"));
+              c.close();
+            },
+          }),
+          { headers: { "content-length": "5" } },
+        ),
+    ],
+  ];
+  for (const [name, make] of stale) {
+    test(`${name} is sent whole under its true length, as Bun.serve sends it, and the connection goes on`, async () => {
+      const running = serveFetch(async (request) =>
+        new URL(request.url).pathname === "/sentinel" ? new Response("sentinel") : await make(),
+      );
+      const got = await getThenSentinel(running.port);
+      const expected = name === "Response.json" ? '10 "01234567"' : "10 0123456789";
+      expect(got).toEqual({ first: expected, sentinel: true });
+      expect(running.errors.join("")).toBe("");
+      running.server.close();
+    });
+  }
+
+  test("an empty body on GET is sized 0 (HEAD keeps the app's length, the GET's)", async () => {
+    const running = serveFetch((request) =>
+      new URL(request.url).pathname === "/sentinel"
+        ? new Response("sentinel")
+        : new Response(null, { headers: { "content-length": "5" } }),
+    );
+    expect(await getThenSentinel(running.port)).toEqual({ first: "0 ", sentinel: true });
+    expect(await getThenSentinel(running.port, "HEAD")).toEqual({ first: "5 ", sentinel: true });
+    running.server.close();
+  });
+
+  test("a stream that runs past the app's Content-Length is cut there, and the error log says so", async () => {
+    // A proxied fetch() Response that Bun decompressed keeps the upstream's Content-Length (and
+    // Content-Encoding): its body runs past it, and only the error log can tell the operator why.
+    const running = serveFetch(async (request) => {
+      if (new URL(request.url).pathname === "/sentinel") return new Response("sentinel");
+      let i = 0;
+      const body = new ReadableStream({
+        async pull(c) {
+          await Bun.sleep(5);
+          if (i++ < 3) c.enqueue(enc.encode("0123456789"));
+          else c.close();
+        },
+      });
+      return new Response(body, { headers: { "content-length": "15" } });
+    });
+    const got = await getThenSentinel(running.port);
+    expect(got).toEqual({ first: "15 012345678901234", sentinel: false });
+    await waitFor(() => running.errors.length > 0);
+    expect(running.errors.join("")).toContain(
+      "GET /r HTTP/1.1: the Response's body ran past its Content-Length of 15; response cut, connection closed",
+    );
+    running.server.close();
+  });
+});

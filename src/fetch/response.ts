@@ -159,6 +159,9 @@ export interface SendHost {
   readonly protocol: string;
   /** The body is complete: the head if nothing was sent, the end of its framing, its length checked. */
   endBody(): void;
+  /** The request line, for the error log. */
+  readonly requestline: string | null;
+  logError(msg: string): void;
 }
 
 /** Sends one Response after another for one connection. */
@@ -196,6 +199,7 @@ export class ResponseSender {
       return this.sendWhole(res, status, headers, bytes, bytes.length);
     }
     if (source === null || source === undefined) {
+      this.trueLength(headers, status, 0);
       if (this.start(res, status, headers) === RESET_CONTENT) return this.resetContent(res);
       // A HEAD answer without a body says nothing of the GET's length (RFC 9110 §9.3.2).
       this.host.response.sized = this.host.command === "HEAD" ? -1 : 0;
@@ -219,6 +223,7 @@ export class ResponseSender {
     const content = hasContent(status);
     if (source instanceof Blob) {
       if (content) defaultType(headers, blobType(source));
+      this.trueLength(headers, status, source.size);
       if (this.start(res, status, headers) === RESET_CONTENT) return this.resetContent(res);
       return this.sendBlob(openBlob(source), this.headOnly);
     }
@@ -256,6 +261,23 @@ export class ResponseSender {
     return this.sendWhole(res, status, headers, bytes as Uint8Array, (bytes as Uint8Array).length);
   }
 
+  /**
+   * A body whose length is known (`len`) is sent under it, not under the app's Content-Length,
+   * as Bun.serve sends it: a Response rebuilt around new content with an old one's headers
+   * (`new Response(changed, upstream)`, a middleware's rewrite) keeps a stale one, and honouring
+   * it would cut, or leave the client waiting for, a body the server holds whole. A status
+   * without content keeps the app's (a 304's may give the 200's length), and so does HEAD of an
+   * empty body: the app may be saying the GET's length (RFC 9110 §9.3.2).
+   */
+  private trueLength(headers: FieldList, status: number, len: number): void {
+    if (headers.hasLength !== true || !hasContent(status) || (len === 0 && this.host.command === "HEAD")) return;
+    const value = String(len);
+    for (let i = headers.length - 1; i >= 0; i--) {
+      const field = headers[i] as [string, string];
+      if (field[0] === "content-length" && field[1] !== value) headers.splice(i, 1);
+    }
+  }
+
   /** The head is decided: the status and fields checked, the framing's facts known. Returns the status code. */
   private start(res: Response, status: number, headers: FieldList): number {
     const host = this.host;
@@ -275,6 +297,7 @@ export class ResponseSender {
   }
 
   private sendWhole(res: Response, status: number, headers: FieldList, chunk: Chunk, len: number): void {
+    this.trueLength(headers, status, len);
     if (this.start(res, status, headers) === RESET_CONTENT) {
       this.resetContent(res);
       return;
@@ -341,7 +364,10 @@ export class ResponseSender {
         const step = peeked as Step;
         if (step.done) {
           this.reader = null;
-          this.host.response.sized = total;
+          const response = this.host.response;
+          response.sized = total;
+          // The head is not out yet: writeHead checks the fields again once one is dropped.
+          this.trueLength(response.headers as FieldList, response.code as number, total);
           if (!headOnly) for (const chunk of held) if (!this.write(chunk, chunkLength(chunk))) return;
           return this.end();
         }
@@ -385,6 +411,11 @@ export class ResponseSender {
     if (!response.headersSent) response.writeHead(host.protocol, host.command);
     const fits = response.writeBody(chunk, len);
     host.connection.out.commit();
+    if (!fits) {
+      host.logError(
+        `${host.requestline}: the Response's body ran past its Content-Length of ${response.declared}; response cut, connection closed`,
+      );
+    }
     if (!fits || host.connection.closed) {
       this.abandon();
       return false;
@@ -408,7 +439,8 @@ export class ResponseSender {
   }
 }
 
-type FieldList = ResponseHeaders & { closes?: boolean };
+/** A Response's fields, with what the sender needs to know of them found as they were copied. */
+type FieldList = ResponseHeaders & { closes?: boolean; hasLength?: boolean };
 
 /** A status whose response carries content (RFC 9110 §15.2, §15.3.5, §15.3.6, §15.4.5): only then has a body a type. */
 const hasContent = (status: number): boolean => status >= 200 && status !== 204 && status !== 205 && status !== 304;
@@ -442,8 +474,8 @@ function blobType(blob: Blob): string | null {
 }
 
 /** A Response's header fields, less the hop-by-hop ones the server decides (RFC 9112 §6.1, §9.6): a close asked for is kept as a flag. */
-function fieldsOf(fields: Headers): ResponseHeaders & { closes?: boolean } {
-  const out: ResponseHeaders & { closes?: boolean } = [];
+function fieldsOf(fields: Headers): FieldList {
+  const out: FieldList = [];
   // Headers yields lowercase names, and each Set-Cookie on its own.
   for (const pair of fields) {
     const name = pair[0];
@@ -452,6 +484,8 @@ function fieldsOf(fields: Headers): ResponseHeaders & { closes?: boolean } {
       if (hasCloseToken(pair[1])) out.closes = true;
       continue;
     }
+    // Found here so that a Response without one (most) costs no second look (trueLength).
+    if (name === "content-length") out.hasLength = true;
     out.push(pair);
   }
   return out;
