@@ -190,3 +190,29 @@ describe("a fetch app's Content-Length that disagrees with its body", () => {
     running.server.close();
   });
 });
+
+describe("a long-lived stream", () => {
+  test("a quiet stream outlives timeouts.write, timeouts.keep_alive and the response-rate grace", async () => {
+    const app: Application = (_env, sr) => {
+      sr("200 OK", [["Content-Type", "text/event-stream"]]);
+      return (async function* () {
+        for (let i = 0; i < 3; i++) {
+          if (i > 0) await Bun.sleep(2500);
+          yield `data: ${i} ${Date.now()}\n\n`;
+        }
+      })();
+    };
+    const { server, port, errors } = serve(app, {
+      timeouts: { write: 1, keepAlive: 1, minResponseRateGrace: 1 },
+      limits: { minResponseRate: 1000 },
+    });
+    const c = await RawClient.connect(port);
+    c.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n");
+    const r = await c.response({ ms: 8000 });
+    const events = [...r.body.matchAll(/data: (\d) \d+\n\n/g)];
+    expect(events.map((m) => m[1])).toEqual(["0", "1", "2"]);
+    expect(errors.join("")).toBe("");
+    c.close();
+    server.close();
+  }, 10000);
+});
