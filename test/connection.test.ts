@@ -499,6 +499,11 @@ describe("rejected requests: precise status, closed connection, server keeps ser
       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nExpect: foo\r\n\r\nhello",
       417,
     ],
+    [
+      "an unknown expectation on a request with Content-Length and Transfer-Encoding (the 400 of the smuggling attempt, not the 417)",
+      "POST / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      400,
+    ],
     ["a method longer than any implemented", `${"A".repeat(40)} / HTTP/1.1\r\nHost: a\r\n\r\n`, 501],
     ["an overlong version (HTTP/1.1111…)", `GET / HTTP/1.1${"1".repeat(9000)}\r\nHost: a\r\n\r\n`, 400],
   ];

@@ -744,6 +744,33 @@ describe("Expect is one list however many field lines carry it (RFC 9110 §5.3, 
   }
 });
 
+describe("an unmet expectation (417, a MAY: RFC 9110 §10.1.1) never hides a MUST-400 or a SHOULD-501, in either field order", () => {
+  // [what else is wrong, its field lines (no Host line is added), the verdict]
+  const cases: Array<[string, string[], number]> = [
+    ["no Host on HTTP/1.1 (RFC 9112 §3.2)", ["Content-Length: 5"], ParseError.MISSING_HOST],
+    ["two Host lines", ["Host: a", "Host: b"], ParseError.DUPLICATE_HOST],
+    ["an invalid Host", ["Host: a b"], ParseError.BAD_HOST],
+    [
+      "Content-Length with Transfer-Encoding (smuggling, RFC 9112 §6.3)",
+      [H.trim(), "Content-Length: 5", "Transfer-Encoding: chunked"],
+      ParseError.CL_AND_TE,
+    ],
+    ["Content-Length twice", [H.trim(), "Content-Length: 5", "Content-Length: 5"], ParseError.DUPLICATE_CONTENT_LENGTH],
+    ["a signed Content-Length", [H.trim(), "Content-Length: +5"], ParseError.BAD_CONTENT_LENGTH],
+    ["a final coding other than chunked", [H.trim(), "Transfer-Encoding: gzip"], ParseError.TE_NOT_CHUNKED],
+    ["a coding after chunked", [H.trim(), "Transfer-Encoding: chunked, gzip"], ParseError.TE_NOT_CHUNKED],
+    ["a malformed Transfer-Encoding", [H.trim(), "Transfer-Encoding: g@zip, chunked"], ParseError.BAD_TRANSFER_ENCODING],
+    ["an unknown coding before chunked (501)", [H.trim(), "Transfer-Encoding: gzip, chunked"], ParseError.UNKNOWN_CODING],
+  ];
+  for (const [what, fields, code] of cases) {
+    test(`${what}: the same verdict with Expect: foo before or after it`, () => {
+      const head = (lines: string[]): string => `POST / HTTP/1.1\r\n${lines.map((l) => `${l}\r\n`).join("")}\r\n`;
+      expect(parseAllWays(head(["Expect: foo", ...fields])).error).toBe(code);
+      expect(parseAllWays(head([...fields, "Expect: 100-continue, foo"])).error).toBe(code);
+    });
+  }
+});
+
 describe("Content-Length is exactly one 1*DIGIT value: a repeat is refused even when equal (RFC 9110 §8.6, RFC 9112 §6.3)", () => {
   const cases: Array<[string, string[], number]> = [
     ["Content-Length: 5 twice", ["Content-Length: 5", "Content-Length: 5"], ParseError.DUPLICATE_CONTENT_LENGTH],

@@ -249,6 +249,9 @@ export class RequestParser implements RequestLine {
    * Framing decisions once the whole head is in (RFC 9112 §6, RFC 9110 §7.2, §7.6.1, §10.1.1).
    * A list field sent as several field lines is one combined value (RFC 9110 §5.3), so
    * Transfer-Encoding and Expect are decided the same whether their elements share a line or not.
+   * Verdicts go by the strength of their rule, not by field order: every MUST-400 (Host, the
+   * framing fields) before the SHOULD-501 of an unknown coding, and that before the MAY-417 of an
+   * unmet expectation (RFC 9110 §10.1.1), so `Expect: foo` never answers for a smuggling attempt.
    */
   private finish(buf: Uint8Array, base: number): number {
     this.contentLength = -1;
@@ -260,6 +263,7 @@ export class RequestParser implements RequestLine {
     this.expectContinue = false;
     let hosts = 0;
     let sawTE = false;
+    let unmetExpectation = false;
     /** {@link TransferCoding} bits of every Transfer-Encoding line so far. */
     let codings = 0;
     const f = this.fields;
@@ -291,12 +295,14 @@ export class RequestParser implements RequestLine {
         case FieldKind.UPGRADE:
           this.hasUpgrade = true;
           break;
-        case FieldKind.EXPECT:
+        case FieldKind.EXPECT: {
           // HTTP/1.0 clients cannot expect (RFC 9110 §10.1.1): the field is ignored there.
           if (this.versionMinor === 0) break;
-          err = expectations(buf, vs, ve);
-          if (err === 1) this.expectContinue = true;
+          const x = expectations(buf, vs, ve);
+          if (x === 1) this.expectContinue = true;
+          else if (x < 0) unmetExpectation = true;
           break;
+        }
       }
       if (err < 0) return err;
     }
@@ -312,6 +318,6 @@ export class RequestParser implements RequestLine {
       if ((codings & TransferCoding.OTHER) !== 0) return -ParseError.UNKNOWN_CODING;
       this.chunked = true;
     }
-    return 0;
+    return unmetExpectation ? -ParseError.EXPECTATION_FAILED : 0;
   }
 }
