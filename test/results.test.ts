@@ -71,6 +71,43 @@ describe("HEAD on a streamed response", () => {
   });
 });
 
+describe("empty chunks (PEP 3333: middleware yields one while it has nothing to send)", () => {
+  /** Middleware that yields "" until the app it wraps has produced something, as PEP 3333's buffering section has it. */
+  const lazy =
+    (emptyFirst: string | Uint8Array, async: boolean): Application =>
+    (_env, sr) => {
+      function* sync() {
+        yield emptyFirst;
+        sr("200 OK", [["Content-Type", "text/plain"]]);
+        yield "";
+        yield "ab";
+        yield new Uint8Array(0);
+        yield "c";
+      }
+      async function* later() {
+        yield* sync();
+      }
+      return async ? later() : sync();
+    };
+
+  for (const [name, empty, async] of [
+    ["a synchronous generator's empty string", "", false],
+    ["an async generator's empty bytes", new Uint8Array(0), true],
+  ] as const) {
+    test(`${name} before startResponse sends nothing; the head goes out with the first non-empty chunk`, async () => {
+      const { port, errors } = start(lazy(empty, async));
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      const r = await c.response();
+      expect(r.status).toBe(200);
+      // No zero-length chunk, which would end the body early: "0\r\n\r\n" only once, at the end.
+      expect(r.raw.slice(r.raw.indexOf("\r\n\r\n") + 4)).toBe("2\r\nab\r\n1\r\nc\r\n0\r\n\r\n");
+      expect(errors).toEqual([]);
+      c.close();
+    });
+  }
+});
+
 describe("a stream whose client goes away", () => {
   test("stops at once: finally and close() run exactly once, and the request is logged with what was sent", async () => {
     const events: string[] = [];

@@ -183,7 +183,9 @@ export class ResultSender {
           break;
         }
         checkChunk(step.value);
-        unawaited(sink.write(step.value));
+        // Skipped as gevent skips it: an empty chunk is PEP 3333's "nothing yet" (middleware
+        // yields one while it waits), so it may come before startResponse and sends nothing.
+        if (step.value.length !== 0) unawaited(sink.write(step.value));
         if (this.endsEarly()) break;
         if (sink.connection.out.backpressured) {
           handedOff = true;
@@ -213,7 +215,7 @@ export class ResultSender {
           break;
         }
         checkChunk(step.value);
-        await sink.write(step.value);
+        if (step.value.length !== 0) await sink.write(step.value);
         if (this.endsEarly()) break;
       }
       if (done && !sink.startCalled) throw notStarted();
