@@ -24,6 +24,7 @@ export type {
 export { unquoteLatin1 } from "./http/request.ts";
 export { type AccessFormatter, type AccessRecord, compileLogFormat, LOG_FIELDS } from "./observe/access.ts";
 export {
+  type ErrorStream,
   LevelLog,
   type Logger,
   LoggingLogAdapter,

@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { type Application, type Environ, HTTPError, type StartResponse, WSGIHandler, WSGIServer } from "../src/index.ts";
+import {
+  type Application,
+  type Environ,
+  HTTPError,
+  LevelLog,
+  type StartResponse,
+  WSGIHandler,
+  WSGIServer,
+} from "../src/index.ts";
 import { exchange, hello, RawClient, serverPool } from "./helpers.ts";
 
 const start = serverPool();
@@ -141,6 +149,29 @@ describe("environ", () => {
     await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     expect((env as Environ)["app.name"]).toBe("demo");
     expect((env as Environ).SERVER_NAME).toBe("public.example");
+  });
+
+  test("wsgi.errors has write, writelines and flush (PEP 3333), whatever sink the error log is", async () => {
+    const app: Application = (e, sr) => {
+      const stream = e["wsgi.errors"];
+      stream.write("one\n");
+      stream.writelines(["two\n", "three\n"]);
+      stream.flush();
+      sr("200 OK", []);
+      return ["ok"];
+    };
+    const lines: string[] = [];
+    const sinks = [
+      { write: (s: string) => lines.push(s) },
+      new LevelLog({ write: (s: string) => lines.push(s.replace(/^\[[^\]]*\] \[ERROR\] /, "")) }),
+      null,
+    ];
+    for (const errorLog of sinks) {
+      const { port } = start(app, { errorLog });
+      const r = await exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect(r.raw).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Length: 2\r\nDate: [^\r]+\r\n\r\nok$/);
+    }
+    expect(lines).toEqual(["one\n", "two\n", "three\n", "one\n", "two\n", "three\n"]);
   });
 });
 

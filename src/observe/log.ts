@@ -28,6 +28,29 @@ export interface LogSink {
   flush?(): unknown;
 }
 
+/**
+ * environ["wsgi.errors"]: PEP 3333's error stream, which an app may use as a Python text file:
+ * write(), writelines() and flush().
+ */
+export interface ErrorStream {
+  write(s: string): unknown;
+  writelines(lines: Iterable<string>): unknown;
+  flush(): unknown;
+}
+
+/** `sink` as an ErrorStream: itself when it has writelines() and flush(), else wrapped to add them. */
+export function errorStream(sink: LogSink): ErrorStream {
+  const s = sink as Partial<ErrorStream>;
+  if (typeof s.writelines === "function" && typeof s.flush === "function") return sink as ErrorStream;
+  return {
+    write: (text: string) => sink.write(text),
+    writelines: (lines: Iterable<string>) => {
+      for (const line of lines) sink.write(line);
+    },
+    flush: () => sink.flush?.(),
+  };
+}
+
 /** A logger object such as `console` or pino. */
 export interface Logger {
   debug?(msg: string): unknown;

@@ -7,6 +7,7 @@ import type { ListenerSpec } from "../engine/listeners.ts";
 import { Server, type ServerOptions } from "../engine/server.ts";
 import { ConfigError } from "../errors.ts";
 import { checkRootPath } from "../http/request.ts";
+import { errorStream } from "../observe/log.ts";
 import { fileWrapper } from "./file.ts";
 import { WSGIHandler } from "./handler.ts";
 import type { Application } from "./types.ts";
@@ -97,7 +98,8 @@ export class WSGIServer extends Server {
     env["wsgi.url_scheme"] = this.tls ? "https" : "http";
     if (this.tls) env.HTTPS = "on";
     Object.assign(env, update);
-    if (env["wsgi.errors"] == null) env["wsgi.errors"] = this.errorLog;
+    // PEP 3333: the app may write(), writelines() and flush() it, whatever sink the error log is.
+    if (env["wsgi.errors"] == null) env["wsgi.errors"] = errorStream(this.errorLog);
     this.environ = Object.freeze(env);
   }
 

@@ -2,7 +2,7 @@
 
 import type { Input } from "../engine/input.ts";
 import type { Chunk, ResponseHeaders } from "../http/response.ts";
-import type { LogSink } from "../observe/log.ts";
+import type { ErrorStream } from "../observe/log.ts";
 import type { FileLike, FileWrapper } from "./file.ts";
 
 export type { Chunk, ResponseHeaders };
@@ -43,7 +43,7 @@ export interface Environ {
   "wsgi.version": [number, number];
   "wsgi.url_scheme": string;
   "wsgi.input": Input;
-  "wsgi.errors": LogSink;
+  "wsgi.errors": ErrorStream;
   "wsgi.multithread": boolean;
   "wsgi.multiprocess": boolean;
   "wsgi.run_once": boolean;
