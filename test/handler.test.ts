@@ -323,6 +323,16 @@ describe("the environ a keep-alive connection reuses", () => {
     expect(tags).toEqual(["a", "b"]);
   });
 
+  test("setEnviron() on a running server keeps SERVER_NAME and SERVER_PORT (PEP 3333 requires them)", async () => {
+    const { port, server } = start((e, sr) => {
+      sr("200 OK", []);
+      return [`${e.SERVER_NAME} ${e.SERVER_PORT} ${e.TAG}`];
+    });
+    server.setEnviron({ TAG: "b" });
+    const r = await exchange(port, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    expect(r.body).toBe(`127.0.0.1 ${port} b`);
+  });
+
   test("a hook that throws past its error handling: the request gets a 500 and its access line, not an empty reply", async () => {
     class Broken extends WSGIHandler {
       override getEnviron(): Environ {

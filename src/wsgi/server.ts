@@ -84,14 +84,17 @@ export class WSGIServer extends Server {
     this.reconfigureServer(options);
     this.rootPath = checkRootPath(options.rootPath ?? "");
     this.setEnviron(options.environ ?? {});
-    this.updateEnviron();
   }
 
   get baseEnv(): Readonly<Record<string, unknown>> {
     return (this.constructor as typeof WSGIServer).baseEnv;
   }
 
-  /** Replace the extra environ keys; rebuilds server.environ from baseEnv like gevent. */
+  /**
+   * Replace the extra environ keys; rebuilds server.environ from baseEnv like gevent. On a
+   * running server it fills SERVER_NAME and SERVER_PORT again (updateEnviron), which gevent's
+   * leaves out until the next bind: PEP 3333 requires them in every environ.
+   */
   setEnviron(environ?: Record<string, unknown>): void {
     const update = environ ?? this.environ;
     const env: Record<string, unknown> = { ...this.baseEnv };
@@ -101,6 +104,7 @@ export class WSGIServer extends Server {
     // PEP 3333: the app may write(), writelines() and flush() it, whatever sink the error log is.
     if (env["wsgi.errors"] == null) env["wsgi.errors"] = errorStream(this.errorLog);
     this.environ = Object.freeze(env);
+    if (this.started) this.updateEnviron();
   }
 
   /** Fill SERVER_NAME and SERVER_PORT from the bound address (called by start()). */
