@@ -171,11 +171,19 @@ describe("fields the server owns are written once, by the server", () => {
         ["Connection", "keep-alive"],
       ],
     ],
+    // RFC 9110 §15.5.22's example: the Upgrade field a 426 advertises, with its Connection option.
+    "/426": [
+      "426 Upgrade Required",
+      [
+        ["Upgrade", "HTTP/3.0"],
+        ["Connection", "Upgrade"],
+      ],
+    ],
   };
   const ownApp: Application = (env, startResponse) => {
     const [status, headers] = owned[env.PATH_INFO as string] as [string, Array<[string, string]>];
     startResponse(status, headers);
-    return status.startsWith("200") ? ["ok"] : [];
+    return status.startsWith("200") || status.startsWith("426") ? ["ok"] : [];
   };
   const names = (res: { headers: Array<[string, string]> }, name: string): string[] =>
     res.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
@@ -247,6 +255,26 @@ describe("fields the server owns are written once, by the server", () => {
     expect((await c.response()).body).toBe("ok");
     c.close();
   });
+
+  test("an app's Upgrade field keeps its upgrade option in the server's one Connection field (RFC 9110 §7.8: a MUST)", async () => {
+    const r = serve(ownApp);
+    running.push(r);
+    const c = await RawClient.connect(r.port);
+    // Twice on a connection that stays (the second head comes from the cache of encoded heads), then closing, then HTTP/1.0.
+    c.send("GET /426 HTTP/1.1\r\nHost: a\r\n\r\nGET /426 HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (let i = 0; i < 2; i++) {
+      const res = await c.response();
+      expect(res.raw).toMatch(
+        /^HTTP\/1\.1 426 Upgrade Required\r\nUpgrade: HTTP\/3\.0\r\nContent-Length: 2\r\nConnection: Upgrade\r\nDate: [^\r]+\r\n\r\nok$/,
+      );
+    }
+    c.close();
+    const closing = await exchange(r.port, "GET /426 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(names(closing, "connection")).toEqual(["close, Upgrade"]);
+    expect(closing.closed).toBe(true);
+    const http10 = await exchange(r.port, "GET /426 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    expect(names(http10, "connection")).toEqual(["keep-alive, Upgrade"]);
+  });
 });
 
 describe("framing fields given twice", () => {
@@ -279,6 +307,7 @@ describe("fetch apps", () => {
     if (path === "/205") return new Response("content", { status: 205 });
     if (path === "/451") return new Response("gone", { status: 451 });
     if (path === "/599") return new Response("x", { status: 599 });
+    if (path === "/426") return new Response("x", { status: 426, headers: { Upgrade: "HTTP/3.0", Connection: "Upgrade" } });
     return new Response(req.method);
   };
 
@@ -295,6 +324,15 @@ describe("fetch apps", () => {
       c.close();
     },
   );
+
+  test("a Response's Upgrade field keeps its upgrade option in the server's Connection field (RFC 9110 §7.8)", async () => {
+    const r = serveFetch(fetchApp);
+    running.push(r);
+    const res = await exchange(r.port, "GET /426 HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(res.status).toBe(426);
+    expect(res.header("upgrade")).toBe("HTTP/3.0");
+    expect(res.headers.filter(([n]) => n.toLowerCase() === "connection")).toEqual([["Connection", "Upgrade"]]);
+  });
 
   test("known methods reach the app as sent", async () => {
     const r = serveFetch(fetchApp);

@@ -116,11 +116,17 @@ export function hasCloseToken(v: string): boolean {
   return false;
 }
 
-/** The framing and Connection fields the server adds (see http/framing). */
-function framingFields(length: number, connection: number): string {
+/**
+ * The framing and Connection fields the server adds (see http/framing). `upgrade`: the head has
+ * an Upgrade field, whose sender MUST list "upgrade" in Connection (RFC 9110 §7.8), and the one
+ * Connection field is the server's.
+ */
+function framingFields(length: number, connection: number, upgrade: boolean): string {
   let s = length >= 0 ? `Content-Length: ${length}\r\n` : length === CHUNKED ? "Transfer-Encoding: chunked\r\n" : "";
-  if (connection === CONNECTION_CLOSE) s += "Connection: close\r\n";
-  else if (connection === CONNECTION_KEEP_ALIVE) s += "Connection: keep-alive\r\n";
+  if (connection === CONNECTION_CLOSE) s += upgrade ? "Connection: close, Upgrade\r\n" : "Connection: close\r\n";
+  else if (connection === CONNECTION_KEEP_ALIVE)
+    s += upgrade ? "Connection: keep-alive, Upgrade\r\n" : "Connection: keep-alive\r\n";
+  else if (upgrade) s += "Connection: Upgrade\r\n";
   return s;
 }
 
@@ -140,6 +146,8 @@ export class ResponseHead {
   declared = -1;
   hasDate = false;
   hasClose = false;
+  /** An Upgrade field on a status other than 101 (whose Connection is the app's): the server's Connection lists "upgrade". */
+  advertises = false;
   /** Some of the app's fields are the server's to write (serverOwned): the head leaves them out. */
   omits = false;
   /** The whole encoded head for one protocol, framing, Connection field and Date line. */
@@ -163,6 +171,7 @@ export class ResponseHead {
     date: boolean,
     close: boolean,
     omits: boolean,
+    upgrade: boolean,
   ): this {
     this.status = status;
     const n = headers.length;
@@ -180,6 +189,7 @@ export class ResponseHead {
     this.hasDate = date;
     this.hasClose = close;
     this.omits = omits;
+    this.advertises = upgrade && code !== 101;
     this.bytes = this.date = this.missDate = null;
     this.missConnection = -1;
     return this;
@@ -205,7 +215,7 @@ export class ResponseHead {
       if (omits && serverOwned(name.toLowerCase(), this.code)) continue;
       s += `${name}: ${this.values[i]}\r\n`;
     }
-    return s + framingFields(length, connection);
+    return s + framingFields(length, connection, this.advertises);
   }
 
   /** The encoded head for this combination, or null the first time it is asked for. */
@@ -282,6 +292,7 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
   let date = false;
   let close = false;
   let omits = false;
+  let upgrade = false;
   for (let i = 0; i < headers.length; i++) {
     const h: unknown = headers[i];
     if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== "string" || typeof h[1] !== "string") {
@@ -295,6 +306,9 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
     switch (name.length) {
       case 4:
         if (name.toLowerCase() === "date") date = true;
+        break;
+      case 7:
+        if (name.toLowerCase() === "upgrade") upgrade = true;
         break;
       case 10:
       case 16: {
@@ -320,7 +334,7 @@ export function checkHead(status: string, headers: ResponseHeaders): ResponseHea
         break;
     }
   }
-  return candidate.set(status, headers, code, declared, date, close, omits);
+  return candidate.set(status, headers, code, declared, date, close, omits, upgrade);
 }
 
 /** "NNN" or "NNN reason-phrase" (RFC 9112 §4); returns the code or throws. */
