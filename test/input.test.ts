@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { ClientDisconnected, ConnectionClosedError, HTTPError, Input } from "../src/index.ts";
+import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError, Input } from "../src/index.ts";
+import { exchange, serve } from "./helpers.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -149,5 +150,32 @@ describe("a body of known length read to the end", () => {
     input.finish();
     expect(dec(await a)).toBe("abcdef");
     expect((await b).length).toBe(0);
+  });
+});
+
+describe("a size of null, as an app ported from Python passes None", () => {
+  test("read(null) and readline(null) read as with no size, never an empty read that looks like the end of the body", async () => {
+    const r = serve(async (env, sr) => {
+      const input = env["wsgi.input"];
+      const line = await input.readline(null);
+      const rest = await input.read(null);
+      sr("200 OK", []);
+      return [line, "|", rest];
+    });
+    const res = await exchange(
+      r.port,
+      "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 11\r\n\r\nhello\nworld",
+    );
+    r.server.close();
+    expect(res.body).toBe("hello\n|world");
+  });
+
+  test("a size that is no number (NaN, a string) rejects with a ContractError, not a read of another length", async () => {
+    const input = new Input(null);
+    input.push(enc("hello"));
+    input.finish();
+    await expect(input.read(Number.NaN)).rejects.toBeInstanceOf(ContractError);
+    await expect(input.readline("3" as unknown as number)).rejects.toBeInstanceOf(ContractError);
+    expect(dec(await input.read())).toBe("hello");
   });
 });

@@ -1,5 +1,6 @@
 /** @module engine/input — environ["wsgi.input"]: the request body as an async byte stream with read/readline/readlines. */
 
+import { ContractError } from "../errors.ts";
 import { budget } from "./budget.ts";
 
 /** What the connection learns from its Input: the first read (100-continue) and consumption (flow control). */
@@ -13,6 +14,18 @@ export interface InputOwner {
 
 const EMPTY = new Uint8Array(0);
 const LF = 10;
+
+/**
+ * A read's size: null is "all" as Python's None is (an app ported from Python passes it), and
+ * what is no number at all is the app's error, never a read of some other length.
+ */
+function sizeOf(size: number | null, what: string): number {
+  if (size === null) return -1;
+  if (typeof size !== "number" || Number.isNaN(size)) {
+    throw new ContractError(`wsgi.input.${what}() takes a number of bytes, got ${String(size)}`);
+  }
+  return size;
+}
 
 /** A real copy: Buffer#slice is a view (Node semantics), which would alias pooled or scratch memory. */
 export const copyOf = (b: Uint8Array): Uint8Array => {
@@ -120,11 +133,12 @@ export class Input implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * Read `size` bytes, fewer only at the end of the body; all of the rest when size is omitted
-   * or negative. A read that the body's error leaves unsatisfied rejects with that error
+   * Read `size` bytes, fewer only at the end of the body; all of the rest when size is omitted,
+   * null or negative. A read that the body's error leaves unsatisfied rejects with that error
    * (ClientDisconnected, HTTPError): it never returns a short read that looks like the end.
    */
-  async read(size = -1): Promise<Uint8Array> {
+  async read(size: number | null = -1): Promise<Uint8Array> {
+    size = sizeOf(size, "read");
     this.want();
     if (size === 0) return EMPTY;
     // A read of the rest of a body of known length; a shorter read keeps its zero-copy views.
@@ -185,8 +199,9 @@ export class Input implements AsyncIterable<Uint8Array> {
     return this.take(Math.min(max, first.length - this.offset));
   }
 
-  /** Read one line, LF included; at most `size` bytes when size is given and non-negative. Rejects like read(). */
-  async readline(size = -1): Promise<Uint8Array> {
+  /** Read one line, LF included; at most `size` bytes when size is a non-negative number. Rejects like read(). */
+  async readline(size: number | null = -1): Promise<Uint8Array> {
+    size = sizeOf(size, "readline");
     this.want();
     if (size === 0) return EMPTY;
     for (;;) {
@@ -203,7 +218,8 @@ export class Input implements AsyncIterable<Uint8Array> {
   }
 
   /** Read lines until the end, or until `hint` bytes have been read when hint is positive. */
-  async readlines(hint = -1): Promise<Uint8Array[]> {
+  async readlines(hint: number | null = -1): Promise<Uint8Array[]> {
+    hint = sizeOf(hint, "readlines");
     const lines: Uint8Array[] = [];
     let total = 0;
     for (;;) {
