@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ClientDisconnected, ConnectionClosedError, ContractError, HTTPError, Input } from "../src/index.ts";
-import { exchange, serve } from "./helpers.ts";
+import { exchange, RawClient, serve } from "./helpers.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -142,14 +142,14 @@ describe("a body of known length read to the end", () => {
     expect(dec(await some)).toBe("x");
   });
 
-  test("bytes beyond a pending read stay buffered for the next one, in order", async () => {
+  test("a read while a whole-body read is pending is refused; the pending one gets every byte, and the read after it finds the end", async () => {
     const input = new Input(null, 6);
     const a = input.read(6);
-    const b = input.read(6);
+    await expect(input.read(6)).rejects.toBeInstanceOf(ContractError);
     input.push(enc("abcdef"));
     input.finish();
     expect(dec(await a)).toBe("abcdef");
-    expect((await b).length).toBe(0);
+    expect((await input.read(6)).length).toBe(0);
   });
 });
 
@@ -177,5 +177,39 @@ describe("a size of null, as an app ported from Python passes None", () => {
     await expect(input.read(Number.NaN)).rejects.toBeInstanceOf(ContractError);
     await expect(input.readline("3" as unknown as number)).rejects.toBeInstanceOf(ContractError);
     expect(dec(await input.read())).toBe("hello");
+  });
+});
+
+describe("two reads of the body at once", () => {
+  test("Promise.all([read(3), read()]): the second is refused with a ContractError, the first gets its 3 bytes, and the rest is still there (before, the first came back empty, a short read that looks like the end)", async () => {
+    const r = serve(async (env, sr) => {
+      const input = env["wsgi.input"];
+      const [first, second] = await Promise.allSettled([input.read(3), input.read()]);
+      const rest = await input.read();
+      sr("200 OK", []);
+      const refused = second.status === "rejected" && second.reason instanceof ContractError ? "refused" : "taken";
+      return [first.status === "fulfilled" ? first.value : "failed", "|", refused, "|", rest];
+    });
+    const c = await RawClient.connect(r.port);
+    // The head first, the body after: both reads wait for it.
+    c.send("POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 11\r\n\r\n");
+    await Bun.sleep(50);
+    c.send("hello world");
+    const res = await c.response();
+    r.server.close();
+    expect(res.body).toBe("hel|refused|lo world");
+  });
+
+  test("a readline pending refuses a read, and sequential reads of every kind still take the bytes in order", async () => {
+    const input = new Input(null);
+    const line = input.readline();
+    await expect(input.read(2)).rejects.toBeInstanceOf(ContractError);
+    await expect(input.readSome(2)).rejects.toBeInstanceOf(ContractError);
+    await expect(input.readlines()).rejects.toBeInstanceOf(ContractError);
+    input.push(enc("ab\ncd\nef"));
+    input.finish();
+    expect(dec(await line)).toBe("ab\n");
+    expect(dec(await input.read(1))).toBe("c");
+    expect(dec(await input.readSome(10))).toBe("d\nef");
   });
 });

@@ -52,6 +52,8 @@ export class Input implements AsyncIterable<Uint8Array> {
   private waiters: Array<() => void> = [];
   private owner: InputOwner | null;
   private wanted = false;
+  /** A read (read, readSome, readline, readlines) is pending: another is refused (see enter). */
+  private reading = false;
   private starved = false;
   /** Body bytes not yet pushed; -1 when the length is unknown (chunked, upgraded). */
   private remaining: number;
@@ -138,22 +140,41 @@ export class Input implements AsyncIterable<Uint8Array> {
    * (ClientDisconnected, HTTPError): it never returns a short read that looks like the end.
    */
   async read(size: number | null = -1): Promise<Uint8Array> {
-    size = sizeOf(size, "read");
-    this.want();
-    if (size === 0) return EMPTY;
-    // A read of the rest of a body of known length; a shorter read keeps its zero-copy views.
-    const rest = this.buffered + this.remaining;
-    // One buffer of the final size, unless the process's budget has no room for it: then the
-    // bytes are kept as they come (and reading pauses with the budget).
-    if (this.remaining > 0 && this.dest === null && (size < 0 || size >= rest) && budget.fits(rest)) return this.fill(rest);
-    if (size < 0) {
-      while (!this.ended) await this.wait();
-      if (this.error !== null) throw this.error;
-      return this.take(this.buffered);
+    this.enter("read");
+    try {
+      const n = sizeOf(size, "read");
+      this.want();
+      if (n === 0) return EMPTY;
+      // A read of the rest of a body of known length; a shorter read keeps its zero-copy views.
+      const rest = this.buffered + this.remaining;
+      // One buffer of the final size, unless the process's budget has no room for it: then the
+      // bytes are kept as they come (and reading pauses with the budget).
+      if (this.remaining > 0 && this.dest === null && (n < 0 || n >= rest) && budget.fits(rest)) return await this.fill(rest);
+      if (n < 0) {
+        while (!this.ended) await this.wait();
+        if (this.error !== null) throw this.error;
+        return this.take(this.buffered);
+      }
+      while (this.buffered < n && !this.ended) await this.wait();
+      if (this.buffered < n && this.error !== null) throw this.error;
+      return this.take(Math.min(n, this.buffered));
+    } finally {
+      this.reading = false;
     }
-    while (this.buffered < size && !this.ended) await this.wait();
-    if (this.buffered < size && this.error !== null) throw this.error;
-    return this.take(Math.min(size, this.buffered));
+  }
+
+  /**
+   * A read begins: refused while another is pending. Two at once (`Promise.all([read(3),
+   * read()])`) would take the body's bytes in no order the app can rely on: the whole-body read
+   * took everything, and the other came back empty, a short read that looks like the end.
+   */
+  private enter(what: string): void {
+    if (this.reading) {
+      throw new ContractError(
+        `wsgi.input.${what}() while another read of the body is pending: reads take the body's bytes in order, so await each before the next`,
+      );
+    }
+    this.reading = true;
   }
 
   /**
@@ -189,19 +210,33 @@ export class Input implements AsyncIterable<Uint8Array> {
    * empty at the end of the body. Rejects like read().
    */
   async readSome(max: number): Promise<Uint8Array> {
-    this.want();
-    while (this.buffered === 0 && !this.ended) await this.wait();
-    if (this.buffered === 0) {
-      if (this.error !== null) throw this.error;
-      return EMPTY;
+    this.enter("readSome");
+    try {
+      this.want();
+      while (this.buffered === 0 && !this.ended) await this.wait();
+      if (this.buffered === 0) {
+        if (this.error !== null) throw this.error;
+        return EMPTY;
+      }
+      const first = this.chunks[0] as Uint8Array;
+      return this.take(Math.min(max, first.length - this.offset));
+    } finally {
+      this.reading = false;
     }
-    const first = this.chunks[0] as Uint8Array;
-    return this.take(Math.min(max, first.length - this.offset));
   }
 
   /** Read one line, LF included; at most `size` bytes when size is a non-negative number. Rejects like read(). */
   async readline(size: number | null = -1): Promise<Uint8Array> {
-    size = sizeOf(size, "readline");
+    this.enter("readline");
+    try {
+      return await this.line(sizeOf(size, "readline"));
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  /** One line, as readline() reads it (readlines() reads several within its own turn). */
+  private async line(size: number): Promise<Uint8Array> {
     this.want();
     if (size === 0) return EMPTY;
     for (;;) {
@@ -219,15 +254,20 @@ export class Input implements AsyncIterable<Uint8Array> {
 
   /** Read lines until the end, or until `hint` bytes have been read when hint is positive. */
   async readlines(hint: number | null = -1): Promise<Uint8Array[]> {
-    hint = sizeOf(hint, "readlines");
-    const lines: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const line = await this.readline();
-      if (line.length === 0) return lines;
-      lines.push(line);
-      total += line.length;
-      if (hint > 0 && total >= hint) return lines;
+    this.enter("readlines");
+    try {
+      const most = sizeOf(hint, "readlines");
+      const lines: Uint8Array[] = [];
+      let total = 0;
+      for (;;) {
+        const line = await this.line(-1);
+        if (line.length === 0) return lines;
+        lines.push(line);
+        total += line.length;
+        if (most > 0 && total >= most) return lines;
+      }
+    } finally {
+      this.reading = false;
     }
   }
 
