@@ -2,8 +2,9 @@
  * @module test/hostile — a hostile client against the deadlines, each test named after its attack:
  * a TLS handshake stalled, trickled or failed (plain HTTP, old versions, no shared cipher,
  * garbage), the rest of an answered request's body dribbled or held, a body stalled while the
- * app's deadline falls at the same tick, a connection flood past the descriptor limit. Raw
- * sockets, exact bytes.
+ * app's deadline falls at the same tick, a connection flood past the descriptor limit,
+ * pipelined requests sent by a client that does not read their responses. Raw sockets, exact
+ * bytes.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -448,5 +449,112 @@ describe("a connection flood past the process's descriptor limit (RLIMIT_NOFILE)
       await server.exited;
       await reading;
     }
+  }, 30_000);
+});
+
+/** Bytes of `n` pipelined GETs, `/0` … `/n-1`. */
+function pipelined(n: number, from = 0): string {
+  let s = "";
+  for (let i = from; i < from + n; i++) s += `GET /${i} HTTP/1.1\r\nHost: a\r\n\r\n`;
+  return s;
+}
+
+/** A raw client that can stop reading: its socket paused, what it received kept as buffers. */
+async function pausedClient(
+  port: number,
+): Promise<{ socket: Socket; received: () => Buffer; length: () => number; ended: () => boolean }> {
+  const socket = netConnect({ host: "127.0.0.1", port, allowHalfOpen: true });
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  const parts: Buffer[] = [];
+  let length = 0;
+  let ended = false;
+  socket.on("data", (d: Buffer) => {
+    parts.push(d);
+    length += d.length;
+  });
+  socket.on("close", () => {
+    ended = true;
+  });
+  socket.on("error", () => {
+    ended = true;
+  });
+  socket.pause();
+  return { socket, received: () => Buffer.concat(parts), length: () => length, ended: () => ended };
+}
+
+/** The statuses and first body bytes (the path each app below echoes) of the responses in `b`, sized by Content-Length. */
+function framed(b: Buffer, tag = 8): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let pos = 0;
+  while (pos < b.length) {
+    const end = b.indexOf("\r\n\r\n", pos);
+    if (end < 0) break;
+    const head = b.toString("latin1", pos, end);
+    const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+    if (end + 4 + length > b.length) break;
+    out.push([Number(head.slice(9, 12)), b.toString("latin1", end + 4, end + 4 + Math.min(tag, length)).trim()]);
+    pos = end + 4 + length;
+  }
+  return out;
+}
+
+describe("pipelined requests to a client that does not read its responses", () => {
+  const SIZE = 64 * 1024;
+  /** Answers each request at once with SIZE bytes that begin with its path, counting the calls. */
+  function sized(calls: { n: number }, wait = false): Application {
+    return (env, sr) => {
+      calls.n++;
+      const body = Buffer.alloc(SIZE, 0x20);
+      body.write(env.PATH_INFO, "latin1");
+      if (!wait) {
+        sr("200 OK", [["Content-Length", String(SIZE)]]);
+        return [body];
+      }
+      return (async () => {
+        await Bun.sleep(1);
+        sr("200 OK", [["Content-Length", String(SIZE)]]);
+        return [body];
+      })();
+    };
+  }
+
+  for (const wait of [false, true]) {
+    test(`pipelining flood without reading (${wait ? "async" : "sync"} app): 2000 GETs of a 64 KiB response are answered only as the client takes them, then all arrive in order`, async () => {
+      const calls = { n: 0 };
+      const { port } = start(sized(calls, wait));
+      const c = await pausedClient(port);
+      c.socket.write(pipelined(2000));
+      await Bun.sleep(1000);
+      // The kernel's socket buffers (a few MiB on loopback) and the 256 KiB high-water mark hold
+      // what was answered: every request answered at once held 125 MiB for a client that never read.
+      expect(calls.n).toBeLessThan(400);
+      c.socket.resume();
+      await waitFor(() => c.length() >= 2000 * SIZE, 20_000);
+      const responses = framed(c.received());
+      expect(responses.length).toBe(2000);
+      expect(responses.every(([status, path], i) => status === 200 && path === `/${i}`)).toBe(true);
+      expect(calls.n).toBe(2000);
+      c.socket.destroy();
+    }, 30_000);
+  }
+
+  test("pipelined requests and a head held while the client does not read: neither timeouts.header nor timeouts.keep_alive cuts them, the write deadlines judge the client", async () => {
+    const calls = { n: 0 };
+    const { port, access } = start(sized(calls), {
+      logFormat: "{status} {reason}",
+      timeouts: { header: 1, keepAlive: 1, write: 10 },
+    });
+    const c = await pausedClient(port);
+    c.socket.write(`${pipelined(400)}GET /400 HT`);
+    await Bun.sleep(3500);
+    c.socket.resume();
+    await waitFor(() => c.length() >= 400 * SIZE, 20_000);
+    c.socket.write("TP/1.1\r\nHost: a\r\n\r\n");
+    await waitFor(() => c.length() >= 401 * SIZE || c.ended(), 5000);
+    const responses = framed(c.received());
+    expect(responses.length).toBe(401);
+    expect(responses.every(([status, path], i) => status === 200 && path === `/${i}`)).toBe(true);
+    expect(access.filter((l) => !l.startsWith("200"))).toEqual([]);
+    c.socket.destroy();
   }, 30_000);
 });

@@ -174,6 +174,14 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
 
   outputDrained(): void {
     if (this.state === State.CLOSING) this.closeWrite();
+    else if (this.state === State.HEAD && !this.responding && !this.batching && this.intake.held.size > 0) {
+      // Pipelined requests held while the client did not take the responses before them
+      // (engine/intake): go on with them. A head held incomplete meanwhile could not arrive (the
+      // server was not reading): its deadline counts from now.
+      this.deadlines.headSince = -1;
+      this.deadlines.readStarted();
+      this.resume();
+    }
   }
 
   outputFailed(): void {

@@ -204,7 +204,9 @@ export class Deadlines {
           }
           return;
         }
-        if (c.responding) return;
+        // Reading is paused for a client that has not taken its responses (the write deadlines
+        // above judge it), with its next requests held: neither their head nor idle time runs.
+        if (c.responding || c.flow.pausedFor(Pause.OUTPUT)) return;
         if (this.headSince >= 0 && c.intake.held.size > 0) {
           if (t.header > 0 && now - this.headSince >= t.header) {
             counters.timedOut(Timeout.HEAD);

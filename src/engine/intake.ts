@@ -7,6 +7,7 @@ import type { Exchange } from "./exchange.ts";
 import { type Flow, Pause } from "./flow.ts";
 import { HeldBytes } from "./held.ts";
 import type { Input } from "./input.ts";
+import type { Output } from "./output.ts";
 import { RELEASE_READ, releaseRead } from "./pools.ts";
 import { BODY_FAILED, type RequestBody } from "./request-body.ts";
 import { State, type StateValue } from "./state.ts";
@@ -25,6 +26,8 @@ export interface IntakeHost {
   readonly parser: RequestParser;
   readonly body: RequestBody;
   readonly flow: Flow;
+  /** Its responses: a pipelined request waits while they are over the high-water mark. */
+  readonly out: Output;
   readonly deadlines: Deadlines;
   readonly exchange: Exchange;
   /** A complete head is at buf[start…]: start its request. */
@@ -107,7 +110,9 @@ export class Intake {
           this.release();
           return;
         case State.HEAD:
-          if (host.responding) {
+          // The next request waits for the one at the app, and for a client that has not taken
+          // the responses before it (Connection.outputDrained goes on with it).
+          if (host.responding || host.out.backedUp()) {
             this.hold(buf, pos, end);
             return;
           }
