@@ -3,8 +3,8 @@
  * a TLS handshake stalled, trickled or failed (plain HTTP, old versions, no shared cipher,
  * garbage), the rest of an answered request's body dribbled or held, a body stalled while the
  * app's deadline falls at the same tick, a connection flood past the descriptor limit,
- * pipelined requests sent by a client that does not read their responses. Raw sockets, exact
- * bytes.
+ * pipelined requests sent by a client that does not read their responses, a half-close (FIN)
+ * behind pipelined requests. Raw sockets, exact bytes.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -557,4 +557,60 @@ describe("pipelined requests to a client that does not read its responses", () =
     expect(access.filter((l) => !l.startsWith("200"))).toEqual([]);
     c.socket.destroy();
   }, 30_000);
+});
+
+describe("a client that half-closes (FIN) after pipelined requests", () => {
+  const slow: Application = async (env, sr) => {
+    await Bun.sleep(env.PATH_INFO === "/0" ? 300 : 10);
+    sr("200 OK", [["Content-Length", String(env.PATH_INFO.length)]]);
+    return [env.PATH_INFO];
+  };
+
+  test("half-close after three pipelined requests to a slow app: all three answered in order, then the connection closes", async () => {
+    const { port } = start(slow);
+    const c = await pausedClient(port);
+    c.socket.resume();
+    c.socket.end(pipelined(3));
+    await waitFor(() => c.ended(), 5000);
+    expect(framed(c.received())).toEqual([
+      [200, "/0"],
+      [200, "/1"],
+      [200, "/2"],
+    ]);
+  });
+
+  test("half-close after two pipelined requests and an incomplete head: both answered, then closed at once (no wait for timeouts.header)", async () => {
+    const { port } = start(slow, { timeouts: { header: 20 } });
+    const c = await pausedClient(port);
+    c.socket.resume();
+    const began = Date.now();
+    c.socket.end(`${pipelined(2)}GET /2 HT`);
+    await waitFor(() => c.ended(), 5000);
+    expect(framed(c.received())).toEqual([
+      [200, "/0"],
+      [200, "/1"],
+    ]);
+    expect(Date.now() - began).toBeLessThan(2000);
+  });
+
+  test("half-close after a pipelined request whose body is cut short by the FIN: the first answered, the second's read rejects (ClientDisconnected), then closed", async () => {
+    let failure = "";
+    const reader: Application = async (env, sr) => {
+      await Bun.sleep(env.PATH_INFO === "/0" ? 300 : 10);
+      try {
+        await env["wsgi.input"].read();
+      } catch (e) {
+        failure = String(e);
+      }
+      sr("200 OK", [["Content-Length", String(env.PATH_INFO.length)]]);
+      return [env.PATH_INFO];
+    };
+    const { port } = start(reader);
+    const c = await pausedClient(port);
+    c.socket.resume();
+    c.socket.end("GET /0 HTTP/1.1\r\nHost: a\r\n\r\nPOST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    await waitFor(() => c.ended(), 5000);
+    expect(framed(c.received())[0]).toEqual([200, "/0"]);
+    expect(failure).toContain("received 3 of 10 bytes");
+  });
 });

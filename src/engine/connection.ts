@@ -132,7 +132,11 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.terminate();
   }
 
-  /** The peer sent FIN. Answer what is in progress, then close. */
+  /**
+   * The peer sent FIN: nothing more will come. Answer what is in progress and the pipelined
+   * requests received before it, then close: a half-close ends the client's sending, not its
+   * reading (RFC 9112 §9.6), and the requests it sent are owed their responses in order.
+   */
   onEnd(): void {
     this.peerEnded = true;
     if (this.state >= State.CLOSING) {
@@ -142,12 +146,21 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     }
     // No raw bytes can follow a FIN; an upgraded app may still write (the peer only half-closed).
     this.body.rawInput?.finish();
+    this.inputEnded();
+  }
+
+  /**
+   * After the peer's FIN, with what it sent taken as far as it goes: a body still arriving is
+   * cut short, and with no request at the app and none held for a client that has not taken
+   * its responses yet (engine/intake), the connection closes.
+   */
+  private inputEnded(): void {
     if (this.state === State.BODY) {
       this.body.disconnected("closed its side");
       this.state = State.HEAD;
     }
     if (this.upgraded) return;
-    if (!this.responding) this.endAfterFlush();
+    if (!this.responding && !this.flow.pausedFor(Pause.OUTPUT)) this.endAfterFlush();
   }
 
   onClose(): void {
@@ -303,6 +316,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     this.batching = true;
     this.intake.readHeld();
     this.batching = false;
+    if (this.peerEnded && this.state < State.CLOSING) this.inputEnded();
     this.out.flush();
     this.deadlines.callbackEnded();
   }
@@ -375,7 +389,9 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
    */
   mustClose(appMayRead = false): boolean {
     const host = this.host;
-    if (this.peerEnded || this.body.failed || host.stopping || host.draining || host.crowded) return true;
+    // A half-closed client's pipelined requests received before its FIN are answered first (onEnd).
+    if ((this.peerEnded && this.intake.held.size === 0) || this.body.failed || host.stopping || host.draining || host.crowded)
+      return true;
     if (this.state !== State.BODY) return false;
     return appMayRead ? this.body.unsolicited : this.body.blocksReuse;
   }
