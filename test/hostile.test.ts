@@ -16,7 +16,7 @@ import { connect as tlsConnect } from "node:tls";
 import { counters } from "../src/engine/counters.ts";
 import type { Application } from "../src/index.ts";
 import type { Samples } from "../src/observe/metrics.ts";
-import { makeCertificates, RawClient, serverPool, waitFor } from "./helpers.ts";
+import { makeCertificates, RawClient, serve, serveFetch, serverPool, waitFor } from "./helpers.ts";
 
 const start = serverPool();
 const dir = mkdtempSync(join(tmpdir(), "bunwsgi-hostile-"));
@@ -529,7 +529,9 @@ describe("pipelined requests to a client that does not read its responses", () =
       // what was answered: every request answered at once held 125 MiB for a client that never read.
       expect(calls.n).toBeLessThan(400);
       c.socket.resume();
+      // The bodies first (cheap to count), then the last heads.
       await waitFor(() => c.length() >= 2000 * SIZE, 20_000);
+      await waitFor(() => framed(c.received()).length === 2000, 3000);
       const responses = framed(c.received());
       expect(responses.length).toBe(2000);
       expect(responses.every(([status, path], i) => status === 200 && path === `/${i}`)).toBe(true);
@@ -551,6 +553,7 @@ describe("pipelined requests to a client that does not read its responses", () =
     await waitFor(() => c.length() >= 400 * SIZE, 20_000);
     c.socket.write("TP/1.1\r\nHost: a\r\n\r\n");
     await waitFor(() => c.length() >= 401 * SIZE || c.ended(), 5000);
+    await waitFor(() => framed(c.received()).length === 401 || c.ended(), 3000);
     const responses = framed(c.received());
     expect(responses.length).toBe(401);
     expect(responses.every(([status, path], i) => status === 200 && path === `/${i}`)).toBe(true);
@@ -613,4 +616,72 @@ describe("a client that half-closes (FIN) after pipelined requests", () => {
     expect(framed(c.received())[0]).toEqual([200, "/0"]);
     expect(failure).toContain("received 3 of 10 bytes");
   });
+});
+
+describe("a client that resets (RST) under a request at the app", () => {
+  const MiB = new Uint8Array(1 << 20).fill(97);
+  /** A WSGI app: /stream streams 64 MiB, /slow answers after 300 ms, / at once. */
+  const wsgi: Application = async (env, sr) => {
+    if (env.PATH_INFO === "/slow") await Bun.sleep(300);
+    sr("200 OK", []);
+    if (env.PATH_INFO !== "/stream") return ["done"];
+    return (function* () {
+      for (let i = 0; i < 64; i++) yield MiB;
+    })();
+  };
+  const fetchApp = {
+    async fetch(request: Request): Promise<Response> {
+      const path = new URL(request.url).pathname;
+      if (path === "/slow") await Bun.sleep(300);
+      if (path !== "/stream") return new Response("done");
+      let i = 0;
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            if (i++ < 64) c.enqueue(MiB);
+            else c.close();
+          },
+        }),
+      );
+    },
+  };
+
+  /** Send `path`'s request, read `bytes` of the response (none: wait 100 ms), then reset (SO_LINGER 0). */
+  async function resetAfter(port: number, path: string, bytes: number): Promise<void> {
+    const socket = netConnect({ host: "127.0.0.1", port });
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    let got = 0;
+    socket.on("data", (d: Buffer) => {
+      got += d.length;
+    });
+    socket.on("error", () => {});
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`);
+    if (bytes > 0) await waitFor(() => got >= bytes, 3000);
+    else await Bun.sleep(100);
+    socket.resetAndDestroy();
+  }
+
+  for (const kind of ["wsgi", "fetch"] as const) {
+    test(`${kind}: reset mid-response, reset while the app runs, reset after a complete response: the first two logged client_disconnected, the last not`, async () => {
+      const options = { logFormat: "{path} {status} {reason}" };
+      const running = kind === "wsgi" ? serve(wsgi, options) : serveFetch(fetchApp, options);
+      try {
+        await resetAfter(running.port, "/stream", 1000);
+        await waitFor(() => running.access.length === 1, 3000);
+        await resetAfter(running.port, "/slow", 0);
+        await waitFor(() => running.access.length === 2, 3000);
+        await resetAfter(running.port, "/", 10);
+        await waitFor(() => running.access.length === 3, 3000);
+        await Bun.sleep(100);
+        expect(running.access.map((l) => l.trim())).toEqual([
+          "/stream 200 client_disconnected",
+          `/slow ${kind === "wsgi" ? "200" : "000"} client_disconnected`,
+          "/ 200 -",
+        ]);
+        expect(running.errors.join("")).not.toContain("nhandled");
+      } finally {
+        running.server.close();
+      }
+    });
+  }
 });

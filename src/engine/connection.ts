@@ -45,6 +45,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   private refusal = "";
   /** Why the server cut this connection (terminate's reason), or "": a body cut short then is not the client's doing. */
   private cutBy = "";
+  /** The server cut this connection (terminate), with or without a reason: a request cut then is not the client's doing. */
+  private serverCut = false;
   /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
   slot = -1;
   /** A read callback is running: output is flushed once, when it returns. */
@@ -178,7 +180,14 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     if (!this.responding) {
       releaseParser(this.parser);
       this.body.responseDone(false);
-    } else this.exchange.lost();
+    } else {
+      // The client reset or closed under a request at the app (its response not finished): its
+      // access record says so, as one cut mid-body does, unless the server cut it (a deadline,
+      // a stop) or its body had failed first. Without it a response cut short was logged as a
+      // plain 200 with the bytes sent before the reset, indistinguishable from a complete one.
+      if (!this.serverCut && this.failReason === "") this.refusal = "client_disconnected";
+      this.exchange.lost();
+    }
     this.intake.release();
     this.host.connectionClosed(this);
   }
@@ -370,6 +379,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   terminate(reason = ""): void {
     this.handshaking = false;
     if (this.closed) return;
+    this.serverCut = true;
     if (reason !== "") {
       this.cutBy = reason;
       if (this.responding && this.refusal === "") this.refusal = reason;
