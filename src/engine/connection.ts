@@ -43,10 +43,11 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   private lingering = false;
   /** Why the connection refused the last request (a parser code name, "head_timeout", …), or "". */
   private refusal = "";
-  /** Why the server cut this connection (terminate's reason), or "": a body cut short then is not the client's doing. */
-  private cutBy = "";
-  /** The server cut this connection (terminate), with or without a reason: a request cut then is not the client's doing. */
-  private serverCut = false;
+  /**
+   * Why the server cut this connection (terminate's reason, "" when it gave none), or null while
+   * it has not: a body or request cut short then is not the client's doing.
+   */
+  private cutBy: string | null = null;
   /** Index in the server's list of served connections; -1 while not served (waiting for the pool, or closed). */
   slot = -1;
   /** A read callback is running: output is flushed once, when it returns. */
@@ -168,7 +169,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   onClose(): void {
     if (this.state === State.CLOSED) return;
     if (this.state === State.BODY) {
-      if (this.cutBy !== "") this.body.cut(this.cutBy);
+      if (this.cutBy) this.body.cut(this.cutBy);
       else this.body.disconnected("reset the connection");
     }
     this.state = State.CLOSED;
@@ -185,7 +186,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
       // access record says so, as one cut mid-body does, unless the server cut it (a deadline,
       // a stop) or its body had failed first. Without it a response cut short was logged as a
       // plain 200 with the bytes sent before the reset, indistinguishable from a complete one.
-      if (!this.serverCut && this.failReason === "") this.refusal = "client_disconnected";
+      if (this.cutBy === null && this.failReason === "") this.refusal = "client_disconnected";
       this.exchange.lost();
     }
     this.intake.release();
@@ -379,11 +380,8 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   terminate(reason = ""): void {
     this.handshaking = false;
     if (this.closed) return;
-    this.serverCut = true;
-    if (reason !== "") {
-      this.cutBy = reason;
-      if (this.responding && this.refusal === "") this.refusal = reason;
-    }
+    this.cutBy = reason;
+    if (reason !== "" && this.responding && this.refusal === "") this.refusal = reason;
     this.socket.terminate();
   }
 

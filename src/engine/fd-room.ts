@@ -66,16 +66,17 @@ class FdRoom {
   }
 
   private near(open: number, now: number): RoomVerdict {
-    if (Number.isNaN(this.limit)) {
-      this.counted = openDescriptors() >= 0;
-      if (!this.counted) this.others = UNCOUNTED_OTHERS;
-    }
     if (Number.isNaN(this.limit) || (this.counted && now - this.countedAt >= RECOUNT)) {
       // The limit is read again with each count: an operator may raise it while the process runs (prlimit).
       const max = libc()?.maxDescriptors() ?? -1;
       this.limit = max > 0 ? max : Number.POSITIVE_INFINITY;
-      const n = this.counted ? openDescriptors() : -1;
+      const n = openDescriptors();
       if (n >= 0) this.others = Math.max(0, n - open);
+      else {
+        // No /proc: an estimate from now on, and no more attempts to count.
+        this.counted = false;
+        this.others = UNCOUNTED_OTHERS;
+      }
       this.countedAt = now;
     }
     if (this.limit === Number.POSITIVE_INFINITY) {

@@ -406,9 +406,10 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
       conn.terminate();
       return;
     }
-    const room = fdRoom.check(counters.accepted - counters.closed, this.now);
+    const open = counters.accepted - counters.closed;
+    const room = fdRoom.check(open, this.now);
     if (room !== Room.SERVE) {
-      this.turnAway(conn, room);
+      this.turnAway(conn, room, open);
       return;
     }
     if (this.pool.full()) {
@@ -434,12 +435,12 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   }
 
   /**
-   * A socket accepted with few descriptors left under the process's limit (engine/fd-room):
+   * A socket accepted with few descriptors left under the process's limit (engine/fd-room), `open`
+   * client sockets open with it:
    * refused, or closed at once when a refusal would hold one of the last few; a warning in the
    * error log at most every few seconds says how many.
    */
-  private turnAway(conn: Connection, room: RoomVerdict): void {
-    const open = counters.accepted - counters.closed;
+  private turnAway(conn: Connection, room: RoomVerdict, open: number): void {
     const warning = fdRoom.warning(open, this.now);
     if (warning !== null) this.errorLog.write(`bunwsgi: ${warning}\n`, "WARNING");
     if (room === Room.REFUSE) {
