@@ -94,16 +94,18 @@ describe("limits.min_body_rate counts only the time the client could send", () =
 });
 
 describe("limits.min_response_rate counts only the time bytes waited for the client", () => {
-  // 1000 bytes a cycle of ~1 s, queued ~0.4 s of it: 1000 B/s over the wall clock, ~2500 B/s while bytes waited.
-  const limits = { ...defaultLimits(), minResponseRate: 1500 };
+  // 100 kB a cycle of ~1 s, queued ~0.4 s of it: 100 kB/s over the wall clock, ~250 kB/s while
+  // bytes waited. Against 150 kB/s with a 1 s grace, the slow one owes 42.5 kB more each cycle
+  // and is cut once it owes over 150 kB, at the fifth tick.
+  const limits = { ...defaultLimits(), minResponseRate: 150_000 };
 
   async function run(appIdles: boolean): Promise<boolean> {
     const c = connection(State.HEAD);
-    const part = "x".repeat(1000);
-    for (let cycle = 0; cycle < 5 && !c.done.terminated; cycle++) {
+    const part = "x".repeat(100_000);
+    for (let cycle = 0; cycle < 8 && !c.done.terminated; cycle++) {
       c.out.writeLatin1(part);
       c.out.commit();
-      expect(c.out.queued).toBe(1000);
+      expect(c.out.queued).toBe(100_000);
       c.deadlines.check(c.target, seconds(), timeouts, limits);
       await Bun.sleep(350);
       if (appIdles) {
@@ -125,9 +127,9 @@ describe("limits.min_response_rate counts only the time bytes waited for the cli
 
   test("an empty queue between ticks is the app's time: a client that takes all it is offered is not cut", async () => {
     expect(await run(true)).toBe(false);
-  }, 10_000);
+  }, 15_000);
 
   test("the same bytes taken only as the next part comes are too slow: cut", async () => {
     expect(await run(false)).toBe(true);
-  }, 10_000);
+  }, 15_000);
 });

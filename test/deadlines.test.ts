@@ -135,6 +135,19 @@ describe("slow readers of a response: progress, not drain events (timeouts.write
     expect(r.got).toBeGreaterThan(4_000_000);
   }, 10_000);
 
+  test("a client on the same host reading at 4× limits.min_response_rate is never cut, though its kernel takes bytes in 46.5 KiB steps", async () => {
+    const { port, errors } = start(stream, {
+      timeouts: { write: 30, minResponseRateGrace: 1 },
+      limits: { minResponseRate: 4096 },
+    });
+    // 16 KiB/s with the kernel's default receive buffer: the server's socket takes nothing for
+    // ~3 s at a time, then ~46.5 KiB at once. Judged over a window of seconds, it was cut at ~2 s.
+    const r = await pacedReader(port, "/stream", 4096, 0.25, 8, 0);
+    expect(r.closed).toBe(false);
+    expect(r.got).toBeGreaterThan(100_000);
+    expect(errors.join("")).toBe("");
+  }, 15_000);
+
   test("a reader slower than limits.min_response_rate is cut once its grace is over", async () => {
     const { port, errors } = start(stream, {
       timeouts: { write: 30, minResponseRateGrace: 1 },

@@ -378,7 +378,7 @@ export async function pacedReader(
   const script = `
 import socket, time, json
 s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ${receiveBuffer})
+${receiveBuffer > 0 ? `s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ${receiveBuffer})` : ""}
 s.connect(("127.0.0.1", ${port}))
 s.sendall(b"GET ${path} HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n")
 got, closed, end = 0, False, time.time() + ${seconds}

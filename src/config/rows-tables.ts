@@ -140,7 +140,7 @@ export const TABLE_ROWS: readonly Row[] = [
       ],
       [
         "min_response_rate",
-        "Slowest reading of a response accepted, in bytes/s the client's kernel takes over the last `timeouts.min_response_rate_grace` seconds while output waits for it (Kestrel's MinResponseDataRate); slower is cut off. 0: off.",
+        "Slowest reading of a response accepted, in bytes/s the client's kernel takes while output waits for it (Kestrel's MinResponseDataRate); a client that falls behind it by more than `timeouts.min_response_rate_grace` seconds' worth (at least 64 KiB) is cut off. 0: off.",
       ],
     ] as const
   ).map(
@@ -234,7 +234,11 @@ export const TABLE_ROWS: readonly Row[] = [
         "With workers: a worker must report ready this long after it starts, and its event loop must answer the master's heartbeat within this long; else it is killed (SIGTERM, SIGKILL 3 s later) and replaced, and the error log names its pid, how long it was stuck and the last request it started. 0: no heartbeat.",
       ],
       ["min_body_rate_grace", 5, "Seconds a request body may start slowly before `limits.min_body_rate` applies."],
-      ["min_response_rate_grace", 5, "Seconds a client may read a response slowly before `limits.min_response_rate` applies."],
+      [
+        "min_response_rate_grace",
+        5,
+        "How far a client may fall behind `limits.min_response_rate`, in seconds of that rate, and never less than 64 KiB: a slow reader's kernel takes bytes in steps, 46.5 KiB on loopback.",
+      ],
     ] as const
   ).map(
     ([name, value, doc]): Row => ({

@@ -7,7 +7,7 @@ import type { Exchange } from "./exchange.ts";
 import { type Flow, Pause } from "./flow.ts";
 import type { Intake } from "./intake.ts";
 import type { Output } from "./output.ts";
-import { RateWindow } from "./rate.ts";
+import { RateAccount, RateWindow, READER_STEP } from "./rate.ts";
 import type { RequestBody } from "./request-body.ts";
 import { State, type StateValue } from "./state.ts";
 
@@ -63,7 +63,7 @@ export class Deadlines {
   private appLimit = 0;
   private upgradedLimit = 0;
   private readonly bodyRate = new RateWindow();
-  private readonly responseRate = new RateWindow();
+  private readonly responseRate = new RateAccount();
 
   constructor(now: number) {
     this.lastRead = now;
@@ -225,7 +225,8 @@ export class Deadlines {
 
   /**
    * Output waits for the client: cut it when the kernel took nothing for `timeouts.write`, or
-   * took less than `limits.min_response_rate` over its grace. Progress is every byte the kernel
+   * fell behind `limits.min_response_rate` by more than its grace's worth of bytes (at least
+   * READER_STEP: a slow reader's kernel takes bytes in steps). Progress is every byte the kernel
    * accepts (Output.accepted; tried here once a tick), not drain events: a steady slow reader
    * frees socket buffer space in pieces too small to wake a drain. The rate runs on a clock
    * that stops while the queue stands empty (Output.emptySeconds): the client had taken all it
@@ -249,7 +250,7 @@ export class Deadlines {
         now - out.emptySeconds(now),
         out.accepted,
         limits.minResponseRate,
-        Math.max(1, t.minResponseRateGrace),
+        Math.max(limits.minResponseRate * t.minResponseRateGrace, READER_STEP),
       )
     ) {
       why = `reading the response slower than ${limits.minResponseRate} bytes/s`;
