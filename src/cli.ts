@@ -1,5 +1,6 @@
 /** @module cli — the bunwsgi command: parse it, resolve the config, then check it, or serve: alone, as a master of workers, or as one worker (process/). */
 
+import { readFileSync } from "node:fs";
 import type { EmbeddedApp } from "./app.ts";
 import { type CommandLine, parseCommandLine } from "./config/args.ts";
 import { formatConfig, helpText } from "./config/render.ts";
@@ -74,7 +75,10 @@ export async function main(argv: readonly string[], embedded?: EmbeddedApp): Pro
     delete process.env[ENV_WATCH];
     const role = { index: Number(worker), masterPid: Number(process.env[ENV_MASTER_PID]), watchFile };
     setLinePid(process.pid);
-    return serve(Config.fromSnapshot(snapshot), commandLine, embedded, role, sockets);
+    const config = Config.fromSnapshot(snapshot);
+    // Its TLS files' text as its master read and checked them, on its standard input.
+    config.adoptTls(readFileSync(0, "utf8"));
+    return serve(config, commandLine, embedded, role, sockets);
   }
   const { config, errors } = resolveConfig({ commandLine, cwd: process.cwd(), embedded: embedded !== undefined });
   if (errors.length > 0) {

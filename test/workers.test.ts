@@ -823,4 +823,32 @@ describe("TLS with workers", () => {
     p.kill();
     expect(await p.exit()).toBe(0);
   }, 60_000);
+
+  test("a worker replacing one that died serves its generation's certificate, not files a renewal half wrote with nobody's SIGHUP", async () => {
+    const [first, renewed] = [join(dir, "tls-dead-first"), join(dir, "tls-dead-renewed")];
+    mkdirSync(first);
+    mkdirSync(renewed);
+    await Promise.all([makeCertificates(first), makeCertificates(renewed)]);
+    const d = site(
+      `app = "app.ts"\nbind = "127.0.0.1:0"\nworkers = 1\n[log]\naccess = "none"\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n`,
+    );
+    copyFileSync(join(first, "srv.pem"), join(d, "cert.pem"));
+    copyFileSync(join(first, "srv.key"), join(d, "key.pem"));
+    const p = start(d);
+    const port = await p.port("https");
+    await waitReady(p, 1);
+    const firstPrint = fingerprintOf(join(first, "srv.pem"));
+    expect((await served(port)).fingerprint).toBe(firstPrint);
+
+    // A renewal caught between its two writes: the new certificate, the key not yet written.
+    copyFileSync(join(renewed, "srv.pem"), join(d, "cert.pem"));
+    writeFileSync(join(d, "key.pem"), "");
+    const victim = readyPids(p)[0] as number;
+    process.kill(victim, "SIGKILL");
+    await waitReady(p, 2);
+    expect(await served(port)).toEqual({ fingerprint: firstPrint, answered: true });
+    expect(p.stderr).not.toContain("tls.key");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  }, 60_000);
 });

@@ -1,6 +1,5 @@
 /** @module config/options — a resolved configuration in a server's terms: limits, timeouts, TLS, trusted proxies and the other WSGIServer options. */
 
-import { readFileSync } from "node:fs";
 import type { TLSOptions } from "bun";
 import type { UnixSocketPerms } from "../engine/listeners.ts";
 import { ConfigError } from "../errors.ts";
@@ -10,7 +9,7 @@ import { groupId } from "./files.ts";
 import type { Limits, Timeouts } from "./limits.ts";
 import type { Config } from "./resolve.ts";
 
-/** TLS options for Bun.listen; files are read now so a bad path fails at start, not at the first handshake. */
+/** TLS options for Bun.listen, from the files' text the config holds (Config.tlsFile), read now if it holds none: a bad path fails at start, not at the first handshake. */
 export function tlsOptions(c: Config): TLSOptions | undefined {
   const cert = c.str("tls.cert");
   const key = c.str("tls.key");
@@ -20,9 +19,9 @@ export function tlsOptions(c: Config): TLSOptions | undefined {
   const passphrase = c.str("tls.passphrase");
   const ciphers = c.str("tls.ciphers");
   return {
-    cert: readFileSync(cert, "utf8"),
-    key: readFileSync(key, "utf8"),
-    ...(ca !== null ? { ca: readFileSync(ca, "utf8") } : {}),
+    cert: c.tlsFile("tls.cert"),
+    key: c.tlsFile("tls.key"),
+    ...(ca !== null ? { ca: c.tlsFile("tls.ca") } : {}),
     ...(passphrase !== null ? { passphrase } : {}),
     ...(ciphers !== null ? { ciphers } : {}),
     requestCert: mode !== "none",

@@ -38,6 +38,8 @@ export class Config {
   readonly itemPlaces = new Map<string, string[]>();
   /** What resolving found that does not stop a start but an operator should know (an expired certificate). */
   readonly warnings: string[] = [];
+  /** The [tls] files' text by key, as first read (see tlsFile). */
+  private readonly tlsText = new Map<string, string>();
 
   constructor(file: string | null) {
     this.file = file;
@@ -74,6 +76,38 @@ export class Config {
   /** Where `key`'s value came from, for a message: its file and line, its flag, or the file (or command line) for a default. */
   where(key: string): string {
     return this.places.get(key) ?? this.file ?? "command line";
+  }
+
+  /**
+   * The text of the file the [tls] setting `key` names, read the first time it is asked for and
+   * kept: what config/tls-files checked as the config resolved is what a listener serves, and
+   * what a master hands each worker it starts (tlsHandOff), so a worker started later, to replace
+   * one that died, serves its generation's certificate, not the files as they are by then (half
+   * written by a renewal, or renewed with nobody's SIGHUP). Throws as readFileSync does.
+   */
+  tlsFile(key: "tls.cert" | "tls.key" | "tls.ca"): string {
+    let text = this.tlsText.get(key);
+    if (text === undefined) {
+      text = readFileSync(this.str(key) as string, "utf8");
+      this.tlsText.set(key, text);
+    }
+    return text;
+  }
+
+  /** The [tls] files' text read so far, by key. */
+  get tlsTexts(): ReadonlyMap<string, string> {
+    return this.tlsText;
+  }
+
+  /** The [tls] files' text as a worker takes it (adoptTls): JSON, not the environment, where the app's own child processes would find the key. */
+  tlsHandOff(): string {
+    return JSON.stringify(Object.fromEntries(this.tlsText));
+  }
+
+  /** A worker's [tls] files' text from its master (tlsHandOff); empty text (a master of an older build) leaves them to be read. */
+  adoptTls(handOff: string): void {
+    if (handOff === "") return;
+    for (const [k, text] of Object.entries(JSON.parse(handOff) as Record<string, string>)) this.tlsText.set(k, text);
   }
 
   /** Where item `i` of list `key` came from; where the list did when it cannot tell. */

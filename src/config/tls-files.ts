@@ -1,7 +1,6 @@
 /** @module config/tls-files — the [tls] files checked before any listener is: each one PEM of the kind its key names, the key decrypted by the passphrase and matching the certificate, the ciphers known, and each certificate's dates. */
 
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { readProblem } from "./files.ts";
 import { tlsOptions } from "./options.ts";
 import type { Config } from "./resolve.ts";
@@ -60,7 +59,7 @@ export function checkTls(c: Config): { errors: string[]; warnings: string[] } {
 
   let leaf: X509Certificate | null = null;
   if (certPath !== null) {
-    const certText = readFileSync(certPath, "utf8");
+    const certText = c.tlsFile("tls.cert");
     const chain = certificates(certText);
     if (chain.length === 0) {
       fail(
@@ -78,7 +77,7 @@ export function checkTls(c: Config): { errors: string[]; warnings: string[] } {
     fail("tls.key", `${keyPath} does not match tls.cert ${certPath}: it is not the key of that certificate`);
   }
   if (caPath !== null) {
-    const cas = certificates(readFileSync(caPath, "utf8"));
+    const cas = certificates(c.tlsFile("tls.ca"));
     if (cas.length === 0) fail("tls.ca", `${caPath} holds no PEM certificate: ${NO_CERTIFICATE}`);
     dated("tls.ca", caPath, cas);
   }
@@ -108,7 +107,7 @@ export function checkTls(c: Config): { errors: string[]; warnings: string[] } {
 
   /** The key of `path`, decrypted with tls.passphrase when it is encrypted; null after failing why not. */
   function privateKey(path: string): KeyObject | null {
-    const keyText = readFileSync(path, "utf8");
+    const keyText = c.tlsFile("tls.key");
     const passphrase = c.str("tls.passphrase");
     try {
       const key = createPrivateKey({ key: keyText });

@@ -79,29 +79,14 @@ const RESTART_REASON: Readonly<Record<string, string>> = {
   tls: "Bun.listen cannot swap certificates on a listening socket",
 };
 
-/** The TLS files' contents when the servers started, so a renewal in place is noticed on SIGHUP. */
-export function tlsFiles(config: Config): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const key of ["tls.cert", "tls.key", "tls.ca"]) {
-    const path = config.str(key);
-    if (path === null) continue;
-    try {
-      out.set(key, readFileSync(path, "utf8"));
-    } catch {
-      out.set(key, "");
-    }
-  }
-  return out;
-}
-
 /**
  * Restart-only settings of `config` that differ from what runs (`applied`, and for a lone
  * process its TLS files' text, `appliedTls`), each with the warning for it. A master's SIGHUP
- * starts new workers, each of which reads the TLS files and builds its TLS context over the
- * socket it adopts: TLS settings and files renewed in place are served by the new generation,
- * and are no restart there (a master passes no `appliedTls`).
+ * starts new workers, each of which builds its TLS context, from the files' text as the master
+ * read them for the reload, over the socket it adopts: TLS settings and files renewed in place
+ * are served by the new generation, and are no restart there (a master passes no `appliedTls`).
  */
-export function restartWarnings(applied: Config, config: Config, appliedTls: Map<string, string> | null): string[] {
+export function restartWarnings(applied: Config, config: Config, appliedTls: ReadonlyMap<string, string> | null): string[] {
   const out: string[] = [];
   // A worker count is reloadable, but not between a lone process and a master: a lone process
   // has no master to start workers, and a master cannot become the process that serves.
@@ -123,7 +108,7 @@ export function restartWarnings(applied: Config, config: Config, appliedTls: Map
     );
   }
   if (master || appliedTls === null) return out;
-  for (const [k, text] of tlsFiles(config)) {
+  for (const [k, text] of config.tlsTexts) {
     if (config.str(k) === applied.str(k) && appliedTls.get(k) !== text) {
       out.push(
         `${k}: ${config.str(k)} changed on disk, but ${RESTART_REASON.tls}: restart to serve it (with socket activation, a restart refuses no connection; with workers, a SIGHUP serves it)`,

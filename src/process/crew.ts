@@ -53,13 +53,16 @@ export class Crew implements Iterable<WorkerHandle> {
   start(slot: number, generation: number): WorkerHandle {
     const serial = ++this.serial;
     const host = this.host;
+    const config = host.configFor(generation);
     const w = new WorkerHandle(
       slot,
       serial,
       generation,
       join(this.watchDir, `w${serial}`),
-      // A replacement starts with its generation's config: it does not read an edited file nobody signalled.
-      host.configFor(generation).snapshot({ bind: this.sockets.map((s) => s.bind) }),
+      // A replacement starts with its generation's config and TLS files' text: it does not read
+      // an edited file nobody signalled.
+      config.snapshot({ bind: this.sockets.map((s) => s.bind) }),
+      config.tlsHandOff(),
       this.sockets,
       this.stdout,
       host.errorLog,

@@ -38,13 +38,14 @@ export class WorkerHandle {
     /** The shared file its request lines go to (process/watch). */
     readonly watchFile: string,
     config: string,
+    tls: string,
     sockets: readonly HeldSocket[],
     stdout: LogSink,
     private readonly errorLog: LogSink,
     onMessage: (w: WorkerHandle, m: unknown) => void,
   ) {
     writeFileSync(watchFile, Buffer.alloc(WATCH_FILE_SIZE));
-    const proc = spawnWorker(slot, config, sockets, watchFile, (m) => onMessage(this, m));
+    const proc = spawnWorker(slot, config, tls, sockets, watchFile, (m) => onMessage(this, m));
     this.proc = proc;
     const out = relayLines(proc.stdout, (s) => stdout.write(s));
     const err = relayLines(proc.stderr, (s) => defaultLog().write(s));

@@ -15,7 +15,7 @@ import { FetchServer } from "../fetch/server.ts";
 import { closeLog, type LogSink, NullLog, reopenLog } from "../observe/log.ts";
 import { ProcessStats, type Samples } from "../observe/metrics.ts";
 import { VERSION, WSGIServer, type WSGIServerOptions } from "../wsgi/server.ts";
-import { openLogs, restartWarnings, tlsFiles, writePidfile } from "./common.ts";
+import { openLogs, restartWarnings, writePidfile } from "./common.ts";
 import { EXIT_UNSTARTABLE, isMasterMessage, type WorkerMessage } from "./messages.ts";
 import { type MetricsPage, openMetrics } from "./metrics-page.ts";
 import { WatchWriter } from "./watch.ts";
@@ -110,7 +110,6 @@ class Service {
    * the ones running, whatever a later SIGHUP read. `config` is the last config read.
    */
   private readonly applied: Config;
-  private readonly appliedTls: Map<string, string>;
   private resolveDone: (code: number) => void = () => {};
   /**
    * The exit code, once stop() has done all it does: the servers stopped (or closed) end
@@ -132,7 +131,6 @@ class Service {
     private readonly metrics: ServiceMetrics | null,
   ) {
     this.applied = config;
-    this.appliedTls = tlsFiles(config);
   }
 
   get errorLog(): LogSink {
@@ -320,7 +318,7 @@ class Service {
         loaded.graph?.dispose();
         throw e;
       }
-      const kept = restartWarnings(this.applied, config, this.appliedTls);
+      const kept = restartWarnings(this.applied, config, this.applied.tlsTexts);
       const first = this.servers[0] as AppServer;
       const oldAccess = first.log;
       const oldError = first.errorLog;

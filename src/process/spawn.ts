@@ -37,12 +37,17 @@ function passed(sockets: readonly HeldSocket[], slot: number | null): { env: str
   return { env: JSON.stringify(map), fds };
 }
 
-export type WorkerProcess = Subprocess<"ignore", "pipe", "pipe">;
+export type WorkerProcess = Subprocess<Uint8Array, "pipe", "pipe">;
 
-/** Start a worker for `slot` with `config` (a Config snapshot): its stdout and stderr are pipes (the master relays whole lines), its messages go to `onMessage`. */
+/**
+ * Start a worker for `slot` with `config` (a Config snapshot) and `tls` (its TLS files' text,
+ * Config.tlsHandOff) on its standard input: its stdout and stderr are pipes (the master relays
+ * whole lines), its messages go to `onMessage`.
+ */
 export function spawnWorker(
   slot: number,
   config: string,
+  tls: string,
   sockets: readonly HeldSocket[],
   watchFile: string,
   onMessage: (m: unknown) => void,
@@ -57,7 +62,7 @@ export function spawnWorker(
       [ENV_WATCH]: watchFile,
       [ENV_CONFIG]: config,
     },
-    stdio: ["ignore", "pipe", "pipe", ...fds],
+    stdio: [new TextEncoder().encode(tls), "pipe", "pipe", ...fds],
     serialization: "json",
     ipc: onMessage,
   }) as WorkerProcess;
