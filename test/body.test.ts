@@ -105,6 +105,16 @@ describe("decodes chunked bodies (whole, byte by byte, every split)", () => {
   test("BWS after the size before a chunk extension (RFC 9112 §7.1.1)", () => {
     expect(allWays("5 ;a=b\r\nhello\r\n0\t;x\r\n\r\n", chunked).data).toBe("hello");
   });
+
+  test("framing in proportion to its data: 300 one-byte chunks, and a chunk line of every digit and extension byte allowed", () => {
+    expect(allWays(`${"1\r\nx\r\n".repeat(300)}0\r\n\r\n`, chunked).data).toBe("x".repeat(300));
+    const limits: BodyLimits = { ...defaultBodyLimits(), maxChunkExt: 16 };
+    const longest = `${"0".repeat(255)}1;${"a".repeat(15)}\r\nx\r\n`;
+    expect(allWays(`${longest}0\r\n\r\n`, chunked, limits).data).toBe("x");
+    // The allowance is per chunk's data: the excess of small chunks is paid back by large ones.
+    const big = `400\r\n${"y".repeat(1024)}\r\n`;
+    expect(allWays(`${longest.repeat(3)}${big}${longest.repeat(3)}0\r\n\r\n`, chunked, limits).data.length).toBe(1030);
+  });
 });
 
 describe("rejects malformed chunked bodies with a precise code (whole, byte by byte, every split)", () => {
@@ -144,6 +154,12 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
     ["an extension with a bad character", "5;a@b\r\nhello\r\n0\r\n\r\n", BodyError.BAD_CHUNK_EXT],
     ["an unterminated quoted extension", '5;a="x\r\nhello\r\n', BodyError.BAD_CHUNK_EXT],
     ["an extension over the limit", "5;aaaaaaaaaaaaaa\r\nhello\r\n", BodyError.CHUNK_EXT_TOO_LONG, tight],
+    [
+      "chunk extensions that add up, one-byte chunk after chunk, past four of the longest chunk lines (RFC 9112 §7.1.1)",
+      "1;aaaaaaa\r\nx\r\n".repeat(8) + `${"0".repeat(200)}1;aaaaaaa\r\nx\r\n`.repeat(6),
+      BodyError.CHUNK_OVERHEAD,
+      { ...tight, maxBody: 1000 },
+    ],
     ["a trailer without a colon", "0\r\nBad Name: x\r\n\r\n", BodyError.BAD_TRAILER],
     ["a trailer with a bare LF", "0\r\nX: y\n\r\n", BodyError.BAD_TRAILER],
     ["a trailer with a CTL in its value", "0\r\nX: a\x01b\r\n\r\n", BodyError.BAD_TRAILER],
@@ -176,6 +192,7 @@ describe("rejects malformed chunked bodies with a precise code (whole, byte by b
   ];
   for (const [name, raw, code, limits] of cases) {
     test(`rejects ${name}`, () => {
+      expect(code).toBeGreaterThan(0);
       expect(allWays(raw, chunked, limits).error).toBe(code);
     });
   }

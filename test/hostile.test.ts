@@ -4,7 +4,8 @@
  * garbage), the rest of an answered request's body dribbled or held, a body stalled while the
  * app's deadline falls at the same tick, a connection flood past the descriptor limit,
  * pipelined requests sent by a client that does not read their responses, a half-close (FIN)
- * behind pipelined requests. Raw sockets, exact bytes.
+ * behind pipelined requests, chunked bodies made mostly of framing (chunk-extension and
+ * leading-zero floods). Raw sockets, exact bytes.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -221,6 +222,42 @@ describe("the rest of an answered request's body (DISCARD)", () => {
     expect(second.status).toBe(200);
     expect(Date.now() - began).toBeLessThan(1000);
     c.close();
+  });
+});
+
+describe("chunked bodies made mostly of framing (chunk extensions, leading zeros)", () => {
+  /** Reads the whole body once `gate` opens (at once when it is open), and answers its length. */
+  const gated =
+    (gate: { open: Promise<void> }): Application =>
+    async (env, sr) => {
+      await gate.open;
+      const body = await env["wsgi.input"].read();
+      sr("200 OK", [["Content-Type", "text/plain"]]);
+      return [`read ${body.length}`];
+    };
+  const CHUNKED = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+  test("chunk-extension flood: 1-byte chunks each with a 4 KiB extension get 400 chunk_overhead within a few KiB, instead of being read for as long as the client sends (RFC 9112 §7.1.1)", async () => {
+    const { port, access } = start(gated({ open: Promise.resolve() }), { logFormat: "{status} {reason}" });
+    const c = await RawClient.connect(port);
+    c.send(CHUNKED);
+    // 8 MiB: before, all of it was read and more awaited, the app's read() never settling.
+    void c.sendAll(Buffer.from(`1;e=${"a".repeat(4000)}\r\nx\r\n`.repeat(2048), "latin1"), 3000).catch(() => {});
+    expect((await c.response({ ms: 3000 })).status).toBe(400);
+    await waitFor(() => access.length > 0);
+    expect(access[0]).toBe("400 chunk_overhead\n");
+    c.abort();
+  });
+
+  test("leading-zero flood: 1-byte chunks each with a 255-digit size get 400 chunk_overhead, the same", async () => {
+    const { port, access } = start(gated({ open: Promise.resolve() }), { logFormat: "{status} {reason}" });
+    const c = await RawClient.connect(port);
+    c.send(CHUNKED);
+    void c.sendAll(Buffer.from(`${"0".repeat(255)}1\r\nx\r\n`.repeat(16_384), "latin1"), 3000).catch(() => {});
+    expect((await c.response({ ms: 3000 })).status).toBe(400);
+    await waitFor(() => access.length > 0);
+    expect(access[0]).toBe("400 chunk_overhead\n");
+    c.abort();
   });
 });
 

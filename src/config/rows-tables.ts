@@ -165,7 +165,7 @@ export const TABLE_ROWS: readonly Row[] = [
     metavar: "BYTES",
     reload: true,
     example: "4096",
-    doc: "Longest run of chunk extensions on one chunk-size line of a chunked body (RFC 9112 §7.1.1); longer gets 400.",
+    doc: "Longest run of chunk extensions on one chunk-size line of a chunked body (RFC 9112 §7.1.1); longer gets 400. A body's framing must also stay in proportion to its data: what its lines' extensions and leading zeros bring beyond what their chunks' data allows may add up to four of the longest lines, 4 × (256 + this) bytes; more gets 400 (`chunk_overhead`).",
   },
   {
     key: "limits.trailer_bytes",

@@ -21,6 +21,14 @@ export interface BodyLimits {
 const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER;
 /** Hex digits in one chunk-size, leading zeros included: a bound on the line, not on the value. */
 const MAX_SIZE_DIGITS = 256;
+/**
+ * Framing bytes each chunk may bring free of charge: this many, plus twice its data (Go's
+ * net/http rule, CVE-2023-39326). A 1-byte chunk's "1\r\n" and CRLF (5) are free; what a line's
+ * leading zeros and extensions bring beyond it is excess, which a chunk's data pays back.
+ */
+const FREE_FRAMING = 16;
+/** Excess framing a body may run up, in its longest chunk lines (size digits and extensions at their limits). */
+const EXCESS_LINES = 4;
 
 // Chunked decoder states.
 const S_SIZE = 0; // reading chunk-size hex digits
@@ -69,6 +77,11 @@ export class BodyDecoder {
   private digits = 0;
   private ext = 0;
   private xstate = X_BEFORE_SEMI;
+  /**
+   * Framing bytes the body has sent beyond what its data allows (see {@link FREE_FRAMING}):
+   * bounded, so that a body's wire bytes are bounded by its data, which limits.body bounds.
+   */
+  private excess = 0;
   private trailerBytes: number[] = [];
   /** Bytes of the trailer section so far: the limit is on the section, not on one line. */
   private trailerTotal = 0;
@@ -94,6 +107,8 @@ export class BodyDecoder {
     this.done = false;
     this.state = S_SIZE;
     this.digits = 0;
+    this.ext = 0;
+    this.excess = 0;
     this.trailers = [];
     this.trailerBytes = [];
     this.trailerTotal = 0;
@@ -137,7 +152,6 @@ export class BodyDecoder {
           }
           if (!isOWS(b) && b !== 0x3b) return -BodyError.BAD_CHUNK_SIZE;
           this.state = S_EXT;
-          this.ext = 0;
           this.xstate = X_SIZE_BWS;
           break;
         }
@@ -160,7 +174,16 @@ export class BodyDecoder {
         case S_SIZE_LF: {
           if (b !== LF) return -BodyError.BAD_CHUNK_SIZE;
           i++;
+          // RFC 9112 §7.1.1: a server ought to limit the total length of a request's chunk
+          // extensions. Each line is within its own limits, but line after line on tiny chunks
+          // is bounded neither by limits.body (it counts data) nor by the rate limits (data per
+          // second): a body of 1-byte chunks each with a 4 KiB extension was read as long as it
+          // came. The line with its CRLF and the data's CRLF, against what the data allows:
+          const framing = this.digits + this.ext + 4;
+          this.excess = Math.max(0, this.excess + framing - FREE_FRAMING - 2 * this.remaining);
+          if (this.excess > EXCESS_LINES * (MAX_SIZE_DIGITS + this.limits.maxChunkExt)) return -BodyError.CHUNK_OVERHEAD;
           this.digits = 0;
+          this.ext = 0;
           if (this.remaining === 0) {
             this.state = S_TRAILER;
             this.trailerBytes = [];

@@ -91,6 +91,7 @@ export const BodyError = {
   CHUNK_SIZE_TOO_LONG: 10,
   FORBIDDEN_TRAILER: 11,
   OBS_FOLD_IN_TRAILER: 12,
+  CHUNK_OVERHEAD: 13,
 } as const;
 
 /** [status, message] for each {@link BodyError} code. */
@@ -107,6 +108,7 @@ export const BODY_ERRORS: Readonly<Record<number, readonly [number, string]>> = 
   10: [400, "chunk size line too long"],
   11: [400, "framing, routing or connection field in trailer section"],
   12: [400, "obs-fold in trailer section"],
+  13: [400, "chunked framing out of proportion to its data"],
 };
 
 /**
