@@ -153,6 +153,52 @@ describe("a body of known length read to the end", () => {
   });
 });
 
+describe("memory held per body byte: small pieces, and small views of large reads", () => {
+  test("1-byte chunks of one read (a chunked body of 1-byte chunks) are kept together, not as a view each: a reader gets them as one", async () => {
+    const input = new Input(null);
+    const read = new Uint8Array(64 * 1024).fill(120);
+    // "1\r\nx\r\n": one data byte in every six of the read.
+    for (let i = 0; i < 1000; i++) input.push(read.subarray(i * 6 + 3, i * 6 + 4));
+    const got = await input.readSome(4096);
+    expect(got.length).toBe(1000);
+    expect(got.buffer).not.toBe(read.buffer);
+  });
+
+  test("a view that is a small part of its read is copied: 600 bytes do not hold the 512 KiB read they came in; a large view is still kept, not copied", async () => {
+    const input = new Input(null);
+    const read = new Uint8Array(512 * 1024);
+    input.push(read.subarray(1000, 1600));
+    const small = await input.readSome(1000);
+    expect(small.length).toBe(600);
+    expect(small.buffer.byteLength).toBeLessThan(64 * 1024);
+    input.push(read.subarray(0, 300 * 1024));
+    expect((await input.readSome(512 * 1024)).buffer).toBe(read.buffer);
+  });
+
+  test("pieces of every size, read as they come in reads of every size, arrive whole and in order", async () => {
+    const input = new Input(null);
+    const source = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7 + (i >> 8)) & 0xff);
+    const read = new Uint8Array(source.length + 1024);
+    read.set(source, 512);
+    let seed = 12345;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const out: number[] = [];
+    let pos = 0;
+    while (pos < source.length) {
+      const n = Math.min(source.length - pos, 1 + (next(4) === 0 ? next(3000) : next(40)));
+      input.push(read.subarray(512 + pos, 512 + pos + n), next(2) === 0);
+      pos += n;
+      if (next(3) === 0) for (const b of await input.readSome(1 + next(700))) out.push(b);
+    }
+    input.finish();
+    for (const b of await input.read()) out.push(b);
+    expect(Uint8Array.from(out)).toEqual(source);
+  });
+});
+
 describe("a size of null, as an app ported from Python passes None", () => {
   test("read(null) and readline(null) read as with no size, never an empty read that looks like the end of the body", async () => {
     const r = serve(async (env, sr) => {
