@@ -117,6 +117,24 @@ describe("decodes chunked bodies (whole, byte by byte, every split)", () => {
   });
 });
 
+describe("decodes a trailer line longer than a call takes arguments", () => {
+  test("a trailer line of 2 MB under a trailer limit that allows it (limits.trailer_bytes goes to 16 MiB): decoded, not a RangeError from spreading 2 million arguments", () => {
+    const limits: BodyLimits = { ...defaultBodyLimits(), maxTrailerBytes: 4 * 1024 * 1024 };
+    const value = "v".repeat(2_000_000);
+    const bytes = enc(`3\r\nabc\r\n0\r\nX-Big: ${value}\r\nY: 1\r\n\r\n`);
+    // Whole and a few splits: every split of 2 MB would take hours.
+    for (const cut of [0, 14, 1_000_000, bytes.length - 3]) {
+      const pieces = cut === 0 ? [bytes] : [bytes.subarray(0, cut), bytes.subarray(cut)];
+      const r = decode(pieces, chunked, limits);
+      expect(r.done).toBe(true);
+      expect(r.trailers.map(([name, v]) => [name, v.length])).toEqual([
+        ["X-Big", value.length],
+        ["Y", 1],
+      ]);
+    }
+  });
+});
+
 describe("rejects malformed chunked bodies with a precise code (whole, byte by byte, every split)", () => {
   const tight: BodyLimits = { ...defaultBodyLimits(), maxBody: 8, maxChunkExt: 8, maxTrailerBytes: 16, maxTrailers: 1 };
   const cases: Array<[string, string, number, BodyLimits?]> = [

@@ -322,11 +322,25 @@ function parseTrailer(line: number[]): [string, string] | null {
   let i = 0;
   while (i < line.length && TCHAR[line[i] as number] === 1) i++;
   if (i === 0 || i === line.length || line[i] !== 0x3a) return null;
-  const name = String.fromCharCode(...line.slice(0, i));
+  const name = chars(line, 0, i);
   let v = i + 1;
   while (v < line.length && isOWS(line[v] as number)) v++;
   let e = line.length;
   while (e > v && isOWS(line[e - 1] as number)) e--;
   for (let k = v; k < e; k++) if (VALUE_CHAR[line[k] as number] !== 1) return null;
-  return [name, String.fromCharCode(...line.slice(v, e))];
+  return [name, chars(line, v, e)];
+}
+
+/** Bytes per String.fromCharCode call in {@link chars}. */
+const CHAR_RUN = 4096;
+
+/**
+ * line[s, e) as a latin-1 string, a run at a time: spread as one call's arguments, a line of a
+ * few million bytes (limits.trailer_bytes goes to 16 MiB) threw a RangeError out of the decoder,
+ * and a valid request got no response.
+ */
+function chars(line: number[], s: number, e: number): string {
+  let out = "";
+  for (let k = s; k < e; k += CHAR_RUN) out += String.fromCharCode(...line.slice(k, Math.min(e, k + CHAR_RUN)));
+  return out;
 }
