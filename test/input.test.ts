@@ -199,6 +199,110 @@ describe("memory held per body byte: small pieces, and small views of large read
   });
 });
 
+describe("looking for a line's end (readline, line iteration) over a body that has none yet", () => {
+  /** Run `f`, counting the bytes every Uint8Array/Buffer indexOf looks at. */
+  async function bytesSearched(f: () => Promise<void>): Promise<number> {
+    const u8 = Uint8Array.prototype.indexOf;
+    const buf = Buffer.prototype.indexOf;
+    let searched = 0;
+    const count = (original: typeof u8) =>
+      function (this: Uint8Array, value: number, from = 0): number {
+        const at = original.call(this, value, from);
+        searched += (at < 0 ? this.length : at + 1) - from;
+        return at;
+      };
+    Uint8Array.prototype.indexOf = count(u8);
+    Buffer.prototype.indexOf = count(u8) as unknown as typeof buf;
+    try {
+      await f();
+    } finally {
+      Uint8Array.prototype.indexOf = u8;
+      Buffer.prototype.indexOf = buf;
+    }
+    return searched;
+  }
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  test("a 2 MiB line arriving 1 KiB at a time, the reader waking for each: each byte is searched about once (it was searched once per piece after it: 2 GiB)", async () => {
+    const input = new Input(null);
+    let line: Uint8Array = new Uint8Array(0);
+    const searched = await bytesSearched(async () => {
+      const reading = input.readline();
+      for (let i = 0; i < 2048; i++) {
+        input.push(new Uint8Array(1024).fill(120));
+        await turn();
+      }
+      input.push(enc("\nnext"));
+      input.finish();
+      line = await reading;
+    });
+    expect(line.length).toBe(2048 * 1024 + 1);
+    expect(searched).toBeLessThan(3 * 2048 * 1024);
+    expect(dec(await input.read())).toBe("next");
+  });
+
+  test("pieces of 1 byte gathered into one growing buffer: its bytes are not searched again as it grows", async () => {
+    const input = new Input(null);
+    const read = new Uint8Array(20_000).fill(120);
+    let line: Uint8Array = new Uint8Array(0);
+    const searched = await bytesSearched(async () => {
+      const reading = input.readline();
+      for (let i = 0; i < 5000; i++) {
+        input.push(read.subarray(i * 4, i * 4 + 1));
+        await turn();
+      }
+      input.push(enc("\n"));
+      line = await reading;
+    });
+    expect(line.length).toBe(5001);
+    expect(searched).toBeLessThan(3 * 5001);
+  });
+
+  test("readline(10) again and again over 1 MiB without an LF: each call searches what it takes, not the whole buffer", async () => {
+    const input = new Input(null);
+    for (let i = 0; i < 16; i++) input.push(new Uint8Array(64 * 1024).fill(120));
+    input.push(enc("\ntail\n"));
+    input.finish();
+    let got = 0;
+    const searched = await bytesSearched(async () => {
+      for (let i = 0; i < 1000; i++) got += (await input.readline(10)).length;
+    });
+    expect(got).toBe(10_000);
+    expect(searched).toBeLessThan(3 * 1024 * 1024);
+    expect(dec(await input.readline(2 * 1024 * 1024)).length).toBe(1024 * 1024 - 10_000 + 1);
+    expect(dec(await input.readline())).toBe("tail\n");
+  });
+
+  test("lines of every length in pieces of every size, read with and without a size: the same lines as one pass over the bytes", async () => {
+    let seed = 99;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const text = Array.from({ length: 400 }, (_, i) => `${"ab".repeat(next(i % 7 === 0 ? 3000 : 30))}${i}\n`).join("");
+    const bytes = enc(text);
+    const input = new Input(null);
+    let pos = 0;
+    const got: string[] = [];
+    const reading = (async () => {
+      for (;;) {
+        const line = next(4) === 0 ? await input.readline(1 + next(50)) : await input.readline();
+        if (line.length === 0) return;
+        got.push(dec(line));
+      }
+    })();
+    while (pos < bytes.length) {
+      const n = Math.min(bytes.length - pos, 1 + (next(3) === 0 ? next(2000) : next(20)));
+      input.push(bytes.subarray(pos, pos + n), next(2) === 0);
+      pos += n;
+      if (next(2) === 0) await turn();
+    }
+    input.finish();
+    await reading;
+    expect(got.join("")).toBe(text);
+  });
+});
+
 describe("a size of null, as an app ported from Python passes None", () => {
   test("read(null) and readline(null) read as with no size, never an empty read that looks like the end of the body", async () => {
     const r = serve(async (env, sr) => {

@@ -79,6 +79,13 @@ export class Input implements AsyncIterable<Uint8Array> {
   /** The chunk that views `gather` from `gatherStart`: while it is the last chunk, the next small piece extends it. */
   private gatherView: Uint8Array | null = null;
   private gatherStart = 0;
+  /**
+   * Where the search for a line's end resumes (see indexOfLF): in chunk `lfChunk` at `lfAt`,
+   * `lfSeen` bytes past the read position; the bytes before it hold no LF.
+   */
+  private lfChunk = 0;
+  private lfAt = 0;
+  private lfSeen = 0;
 
   /** `length`: the body's length when known (Content-Length), else -1. */
   constructor(owner: InputOwner | null, length = -1) {
@@ -161,6 +168,7 @@ export class Input implements AsyncIterable<Uint8Array> {
     this.chunks = [];
     this.offset = 0;
     this.buffered = 0;
+    this.lfChunk = this.lfAt = this.lfSeen = 0;
   }
 
   finish(): void {
@@ -232,6 +240,7 @@ export class Input implements AsyncIterable<Uint8Array> {
     budget.take(n);
     const have = this.buffered;
     this.moveInto(dest, have);
+    this.searchedPast(have);
     this.buffered = 0;
     budget.give(have);
     this.dest = dest;
@@ -286,7 +295,7 @@ export class Input implements AsyncIterable<Uint8Array> {
     this.want();
     if (size === 0) return EMPTY;
     for (;;) {
-      const lf = this.indexOfLF();
+      const lf = this.indexOfLF(size);
       if (lf >= 0) return this.take(size >= 0 ? Math.min(size, lf + 1) : lf + 1);
       if (size >= 0 && this.buffered >= size) return this.take(size);
       if (this.ended) {
@@ -347,16 +356,44 @@ export class Input implements AsyncIterable<Uint8Array> {
     for (const w of waiters) w();
   }
 
-  private indexOfLF(): number {
-    let seen = 0;
-    for (let i = 0; i < this.chunks.length; i++) {
-      const c = this.chunks[i] as Uint8Array;
-      const from = i === 0 ? this.offset : 0;
+  /**
+   * Where the first LF is, in bytes from the read position; -1 when there is none, or none among
+   * the first `most` bytes (when `most` is not negative). The search resumes where the last one
+   * ended, and a chunk that grows (gatherIn) keeps its start: each byte is searched once. From
+   * the read position each time, a line arriving in n pieces cost n²/2 (a 2 MiB line in 1 KiB
+   * pieces, 2 GiB searched; a readline() over a 100 MiB body, minutes of the event loop).
+   */
+  private indexOfLF(most: number): number {
+    const chunks = this.chunks;
+    let seen = this.lfSeen;
+    for (let i = this.lfChunk; i < chunks.length; i++) {
+      if (most >= 0 && seen >= most) return -1;
+      const c = chunks[i] as Uint8Array;
+      const from = i === this.lfChunk ? this.lfAt : 0;
       const at = c.indexOf(LF, from);
       if (at >= 0) return seen + at - from;
       seen += c.length - from;
+      this.lfChunk = i;
+      this.lfAt = c.length;
+      this.lfSeen = seen;
     }
     return -1;
+  }
+
+  /** n bytes were taken from the read position: the LF search resumes where it was, or at the read position once that is passed. */
+  private searchedPast(n: number): void {
+    this.lfSeen -= n;
+    if (this.lfSeen > 0) return;
+    this.lfSeen = 0;
+    this.lfChunk = 0;
+    this.lfAt = this.offset;
+  }
+
+  /** The first chunk is read: drop it; the LF search position moves with the chunks. */
+  private shift(): void {
+    this.chunks.shift();
+    this.offset = 0;
+    if (this.lfChunk > 0) this.lfChunk--;
   }
 
   /** Remove n buffered bytes: a view when they lie in one chunk, one copy otherwise. */
@@ -367,15 +404,13 @@ export class Input implements AsyncIterable<Uint8Array> {
     if (first.length - this.offset >= n) {
       out = first.subarray(this.offset, this.offset + n);
       this.offset += n;
-      if (this.offset === first.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
+      if (this.offset === first.length) this.shift();
     } else {
       // Not zero-filled: every byte is written by moveInto.
       out = Bun.allocUnsafe(n);
       this.moveInto(out, n);
     }
+    this.searchedPast(n);
     this.buffered -= n;
     budget.give(n);
     this.starved = false;
@@ -392,10 +427,7 @@ export class Input implements AsyncIterable<Uint8Array> {
       out.set(c.subarray(this.offset, this.offset + k), filled);
       filled += k;
       this.offset += k;
-      if (this.offset === c.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
+      if (this.offset === c.length) this.shift();
     }
   }
 }
