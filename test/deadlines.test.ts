@@ -270,6 +270,39 @@ describe("a keep-alive connection's idle deadline counts from its response's end
     expect(idle).toBeGreaterThanOrEqual(990);
     expect(idle).toBeLessThan(2300);
   });
+
+  test("a request sent in time but not yet read when the deadline is checked (the event loop was busy) is answered, not reset", async () => {
+    // A proxy's pooled connection (`idle` below) sends its next request 0.4 s into its 1 s idle
+    // time, while another request holds the event loop for 1.5 s: the bytes wait in the kernel,
+    // and the deadline is checked before the loop reads them. Closed then, the connection was
+    // reset under the request (its unread bytes made close(2) send RST): a 502 at the proxy.
+    let idle: RawClient | null = null;
+    const { port } = start(
+      (env, sr) => {
+        if (env.PATH_INFO === "/busy") {
+          idle?.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+          const end = performance.now() + 1500;
+          while (performance.now() < end) {}
+        }
+        sr("200 OK", [["Content-Length", "2"]]);
+        return ["ok"];
+      },
+      { timeouts: { keepAlive: 1 }, log: null },
+    );
+    const pooled = await RawClient.connect(port);
+    pooled.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await pooled.response()).body).toBe("ok");
+    await Bun.sleep(400);
+    idle = pooled;
+    const busy = await RawClient.connect(port);
+    busy.send("GET /busy HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await busy.response({ ms: 5000 })).body).toBe("ok");
+    const next = await pooled.response({ ms: 3000 });
+    expect(`${next.status} ${next.body}`).toBe("200 ok");
+    // Then idle as usual: closed about 1 s after that response.
+    await pooled.waitClosed(3000);
+    busy.close();
+  });
 });
 
 describe("the process-wide budget of buffered body bytes (limits.buffered_bytes)", () => {

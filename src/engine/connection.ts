@@ -10,6 +10,7 @@ import type { ConnectionHost, ConnectionPort, Exchange } from "./exchange.ts";
 import { Flow, Pause } from "./flow.ts";
 import type { Input } from "./input.ts";
 import { Intake, type IntakeHost } from "./intake.ts";
+import { libc } from "./libc.ts";
 import { Output, type OutputOwner } from "./output.ts";
 import type { ProxiedPeer } from "./peer.ts";
 import { releaseParser, takeParser } from "./pools.ts";
@@ -417,12 +418,29 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     return this.deadlines.lastRead;
   }
 
-  /** Close the connection if it is idle (graceful stop, or a slot wanted for a new connection). */
+  /**
+   * DeadlineTarget: bytes have reached the kernel that no read callback has delivered yet, such
+   * as a request sent while the event loop was busy (another request's app): its read callback
+   * comes on this turn of the loop. Peeked (recv(2) MSG_PEEK), so they stay to be read. An idle
+   * connection closed on them is reset under the request (close(2) with unread bytes sends RST),
+   * which a proxy reusing it answers 502. False where the descriptor or the C library is not at
+   * hand, and for a peer's FIN, which no request follows.
+   */
+  requestWaiting(): boolean {
+    const fd = (this.socket as unknown as { fd?: unknown }).fd;
+    const c = libc();
+    return c !== null && typeof fd === "number" && fd >= 0 && c.peek(fd) > 0;
+  }
+
+  /** Close the connection if it is idle (graceful stop, or a slot wanted for a new connection), unless its next request is already waiting. */
   closeIfIdle(): void {
-    if (this.idle) this.endAfterFlush();
+    if (this.idle) {
+      if (!this.requestWaiting()) this.endAfterFlush();
+      return;
+    }
     // Lingering with its response out (a graceful stop's idle time is over): closed as before
     // lingering, which resets the client only if it still sends.
-    else if (this.lingering && this.out.queued === 0 && !this.closed) this.socket.end();
+    if (this.lingering && this.out.queued === 0 && !this.closed) this.socket.end();
   }
 
   /** Called once a second by the server's timer: the deadline of each state (engine/deadlines). */

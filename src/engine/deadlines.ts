@@ -35,6 +35,8 @@ export interface DeadlineTarget {
   failBody(err: HTTPError, reason: string): void;
   /** The app's time is up: true when a 503 could still be sent. */
   appTimedOut(limit: number): boolean;
+  /** Bytes wait in the kernel that no read callback has delivered yet (the next request, on its way in). */
+  requestWaiting(): boolean;
   endAfterFlush(): void;
   terminate(): void;
 }
@@ -215,6 +217,10 @@ export class Deadlines {
           return;
         }
         if (t.keepAlive > 0 && now - this.lastRead >= t.keepAlive) {
+          // A request sent in time may wait unread: this tick came while the loop was busy (an
+          // app holding it), and lastRead is when bytes were last read, not when they came. It
+          // is read on this turn of the loop; closed now, the connection was reset under it.
+          if (c.requestWaiting()) return;
           counters.timedOut(Timeout.KEEP_ALIVE);
           c.exchange.logDebug(`closed idle connection from ${c.exchange.clientLabel()}: no request for ${t.keepAlive}s`);
           c.endAfterFlush();

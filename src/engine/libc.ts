@@ -1,4 +1,4 @@
-/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, a listener's last drain for engine/server, the descriptor limit for engine/fd-room, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
+/** @module engine/libc — the C library through bun:ffi, loaded once for the whole process (fcntl for process/descriptors, sendfile and errno for engine/sendfile, lseek for engine/blob, sendmsg and setsockopt for engine/output, recv's peek for engine/connection, a listener's last drain for engine/server, the descriptor limit for engine/fd-room, execve for process/allocator); null where it cannot be loaded, and callers then do without. */
 
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 
@@ -34,6 +34,12 @@ export interface Libc {
    * 0, or -1 on error.
    */
   dropAll(fd: number): number;
+  /**
+   * recv(2) of one byte with MSG_PEEK | MSG_DONTWAIT, the byte left in the socket: 1 when bytes
+   * wait to be read, 0 when what waits is the peer's end (FIN), -1 when nothing waits (EAGAIN)
+   * or on error.
+   */
+  peek(fd: number): number;
   /** The soft RLIMIT_NOFILE (getrlimit(2)): descriptors this process may have open; Infinity for none, -1 on error. */
   maxDescriptors(): number;
   /** This thread's errno, read right after a call that returned -1 (errno(3): only then is it meaningful). */
@@ -61,6 +67,11 @@ const DROP_ALL = new Uint8Array([0x06, 0, 0, 0, 0, 0, 0, 0]);
 /** struct sock_fprog on 64-bit Linux: len (u16, padded to 8) and a pointer to the filter. */
 const DROP_PROG = new BigUint64Array(2);
 
+/** recv(2) flags on Linux, and the byte a peek copies (never read). */
+const MSG_PEEK = 0x2;
+const MSG_DONTWAIT = 0x40;
+const PEEKED = new Uint8Array(1);
+
 /** <sys/resource.h> on Linux; struct rlimit is two rlim_t (64-bit): the soft limit, then the hard one. */
 const RLIMIT_NOFILE = 7;
 const RLIMIT = new BigUint64Array(2);
@@ -85,6 +96,8 @@ function load(): Libc | null {
         lseek: { args: [FFIType.i32, FFIType.i64, FFIType.i32], returns: FFIType.i64_fast },
         // ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags).
         sendmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64_fast },
+        // ssize_t recv(int sockfd, void *buf, size_t len, int flags).
+        recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
         // int setsockopt(int fd, int level, int name, const void *value, socklen_t length).
         setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
         // int execve(const char *path, char *const argv[], char *const envp[]).
@@ -108,6 +121,7 @@ function load(): Libc | null {
           DROP_PROG[1] = BigInt(ptr(DROP_ALL));
           return symbols.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, ptr(DROP_PROG), 16);
         },
+        peek: (fd) => Math.sign(Number(symbols.recv(fd, ptr(PEEKED), 1, MSG_PEEK | MSG_DONTWAIT))),
         maxDescriptors: () => {
           if (symbols.getrlimit(RLIMIT_NOFILE, ptr(RLIMIT)) !== 0) return -1;
           const soft = RLIMIT[0] as bigint;
