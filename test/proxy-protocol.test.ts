@@ -163,6 +163,89 @@ describe("a valid header names the client of every request on its connection", (
   });
 });
 
+describe("a misconfigured proxy is a warning in the error log at the default level (at most one every 10 s, counting the rest)", () => {
+  /** A server at log level info whose error-log lines keep their level. */
+  function quiet(options: WSGIServerOptions, listener = "127.0.0.1:0"): { r: Running; lines: string[] } {
+    const lines: string[] = [];
+    const r = serve(
+      echo,
+      { timeouts: { header: 1 }, errorLog: { write: (s: string, level?: string) => lines.push(`${level} ${s}`) }, ...options },
+      listener,
+    );
+    running.push(r as Running<never>);
+    return { r, lines };
+  }
+
+  test("a proxy bind whose proxy sends no header (HAProxy without send-proxy-v2): the proxy's 502s have their cause logged", async () => {
+    const { r, lines } = quiet({ proxyProtocol: "v2" });
+    for (let i = 0; i < 3; i++) {
+      const c = await RawClient.connect(r.port);
+      c.send(REQUEST);
+      await c.waitClosed();
+      expect(c.take()).toBe("");
+    }
+    const warnings = lines.filter((l) => l.startsWith("WARNING "));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("closed connection from 127.0.0.1:");
+    expect(warnings[0]).toContain(
+      "the connection does not start with a PROXY protocol header (proxy_missing) on http://127.0.0.1:",
+    );
+    expect(warnings[0]).toContain("send-proxy");
+    // Each one is still a debug line for an operator who asks; none is at info.
+    expect(lines.filter((l) => !l.startsWith("WARNING "))).toEqual([]);
+  });
+
+  test("a proxy whose address is not in proxy_protocol_from, and one that sends the other version", async () => {
+    const untrusted = quiet({ proxyProtocol: "v1", proxies: { proxyProtocolFrom: ["10.0.0.0/8"] } });
+    const c = await RawClient.connect(untrusted.r.port);
+    await c.waitClosed();
+    expect(untrusted.lines.join("")).toContain("WARNING ");
+    expect(untrusted.lines.join("")).toContain(
+      `(proxy_untrusted) on http://127.0.0.1:${untrusted.r.port}; list the proxy's address in proxy_protocol_from`,
+    );
+    const wrong = quiet({ proxyProtocol: "v1" });
+    const w = await RawClient.connect(wrong.r.port);
+    w.send(V2_TCP4());
+    await w.waitClosed();
+    expect(wrong.lines.join("")).toContain(
+      `(proxy_wrong_version) on http://127.0.0.1:${wrong.r.port}; the proxy sends the other version`,
+    );
+  });
+
+  test("a connection that closes or times out before its header is no misconfiguration (a TCP health check, a port scan): no warning", async () => {
+    const { r, lines } = quiet({ proxyProtocol: "v2" });
+    const gone = await RawClient.connect(r.port);
+    gone.close();
+    const silent = await RawClient.connect(r.port);
+    await silent.waitClosed(3500);
+    expect(refused(r, ProxyError.PROXY_CLOSED) + refused(r, ProxyError.PROXY_TIMEOUT)).toBe(2);
+    expect(lines).toEqual([]);
+  }, 8000);
+
+  test("a PROXY header on a bind without proxy_protocol (send-proxy to a plain bind): 400, and a warning that says so", async () => {
+    const { r, lines } = quiet({});
+    for (const header of [V2_TCP4(), Uint8Array.from(ascii("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"))]) {
+      const c = await RawClient.connect(r.port);
+      c.send(Uint8Array.from([...header, ...ascii(REQUEST)]));
+      expect((await c.response()).status).toBe(400);
+      await c.waitClosed();
+    }
+    const warnings = lines.filter((l) => l.startsWith("WARNING "));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("a PROXY protocol header from 127.0.0.1:");
+    expect(warnings[0]).toContain("a bind without proxy_protocol");
+    // An ordinary bad request says nothing of the kind.
+    const plain = quiet({});
+    const c = await RawClient.connect(plain.r.port);
+    c.send("PROXY / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.response();
+    const bad = await RawClient.connect(plain.r.port);
+    bad.send("\r\n\r\n\0junk\r\n\r\n");
+    expect((await bad.response()).status).toBe(400);
+    expect(plain.lines).toEqual([]);
+  });
+});
+
 describe("a bad header closes the connection without a response, counted and logged by reason", () => {
   async function closedBy(r: Running, bytes: string | Uint8Array, code: number): Promise<void> {
     const c = await RawClient.connect(r.port);

@@ -3,6 +3,7 @@
 import type { Socket } from "bun";
 import type { HTTPError } from "../errors.ts";
 import type { RequestParser } from "../http/parser.ts";
+import { startsLikeProxyHeader } from "../http/proxy-protocol.ts";
 import { logLine } from "../http/request.ts";
 import { counters } from "./counters.ts";
 import { Deadlines, type DeadlineTarget } from "./deadlines.ts";
@@ -335,6 +336,10 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
   /** IntakeHost: refuse a request: the precise status, a closed connection, an access-log line with the reason. */
   refuse(status: number, message: string, reason: string, buf: Uint8Array, start: number, end: number): void {
     this.refusal = reason;
+    // A proxy sends PROXY headers to a bind that reads none (it would have taken the header off
+    // before any request): the 400 is right, and the operator is told why every request gets it.
+    if (this.proxy === null && startsLikeProxyHeader(buf, start, end))
+      this.host.unexpectedProxyHeader(this.exchange.clientLabel());
     this.exchange.refuse(status, message, logLine(buf, start, end));
     this.endAfterFlush();
   }

@@ -100,6 +100,8 @@ export interface ConnectionHost {
   requests: number;
   readonly watch: RequestWatch | null;
   connectionClosed(conn: ConnectionPort): void;
+  /** A request refused as malformed began with a PROXY protocol header, which this bind does not read; `client` names its sender. */
+  unexpectedProxyHeader(client: string): void;
   /** A connection that closed while its response was in progress has finished that response. */
   orphanSettled(conn: ConnectionPort): void;
 }

@@ -1,12 +1,13 @@
-/** @module engine/proxy-stage — a bind's PROXY protocol stage: each connection's header read before its first request (from allowed peers only, within timeouts.header), refused ones closed, counted and logged by reason. */
+/** @module engine/proxy-stage — a bind's PROXY protocol stage: each connection's header read before its first request (from allowed peers only, within timeouts.header), refused ones closed, counted and logged by reason (a warning, throttled, for what a misconfigured proxy causes). */
 
-import { PROXY_ERRORS, PROXY_REASONS, ProxyError } from "../http/codes.ts";
+import { PROXY_ERRORS, PROXY_HINT_MALFORMED, PROXY_HINTS, PROXY_REASONS, ProxyError } from "../http/codes.ts";
 import { type ProxyMode, ProxyParser } from "../http/proxy-protocol.ts";
 import type { ClientAddress } from "../observe/access.ts";
 import { clientLabel } from "../observe/access.ts";
 import type { Connection } from "./connection.ts";
 import { counters, Timeout } from "./counters.ts";
 import { type ProxiedPeer, type ProxyPolicy, proxiedAddress } from "./peer.ts";
+import { recurred, Throttle } from "./throttle.ts";
 
 /** What the stage needs of its server. */
 export interface ProxyStageHost {
@@ -15,7 +16,12 @@ export interface ProxyStageHost {
   readonly timeouts: { readonly header: number };
   /** Whether a debug line would be written. */
   readonly logLevel: number;
+  /** The bind, for messages (http://host:port, unix:/path). */
+  readonly label: string;
+  /** Coarse clock in seconds. */
+  readonly now: number;
   debug(line: string): void;
+  warning(line: string): void;
   /** The header named the connection's peer: serve its requests as from `address`. */
   proxied(conn: Connection, address: ClientAddress): void;
 }
@@ -41,6 +47,8 @@ export class ProxyStage {
   private readonly waiting = new Map<Connection, Waiting>();
   /** Connections refused, by ProxyError code (PROXY_REASONS names them). */
   readonly refused: number[] = new Array(PROXY_REASONS.length).fill(0);
+  /** The warning for refusals a misconfigured proxy causes. */
+  private readonly misconfigured = new Throttle();
 
   constructor(host: ProxyStageHost, mode: ProxyMode) {
     this.host = host;
@@ -128,8 +136,15 @@ export class ProxyStage {
   private count(peer: ClientAddress, code: number): void {
     this.refused[code] = (this.refused[code] ?? 0) + 1;
     counters.proxyRefusal(code);
-    if (this.host.logLevel <= 10) {
-      this.host.debug(`closed connection from ${clientLabel(peer)}: ${PROXY_ERRORS[code]} (${PROXY_REASONS[code]})`);
-    }
+    const what = `closed connection from ${clientLabel(peer)}: ${PROXY_ERRORS[code]} (${PROXY_REASONS[code]})`;
+    if (this.host.logLevel <= 10) this.host.debug(what);
+    // A header missing, malformed, of the other version or from an unlisted peer is what a proxy
+    // set up unlike this bind sends on every connection, each a 502 or a failed check at the
+    // proxy: said at the default level, at most every WARN_EVERY seconds. A connection that
+    // closes or times out before any header (a TCP check, a scan) says nothing of the proxy.
+    const hint = PROXY_HINTS[code] ?? PROXY_HINT_MALFORMED;
+    if (hint === "") return;
+    const n = this.misconfigured.due(this.host.now);
+    if (n > 0) this.host.warning(`${what} on ${this.host.label}; ${hint}${recurred(n)}`);
   }
 }

@@ -38,6 +38,7 @@ import { ProxyPolicy } from "./peer.ts";
 import { Pool, type PoolMember } from "./pool.ts";
 import { ProxyStage, type ProxyStageHost } from "./proxy-stage.ts";
 import { Served } from "./served.ts";
+import { recurred, Throttle } from "./throttle.ts";
 
 /**
  * Seconds a stop waits, after cutting the connections left at its deadline, for the results
@@ -133,6 +134,8 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   proxies: ProxyPolicy;
   /** The PROXY protocol stage of this bind, or null when its connections start with HTTP. */
   readonly proxyStage: ProxyStage | null;
+  /** The warning for PROXY headers sent to this bind, which reads none. */
+  private readonly proxyHeaders = new Throttle();
 
   protected listener: SocketListener<Connection> | null = null;
   private readonly served = new Served();
@@ -507,6 +510,26 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
   /** ProxyStageHost: a debug line in the error log. */
   debug(line: string): void {
     this.errorLog.write(`${line}\n`, "DEBUG");
+  }
+
+  /** ProxyStageHost: a warning in the error log. */
+  warning(line: string): void {
+    this.errorLog.write(`bunwsgi: ${line}\n`, "WARNING");
+  }
+
+  /**
+   * ConnectionHost: a request refused as malformed began with a PROXY protocol header, which
+   * this bind does not read (its proxy_protocol is off): a proxy sends headers here, and every
+   * request it forwards gets 400. Said at most every WARN_EVERY seconds.
+   */
+  unexpectedProxyHeader(client: string): void {
+    const n = this.proxyHeaders.due(this.now);
+    if (n === 0) return;
+    this.warning(
+      `a PROXY protocol header from ${client} on ${this.label}, a bind without proxy_protocol: answered 400. ` +
+        "Set proxy_protocol on this bind (with the proxy's address in proxy_protocol_from), " +
+        `or stop the proxy sending one (HAProxy send-proxy, send-proxy-v2)${recurred(n)}`,
+    );
   }
 
   /** PoolMember: the served connection idle the longest, or null when none is idle. */

@@ -153,6 +153,22 @@ export const PROXY_ERRORS: Readonly<Record<number, string>> = {
   15: "connection closed before its PROXY header was complete",
 };
 
+/**
+ * What an operator should check when a {@link ProxyError} comes from a proxy rather than a
+ * stray client: the warning's second half. Empty for the two that a connection without any
+ * header causes too (a TCP health check, a port scan): those are no sign of a misconfiguration.
+ */
+export const PROXY_HINTS: Readonly<Record<number, string>> = {
+  1: "is the proxy sending one (HAProxy send-proxy or send-proxy-v2 on its server line)? If it is not meant to, turn proxy_protocol off on this bind",
+  12: "the proxy sends the other version: set this bind's proxy_protocol to it, or to auto",
+  13: "list the proxy's address in proxy_protocol_from",
+  14: "",
+  15: "",
+};
+/** The hint for the malformed headers (codes 2 to 11). */
+export const PROXY_HINT_MALFORMED =
+  "the peer does not speak the PROXY protocol as its specification (HAProxy's proxy-protocol.txt) says";
+
 /** Each code's name in lower case ("bare_cr", "bad_chunk_size"): stable names for logs and metrics. */
 const names = (table: Readonly<Record<string, number>>): string[] => {
   const out: string[] = [];

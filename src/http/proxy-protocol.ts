@@ -11,6 +11,26 @@ export type ProxyMode = "v1" | "v2" | "auto";
 const V1_SIG = ascii("PROXY ");
 /** v2's 12-byte signature (spec §2.2): "\r\n\r\n\0\r\nQUIT\n", which no HTTP request starts with. */
 const V2_SIG = Uint8Array.of(0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a);
+/** The protocols a v1 line names after its signature (spec §2.1). */
+const V1_PROTOCOLS = ["TCP4 ", "TCP6 ", "UNKNOWN"].map(ascii);
+
+/**
+ * Whether buf[start…end] begins as a PROXY header does, for a bind that reads none: v1's
+ * signature and protocol, or v2's signature as far as it goes past its NUL byte (where an HTTP
+ * parser stops). Such bytes mean a proxy sends headers to a bind not set to read them.
+ */
+export function startsLikeProxyHeader(buf: Uint8Array, start: number, end: number): boolean {
+  const at = (sig: Uint8Array, from: number): boolean => {
+    if (end - from < sig.length) return false;
+    for (let i = 0; i < sig.length; i++) if (buf[from + i] !== sig[i]) return false;
+    return true;
+  };
+  if (at(V1_SIG, start)) return V1_PROTOCOLS.some((p) => at(p, start + V1_SIG.length));
+  const n = Math.min(V2_SIG.length, end - start);
+  // Through the NUL byte at least: "\r\n\r\n" alone is two empty lines an HTTP parser skips.
+  return n >= 5 && at(V2_SIG.subarray(0, n), start);
+}
+
 /** Spec §2.1: a v1 line is at most 107 bytes, CRLF included. */
 const V1_MAX = 107;
 /** v2's fixed part: signature, version and command, family, length (spec §2.2). */
