@@ -235,6 +235,48 @@ describe("lifecycle", () => {
     third.close();
   });
 
+  test("at the spawn limit, a connection idle for under a second is not closed for a new one: the proxy that freed it reuses it next", async () => {
+    // nginx's and HAProxy's upstream pools hand out the connection freed last. Closed as it went
+    // idle, it met the request the proxy sent on it at once, answered by nothing: with spawn 50
+    // behind nginx's keepalive pool at 200 concurrent clients, a quarter of requests got 502.
+    const r = serve(hello, { spawn: 2 });
+    running.push(r);
+    const pooled = await RawClient.connect(r.port);
+    pooled.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await pooled.response();
+    const other = await RawClient.connect(r.port);
+    other.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await other.response();
+    const waiting = await RawClient.connect(r.port);
+    waiting.send("GET /new HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
+    pooled.send("GET /reused HTTP/1.1\r\nHost: a\r\n\r\n");
+    const reused = await pooled.response();
+    expect(`${reused.status} ${reused.body}`).toBe("200 Hello, World!");
+    // A connection waits: the reused one gives its slot up after this response, and it is served.
+    expect(reused.header("connection")).toBe("close");
+    expect((await waiting.response()).body).toBe("Hello, World!");
+    other.close();
+    waiting.close();
+  });
+
+  test("at the spawn limit with every slot idle for under a second, the one waiting is served once the idle longest has been idle a second", async () => {
+    const r = serve(hello, { spawn: 1 });
+    running.push(r);
+    const idle = await RawClient.connect(r.port);
+    idle.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await idle.response();
+    const answered = performance.now();
+    const waiting = await RawClient.connect(r.port);
+    waiting.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect((await waiting.response({ ms: 4000 })).body).toBe("Hello, World!");
+    const waited = performance.now() - answered;
+    expect(waited).toBeGreaterThanOrEqual(990);
+    expect(waited).toBeLessThan(2500);
+    await idle.waitClosed();
+    waiting.close();
+  });
+
   test("stop() lets an in-flight request finish with Connection: close, closes idle ones, and stops accepting", async () => {
     const r = serve(async (env, sr) => {
       if (env.PATH_INFO === "/slow") await Bun.sleep(300);

@@ -11,6 +11,13 @@ export interface PoolMember {
   admitWaiting(conn: Connection): void;
 }
 
+/**
+ * Seconds a connection must have been idle before it is closed for one waiting for a slot: a
+ * proxy reuses the connection freed last at once, and one it left idle a second is one it is
+ * not using (the race of closing it is then the keep-alive deadline's, as rare).
+ */
+export const EVICT_IDLE = 1;
+
 /** A connection limit, shared by every server given the same Pool as `spawn`. */
 export class Pool {
   /** Connections served at once; Infinity for no limit. */
@@ -53,16 +60,29 @@ export class Pool {
   /**
    * At capacity, a connection idle between keep-alive requests holds a slot that a new client
    * needs (a proxy's upstream keepalive pool holds many): close the one idle longest, over all
-   * servers sharing the limit. False when every connection is busy.
+   * servers sharing the limit, once it has been idle EVICT_IDLE seconds at `now` (performance.now()
+   * seconds). One that went idle a moment ago is the one its proxy reuses next (nginx's and
+   * HAProxy's pools hand out the connection freed last): closed then, it meets the request the
+   * proxy is sending on it, which nothing answers (a 502 at the proxy). True when one was closed.
    */
-  evictIdle(): boolean {
+  evictIdle(now: number): boolean {
     let oldest: Connection | null = null;
     for (const server of this.servers) {
       const c = server.longestIdle();
       if (c !== null && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
     }
-    oldest?.closeIfIdle();
-    return oldest !== null;
+    if (oldest === null || now - oldest.lastActive < EVICT_IDLE) return false;
+    oldest.closeIfIdle();
+    // Still idle: its next request is waiting, unread (Connection.requestWaiting).
+    return !oldest.idle;
+  }
+
+  /**
+   * Connections are waiting and idle ones may have aged past EVICT_IDLE since they were parked
+   * (the server's tick): close as many of those, idle longest first, as there are waiting.
+   */
+  evictForWaiting(now: number): void {
+    for (let n = this.waiting.length; n > 0 && this.evictIdle(now); n--);
   }
 
   /** Park a connection, unread, until a slot frees. */

@@ -416,12 +416,12 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
       return;
     }
     if (this.pool.full()) {
-      // Like a full gevent pool: the connection waits, unread, until a slot frees; an idle
-      // keep-alive connection, if there is one, gives its slot up for it (parked first: the
-      // slot may free at once).
+      // Like a full gevent pool: the connection waits, unread, until a slot frees; a keep-alive
+      // connection idle long enough (engine/pool EVICT_IDLE), if there is one, gives its slot up
+      // for it now, else at a tick once one is (parked first: the slot may free at once).
       socket.pause();
       this.pool.wait(this, conn);
-      this.pool.evictIdle();
+      this.pool.evictIdle(performance.now() / 1000);
       return;
     }
     this.admit(conn);
@@ -559,6 +559,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     this.now = now;
     const wait = this.timeouts.header;
     if (wait > 0 && this.pool.crowded) for (const c of this.pool.expired(this, now - wait)) this.refuseParked(c, wait);
+    if (this.pool.crowded) this.pool.evictForWaiting(now);
     if (this.proxyStage !== null && this.proxyStage.size > 0) this.proxyStage.tick(now);
     this.served.tick(now);
   }
