@@ -260,7 +260,7 @@ describe("lifecycle", () => {
     waiting.close();
   });
 
-  test("at the spawn limit with every slot idle for under a second, the one waiting is served once the idle longest has been idle a second", async () => {
+  test("at the spawn limit with every slot idle for under a second, the one waiting is served as the idle longest turns a second idle", async () => {
     const r = serve(hello, { spawn: 1 });
     running.push(r);
     const idle = await RawClient.connect(r.port);
@@ -272,7 +272,8 @@ describe("lifecycle", () => {
     expect((await waiting.response({ ms: 4000 })).body).toBe("Hello, World!");
     const waited = performance.now() - answered;
     expect(waited).toBeGreaterThanOrEqual(990);
-    expect(waited).toBeLessThan(2500);
+    // Not at the next once-a-second tick after that, which made it up to 2 s.
+    expect(waited).toBeLessThan(1500);
     await idle.waitClosed();
     waiting.close();
   });

@@ -28,6 +28,9 @@ export class Pool {
   private readonly owners = new Map<Connection, PoolMember>();
   /** Servers sharing this limit: where an idle connection may be closed to make room. */
   private readonly servers = new Set<PoolMember>();
+  /** Set for when the connection idle longest turns EVICT_IDLE while connections wait; null when none is. */
+  private evictTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly evictLaterBound = (): void => this.evictLater();
 
   constructor(size: number = Number.POSITIVE_INFINITY) {
     this.size = Pool.check(size);
@@ -71,7 +74,15 @@ export class Pool {
       const c = server.longestIdle();
       if (c !== null && (oldest === null || c.lastActive < oldest.lastActive)) oldest = c;
     }
-    if (oldest === null || now - oldest.lastActive < EVICT_IDLE) return false;
+    if (oldest === null) return false;
+    const age = now - oldest.lastActive;
+    if (age < EVICT_IDLE) {
+      // Again as it turns EVICT_IDLE, unless a slot frees first; not at the next tick, up to a
+      // second later (a probe with a 1 s timeout waits behind it). Unref'd: a stop never waits for it.
+      this.evictTimer ??= setTimeout(this.evictLaterBound, (EVICT_IDLE - age) * 1000 + 1);
+      this.evictTimer.unref();
+      return false;
+    }
     oldest.closeIfIdle();
     // Still idle: its next request is waiting, unread (Connection.requestWaiting).
     return !oldest.idle;
@@ -79,10 +90,16 @@ export class Pool {
 
   /**
    * Connections are waiting and idle ones may have aged past EVICT_IDLE since they were parked
-   * (the server's tick): close as many of those, idle longest first, as there are waiting.
+   * (the timer evictIdle sets, and the server's tick): close as many of those, idle longest
+   * first, as there are waiting.
    */
   evictForWaiting(now: number): void {
     for (let n = this.waiting.length; n > 0 && this.evictIdle(now); n--);
+  }
+
+  private evictLater(): void {
+    this.evictTimer = null;
+    if (this.crowded) this.evictForWaiting(performance.now() / 1000);
   }
 
   /** Park a connection, unread, until a slot frees. */
