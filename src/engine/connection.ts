@@ -429,9 +429,11 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
    * comes on this turn of the loop. Peeked (recv(2) MSG_PEEK), so they stay to be read. An idle
    * connection closed on them is reset under the request (close(2) with unread bytes sends RST),
    * which a proxy reusing it answers 502. False where the descriptor or the C library is not at
-   * hand, and for a peer's FIN, which no request follows.
+   * hand, for a peer's FIN, which no request follows, and while reading is paused: bytes that
+   * no read callback will deliver must not hold the connection open past its deadline.
    */
   requestWaiting(): boolean {
+    if (this.flow.pausedFor(Pause.OUTPUT | Pause.INPUT | Pause.PIPELINE | Pause.BUDGET)) return false;
     const fd = (this.socket as unknown as { fd?: unknown }).fd;
     const c = libc();
     return c !== null && typeof fd === "number" && fd >= 0 && c.peek(fd) > 0;
