@@ -198,8 +198,8 @@ export const TABLE_ROWS: readonly Row[] = [
       ],
       [
         "keep_alive",
-        15,
-        "Idle keep-alive connection is closed after this. 0: never closed for being idle (not nginx's `keepalive_timeout 0`, which turns keep-alive off).",
+        75,
+        "Idle keep-alive connection is closed after this. 75 (nginx's own default) outlasts the idle time of the proxies in front at their defaults (nginx upstream 60 s, AWS ALB 60 s, HAProxy about 15 s), which must close an idle connection first (see Idle connections between a proxy and bunwsgi). 0: never closed for being idle (not nginx's `keepalive_timeout 0`, which turns keep-alive off).",
       ],
       ["body", 60, "Request body may stall this long between reads, else 408 and close."],
       ["write", 60, "A client that accepts no response bytes this long is cut off."],
