@@ -45,7 +45,7 @@ function connection(state: number) {
     body,
     out,
     flow,
-    exchange: { logError() {}, clientLabel: () => "client" },
+    exchange: { logInfo() {}, clientLabel: () => "client" },
     refuseSlowHead() {},
     failBody(_err: Error, reason: string) {
       done.failed = reason;

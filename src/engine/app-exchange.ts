@@ -209,7 +209,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
         : sent
           ? `the ${this.response.code} response was cut short after ${this.response.bodySent} body bytes; connection closed`
           : "no response sent";
-      this.logError(`${where}: ${err.message}; ${outcome}`);
+      this.logInfo(`${where}: ${err.message}; ${outcome}`);
       if (answer) this.sendError(400);
       return;
     }
@@ -256,6 +256,13 @@ export abstract class AppExchange implements Exchange, AccessRecord {
     const log = this.host.errorLog;
     if (log instanceof NullLog) return;
     log.write(`${msg}\n`, "ERROR");
+  }
+
+  /** Exchange: see the interface. */
+  logInfo(msg: string): void {
+    const log = this.host.errorLog;
+    if (log instanceof NullLog) return;
+    log.write(`${msg}\n`, "INFO");
   }
 
   /** Write a message to the error log at debug level, if it is on. */

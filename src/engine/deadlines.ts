@@ -187,7 +187,7 @@ export class Deadlines {
         const idle = now - Math.max(this.lastRead, c.out.lastSend + 1);
         if (this.upgradedLimit > 0 && idle >= this.upgradedLimit) {
           counters.timedOut(Timeout.UPGRADED);
-          c.exchange.logError(`closing upgraded connection from ${c.exchange.clientLabel()}: idle for ${this.upgradedLimit}s`);
+          c.exchange.logInfo(`closing upgraded connection from ${c.exchange.clientLabel()}: idle for ${this.upgradedLimit}s`);
           c.terminate();
         }
         return;
@@ -263,7 +263,7 @@ export class Deadlines {
       counters.timedOut(Timeout.RESPONSE_RATE);
     }
     if (why === "") return false;
-    c.exchange.logError(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
+    c.exchange.logInfo(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
     c.terminate();
     return true;
   }
@@ -336,7 +336,7 @@ export class Deadlines {
       late === Timeout.BODY
         ? `the rest of the request body stalled for ${t.body}s`
         : `the rest of the request body came slower than ${limits.minBodyRate} bytes/s`;
-    c.exchange.logError(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
+    c.exchange.logInfo(`closing connection from ${c.exchange.clientLabel()}: ${why}`);
     c.endAfterFlush();
   }
 }

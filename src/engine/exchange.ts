@@ -44,6 +44,12 @@ export interface Exchange {
   readonly headersSent: boolean;
   /** Write a line to the error log. */
   logError(msg: string): void;
+  /**
+   * Write a line to the error log at info level: what a client did, not a fault of the server's
+   * or the app's (a client gone mid-body, one too slow for a deadline), which an operator
+   * counting ERROR lines must not count (gevent: a client issue, not a server problem).
+   */
+  logInfo(msg: string): void;
   /** Write a line to the error log at debug level (log.level = "debug"), else nothing. */
   logDebug(msg: string): void;
   /** The peer, for messages: "host:port" or the socket's path. */

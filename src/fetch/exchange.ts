@@ -152,7 +152,7 @@ export class FetchExchange extends AppExchange implements SendHost {
       return request;
     } catch (e) {
       // The parser's grammar is RFC 9112's; the URL parser may still refuse what it allows.
-      this.logError(`${this.requestline} from ${this.clientLabel()}: not a URL (${(e as Error).message}); answered 400`);
+      this.logInfo(`${this.requestline} from ${this.clientLabel()}: not a URL (${(e as Error).message}); answered 400`);
       this.sendError(400);
       this.finishRequest();
       return null;
