@@ -47,6 +47,11 @@ export function kindOf(value: unknown, setting: AppKindSetting, label: string): 
     value !== null &&
     typeof (value as { fetch?: unknown }).fetch === "function";
   if (setting === "wsgi") {
+    if (hasFetch && typeof value !== "function") {
+      throw new ConfigError(
+        `app_kind = "wsgi": ${label} is a fetch app (an object with a fetch method), not a function (environ, startResponse); set app_kind = "fetch" or "auto"`,
+      );
+    }
     if (typeof value !== "function") {
       throw new ConfigError(`app_kind = "wsgi": ${label} is ${shape(value)}, not a function (environ, startResponse)`);
     }

@@ -281,7 +281,15 @@ describe("app_kind", () => {
       'app_kind = "auto" cannot tell what export "default" of /srv/app.ts is',
     );
     expect(() => kindOf({ handler: 1 }, "auto", "export x")).toThrow("export x is an object without a fetch method");
-    expect(() => kindOf(hono, "wsgi", "export y")).toThrow('app_kind = "wsgi": export y is an object without a fetch method');
+  });
+
+  test('app_kind = "wsgi" over a fetch app says it is one, not "an object without a fetch method", and what to set', () => {
+    expect(() => kindOf(hono, "wsgi", "export y")).toThrow(
+      'app_kind = "wsgi": export y is a fetch app (an object with a fetch method), not a function (environ, startResponse); set app_kind = "fetch" or "auto"',
+    );
+    expect(() => kindOf({ handler: 1 }, "wsgi", "export z")).toThrow(
+      'app_kind = "wsgi": export z is an object without a fetch method, not a function (environ, startResponse)',
+    );
   });
 });
 
