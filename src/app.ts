@@ -1,7 +1,7 @@
 /** @module app — an application module: imported into a fresh module graph, its export found, and its kind (a WSGI app or a fetch app) decided and explained. */
 
 import { splitAppSpec } from "./config/resolve.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, thrownText } from "./errors.ts";
 import type { FetchApplication } from "./fetch/types.ts";
 import { defaultLog, type LogSink } from "./observe/log.ts";
 import type { Application } from "./wsgi/types.ts";
@@ -99,7 +99,7 @@ export function describeLoadError(e: unknown): string {
       if (p != null && typeof p.file === "string") {
         return `${p.file}:${p.line}:${p.column}: ${(x as PositionedMessage).message}${p.lineText ? `\n    ${p.lineText}` : ""}`;
       }
-      return x instanceof Error ? (x.stack ?? `${x.name}: ${x.message}`) : String(x);
+      return thrownText(x);
     })
     .join("\n");
 }
@@ -117,7 +117,7 @@ export async function loadApplication(
   const { file, name } = splitAppSpec(spec);
   const graph = new Bun.ModuleGraph({
     onError(error) {
-      errorLog.write(`uncaught error in application module ${file}: ${error instanceof Error ? error.stack : String(error)}\n`);
+      errorLog.write(`uncaught error in application module ${file}: ${thrownText(error)}\n`);
     },
   });
   let mod: Record<string, unknown>;

@@ -92,3 +92,17 @@ export class ClientDisconnected extends ConnectionClosedError {
     this.expected = expected;
   }
 }
+
+/**
+ * What a thrown value says, for the error log: an Error's stack (or name and message), anything
+ * else as a string. An app may throw anything, and a value that cannot be made a string (an
+ * object without a prototype, one whose toString throws) is named as such: the logger's own
+ * TypeError would be logged in its place, with the server's frames and not a word of the app's.
+ */
+export function thrownText(e: unknown): string {
+  try {
+    return e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e);
+  } catch {
+    return `a thrown ${e === null ? "null" : typeof e} that cannot be made a string`;
+  }
+}

@@ -556,6 +556,37 @@ describe("production deploy (issue #20)", () => {
     expect(await p.exit()).toBe(0);
   });
 
+  test("a thrown value that cannot be made a string is logged as one, by the request or module that threw it, not as the logger's own TypeError", async () => {
+    const d = site("hostile-throw", 'app = "hostile.ts"\nbind = "127.0.0.1:0"\n');
+    writeFileSync(
+      join(d, "hostile.ts"),
+      [
+        "export default (env: Record<string, unknown>) => {",
+        '  if (env.PATH_INFO === "/bare") throw Object.create(null);',
+        '  throw { toString() { throw new Error("toString refused"); } };',
+        "};",
+        "",
+      ].join("\n"),
+    );
+    const p = start(d);
+    const port = await p.port();
+    for (const path of ["/bare", "/tostring"]) {
+      expect((await curl("-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${port}${path}`)).out).toBe("500");
+      await p.waitFor(`Error handling GET ${path} HTTP/1.1 from 127.0.0.1:`);
+    }
+    await p.waitFor("\na thrown object that cannot be made a string\n");
+    expect(p.stderr).not.toContain("toString refused");
+    expect(p.stderr).not.toContain("No default value");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+    writeFileSync(join(d, "hostile.ts"), 'throw { toString() { throw new Error("toString refused"); } };\n');
+    const q = start(d, ["check"]);
+    expect(await q.exit()).toBe(2);
+    expect(q.stderr).toContain(
+      `cannot load application module ${join(d, "hostile.ts")}: a thrown object that cannot be made a string`,
+    );
+  });
+
   test('an app served by the binary imports "bunwsgi" and gets the server\'s own classes', async () => {
     const d = site("by-name", 'app = "named.ts"\nbind = "127.0.0.1:0"\n');
     writeFileSync(

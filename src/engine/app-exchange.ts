@@ -1,6 +1,6 @@
 /** @module engine/app-exchange — what every kind of app shares on a connection: the request's access record, refusals before the app, the app deadline, abandon at stop, and the logs. */
 
-import { ClientDisconnected, ConnectionClosedError, HTTPError } from "../errors.ts";
+import { ClientDisconnected, ConnectionClosedError, HTTPError, thrownText } from "../errors.ts";
 import type { AccessFormatter, AccessRecord, ClientAddress } from "../observe/access.ts";
 import { clientLabel } from "../observe/access.ts";
 import { epochOf, timeNow } from "../observe/clock.ts";
@@ -19,8 +19,6 @@ export interface AppHost {
   /** The compiled access-log format; null is gevent's line. */
   readonly accessFormat: AccessFormatter | null;
 }
-
-export const errorText = (e: unknown): string => (e instanceof Error ? (e.stack ?? String(e)) : String(e));
 
 /**
  * One connection's current request as any kind of app sees it through the engine: the fields an
@@ -218,7 +216,7 @@ export abstract class AppExchange implements Exchange, AccessRecord {
       if (!sent) this.sendError(err.status);
       return;
     }
-    this.logError(`Error handling ${where}\n${errorText(err)}`);
+    this.logError(`Error handling ${where}\n${thrownText(err)}`);
     if (!sent) this.sendError(500);
   }
 

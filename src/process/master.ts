@@ -4,7 +4,7 @@ import type { CommandLine } from "../config/args.ts";
 import { listenBinds } from "../config/host.ts";
 import { unixPerms } from "../config/options.ts";
 import type { Config } from "../config/resolve.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, thrownText } from "../errors.ts";
 import { closeLog, defaultLog, type LogLevel, type LogSink, reopenLog } from "../observe/log.ts";
 import { checkPidfile, closeUnless, openLogs, removeOwnPidfile, workerCount, writePidfile } from "./common.ts";
 import { Crew, type CrewHost } from "./crew.ts";
@@ -373,7 +373,7 @@ export async function runMaster(
   } catch (e) {
     // An upgrade's new master leaves the old one's socket files; a fresh start removes its own.
     releaseSockets(sockets, (s) => inherited.has(s.bind));
-    errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+    errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : thrownText(e)}\n`);
     closeLog(logs[0]);
     closeLog(errorLog);
     return EXIT_UNSTARTABLE;

@@ -10,7 +10,7 @@ import { SETTINGS } from "../config/settings.ts";
 import { counters } from "../engine/counters.ts";
 import { clearStaleUnixSocket, parseListener } from "../engine/listeners.ts";
 import { Pool } from "../engine/pool.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, thrownText } from "../errors.ts";
 import { FetchServer } from "../fetch/server.ts";
 import { closeLog, type LogSink, NullLog, reopenLog } from "../observe/log.ts";
 import { ProcessStats, type Samples } from "../observe/metrics.ts";
@@ -337,7 +337,7 @@ class Service {
       for (const w of kept) errorLog.write(`bunwsgi: SIGHUP: ${w}\n`, "WARNING");
     } catch (e) {
       log.write(
-        `bunwsgi: SIGHUP: reload failed, still serving the previous configuration: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`,
+        `bunwsgi: SIGHUP: reload failed, still serving the previous configuration: ${e instanceof ConfigError ? e.message : thrownText(e)}\n`,
       );
     } finally {
       this.reloading = false;
@@ -426,7 +426,7 @@ export async function serve(
   } catch (e) {
     metrics?.page?.stop();
     for (const s of servers) s.close();
-    errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : (e as Error).stack}\n`);
+    errorLog.write(`bunwsgi: cannot start: ${e instanceof ConfigError ? e.message : thrownText(e)}\n`);
     closeLog(errorLog);
     return EXIT_UNSTARTABLE;
   }

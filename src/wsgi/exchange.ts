@@ -1,7 +1,8 @@
 /** @module wsgi/exchange — the engine side of a WSGI handler: one connection's per-request state (gevent's fields), the Exchange the connection calls, and the plumbing its hooks share. */
 
-import { AppExchange, errorText } from "../engine/app-exchange.ts";
+import { AppExchange } from "../engine/app-exchange.ts";
 import type { ServerSocket } from "../engine/connection.ts";
+import { thrownText } from "../errors.ts";
 import { RequestDecoder } from "../http/request.ts";
 import { EnvironBuilder } from "./environ.ts";
 import { ResultSender, type ResultSink } from "./result.ts";
@@ -133,7 +134,7 @@ export abstract class WSGIExchange extends AppExchange implements ResultSink {
     try {
       this.results.abandon();
     } catch (e) {
-      this.logError(`Error closing the result of ${this.requestline ?? "request"}\n${errorText(e)}`);
+      this.logError(`Error closing the result of ${this.requestline ?? "request"}\n${thrownText(e)}`);
     }
   }
 
