@@ -265,6 +265,27 @@ describe("logs", () => {
     p.kill();
     expect(await p.exit()).toBe(0);
   });
+
+  test("SIGUSR1 reopens every log file it can: one whose folder is gone is named, and the error log after it still moves to its new file", async () => {
+    const d = site(
+      "rotate-partly",
+      'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = ["gone/access.log", "access.log"]\nerror = "error.log"\n',
+    );
+    mkdirSync(join(d, "gone"));
+    const p = start(d);
+    await waitForFile(join(d, "error.log"), "listening on");
+    renameSync(join(d, "error.log"), join(d, "error.log.1"));
+    renameSync(join(d, "access.log"), join(d, "access.log.1"));
+    rmSync(join(d, "gone"), { recursive: true });
+    p.kill("SIGUSR1");
+    const fresh = await waitForFile(join(d, "error.log"), "SIGUSR1");
+    expect(fresh).toContain(`[ERROR] bunwsgi: SIGUSR1: cannot reopen ${join(d, "gone/access.log")}: ENOENT`);
+    expect(fresh).not.toContain("log files reopened");
+    expect(existsSync(join(d, "access.log"))).toBe(true);
+    expect(readFileSync(join(d, "error.log.1"), "utf8")).not.toContain("SIGUSR1");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
 });
 
 describe("signals", () => {

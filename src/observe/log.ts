@@ -289,11 +289,23 @@ export class TeeLog implements LogSink {
   }
 }
 
-/** Re-open every file behind a sink (StreamLog, or TeeLog of them); for SIGUSR1. */
-export function reopenLog(sink: LogSink): void {
-  if (sink instanceof TeeLog) for (const s of sink.sinks) reopenLog(s);
-  else if (sink instanceof LevelLog) reopenLog(sink.target);
-  else if (sink instanceof StreamLog) sink.reopen();
+/**
+ * Re-open every file behind a sink (StreamLog, or TeeLog of them); for SIGUSR1. A file that
+ * cannot be opened again keeps its old descriptor and does not stop the others: each is
+ * added to `failures` as "path: why", which is returned.
+ */
+export function reopenLog(sink: LogSink, failures: string[] = []): string[] {
+  if (sink instanceof TeeLog) for (const s of sink.sinks) reopenLog(s, failures);
+  else if (sink instanceof LevelLog) reopenLog(sink.target, failures);
+  else if (sink instanceof StreamLog) {
+    try {
+      sink.reopen();
+    } catch (e) {
+      // Node's message ends with ", open '<path>'": the path leads the line already.
+      failures.push(`${sink.path}: ${(e as Error).message.replace(/, open '.*'$/, "")}`);
+    }
+  }
+  return failures;
 }
 
 /** Close every file behind a sink, after flushing it. */

@@ -269,14 +269,14 @@ class Master implements CrewHost, RollHost {
 
   /** SIGUSR1: reopen the master's log files, and tell every worker to reopen theirs. */
   private reopenLogs(): void {
-    try {
-      reopenLog(this.accessLog);
-      reopenLog(this.errorLog);
-    } catch (e) {
-      this.log(`SIGUSR1: cannot reopen log files: ${(e as Error).message}`, "ERROR");
-    }
+    const failures = reopenLog(this.errorLog, reopenLog(this.accessLog));
+    for (const f of failures) this.log(`SIGUSR1: cannot reopen ${f}`, "ERROR");
     for (const w of this.crew) if (!w.asked) w.proc.kill("SIGUSR1");
-    this.log("SIGUSR1: log files reopened (master and workers)");
+    this.log(
+      failures.length === 0
+        ? "SIGUSR1: log files reopened (master and workers)"
+        : "SIGUSR1: the master's other log files reopened; the workers reopen theirs",
+    );
   }
 
   /** Graceful stop of every worker; a second signal stops them at once. */

@@ -276,13 +276,9 @@ class Service {
 
   reopenLogs(): void {
     const first = this.servers[0] as AppServer;
-    try {
-      reopenLog(first.log);
-      reopenLog(first.errorLog);
-      first.errorLog.write("bunwsgi: SIGUSR1: log files reopened\n", "INFO");
-    } catch (e) {
-      first.errorLog.write(`bunwsgi: SIGUSR1: cannot reopen log files: ${(e as Error).message}\n`);
-    }
+    const failures = reopenLog(first.errorLog, reopenLog(first.log));
+    for (const f of failures) first.errorLog.write(`bunwsgi: SIGUSR1: cannot reopen ${f}\n`, "ERROR");
+    if (failures.length === 0) first.errorLog.write("bunwsgi: SIGUSR1: log files reopened\n", "INFO");
   }
 
   /**
