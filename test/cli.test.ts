@@ -8,6 +8,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -262,6 +263,27 @@ describe("logs", () => {
     const fresh = await waitForFile(join(d, "access.log"), "/after");
     expect(fresh).not.toContain("/before");
     expect(readFileSync(join(d, "access.log.1"), "utf8")).not.toContain("/after");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
+  test("an access log that cannot be written (a full disk) is said once on stderr, not dropped in silence; once written again, how many lines were lost", async () => {
+    const d = site("full-disk", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "access.log"\n');
+    symlinkSync("/dev/full", join(d, "access.log"));
+    const p = start(d);
+    const port = await p.port();
+    for (const path of ["/one", "/two", "/three"]) {
+      await curl(`http://127.0.0.1:${port}${path}`);
+      await Bun.sleep(50);
+    }
+    await p.waitFor(`[ERROR] bunwsgi: cannot write log file ${join(d, "access.log")}: ENOSPC`);
+    expect(p.stderr.split("cannot write log file").length - 1).toBe(1);
+    rmSync(join(d, "access.log"));
+    p.kill("SIGUSR1");
+    await p.waitFor("log files reopened");
+    await curl(`http://127.0.0.1:${port}/after`);
+    await waitForFile(join(d, "access.log"), "/after");
+    await p.waitFor(`[WARNING] bunwsgi: log file ${join(d, "access.log")} written again; 3 lines were dropped`);
     p.kill();
     expect(await p.exit()).toBe(0);
   });

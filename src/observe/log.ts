@@ -172,8 +172,13 @@ export class StreamLog implements LogSink {
    * running, its listeners closed, deaf to further signals.
    */
   broken: string | null = null;
-  /** Lines a file sink could not write (ENOSPC, EIO, …) and dropped; the next batch tries again. */
+  /**
+   * Lines a file sink could not write (ENOSPC, EIO, …) and dropped since its last write that
+   * succeeded; the next batch tries again. The first failure is said on stderr (the error log
+   * may be this very file), and so is the count once a write succeeds again.
+   */
   dropped = 0;
+  private failing = false;
   /** A file's text not yet written: whole lines, then perhaps the start of one. */
   private pending = "";
   private scheduled = false;
@@ -243,8 +248,21 @@ export class StreamLog implements LogSink {
   private writeFile(text: string): void {
     try {
       writeSync(this.fd, text);
-    } catch {
+    } catch (e) {
+      if (!this.failing) {
+        this.failing = true;
+        stderrErrors().write(
+          `bunwsgi: cannot write log file ${this.path}: ${(e as Error).message}; its lines are dropped until a write succeeds\n`,
+          "ERROR",
+        );
+      }
       for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) this.dropped++;
+      return;
+    }
+    if (this.failing) {
+      stderrErrors().write(`bunwsgi: log file ${this.path} written again; ${this.dropped} lines were dropped\n`, "WARNING");
+      this.failing = false;
+      this.dropped = 0;
     }
   }
 
@@ -354,6 +372,12 @@ export function defaultLog(): StreamLog {
 
 let stderrErrorLog: LevelLog | undefined;
 
+/** stderr stamped as the error log is: the default error log, and where a file sink says it cannot write. */
+function stderrErrors(): LevelLog {
+  stderrErrorLog ??= new LevelLog(defaultLog());
+  return stderrErrorLog;
+}
+
 /**
  * Resolve a log option the way gevent does; `level` applies when a logger object is wrapped.
  * The default error log (level 40 and up) is stderr with timestamps and levels; a sink or logger
@@ -361,9 +385,7 @@ let stderrErrorLog: LevelLog | undefined;
  */
 export function resolveLog(option: LogOption | undefined, level: number): LogSink {
   if (option === undefined || option === "default") {
-    if (level < 40) return defaultLog();
-    stderrErrorLog ??= new LevelLog(defaultLog());
-    return stderrErrorLog;
+    return level < 40 ? defaultLog() : stderrErrors();
   }
   if (option === null) return new NullLog();
   // Logger first: Bun's console also has write(), but a console is meant as a logger.
