@@ -630,6 +630,37 @@ describe("production deploy (issue #20)", () => {
     );
   });
 
+  test("an app's error thrown outside any request (a timer, a promise nobody awaits) goes to the error log, stamped, and the server serves on", async () => {
+    const d = site("late-throw", 'app = "late.ts"\nbind = "127.0.0.1:0"\n[log]\nerror = "error.log"\n');
+    writeFileSync(
+      join(d, "late.ts"),
+      [
+        "export default (env: Record<string, unknown>, sr: (s: string, h: [string, string][]) => void) => {",
+        '  if (env.PATH_INFO === "/timer") setTimeout(() => { throw new Error("late boom"); }, 5);',
+        '  if (env.PATH_INFO === "/promise") void Promise.reject(new Error("rejected boom"));',
+        '  sr("200 OK", []);',
+        '  return ["ok"];',
+        "};",
+        "",
+      ].join("\n"),
+    );
+    const p = start(d);
+    await waitForFile(join(d, "error.log"), "listening on");
+    const port = Number((readFileSync(join(d, "error.log"), "utf8").match(/127\.0\.0\.1:(\d+)/) as RegExpMatchArray)[1]);
+    for (const path of ["/timer", "/promise"]) expect((await curl(`http://127.0.0.1:${port}${path}`)).out).toBe("ok");
+    const log = await waitForFile(join(d, "error.log"), "rejected boom");
+    expect(log).toMatch(
+      new RegExp(`${stamp} \\[ERROR\\] bunwsgi: uncaught exception outside any request: Error: late boom\n {4}at `),
+    );
+    expect(log).toMatch(
+      new RegExp(`${stamp} \\[ERROR\\] bunwsgi: unhandled rejection outside any request: Error: rejected boom\n {4}at `),
+    );
+    expect(p.stderr).not.toContain("boom");
+    expect((await curl(`http://127.0.0.1:${port}/`)).out).toBe("ok");
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
   test('an app served by the binary imports "bunwsgi" and gets the server\'s own classes', async () => {
     const d = site("by-name", 'app = "named.ts"\nbind = "127.0.0.1:0"\n');
     writeFileSync(

@@ -142,6 +142,14 @@ class Service {
     const own = (s: AppServer): boolean => this.role === null && this.binds.get(s)?.own === true;
     process.on("SIGTERM", () => void this.stop("SIGTERM", true, true, own));
     process.on("SIGUSR1", () => this.reopenLogs());
+    // What the app throws outside any request (a timer's callback, a promise nobody awaits) is
+    // no request's to answer: Bun printed it raw on stderr, past a file error log and its stamp.
+    for (const [event, what] of [
+      ["uncaughtException", "uncaught exception"],
+      ["unhandledRejection", "unhandled rejection"],
+    ] as const) {
+      process.on(event, (e: unknown) => this.errorLog.write(`bunwsgi: ${what} outside any request: ${thrownText(e)}\n`, "ERROR"));
+    }
     if (this.role === null) {
       process.on("SIGINT", () => void this.stop("SIGINT", true, false, own));
       process.on("SIGHUP", () => void this.reload());
