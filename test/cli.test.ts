@@ -288,6 +288,16 @@ describe("logs", () => {
     expect(await p.exit()).toBe(0);
   });
 
+  test("an access log that is a named pipe nobody reads fails the start at once, saying so, instead of hanging in open(2) before a word is logged", async () => {
+    const d = site("fifo-log", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "access.fifo"\n');
+    expect(Bun.spawnSync(["mkfifo", join(d, "access.fifo")]).exitCode).toBe(0);
+    const p = start(d);
+    expect(await Promise.race([p.exit(), Bun.sleep(4000).then(() => "hung")])).toBe(2);
+    expect(p.stderr).toContain(
+      `bunwsgi: cannot open log files: ${join(d, "access.fifo")} is a named pipe (FIFO) that no process reads: start its reader first`,
+    );
+  });
+
   test("SIGUSR1 reopens every log file it can: one whose folder is gone is named, and the error log after it still moves to its new file", async () => {
     const d = site(
       "rotate-partly",

@@ -1,6 +1,6 @@
 /** @module observe/log — log sinks: stream and file writers, the leveled error log, LoggingLogAdapter, and how log options resolve. */
 
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, statSync, writeSync } from "node:fs";
 import type { FileSink } from "bun";
 import { clock } from "./clock.ts";
 
@@ -149,6 +149,25 @@ export class NullLog implements LogSink {
   flush(): void {}
 }
 
+/**
+ * Open a log file for appending. open(2) of a named pipe for writing waits until a process reads
+ * it: a log shipper not started yet held the start (or a SIGUSR1) there, with nothing said. A
+ * pipe is tried without waiting first, and one that nobody reads is an error that says so.
+ */
+function openLogFile(path: string): number {
+  if (statSync(path, { throwIfNoEntry: false })?.isFIFO() === true) {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENXIO") {
+        throw new Error(`${path} is a named pipe (FIFO) that no process reads: start its reader first`);
+      }
+      throw e;
+    }
+  }
+  return openSync(path, "a", 0o640);
+}
+
 /** A file sink's buffer is written once it holds this much (else after the current task). */
 const FILE_BATCH = 64 * 1024;
 
@@ -192,7 +211,7 @@ export class StreamLog implements LogSink {
     this.path = typeof target === "string" ? null : target.path;
     if (target === "stderr") this.sink = Bun.stderr.writer();
     else if (target === "stdout") this.sink = Bun.stdout.writer();
-    else this.fd = openSync(target.path, "a", 0o640);
+    else this.fd = openLogFile(target.path);
   }
 
   write(s: string): void {
@@ -276,7 +295,7 @@ export class StreamLog implements LogSink {
     this.flush();
     if (this.path === null) return;
     const oldFd = this.fd;
-    this.fd = openSync(this.path, "a", 0o640);
+    this.fd = openLogFile(this.path);
     closeSync(oldFd);
   }
 
