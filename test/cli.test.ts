@@ -250,6 +250,27 @@ describe("logs", () => {
     );
   });
 
+  test("the json access log reads a UTF-8 User-Agent and Referer as text, not each byte as a Latin-1 character; bytes that are not UTF-8 as \\xHH", async () => {
+    const d = site("json-utf8", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "access.log"\nformat = "json"\n');
+    const p = start(d);
+    const port = await p.port();
+    const c = await RawClient.connect(port);
+    c.send(
+      Buffer.concat([
+        Buffer.from(
+          "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nUser-Agent: Navigateur é ✓\r\nReferer: https://example.com/caf",
+        ),
+        Buffer.from([0xff, 0xc3]),
+        Buffer.from("\r\n\r\n"),
+      ]),
+    );
+    await c.waitClosed();
+    const o = JSON.parse((await waitForFile(join(d, "access.log"), "\n")).trimEnd());
+    expect([o.user_agent, o.referer]).toEqual(["Navigateur é ✓", "https://example.com/caf\\xff\\xc3"]);
+    p.kill();
+    expect(await p.exit()).toBe(0);
+  });
+
   test("after the access log is renamed, SIGUSR1 makes a new file and old lines stay in the renamed one", async () => {
     const d = site("rotate", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "access.log"\n');
     const p = start(d);

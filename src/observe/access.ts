@@ -125,6 +125,25 @@ const combined: AccessFormatter = (r) =>
     r.bodyLength > 0 ? r.bodyLength : "-"
   } "${escapeLogField(dash(requestHeader(r, "referer")))}" "${escapeLogField(dash(requestHeader(r, "user-agent")))}"`;
 
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A header's value, its bytes held one per Latin-1 character, as the text a JSON reader should
+ * see: UTF-8 read as UTF-8 (JSON.stringify wrote each byte of "é" as a character of its own,
+ * "Ã©"); a value that is not UTF-8 keeps its bytes above 0x7f as \xHH, as the other formats do.
+ */
+function headerText(v: string | null): string | null {
+  if (v === null || !/[\u0080-\u00ff]/.test(v)) return v;
+  const bytes = Buffer.from(v, "latin1");
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    let out = "";
+    for (const b of bytes) out += b > 0x7f ? `\\x${HEX[b >> 4]}${HEX[b & 15]}` : String.fromCharCode(b);
+    return out;
+  }
+}
+
 /** One JSON object per line; JSON.stringify escapes quotes, controls and lone surrogates. */
 const json: AccessFormatter = (r) =>
   JSON.stringify({
@@ -139,8 +158,8 @@ const json: AccessFormatter = (r) =>
     length: r.responseLength,
     body_length: r.bodyLength,
     duration: Math.round(duration(r) * 1e6) / 1e6,
-    referer: requestHeader(r, "referer"),
-    user_agent: requestHeader(r, "user-agent"),
+    referer: headerText(requestHeader(r, "referer")),
+    user_agent: headerText(requestHeader(r, "user-agent")),
     reason: r.reason,
     // Which process served it: with workers, several write the same log.
     pid: process.pid,
