@@ -165,6 +165,13 @@ describe("resolving a config", () => {
     expect(errors.join("\n")).toContain("--bind: bind: invalid listener");
   });
 
+  test("an integer's range is written with both ends grouped alike (was 1048576 to 9,007,199,254,740,991)", () => {
+    const { errors } = resolveWith('app = "app.ts"\n', ["--limits-buffered-bytes", "3"]);
+    expect(errors).toContain(
+      '--limits-buffered-bytes: limits.buffered_bytes: expected an integer from 1,048,576 to 9,007,199,254,740,991, got the string "3"',
+    );
+  });
+
   test("a missing app, missing cert files and TLS settings that need each other are reported together", () => {
     const { errors } = resolveWith('app = "gone.ts"\n[tls]\ncert = "c.pem"\nclient_auth = "require"\n');
     const all = errors.join("\n");

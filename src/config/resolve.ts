@@ -202,7 +202,7 @@ class Resolver {
         if (fromFlag) n = (value as string).trim() === "" ? Number.NaN : Number(value);
         const what =
           s.kind === "int"
-            ? `an integer from ${s.min} to ${(s.max as number).toLocaleString("en-US")}`
+            ? `an integer from ${(s.min as number).toLocaleString("en-US")} to ${(s.max as number).toLocaleString("en-US")}`
             : `a number of seconds from ${s.min} to ${s.max}`;
         if (typeof n !== "number" || !Number.isFinite(n) || (s.kind === "int" && !Number.isInteger(n))) return bad(what);
         if (n < (s.min as number) || n > (s.max as number)) return bad(what);
