@@ -315,7 +315,7 @@ describe("logs", () => {
     const p = start(d);
     expect(await Promise.race([p.exit(), Bun.sleep(4000).then(() => "hung")])).toBe(2);
     expect(p.stderr).toContain(
-      `bunwsgi: cannot open log files: ${join(d, "access.fifo")} is a named pipe (FIFO) that no process reads: start its reader first`,
+      `[ERROR] bunwsgi: cannot start: cannot open log files: ${join(d, "access.fifo")} is a named pipe (FIFO) that no process reads: start its reader first`,
     );
   });
 

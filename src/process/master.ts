@@ -5,7 +5,7 @@ import { listenBinds } from "../config/host.ts";
 import { unixPerms } from "../config/options.ts";
 import type { Config } from "../config/resolve.ts";
 import { ConfigError, thrownText } from "../errors.ts";
-import { closeLog, defaultLog, type LogLevel, type LogSink, reopenLog } from "../observe/log.ts";
+import { closeLog, defaultLog, LEVEL_NUMBERS, type LogLevel, type LogSink, reopenLog, resolveLog } from "../observe/log.ts";
 import { checkPidfile, closeUnless, openLogs, removeOwnPidfile, workerCount, writePidfile } from "./common.ts";
 import { Crew, type CrewHost } from "./crew.ts";
 import { type HeldSocket, holdSockets, releaseSockets, resizeSockets } from "./descriptors.ts";
@@ -336,7 +336,8 @@ export async function runMaster(
   try {
     logs = openLogs(config);
   } catch (e) {
-    process.stderr.write(`bunwsgi: ${(e as Error).message}\n`);
+    // No error log to say it in: stderr, stamped and worded as every other failed start.
+    resolveLog("default", LEVEL_NUMBERS.ERROR).write(`bunwsgi: cannot start: ${(e as Error).message}\n`, "ERROR");
     return EXIT_UNSTARTABLE;
   }
   const errorLog = logs[1];

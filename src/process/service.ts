@@ -12,7 +12,7 @@ import { clearStaleUnixSocket, parseListener } from "../engine/listeners.ts";
 import { Pool } from "../engine/pool.ts";
 import { ConfigError, thrownText } from "../errors.ts";
 import { FetchServer } from "../fetch/server.ts";
-import { closeLog, type LogSink, NullLog, reopenLog } from "../observe/log.ts";
+import { closeLog, LEVEL_NUMBERS, type LogSink, NullLog, reopenLog, resolveLog } from "../observe/log.ts";
 import { ProcessStats, type Samples } from "../observe/metrics.ts";
 import { VERSION, WSGIServer, type WSGIServerOptions } from "../wsgi/server.ts";
 import { openLogs, restartWarnings, writePidfile } from "./common.ts";
@@ -368,7 +368,8 @@ export async function serve(
   try {
     [accessLog, errorLog] = openLogs(config);
   } catch (e) {
-    process.stderr.write(`bunwsgi: ${(e as Error).message}\n`);
+    // No error log to say it in: stderr, stamped and worded as every other failed start.
+    resolveLog("default", LEVEL_NUMBERS.ERROR).write(`bunwsgi: cannot start: ${(e as Error).message}\n`, "ERROR");
     return EXIT_UNSTARTABLE;
   }
   const servers: AppServer[] = [];
