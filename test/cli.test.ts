@@ -319,6 +319,29 @@ describe("logs", () => {
     );
   });
 
+  test("stderr that could not be written for a while (a file at its size limit: EFBIG, as ENOSPC) is written again once it can be, not silenced until a restart", async () => {
+    const d = site("stderr-full", 'app = "app.ts"\nbind = "127.0.0.1:0"\n');
+    const err = join(d, "stderr.log");
+    // ulimit -f: writes past 4 KiB fail (EFBIG; Bun ignores SIGXFSZ) until the file is truncated.
+    const p = Bun.spawn(["bash", "-c", `ulimit -f 4; exec "${binary}" 2>>"${err}"`], { cwd: d, stdin: "ignore" });
+    try {
+      const port = Number(((await waitForFile(err, "listening on")).match(/127\.0\.0\.1:(\d+)/) as RegExpMatchArray)[1]);
+      for (let i = 0; i < 200 && statSync(err).size < 4096; i++) await curl(`http://127.0.0.1:${port}/filling`);
+      expect(statSync(err).size).toBe(4096);
+      for (let i = 0; i < 5; i++) await curl(`http://127.0.0.1:${port}/lost`);
+      writeFileSync(err, "");
+      await curl(`http://127.0.0.1:${port}/after`);
+      await waitForFile(err, "/after");
+      p.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      const after = readFileSync(err, "utf8");
+      expect(after).toMatch(/\[WARNING\] bunwsgi: stderr \(a file\) written again; ([5-9]|\d\d+) lines were dropped\n/);
+      expect(after).toContain("[INFO] bunwsgi: stopped");
+    } finally {
+      p.kill("SIGKILL");
+    }
+  }, 20_000);
+
   test("SIGUSR1 reopens every log file it can: one whose folder is gone is named, and the error log after it still moves to its new file", async () => {
     const d = site(
       "rotate-partly",

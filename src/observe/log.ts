@@ -1,6 +1,6 @@
 /** @module observe/log — log sinks: stream and file writers, the leveled error log, LoggingLogAdapter, and how log options resolve. */
 
-import { closeSync, constants, openSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, statSync, writeSync } from "node:fs";
 import type { FileSink } from "bun";
 import { clock } from "./clock.ts";
 
@@ -206,12 +206,17 @@ export class StreamLog implements LogSink {
     this.flushLines();
   };
 
-  /** Opens a file target at once: a path that cannot be opened throws here, not on the first line. */
+  /**
+   * Opens a file target at once: a path that cannot be opened throws here, not on the first line.
+   * stderr or stdout redirected to a regular file (`2>>site.log`) is written as a file is, on its
+   * own descriptor: Bun's writer, failing once (a full disk, the file's size limit), dropped every
+   * line after it without a word, also once the disk had room again.
+   */
   constructor(target: "stderr" | "stdout" | { path: string }) {
     this.path = typeof target === "string" ? null : target.path;
-    if (target === "stderr") this.sink = Bun.stderr.writer();
-    else if (target === "stdout") this.sink = Bun.stdout.writer();
-    else this.fd = openLogFile(target.path);
+    if (typeof target !== "string") this.fd = openLogFile(target.path);
+    else if (fstatSync(target === "stderr" ? 2 : 1).isFile()) this.fd = target === "stderr" ? 2 : 1;
+    else this.sink = target === "stderr" ? Bun.stderr.writer() : Bun.stdout.writer();
   }
 
   write(s: string): void {
@@ -268,18 +273,20 @@ export class StreamLog implements LogSink {
     try {
       writeSync(this.fd, text);
     } catch (e) {
-      if (!this.failing) {
-        this.failing = true;
+      // stderr itself cannot be told that it cannot be written.
+      if (!this.failing && this.path !== null) {
         stderrErrors().write(
           `bunwsgi: cannot write log file ${this.path}: ${(e as Error).message}; its lines are dropped until a write succeeds\n`,
           "ERROR",
         );
       }
+      this.failing = true;
       for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) this.dropped++;
       return;
     }
     if (this.failing) {
-      stderrErrors().write(`bunwsgi: log file ${this.path} written again; ${this.dropped} lines were dropped\n`, "WARNING");
+      const what = this.path === null ? `${this.fd === 2 ? "stderr" : "stdout"} (a file)` : `log file ${this.path}`;
+      stderrErrors().write(`bunwsgi: ${what} written again; ${this.dropped} lines were dropped\n`, "WARNING");
       this.failing = false;
       this.dropped = 0;
     }
@@ -302,7 +309,7 @@ export class StreamLog implements LogSink {
   /** Flush and close a file sink (stdout/stderr stay open). */
   close(): void {
     this.flush();
-    if (this.fd >= 0) {
+    if (this.fd >= 0 && this.path !== null) {
       closeSync(this.fd);
       this.fd = -1;
     }
