@@ -342,6 +342,15 @@ describe("logs", () => {
     }
   }, 20_000);
 
+  test("stderr redirected to a file still gets a failed start's last line before the exit", async () => {
+    const d = site("stderr-file-exit", 'app = "app.ts"\nbind = "127.0.0.1:0"\n[log]\naccess = "access.fifo"\n');
+    expect(Bun.spawnSync(["mkfifo", join(d, "access.fifo")]).exitCode).toBe(0);
+    const err = join(d, "stderr.log");
+    const p = Bun.spawn(["bash", "-c", `exec "${binary}" 2>>"${err}"`], { cwd: d, stdin: "ignore" });
+    expect(await Promise.race([p.exited, Bun.sleep(4000).then(() => "hung")])).toBe(2);
+    expect(readFileSync(err, "utf8")).toContain("[ERROR] bunwsgi: cannot start: cannot open log files:");
+  });
+
   test("SIGUSR1 reopens every log file it can: one whose folder is gone is named, and the error log after it still moves to its new file", async () => {
     const d = site(
       "rotate-partly",

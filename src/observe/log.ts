@@ -210,13 +210,16 @@ export class StreamLog implements LogSink {
    * Opens a file target at once: a path that cannot be opened throws here, not on the first line.
    * stderr or stdout redirected to a regular file (`2>>site.log`) is written as a file is, on its
    * own descriptor: Bun's writer, failing once (a full disk, the file's size limit), dropped every
-   * line after it without a word, also once the disk had room again.
+   * line after it without a word, also once the disk had room again. What it holds is written as
+   * the process exits, as Bun's writer did: a failed start's last line comes just before its exit.
    */
   constructor(target: "stderr" | "stdout" | { path: string }) {
     this.path = typeof target === "string" ? null : target.path;
     if (typeof target !== "string") this.fd = openLogFile(target.path);
-    else if (fstatSync(target === "stderr" ? 2 : 1).isFile()) this.fd = target === "stderr" ? 2 : 1;
-    else this.sink = target === "stderr" ? Bun.stderr.writer() : Bun.stdout.writer();
+    else if (fstatSync(target === "stderr" ? 2 : 1).isFile()) {
+      this.fd = target === "stderr" ? 2 : 1;
+      process.once("exit", () => this.flush());
+    } else this.sink = target === "stderr" ? Bun.stderr.writer() : Bun.stdout.writer();
   }
 
   write(s: string): void {
