@@ -216,3 +216,60 @@ describe("a long-lived stream", () => {
     server.close();
   }, 10000);
 });
+
+describe("a client that gives up on a slow fetch app", () => {
+  // curl's --max-time, a Bun fetch aborted by its AbortController and a closed tab close with a
+  // FIN, not a reset: Bun.serve aborts request.signal on it, and an app that waits on the signal
+  // stops then instead of running its whole course for nobody.
+  const waiting = (events: string[]) => async (request: Request) => {
+    const signal = request.signal;
+    const t0 = Date.now();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 3000);
+      const stop = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      signal.addEventListener("abort", stop, { once: true });
+    });
+    events.push(`aborted ${signal.aborted} after ${Date.now() - t0 < 2000 ? "less" : "more"} than 2 s`);
+    return new Response("late");
+  };
+
+  test("request.signal aborts when curl's --max-time closes the connection", async () => {
+    const events: string[] = [];
+    const running = serveFetch(waiting(events));
+    const curl = Bun.spawn(["curl", "-s", "--max-time", "0.3", `http://127.0.0.1:${running.port}/slow`]);
+    await curl.exited;
+    await waitFor(() => events.length > 0, 4000);
+    expect(events).toEqual(["aborted true after less than 2 s"]);
+    running.server.close();
+  });
+
+  test("request.signal aborts when a Bun fetch is aborted by its AbortController", async () => {
+    const events: string[] = [];
+    const running = serveFetch(waiting(events));
+    const failure = await fetch(`http://127.0.0.1:${running.port}/slow`, { signal: AbortSignal.timeout(300) }).catch(
+      (e: Error) => e.name,
+    );
+    expect(failure).toBe("TimeoutError");
+    await waitFor(() => events.length > 0, 4000);
+    expect(events).toEqual(["aborted true after less than 2 s"]);
+    running.server.close();
+  });
+
+  test("a client that only half-closed still gets the response an app sends after the abort", async () => {
+    const running = serveFetch(async (request) => {
+      await new Promise((resolve) => request.signal.addEventListener("abort", resolve, { once: true }));
+      return new Response("sent anyway");
+    });
+    const c = await RawClient.connect(running.port);
+    c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Bun.sleep(50);
+    c.endWrite();
+    const r = await c.response();
+    expect(r.status).toBe(200);
+    expect(r.body).toBe("sent anyway");
+    running.server.close();
+  });
+});

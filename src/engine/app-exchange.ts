@@ -73,6 +73,13 @@ export abstract class AppExchange implements Exchange, AccessRecord {
   abstract logRequest(): void;
   /** The connection closed while this request's response was in progress: end what the app is producing. */
   abstract lost(): void;
+
+  /**
+   * The client sent FIN while this request's response was in progress. A WSGI app is not told,
+   * as gevent cannot tell it: its body's reads fail if the body was cut, and its response goes
+   * out to a client that only half-closed.
+   */
+  halfClosed(): void {}
   /** Begin a request whose head the parser found at buf[start…]. */
   abstract begin(buf: Buffer, start: number): void | Promise<void>;
 

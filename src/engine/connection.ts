@@ -151,6 +151,7 @@ export class Connection implements OutputOwner, BodyHost, IntakeHost, DeadlineTa
     }
     // No raw bytes can follow a FIN; an upgraded app may still write (the peer only half-closed).
     this.body.rawInput?.finish();
+    if (this.responding && !this.upgraded) this.exchange.halfClosed();
     this.inputEnded();
   }
 

@@ -26,6 +26,11 @@ export interface Exchange {
   /** The connection closed while a response was in progress: end its result now. */
   lost(): void;
   /**
+   * The client sent FIN while a response was in progress: it sends nothing more, and may have
+   * closed altogether (a FIN says the same for both); the response still goes out.
+   */
+  halfClosed(): void;
+  /**
    * A hook threw past its own error handling (a bug in bunwsgi or in an overridden hook): the
    * request is answered as any app error is (500 before the head, else cut) and ends, logged and
    * counted, instead of leaving the client an empty reply and the in-flight gauge one too high.

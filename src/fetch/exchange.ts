@@ -210,6 +210,17 @@ export class FetchExchange extends AppExchange implements SendHost {
     this.sender.abandon();
   }
 
+  /**
+   * The client sent FIN before the response was done: abort the signal, as Bun.serve does, since
+   * a client that gives up (curl's --max-time, an aborted fetch, a closed tab) closes with a FIN,
+   * not a reset, and an app waiting on the signal should stop for it. The response is still
+   * sent, and its body not cancelled: a client that only half-closed reads it (RFC 9112 §9.6).
+   */
+  override halfClosed(): void {
+    const request = this.request;
+    if (request !== null) IncomingRequest.clientGone(request);
+  }
+
   protected override requestLogged(): void {
     if (this.request !== null) {
       this.request = null;
