@@ -273,3 +273,35 @@ describe("a client that gives up on a slow fetch app", () => {
     running.server.close();
   });
 });
+
+describe("a keep-alive client's next request after an upload the app did not read", () => {
+  // Node's http.Agent (keepAlive) sends a whole 300 KB POST before the app answers, then its next
+  // request on the same connection. The body had all arrived, above the unread-input mark, so
+  // reading was paused for the app; the app answered without reading it, and reading stayed
+  // paused: the next request sat unread until timeouts.keep_alive (75 s) closed the connection.
+  test("is answered at once, for a WSGI app and a fetch app", async () => {
+    const upload = `POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 300000\r\n\r\n${"x".repeat(300000)}`;
+    const wsgi = serve(async (_env, sr) => {
+      await Bun.sleep(100);
+      sr("404 Not Found", []);
+      return ["no"];
+    });
+    const fetchApp = serveFetch(async () => {
+      await Bun.sleep(100);
+      return new Response("no", { status: 404 });
+    });
+    for (const port of [wsgi.port, fetchApp.port]) {
+      const c = await RawClient.connect(port);
+      c.send(upload);
+      const first = await c.response();
+      expect(first.status).toBe(404);
+      expect(first.header("connection")).toBeUndefined();
+      c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+      const next = await c.response({ ms: 2000 });
+      expect(next.status).toBe(404);
+      c.close();
+    }
+    wsgi.server.close();
+    fetchApp.server.close();
+  });
+});

@@ -158,7 +158,7 @@ export class RequestBody implements InputOwner {
       : `received ${got} of ${this.host.parser.contentLength} bytes`;
   }
 
-  /** The response is done: a body still coming will be dropped, and an unused raw stream ends. */
+  /** The response is done: a body still coming will be dropped, unread input too (reading goes on), and an unused raw stream ends. */
   responseDone(bodyPending: boolean): void {
     const raw = this.rawInput;
     if (raw !== null) {
@@ -170,6 +170,10 @@ export class RequestBody implements InputOwner {
     if (bodyPending) this.input.fail(new ConnectionClosedError("response finished before the body was read"));
     this.input.discard();
     this.input = EMPTY_INPUT;
+    // Its unread bytes are gone, so they hold reading no more. A body that had all arrived, above
+    // the mark, left reading paused with no reader to resume it: a keep-alive client's next
+    // request sat unread until timeouts.keep_alive.
+    this.host.flow.resume(Pause.INPUT);
   }
 
   /** The connection closed: reads still waiting fail. */
