@@ -2,6 +2,7 @@
 
 import { readdirSync } from "node:fs";
 import { libc } from "./libc.ts";
+import { Throttle } from "./throttle.ts";
 
 /**
  * What to do with a socket just accepted. At the limit accept(2) fails with EMFILE and leaves
@@ -31,8 +32,6 @@ const CLOSE_RESERVE = 16;
 const RECOUNT = 0.25;
 /** Descriptors assumed open besides sockets where they cannot be counted (no /proc). */
 const UNCOUNTED_OTHERS = 32;
-/** Seconds between two warnings in the error log. */
-const WARN_EVERY = 10;
 
 /** Descriptors this process has open (/proc/self/fd, less the listing's own), or -1 where it cannot tell. */
 function openDescriptors(): number {
@@ -53,9 +52,8 @@ class FdRoom {
   private counted = true;
   /** Open sockets up to which no count is needed: far enough below the reserve that what else opened since cannot reach it. */
   private quick = 0;
-  private warnedAt = Number.NEGATIVE_INFINITY;
-  /** Sockets refused or closed since the last warning. */
-  private turnedAway = 0;
+  /** The warning's schedule, counting the sockets refused or closed since the last one. */
+  private readonly warned = new Throttle();
 
   /**
    * The verdict for a socket just accepted, `open` client sockets now open in the process (it
@@ -88,19 +86,16 @@ class FdRoom {
     this.quick = room - Math.max(2 * refuseBelow, Math.floor(room / 4));
     const free = room - open;
     if (free >= refuseBelow) return Room.SERVE;
-    this.turnedAway++;
     return free < Math.min(CLOSE_RESERVE, Math.floor(room / 16)) ? Room.CLOSE : Room.REFUSE;
   }
 
   /**
-   * The warning to log now, or null: at most one every WARN_EVERY seconds while sockets are
-   * turned away, with how many were since the last.
+   * A socket was turned away at `now`: the warning to log, or null: at most one every
+   * WARN_EVERY seconds (engine/throttle), with how many were turned away since the last.
    */
   warning(open: number, now: number): string | null {
-    if (this.turnedAway === 0 || now - this.warnedAt < WARN_EVERY) return null;
-    const n = this.turnedAway;
-    this.turnedAway = 0;
-    this.warnedAt = now;
+    const n = this.warned.due(now);
+    if (n === 0) return null;
     return (
       `descriptor limit: ${open} client connections open, ${this.others} other descriptors, limit ${this.limit} (RLIMIT_NOFILE); ` +
       `${n} new connection${n === 1 ? "" : "s"} refused with 503 or closed since the last warning. ` +

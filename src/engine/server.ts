@@ -445,7 +445,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
    */
   private turnAway(conn: Connection, room: RoomVerdict, open: number): void {
     const warning = fdRoom.warning(open, this.now);
-    if (warning !== null) this.errorLog.write(`bunwsgi: ${warning}\n`, "WARNING");
+    if (warning !== null) this.warning(warning);
     if (room === Room.REFUSE) {
       this.refuseUnserved(conn, `descriptor limit (${fdRoom.limit}) nearly reached`, "descriptor_limit");
       return;
@@ -512,7 +512,7 @@ export abstract class Server implements ConnectionHost, PoolMember, ProxyStageHo
     this.errorLog.write(`${line}\n`, "DEBUG");
   }
 
-  /** ProxyStageHost: a warning in the error log. */
+  /** A warning in the error log: the PROXY stage's (ProxyStageHost), the descriptor room's. */
   warning(line: string): void {
     this.errorLog.write(`bunwsgi: ${line}\n`, "WARNING");
   }
